@@ -1,0 +1,297 @@
+"""The signed alikafka OpenAPI client: the only code that speaks HTTP to the cloud.
+
+One aiohttp session (keep-alive) per process; every call passes one shared rate limiter and one
+concurrency limit, so the account's quota is respected however many pairs are polled. Each
+attempt is signed anew (fresh nonce and timestamp) and counted in :class:`~exporter.stats.ApiStats`.
+Only retryable errors (throttling, 5xx, timeouts, connection errors) are retried, with full-jitter
+exponential backoff that never undercuts the server's ``x-acs-retry-after``.
+
+Error messages are built from codes and the server's message only: never from URLs or headers,
+which carry the signature and, with STS, the security token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+import aiohttp
+from yarl import URL
+
+from exporter import __version__, signing
+from exporter.credentials import CredentialProvider, Credentials, CredentialsError
+from exporter.errors import (
+    ApiError,
+    AuthError,
+    MalformedResponseError,
+    ServerError,
+    TransportError,
+    error_class,
+    sanitise_code,
+)
+from exporter.models import ConsumerProgress, ParseError, parse_consumer_progress, unwrap_root
+from exporter.ratelimit import RateLimiter
+from exporter.stats import ApiStats
+
+API_VERSION = "2019-09-16"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_BACKOFF_BASE = 0.25
+_BACKOFF_CAP = 20.0
+
+log = logging.getLogger(__name__)
+
+
+class ApiOptions(Protocol):
+    """The client's slice of the settings (``exporter.settings.ApiSettings`` satisfies it)."""
+
+    @property
+    def signature(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def max_concurrency(self) -> int: ...
+    @property
+    def hide_last_timestamp(self) -> bool: ...
+
+    def endpoint_for(self, region: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """A successful answer: the JSON body (root wrapper removed) and its RequestId."""
+
+    body: Mapping[str, Any]
+    request_id: str | None
+
+
+def _lookup(body: Mapping[str, Any], name: str) -> Any:
+    """Read ``Code``/``code``, ``RequestId``/``requestId`` and the like."""
+    if name in body:
+        return body[name]
+    return body.get(name[0].lower() + name[1:])
+
+
+def _iso_utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+class AlikafkaClient:
+    """Async client for the alikafka RPC API. Use as ``async with AlikafkaClient(...) as c``."""
+
+    def __init__(
+        self,
+        options: ApiOptions,
+        credentials: CredentialProvider,
+        limiter: RateLimiter,
+        stats: ApiStats,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._options = options
+        self._credentials = credentials
+        self._limiter = limiter
+        self._stats = stats
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._concurrency = asyncio.Semaphore(options.max_concurrency)
+        self._session: aiohttp.ClientSession | None = None
+        self._secrets: tuple[str, ...] = ()
+
+    async def __aenter__(self) -> AlikafkaClient:
+        connector = aiohttp.TCPConnector(limit=self._options.max_concurrency, keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self._options.timeout),
+            headers={"User-Agent": f"alikafka-exporter/{__version__}"},
+            auto_decompress=True,
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get_consumer_progress(
+        self, region: str, instance_id: str, group: str
+    ) -> tuple[ConsumerProgress, str | None]:
+        """Poll one pair; returns the parsed progress and the answer's RequestId."""
+        params = {"RegionId": region, "InstanceId": instance_id, "ConsumerId": group}
+        if self._options.hide_last_timestamp:
+            params["HideLastTimestamp"] = "true"
+        response = await self.call("GetConsumerProgress", region, params)
+        try:
+            return parse_consumer_progress(response.body), response.request_id
+        except ParseError as exc:
+            raise MalformedResponseError(
+                "malformed_response", str(exc), request_id=response.request_id, http_status=200
+            ) from None
+
+    async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse:
+        """Call ``action`` with retries; raises an :class:`~exporter.errors.ApiError` subclass."""
+        attempts = 1 + self._options.max_retries
+        for attempt in range(attempts):
+            try:
+                return await self._attempt(action, region, params)
+            except ApiError as exc:
+                retry_nonce = exc.code == "SignatureNonceUsed" and attempt == 0
+                if attempt + 1 >= attempts or not (exc.retryable or retry_nonce):
+                    raise
+                delay = self._rng.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+                if exc.retry_after is not None:
+                    delay = max(delay, exc.retry_after)
+                log.debug(
+                    "retrying API call",
+                    extra={"action": action, "code": exc.code, "attempt": attempt + 1, "delay_s": round(delay, 3)},
+                )
+                await self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse:
+        try:
+            creds = await self._credentials.get()
+        except CredentialsError as exc:
+            raise AuthError("credentials_unavailable", str(exc)) from None
+        self._secrets = tuple(
+            s.reveal() for s in (creds.access_key_secret, creds.security_token) if s is not None
+        )
+        async with self._concurrency:
+            await self._limiter.acquire()
+            url, headers = self._sign(action, region, params, creds)
+            started = time.monotonic()
+            code = "connection_error"
+            try:
+                status, body, retry_after = await self._send(url, headers)
+                result = self._interpret(action, status, body, retry_after)
+            except ApiError as exc:
+                code = exc.code
+                raise
+            else:
+                code = "200"
+                return result
+            finally:
+                self._stats.observe(action, code, time.monotonic() - started)
+
+    def _sign(
+        self, action: str, region: str, params: Mapping[str, str], creds: Credentials
+    ) -> tuple[URL, dict[str, str]]:
+        endpoint = URL(self._options.endpoint_for(region))
+        path = endpoint.path or "/"
+        now = self._clock()
+        nonce = uuid.uuid4().hex
+        secret = creds.access_key_secret.reveal()
+        if self._options.signature == "v1":
+            query = dict(params)
+            query.update(
+                Action=action,
+                Version=API_VERSION,
+                Format="JSON",
+                AccessKeyId=creds.access_key_id,
+                SignatureMethod="HMAC-SHA1",
+                SignatureVersion="1.0",
+                SignatureNonce=nonce,
+                Timestamp=_iso_utc(now),
+            )
+            if creds.security_token is not None:
+                query["SecurityToken"] = creds.security_token.reveal()
+            query["Signature"] = signing.v1_signature(secret, "POST", query)
+            headers = {"Accept": "application/json"}
+        else:
+            query = dict(params)
+            headers = {
+                "host": endpoint.raw_authority,
+                "x-acs-action": action,
+                "x-acs-version": API_VERSION,
+                "x-acs-date": _iso_utc(now),
+                "x-acs-signature-nonce": nonce,
+                "x-acs-content-sha256": signing.EMPTY_SHA256,
+            }
+            if creds.security_token is not None:
+                headers["x-acs-security-token"] = creds.security_token.reveal()
+                headers["x-acs-accesskey-id"] = creds.access_key_id
+            names = signing.v3_signed_header_names(headers)
+            canonical = signing.v3_canonical_request("POST", path, query, headers, names, signing.EMPTY_SHA256)
+            headers["Authorization"] = signing.v3_authorization(
+                creds.access_key_id, names, signing.v3_signature(secret, canonical)
+            )
+            headers["Accept"] = "application/json"
+        url = endpoint.with_query(None).with_fragment(None)
+        return URL(f"{url}?{signing.canonical_query(query)}", encoded=True), headers
+
+    async def _send(self, url: URL, headers: Mapping[str, str]) -> tuple[int, bytes, str | None]:
+        assert self._session is not None, "use AlikafkaClient as an async context manager"
+        try:
+            async with self._session.post(url, headers=headers, data=b"") as resp:
+                if resp.content_length is not None and resp.content_length > MAX_BODY_BYTES:
+                    raise MalformedResponseError("malformed_response", "answer larger than 64 MiB")
+                body = await resp.content.read(MAX_BODY_BYTES + 1)
+                if len(body) > MAX_BODY_BYTES:
+                    raise MalformedResponseError("malformed_response", "answer larger than 64 MiB")
+                return resp.status, body, resp.headers.get("x-acs-retry-after")
+        except TimeoutError:
+            raise TransportError("timeout", f"no answer within {self._options.timeout:g}s") from None
+        except aiohttp.ClientError as exc:
+            # The exception's text can include the URL (and so the signature); use its type only.
+            raise TransportError("connection_error", type(exc).__name__) from None
+
+    def _redact(self, text: str) -> str:
+        # SignatureDoesNotMatch echoes the server's string to sign, which holds the STS token.
+        text = text.split("server string to sign is", 1)[0].strip()
+        for secret in self._secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text[:300]
+
+    def _interpret(self, action: str, status: int, raw: bytes, retry_after: str | None) -> ApiResponse:
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            parsed = None
+        if not isinstance(parsed, Mapping):
+            if status >= 500:
+                raise ServerError(str(status), f"HTTP {status} with a non-JSON body", http_status=status)
+            if status != 200:
+                cls = error_class(str(status), status)
+                raise cls(str(status), f"HTTP {status} with a non-JSON body", http_status=status)
+            raise MalformedResponseError("malformed_response", "HTTP 200 with a body that is not a JSON object",
+                                         http_status=status)
+        body = unwrap_root(parsed, action)
+        request_id = _lookup(body, "RequestId")
+        request_id = str(request_id) if request_id is not None else None
+        code_value = _lookup(body, "Code")
+        success = _lookup(body, "Success")
+        if status == 200 and success is None and code_value is None:
+            raise MalformedResponseError("malformed_response", "HTTP 200 without Success or Code",
+                                         request_id=request_id, http_status=status)
+        if (
+            status == 200
+            and success in (None, True, "true", "True")
+            and (code_value is None or str(code_value) == "200")
+        ):
+            return ApiResponse(body, request_id)
+        code = sanitise_code(str(code_value)) if code_value not in (None, "", 200, "200") else str(status)
+        message = self._redact(str(_lookup(body, "Message") or ""))
+        cls = error_class(code, status)
+        delay = None
+        if retry_after is not None:
+            try:
+                delay = max(0.0, float(retry_after) / 1000)
+            except ValueError:
+                delay = None
+        raise cls(code, message, request_id=request_id, http_status=status, retry_after=delay)
+

@@ -1,0 +1,226 @@
+"""AccessKey credentials: where they come from, and how they stay fresh.
+
+The default chain (contract section 5) is: mounted secret files from the config, then the
+``ALIBABA_CLOUD_*`` environment. Files are re-read whenever they change, so a rotated Kubernetes
+Secret takes effect without a restart. Providers hand out :class:`Credentials` that may expire;
+:class:`RefreshingProvider` is the base for the STS-backed sources (RRSA, ECS RAM role) that
+refresh ahead of expiry with one refresh in flight at a time.
+
+Secret values live in :class:`Secret`, whose ``str``/``repr`` never show them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+ENV_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+ENV_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 - a variable name, not a secret
+ENV_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+
+class Secret:
+    """A string that refuses to be printed; call :meth:`reveal` where the value is needed."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value, for signing only."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """One usable key pair, optionally an STS token and its expiry (epoch seconds)."""
+
+    access_key_id: str
+    access_key_secret: Secret = field(repr=False)
+    security_token: Secret | None = field(default=None, repr=False)
+    expiration: float | None = None
+
+
+class CredentialsError(Exception):
+    """No usable credentials; the message names where we looked, never a secret value."""
+
+
+class CredentialProvider(Protocol):
+    """Anything that yields current credentials; ``source`` names it for logs and --check-config."""
+
+    @property
+    def source(self) -> str:
+        """A human-readable description of where the credentials come from."""
+        ...
+
+    async def get(self) -> Credentials:
+        """Current credentials; raises :class:`CredentialsError` when none are usable."""
+        ...
+
+
+class StaticProvider:
+    """Fixed credentials: the environment (read once, at start) or the demo simulator's key."""
+
+    def __init__(self, credentials: Credentials, source: str) -> None:
+        self._credentials = credentials
+        self._source = source
+
+    @property
+    def source(self) -> str:
+        """Where the fixed credentials came from."""
+        return self._source
+
+    async def get(self) -> Credentials:
+        """The fixed credentials."""
+        return self._credentials
+
+
+def _read_secret_file(path: Path, what: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CredentialsError(f"cannot read {what} file {path}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise CredentialsError(f"{what} file {path} is not UTF-8 text") from None
+    if not text:
+        raise CredentialsError(f"{what} file {path} is empty")
+    return text
+
+
+class FileProvider:
+    """Key files mounted from a Kubernetes Secret; re-read when any of them changes.
+
+    A change is detected by (mtime, size, inode) of each file, checked on every :meth:`get`: a
+    ``stat`` per API call is negligible next to the HTTPS round trip, and Kubernetes swaps Secret
+    volumes through a symlink, which changes the inode.
+    """
+
+    def __init__(self, id_file: Path, secret_file: Path, token_file: Path | None) -> None:
+        self._files = (id_file, secret_file, token_file)
+        self._stamp: tuple[tuple[float, int, int], ...] | None = None
+        self._credentials: Credentials | None = None
+
+    @property
+    def source(self) -> str:
+        """The configured file paths."""
+        names = ", ".join(str(f) for f in self._files if f is not None)
+        return f"files ({names})"
+
+    def _stat(self) -> tuple[tuple[float, int, int], ...]:
+        stamps = []
+        for path in self._files:
+            if path is None:
+                continue
+            try:
+                st = path.stat()
+            except OSError as exc:
+                raise CredentialsError(f"cannot read credentials file {path}: {exc.strerror}") from None
+            stamps.append((st.st_mtime, st.st_size, st.st_ino))
+        return tuple(stamps)
+
+    async def get(self) -> Credentials:
+        """The credentials in the files, re-read if any file changed since the last call."""
+        stamp = self._stat()
+        if self._credentials is None or stamp != self._stamp:
+            id_file, secret_file, token_file = self._files
+            token = _read_secret_file(token_file, "security token") if token_file else None
+            self._credentials = Credentials(
+                access_key_id=_read_secret_file(id_file, "AccessKey ID"),
+                access_key_secret=Secret(_read_secret_file(secret_file, "AccessKey secret")),
+                security_token=Secret(token) if token else None,
+            )
+            self._stamp = stamp
+        return self._credentials
+
+
+class RefreshingProvider(ABC):
+    """Base for expiring credentials: cached, refreshed ``refresh_margin`` seconds before expiry.
+
+    Concurrent callers share one refresh. When a refresh fails but the cached credentials have
+    not expired yet, they keep being used (the next call tries again), so a brief outage of the
+    credential endpoint does not fail polls.
+    """
+
+    def __init__(self, refresh_margin: float = 300.0, clock: Callable[[], float] = time.time) -> None:
+        self._margin = refresh_margin
+        self._clock = clock
+        self._cached: Credentials | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    @abstractmethod
+    def source(self) -> str:
+        """Where the credentials come from."""
+
+    @abstractmethod
+    async def fetch(self) -> Credentials:
+        """Obtain new credentials (with ``expiration`` set)."""
+
+    def _fresh(self, creds: Credentials | None) -> bool:
+        if creds is None:
+            return False
+        return creds.expiration is None or creds.expiration - self._margin > self._clock()
+
+    async def get(self) -> Credentials:
+        """Cached credentials, refreshed ahead of expiry."""
+        if self._fresh(self._cached):
+            assert self._cached is not None
+            return self._cached
+        async with self._lock:
+            if self._fresh(self._cached):
+                assert self._cached is not None
+                return self._cached
+            try:
+                self._cached = await self.fetch()
+            except CredentialsError:
+                cached = self._cached
+                if cached is not None and cached.expiration is not None and cached.expiration > self._clock():
+                    return cached
+                raise
+            return self._cached
+
+
+def default_chain(
+    id_file: Path | None,
+    secret_file: Path | None,
+    token_file: Path | None,
+    environ: Mapping[str, str] = os.environ,
+) -> CredentialProvider:
+    """Resolve the first source of contract section 5 that is configured.
+
+    Raises :class:`CredentialsError` naming every place looked at when none is.
+    """
+    if id_file is not None and secret_file is not None:
+        return FileProvider(id_file, secret_file, token_file)
+    key_id = environ.get(ENV_ID, "").strip()
+    secret = environ.get(ENV_SECRET, "").strip()
+    if key_id and secret:
+        token = environ.get(ENV_TOKEN, "").strip()
+        creds = Credentials(key_id, Secret(secret), Secret(token) if token else None)
+        source = f"environment ({ENV_ID}, {ENV_SECRET}{', ' + ENV_TOKEN if token else ''})"
+        return StaticProvider(creds, source)
+    if key_id or secret:
+        missing = ENV_SECRET if key_id else ENV_ID
+        raise CredentialsError(f"{missing} is not set while its partner is; set both")
+    raise CredentialsError(
+        "no credentials found: set credentials.access_key_id_file and credentials.access_key_secret_file, "
+        f"or the environment variables {ENV_ID} and {ENV_SECRET}"
+    )

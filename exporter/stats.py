@@ -1,0 +1,48 @@
+"""Counters of the exporter's own API traffic, kept as plain numbers for the collector to render.
+
+The client reports every HTTP attempt here; only the collector turns these into metric families,
+so metric names stay in one module. ``version`` changes on every update, letting the exposition
+cache know when to render again.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+# Latency buckets for one API attempt, in seconds: loopback answers take milliseconds, the cloud
+# typically 50-500 ms, and the default timeout is 10 s.
+DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class Histogram:
+    """Cumulative-bucket histogram state for one label set."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
+    total: int = 0
+    sum: float = 0.0
+
+    def observe(self, value: float) -> None:
+        """Add one observation."""
+        index = bisect.bisect_left(DURATION_BUCKETS, value)
+        for i in range(index, len(self.counts)):
+            self.counts[i] += 1
+        self.total += 1
+        self.sum += value
+
+
+class ApiStats:
+    """Per-action request counts by result code, and per-action latency histograms."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str], int] = {}
+        self.durations: dict[str, Histogram] = {}
+        self.version = 0
+
+    def observe(self, action: str, code: str, seconds: float) -> None:
+        """Record one HTTP attempt of ``action`` that ended with ``code`` after ``seconds``."""
+        key = (action, code)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        self.durations.setdefault(action, Histogram()).observe(max(0.0, seconds))
+        self.version += 1
