@@ -1,0 +1,71 @@
+"""Structured logging on stderr, as logfmt (the default) or one JSON object per line.
+
+Call sites use stdlib logging with a constant message and fields in ``extra=``, so the formatter
+can emit them as keys without string interpolation. aiohttp's access log is quiet below debug, and
+its per-request error tracebacks for malformed client input are shortened to one line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, Literal, TextIO
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    for key, value in vars(record).items():
+        if key not in _STANDARD and not key.startswith("_"):
+            fields[key] = value
+    if record.exc_info and record.exc_info[0] is not None:
+        fields["exc"] = logging.Formatter().formatException(record.exc_info)
+    return fields
+
+
+def _logfmt_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if text == "" or any(c in text for c in ' ="\\\n\t'):
+        return json.dumps(text)
+    return text
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts=... level=info logger=... msg="..." key=value``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One logfmt line."""
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items())
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One JSON line."""
+        return json.dumps(_fields(record), default=str)
+
+
+def configure(
+    level: str = "info", fmt: Literal["logfmt", "json"] = "logfmt", stream: TextIO | None = None
+) -> None:
+    """Install the formatter on the root logger (replacing earlier handlers)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    numeric = logging.getLevelName(level.upper())
+    # aiohttp logs every request at info; keep that for debug runs only.
+    logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
