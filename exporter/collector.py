@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -34,6 +34,7 @@ class CollectorOptions:
     granularity: Granularity = "partition"
     member_labels: bool = False
     version: str = "0"
+    python_version: str = field(default_factory=platform.python_version)
 
 
 class SnapshotCollector:
@@ -87,7 +88,7 @@ class SnapshotCollector:
             "alikafka_exporter_build_info", "Exporter build information; always 1.",
             labels=["version", "python_version"],
         )
-        build.add_metric([self._options.version, platform.python_version()], 1.0)
+        build.add_metric([self._options.version, self._options.python_version], 1.0)
         yield build
 
         requests = CounterMetricFamily(

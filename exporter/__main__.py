@@ -1,0 +1,82 @@
+"""Command-line entry point: parse, validate, then run; exit 0 clean, 1 runtime failure, 2 bad config.
+
+Configuration problems are printed one per line, naming the key and where it came from, before
+anything starts. Nothing here prints a secret: credentials are reported by source only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from exporter import __version__, app, logs
+from exporter.cli import parse_args
+from exporter.credentials import CredentialsError, default_chain
+from exporter.settings import ConfigError, Settings, load_settings
+
+EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
+
+log = logging.getLogger("exporter")
+
+
+def _config_error(problems: Sequence[str]) -> int:
+    for problem in problems:
+        print(f"alikafka-exporter: config error: {problem}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _plan(settings: Settings) -> app.Plan:
+    pairs = app.pairs_from_settings(settings)
+    if not pairs:
+        raise ConfigError(["targets (default): no targets configured; use --target INSTANCE_ID=GROUP, "
+                           "a config file with targets, or --demo"])
+    try:
+        provider = default_chain(
+            settings.credentials.access_key_id_file,
+            settings.credentials.access_key_secret_file,
+            settings.credentials.security_token_file,
+            os.environ,
+        )
+    except CredentialsError as exc:
+        raise ConfigError([f"credentials: {exc}"]) from None
+    if settings.web.config_file is not None:
+        raise ConfigError(["web.config_file: TLS and basic auth are not available in this version yet"])
+    return app.Plan(pairs, settings.api, provider)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the exporter; returns the process exit code."""
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        if args.version:
+            print(f"alikafka-exporter {__version__}")
+            return EXIT_OK
+        settings = load_settings(args.flags, os.environ, args.config_file)
+    except ConfigError as exc:
+        return _config_error(exc.problems)
+    logs.configure(settings.log.level, settings.log.format)
+    if settings.demo:
+        from exporter import demo  # noqa: PLC0415 - the simulator is loaded only when asked for
+
+        return demo.main(settings, once=args.once, check_config=args.check_config)
+    try:
+        plan = _plan(settings)
+        # Resolve once now so --check-config and start-up fail early on unreadable key files.
+        asyncio.run(plan.credentials.get())
+    except ConfigError as exc:
+        return _config_error(exc.problems)
+    except CredentialsError as exc:
+        return _config_error([f"credentials: {exc}"])
+    if args.check_config:
+        print("\n".join(app.summary_lines(settings, plan)))
+        return EXIT_OK
+    if args.once:
+        return asyncio.run(app.run_once(settings, plan))
+    return asyncio.run(app.serve(settings, plan))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The exposition: golden file, promtool lint, granularity, absence rules and label contract."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from types import MappingProxyType
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
+
+from exporter.collector import CollectorOptions, SnapshotCollector
+from exporter.models import RebalanceInfo
+from exporter.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.stats import ApiStats
+from tests.fakes import progress
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden.prom"
+NOW = 1_800_000_000.0
+
+ORDERS = Pair("alikafka_post-cn-a", "orders-consumer", "cn-hangzhou")
+BILLING = Pair("alikafka_post-cn-a", "billing", "cn-hangzhou")
+GONE = Pair("alikafka_post-cn-b", "ghost", "cn-shanghai")
+NEVER = Pair("alikafka_post-cn-b", "new", "cn-shanghai")
+
+
+def sample_snapshot() -> Snapshot:
+    orders = progress(
+        {"orders": {0: (100, 90), 1: (50, None), 2: (70, 75)}, "refunds": {0: (9, 9)}},
+        members=("m-1", "m-2"),
+        rebalance=RebalanceInfo(7, 1_799_999_000.0, 1.25, True, "join"),
+    )
+    billing = progress({"orders": {0: (101, 20)}}, state="empty", members=(), last_ts_ms=None)
+    err = PollError("Throttling.User", "Request was denied due to user flow control.", "throttled", "RID-1")
+    states = {
+        ORDERS: PairState(ORDERS, orders, True, NOW, NOW, None, 3),
+        BILLING: PairState(BILLING, billing, False, NOW, NOW - 60, err, 3),
+        GONE: PairState(GONE, None, False, NOW, NOW - 600, err, 9),
+        NEVER: PairState(NEVER),
+    }
+    return Snapshot(MappingProxyType(states), 5, 2.5, 60.0)
+
+
+def sample_stats() -> ApiStats:
+    stats = ApiStats()
+    stats.observe("GetConsumerProgress", "200", 0.04)
+    stats.observe("GetConsumerProgress", "200", 0.3)
+    stats.observe("GetConsumerProgress", "Throttling.User", 0.02)
+    stats.observe("GetConsumerProgress", "timeout", 10.0)
+    return stats
+
+
+def render(options: CollectorOptions | None = None, snapshot: Snapshot | None = None) -> str:
+    options = options or CollectorOptions(version="0.1.0", python_version="3.11.7")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snapshot or sample_snapshot(), sample_stats(), options))
+    return generate_latest(registry).decode()
+
+
+def families(text: str) -> set[str]:
+    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+
+
+def test_golden_exposition() -> None:
+    """The whole exposition of a fixed snapshot matches tests/fixtures/golden.prom (UPDATE_GOLDEN=1 rewrites)."""
+    text = render(CollectorOptions(member_labels=True, version="0.1.0", python_version="3.11.7"))
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_golden_file_passes_promtool(promtool: str) -> None:
+    """promtool check metrics finds no problem in the golden exposition."""
+    result = subprocess.run([promtool, "check", "metrics"], input=GOLDEN.read_bytes(), capture_output=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_absent_values_are_absent_not_sentinels() -> None:
+    """No NaN, no negative values, no -1; uncommitted partitions have no lag series."""
+    text = render()
+    values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line and not line.startswith("#")]
+    assert all(v not in ("NaN", "-1.0", "-Inf") and not v.startswith("-") for v in values)
+    assert 'alikafka_consumergroup_lag{group="orders-consumer",instance_id="alikafka_post-cn-a",partition="1"' not in text
+    # consumer ahead of the broker offset (non-atomic read) clamps to 0
+    assert ('alikafka_consumergroup_lag{group="orders-consumer",instance_id="alikafka_post-cn-a",partition="2",'
+            'topic="orders"} 0.0') in text
+    # billing has no LastTimestamp: no timestamp series for it
+    assert 'last_consumed_timestamp_seconds{group="billing"' not in text
+
+
+def test_stale_and_pending_pairs_export_only_health() -> None:
+    """A stale pair keeps up 0 and its last success time; a never-polled pair exports nothing."""
+    text = render()
+    assert 'alikafka_consumergroup_up{group="ghost",instance_id="alikafka_post-cn-b"} 0.0' in text
+    assert 'group_lag{group="ghost"' not in text
+    assert 'group="new"' not in text
+    assert 'alikafka_exporter_targets{state="stale"} 1.0' in text
+    assert 'alikafka_exporter_targets{state="failing"} 1.0' in text
+
+
+def test_end_offset_is_one_series_per_partition() -> None:
+    """Two groups reading orders/0 give one end-offset series with the highest value."""
+    text = render()
+    lines = [line for line in text.splitlines()
+             if line.startswith('alikafka_topic_partition_end_offset{instance_id="alikafka_post-cn-a",partition="0",'
+                                'topic="orders"}')]
+    assert lines == ['alikafka_topic_partition_end_offset{instance_id="alikafka_post-cn-a",partition="0",'
+                     'topic="orders"} 101.0']
+
+
+def test_granularity_trims_levels() -> None:
+    """topic drops partition families; group keeps only group-level ones."""
+    full = families(render())
+    topic = families(render(CollectorOptions(granularity="topic")))
+    group = families(render(CollectorOptions(granularity="group")))
+    partition_only = {"alikafka_consumergroup_lag", "alikafka_consumergroup_current_offset",
+                      "alikafka_topic_partition_end_offset", "alikafka_consumergroup_last_consumed_timestamp_seconds"}
+    topic_level = {"alikafka_consumergroup_topic_lag", "alikafka_consumergroup_topic_last_consumed_timestamp_seconds"}
+    assert partition_only <= full
+    assert not partition_only & topic and topic_level <= topic
+    assert not (partition_only | topic_level) & group
+    assert "alikafka_consumergroup_group_lag" in group
+
+
+def test_member_labels_are_opt_in() -> None:
+    """partition_assignment_info appears only with member_labels."""
+    assert "partition_assignment_info" not in render()
+    assert 'member_id="m-2"' in render(CollectorOptions(member_labels=True))
+
+
+def test_no_forbidden_labels() -> None:
+    """Data families never carry region, instance or job; no sample has a timestamp."""
+    text = render(CollectorOptions(member_labels=True))
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        assert "region=" not in line and 'instance="' not in line and "job=" not in line
+        assert len(line.rsplit("}", 1)[-1].split()) == 1 if "}" in line else len(line.split()) == 2
