@@ -12,12 +12,14 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
-TEXT_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The body is the classic 0.0.4 text format; newer prometheus_client versions label it 1.0.0,
+# which older Prometheus servers do not know, so the header is pinned to what the body is.
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass

@@ -138,3 +138,12 @@ def test_no_forbidden_labels() -> None:
             continue
         assert "region=" not in line and 'instance="' not in line and "job=" not in line
         assert len(line.rsplit("}", 1)[-1].split()) == 1 if "}" in line else len(line.split()) == 2
+
+
+def test_every_family_is_documented_with_a_sample() -> None:
+    """docs/metrics.md has a heading and an exposition sample for every family the exporter emits."""
+    doc = (Path(__file__).parent.parent / "docs" / "metrics.md").read_text()
+    emitted = families(render(CollectorOptions(member_labels=True)))
+    for family in emitted:
+        assert f"### `{family}`" in doc, f"{family} is not documented"
+        assert f"\n{family}" in doc, f"{family} has no sample"

@@ -1,0 +1,35 @@
+# Two entry points for a fresh clone with Python 3.11+ and make:
+#   make run    - the exporter against the built-in simulated alikafka API (no cloud account needed)
+#   make test   - lint, type checks and the whole test suite (installs Prometheus/promtool into .tools/)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?= --demo
+
+.PHONY: run test lint typecheck pytest tools clean
+
+$(BIN)/alikafka-exporter: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(BIN)/alikafka-exporter
+	$(BIN)/alikafka-exporter $(ARGS)
+
+tools:
+	@bash scripts/install-tools.sh || { [ "$$CI" != "true" ] && echo "tools missing: their tests will skip" >&2; }
+
+lint: $(BIN)/alikafka-exporter
+	$(BIN)/ruff check exporter tests benchmarks
+
+typecheck: $(BIN)/alikafka-exporter
+	$(BIN)/mypy --strict exporter
+
+pytest: $(BIN)/alikafka-exporter tools
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

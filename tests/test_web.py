@@ -1,0 +1,108 @@
+"""HTTP routes: content negotiation, gzip, readiness, status page, unknown paths."""
+
+from __future__ import annotations
+
+import gzip
+from types import MappingProxyType
+
+from aiohttp.test_utils import TestClient
+
+from exporter.collector import CollectorOptions, SnapshotCollector
+from exporter.exposition import Exposition
+from exporter.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.stats import ApiStats
+from exporter.web import WebOptions, make_app, render_status_page
+from tests.fakes import progress
+
+A = Pair("alikafka_post-cn-a", "orders", "cn-hangzhou")
+B = Pair("alikafka_post-cn-a", "<script>", "cn-hangzhou")
+
+
+class Holder:
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+
+def polled() -> Snapshot:
+    err = PollError("BIZ_SUBSCRIPTION_NOT_FOUND", "group <b>missing</b>", "not_found", "RID-7")
+    return Snapshot(MappingProxyType({
+        A: PairState(A, progress({"t": {0: (30, 5)}}), True, 1.0, 1.0, None, 1),
+        B: PairState(B, None, False, 1.0, None, err, 1),
+    }), 2)
+
+
+async def client_for(aiohttp_client, holder: Holder, path: str = "/metrics") -> TestClient:  # type: ignore[no-untyped-def]
+    stats = ApiStats()
+    collector = SnapshotCollector(lambda: holder.snapshot, stats, CollectorOptions())
+    exposition = Exposition(collector, lambda: (holder.snapshot.version, stats.version))
+    return await aiohttp_client(make_app(exposition, lambda: holder.snapshot, WebOptions(telemetry_path=path)))  # type: ignore[no-any-return]
+
+
+async def test_metrics_text_gzip_and_openmetrics(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    """Plain text by default, gzip when asked, OpenMetrics when the Accept header asks."""
+    client = await client_for(aiohttp_client, Holder(polled()))
+    plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert plain.status == 200
+    assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await plain.text()
+    assert 'alikafka_consumergroup_lag{group="orders",instance_id="alikafka_post-cn-a",partition="0",topic="t"} 25.0' in text
+
+    zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(await zipped.read()).decode() == text
+
+    om = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert om.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert (await om.text()).endswith("# EOF\n")
+
+    refused = await client.get("/metrics", headers={"Accept-Encoding": "gzip;q=0"}, auto_decompress=False)
+    assert "Content-Encoding" not in refused.headers
+
+
+async def test_readiness_follows_first_poll(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    """/readyz is 503 until every target was polled once; /healthz is always 200."""
+    holder = Holder(Snapshot(MappingProxyType({A: PairState(A)})))
+    client = await client_for(aiohttp_client, holder)
+    assert (await client.get("/healthz")).status == 200
+    not_ready = await client.get("/readyz")
+    assert not_ready.status == 503 and "1 of 1" in await not_ready.text()
+    holder.snapshot = polled()
+    assert (await client.get("/readyz")).status == 200
+
+
+async def test_custom_path_unknown_paths_and_methods(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    """The telemetry path is configurable; other paths 404, other methods 405."""
+    client = await client_for(aiohttp_client, Holder(polled()), path="/custom")
+    assert (await client.get("/custom")).status == 200
+    assert (await client.get("/metrics")).status == 404
+    assert (await client.post("/custom", data=b"x")).status == 405
+
+
+async def test_status_page_lists_targets_and_escapes(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    """The status page shows each target, its error and RequestId, escaping names and messages."""
+    client = await client_for(aiohttp_client, Holder(polled()))
+    page = await client.get("/")
+    assert page.status == 200 and page.content_type == "text/html"
+    body = await page.text()
+    assert "&lt;script&gt;" in body and "<script>" not in body
+    assert "BIZ_SUBSCRIPTION_NOT_FOUND" in body and "RID-7" in body and "&lt;b&gt;missing" in body
+    assert "alikafka_post-cn-a" in body
+
+
+def test_status_page_demo_banner() -> None:
+    """Demo mode says the data is simulated."""
+    assert "simulated" in render_status_page(polled(), WebOptions(demo=True), now=2.0)
+    assert "simulated" not in render_status_page(polled(), WebOptions(), now=2.0)
+
+
+async def test_exposition_cache_renders_once_per_state() -> None:
+    """Scrapes between changes reuse the same bytes; a new snapshot version renders again."""
+    holder = Holder(polled())
+    stats = ApiStats()
+    exposition = Exposition(SnapshotCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+                            lambda: (holder.snapshot.version, stats.version))
+    first = exposition.render()
+    assert exposition.render() is first
+    stats.observe("GetConsumerProgress", "200", 0.1)
+    second = exposition.render()
+    assert second is not first and b'code="200"' in second.body
