@@ -3,8 +3,8 @@
 A token bucket allows a burst of ``capacity`` on top of the steady rate, so a one-second window
 can see up to twice the limit; the cloud API counts per account and per second and answers such
 bursts with ``Throttling.User``. A sliding window of start times keeps the guarantee exact: a
-request may start only when fewer than ``max_qps`` requests started within the last second (for
-rates below one per second, the window stretches to ``1 / max_qps`` seconds with one slot).
+request may start only when fewer than ``floor(max_qps)`` requests started within the last second
+(for rates below one per second, the window stretches to ``1 / max_qps`` seconds with one slot).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ class RateLimiter:
         if max_qps <= 0:
             raise ValueError("max_qps must be positive")
         if max_qps >= 1:
-            self._slots = math.floor(max_qps)
-            self._window = self._slots / max_qps  # 2.5 qps -> 2 per 0.8 s
+            self._slots = math.floor(max_qps)  # 2.5 qps -> 2 per second: never 3 in one second
+            self._window = 1.0
         else:
             self._slots = 1
             self._window = 1 / max_qps
@@ -35,7 +35,7 @@ class RateLimiter:
 
     @property
     def max_qps(self) -> float:
-        """The configured steady rate."""
+        """The steady rate actually enforced (``max_qps`` rounded down when above 1)."""
         return self._slots / self._window
 
     def pause_until(self, deadline: float) -> None:

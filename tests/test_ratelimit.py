@@ -1,0 +1,51 @@
+"""The process-wide limiter never lets more than max_qps requests start in any one-second window."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from exporter.ratelimit import RateLimiter
+
+
+def max_in_window(starts: list[float], window: float = 1.0) -> int:
+    starts = sorted(starts)
+    best = 0
+    j = 0
+    for i, t in enumerate(starts):
+        while starts[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+@pytest.mark.parametrize("qps", [40.0, 12.5])
+async def test_never_exceeds_max_qps_in_any_second(qps: float) -> None:
+    """Concurrent callers: every sliding one-second window holds at most floor(max_qps) starts."""
+    limiter = RateLimiter(qps)
+    starts: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        starts.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(int(qps * 2) + 5)))
+    assert max_in_window(starts) <= int(qps)
+    assert limiter.max_qps == int(qps)
+
+
+async def test_pause_holds_everyone() -> None:
+    """pause_until delays the next start to the deadline."""
+    limiter = RateLimiter(100)
+    limiter.pause_until(time.monotonic() + 0.3)
+    started = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - started >= 0.29
+
+
+def test_invalid_rate() -> None:
+    """A non-positive rate is a programming error."""
+    with pytest.raises(ValueError, match="positive"):
+        RateLimiter(0)
