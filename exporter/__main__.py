@@ -11,11 +11,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from exporter import __version__, app, logs
 from exporter.cli import parse_args
 from exporter.credentials import CredentialsError, default_chain
-from exporter.settings import ConfigError, Settings, load_settings
+from exporter.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 
@@ -47,6 +48,15 @@ def _plan(settings: Settings) -> app.Plan:
     return app.Plan(pairs, settings.api, provider)
 
 
+def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool) -> int:
+    if check_config:
+        print("\n".join(app.summary_lines(settings, plan)))
+        return EXIT_OK
+    if once:
+        return asyncio.run(app.run_once(settings, plan))
+    return asyncio.run(app.serve(settings, plan))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the exporter; returns the process exit code."""
     try:
@@ -54,28 +64,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.version:
             print(f"alikafka-exporter {__version__}")
             return EXIT_OK
-        settings = load_settings(args.flags, os.environ, args.config_file)
-    except ConfigError as exc:
-        return _config_error(exc.problems)
-    logs.configure(settings.log.level, settings.log.format)
-    if settings.demo:
-        from exporter import demo  # noqa: PLC0415 - the simulator is loaded only when asked for
+        config_file = args.config_file or _env_path(os.environ.get(CONFIG_FILE_ENV))
+        settings = load_settings(args.flags, os.environ, config_file)
+        logs.configure(settings.log.level, settings.log.format)
+        if settings.demo:
+            from exporter import demo  # noqa: PLC0415 - the simulator is loaded only when asked for
 
-        return demo.main(settings, once=args.once, check_config=args.check_config)
-    try:
-        plan = _plan(settings)
-        # Resolve once now so --check-config and start-up fail early on unreadable key files.
-        asyncio.run(plan.credentials.get())
+            plan = demo.plan(settings)
+        else:
+            plan = _plan(settings)
+            # Resolve once now so --check-config and start-up fail early on unreadable key files.
+            asyncio.run(plan.credentials.get())
     except ConfigError as exc:
         return _config_error(exc.problems)
     except CredentialsError as exc:
         return _config_error([f"credentials: {exc}"])
-    if args.check_config:
-        print("\n".join(app.summary_lines(settings, plan)))
-        return EXIT_OK
-    if args.once:
-        return asyncio.run(app.run_once(settings, plan))
-    return asyncio.run(app.serve(settings, plan))
+    return _run(settings, plan, check_config=args.check_config, once=args.once)
+
+
+def _env_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ class Plan:
 
 def pairs_from_settings(settings: Settings) -> tuple[Pair, ...]:
     """Expand targets into pairs; the settings guarantee a region for every target."""
-    pairs = []
+    pairs: list[Pair] = []
     for target in settings.targets:
         region = target.region or settings.api.region
         assert region is not None  # validated by Settings
@@ -114,8 +114,8 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
                 await polling
             await runner.cleanup()
         if not stop.is_set():
-            exc = polling.exception() if not polling.cancelled() else None
-            log.error("poller stopped unexpectedly", extra={"error": repr(exc)})
+            failure = polling.exception() if not polling.cancelled() else None
+            log.error("poller stopped unexpectedly", extra={"error": repr(failure)})
             return 1
     log.info("stopped")
     return 0

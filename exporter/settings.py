@@ -1,0 +1,411 @@
+"""Configuration: one frozen, validated Settings object built from file, environment and flags.
+
+Precedence is command line > environment > config file > defaults (contract section 2). The three
+layers are read separately and merged, so when validation fails every problem can be reported as
+one line naming the key, the layer it came from and what is wrong, before anything starts. The
+environment is read through a pydantic-settings source given an explicit mapping, never
+``os.environ`` at import time, which keeps tests hermetic.
+
+Secrets never live here: credentials are configured as file paths only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+ENV_PREFIX = "ALIKAFKA_EXPORTER_"
+CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_HELP = "use a number of seconds or a duration such as 500ms, 30s, 5m, 1h30m"
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a Go-style duration string (``1m30s``, ``500ms``)."""
+    if isinstance(value, bool):  # pydantic reports ValueError, not TypeError, as a validation error
+        raise ValueError(f"invalid duration: {_DURATION_HELP}")  # noqa: TRY004
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            if not text or _PART.sub("", text):
+                raise ValueError(f"invalid duration {text!r}: {_DURATION_HELP}") from None
+            seconds = sum(float(num) * _UNITS[unit] for num, unit in _PART.findall(text))
+    else:
+        raise ValueError(f"invalid duration: {_DURATION_HELP}")  # noqa: TRY004
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: must be a finite, non-negative time")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+def _empty_to_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+OptionalPath = Annotated[Path | None, BeforeValidator(_empty_to_none)]
+
+
+class ApiSettings(BaseModel):
+    """How to reach and call the alikafka OpenAPI."""
+
+    model_config = _FROZEN
+
+    region: str | None = None
+    network: Literal["public", "vpc"] = "public"
+    endpoint: str = ""
+    signature: Literal["v3", "v1"] = "v3"
+    timeout: Annotated[Duration, Field(gt=0, le=300)] = 10.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    max_qps: Annotated[float, Field(gt=0, le=1000)] = 3.0
+    max_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+    hide_last_timestamp: bool = False
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+            raise ValueError("must be an http:// or https:// URL with a host and no query")
+        return value
+
+    def endpoint_for(self, region: str) -> str:
+        """The URL calls for ``region`` go to: the override, else the public or VPC endpoint."""
+        if self.endpoint:
+            return self.endpoint
+        host = "alikafka-vpc" if self.network == "vpc" else "alikafka"
+        return f"https://{host}.{region}.aliyuncs.com/"
+
+
+class CredentialsSettings(BaseModel):
+    """Paths of mounted secret files (first step of the credentials chain)."""
+
+    model_config = _FROZEN
+
+    access_key_id_file: OptionalPath = None
+    access_key_secret_file: OptionalPath = None
+    security_token_file: OptionalPath = None
+
+    @field_validator("access_key_secret_file")
+    @classmethod
+    def _pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if (value is None) != (info.data.get("access_key_id_file") is None):
+            raise ValueError("access_key_id_file and access_key_secret_file must be set together")
+        return value
+
+    @field_validator("security_token_file")
+    @classmethod
+    def _token(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and info.data.get("access_key_secret_file") is None:
+            raise ValueError("needs access_key_id_file and access_key_secret_file too")
+        return value
+
+
+class PollSettings(BaseModel):
+    """The schedule."""
+
+    model_config = _FROZEN
+
+    interval: Annotated[Duration, Field(ge=1)] = 60.0
+    stale_after: Duration = 180.0
+
+    @field_validator("stale_after")
+    @classmethod
+    def _after_interval(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval")
+        if interval is not None and value < interval:
+            raise ValueError(f"must be at least poll.interval ({interval:g}s)")
+        return value
+
+
+class Target(BaseModel):
+    """One instance and the consumer groups to poll on it."""
+
+    model_config = _FROZEN
+
+    instance_id: Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
+    region: str | None = None
+    groups: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+    @field_validator("groups")
+    @classmethod
+    def _unique(cls, groups: list[str]) -> list[str]:
+        seen: set[str] = set()
+        dupes = sorted({g for g in groups if g in seen or seen.add(g)})  # type: ignore[func-returns-value]
+        if dupes:
+            raise ValueError(f"listed twice: {', '.join(dupes)}")
+        return groups
+
+
+class MetricsSettings(BaseModel):
+    """What to export."""
+
+    model_config = _FROZEN
+
+    granularity: Literal["partition", "topic", "group"] = "partition"
+    member_labels: bool = False
+
+
+class WebSettings(BaseModel):
+    """Where and how to serve."""
+
+    model_config = _FROZEN
+
+    listen_address: str = ":9897"
+    telemetry_path: str = "/metrics"
+    config_file: OptionalPath = None
+
+    @field_validator("listen_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]*):(\d{1,5})", value.strip())
+        if not match or int(match.group(2)) > 65535:
+            raise ValueError("must be HOST:PORT, e.g. :9897, 0.0.0.0:9897 or [::1]:9897")
+        return value.strip()
+
+    @field_validator("telemetry_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or value in ("/", "/healthz", "/readyz") or re.search(r"[\s?#]", value):
+            raise ValueError("must start with / and not be /, /healthz or /readyz")
+        return value
+
+    @property
+    def host(self) -> str:
+        """The host part (empty: every interface)."""
+        return self.listen_address.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """The port part."""
+        return int(self.listen_address.rsplit(":", 1)[1])
+
+
+class LogSettings(BaseModel):
+    """Log level and line format."""
+
+    model_config = _FROZEN
+
+    level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(
+        lambda v: v.lower() if isinstance(v, str) else v)] = "info"
+    format: Literal["logfmt", "json"] = "logfmt"
+
+
+class Settings(BaseSettings):
+    """The whole configuration, validated once and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    api: ApiSettings = ApiSettings()
+    credentials: CredentialsSettings = CredentialsSettings()
+    poll: PollSettings = PollSettings()
+    targets: list[Target] = []
+    metrics: MetricsSettings = MetricsSettings()
+    web: WebSettings = WebSettings()
+    log: LogSettings = LogSettings()
+    demo: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the merged layers handed in by :func:`load_settings`; nothing is read implicitly."""
+        return (init_settings,)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of os.environ."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings, case_sensitive=False, env_prefix=ENV_PREFIX, env_nested_delimiter="__")
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items()}
+
+
+# Flags that set a key, for naming the source of a bad value.
+FLAG_NAMES = {
+    ("targets",): "--target",
+    ("api", "region"): "--region",
+    ("web", "listen_address"): "--web.listen-address",
+    ("web", "telemetry_path"): "--web.telemetry-path",
+    ("web", "config_file"): "--web.config.file",
+    ("log", "level"): "--log.level",
+    ("log", "format"): "--log.format",
+    ("demo",): "--demo",
+}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    where = f"config.file ({path})"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read: {exc.strerror or type(exc).__name__}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{where}: not UTF-8 text"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([f"{where}: YAML syntax error{at}: {problem}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{where}: the top level must be a mapping of sections, not {type(data).__name__}"])
+    return data
+
+
+def _get(layer: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
+    node = layer
+    for part in loc:
+        in_mapping = isinstance(node, Mapping) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_mapping or in_list):
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _loc_text(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+class _Layers:
+    """The three layers, for telling where a value came from."""
+
+    def __init__(self, flags: Mapping[str, Any], env: Mapping[str, Any], file: Mapping[str, Any],
+                 file_path: Path | None) -> None:
+        self.ordered = (("flag", flags), ("env", env), ("file", file))
+        self.file_path = file_path
+
+    def source(self, loc: tuple[int | str, ...]) -> str:
+        for cut in range(len(loc), 0, -1):
+            prefix = loc[:cut]
+            for kind, layer in self.ordered:
+                if _get(layer, prefix)[0]:
+                    return self._describe(kind, prefix)
+        return "default"
+
+    def _describe(self, kind: str, loc: tuple[int | str, ...]) -> str:
+        if kind == "file":
+            return f"file {self.file_path}"
+        named = tuple(p for p in loc if isinstance(p, str))
+        if kind == "env":
+            head = []
+            for part in loc:
+                if isinstance(part, int):
+                    break
+                head.append(str(part))
+            return "env " + ENV_PREFIX + "__".join(head).upper()
+        for cut in range(len(named), 0, -1):
+            if named[:cut] in FLAG_NAMES:
+                return f"flag {FLAG_NAMES[named[:cut]]}"
+        return "flag"
+
+
+def _value_text(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _problem(error: Mapping[str, Any], layers: _Layers) -> str:
+    loc = tuple(error["loc"])
+    where = f"{_loc_text(loc)} ({layers.source(loc)})"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    if error["type"] == "missing":
+        return f"{where}: required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    found, value = False, None
+    for _, layer in layers.ordered:
+        found, value = _get(layer, loc)
+        if found:
+            break
+    shown = ""
+    if found and not isinstance(value, dict | list) and repr(value) not in message:
+        shown = f" (got {_value_text(value)})"
+    return f"{where}: {message}{shown}"
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _cross_checks(settings: Settings, layers: _Layers) -> list[str]:
+    problems = []
+    seen: set[tuple[str, str]] = set()
+    for index, target in enumerate(settings.targets):
+        if target.region is None and settings.api.region is None:
+            loc: tuple[int | str, ...] = ("targets", index, "region")
+            problems.append(f"{_loc_text(loc)} ({layers.source(loc)}): no region; set the target's region, "
+                            "api.region or --region")
+        for group in target.groups:
+            if (target.instance_id, group) in seen:
+                loc = ("targets", index, "groups")
+                problems.append(f"{_loc_text(loc)} ({layers.source(loc)}): {target.instance_id}/{group} "
+                                "is already listed by an earlier target")
+            seen.add((target.instance_id, group))
+    return problems
+
+
+def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None) -> Settings:
+    """Read, merge and validate the layers; raises :class:`ConfigError` listing every problem."""
+    file_data = _read_file(config_file) if config_file is not None else {}
+    try:
+        env_data = _MappingEnvSource(environ)()
+    except SettingsError as exc:
+        raise ConfigError([f"environment ({ENV_PREFIX}*): {exc}"]) from None
+    layers = _Layers(flags, env_data, file_data, config_file)
+    merged = _deep_merge(_deep_merge(file_data, env_data), flags)
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError([_problem(e, layers) for e in exc.errors(include_url=False)]) from None
+    problems = _cross_checks(settings, layers)
+    if problems:
+        raise ConfigError(problems)
+    return settings
