@@ -107,7 +107,7 @@ class CredentialsSettings(BaseModel):
     model_config = _FROZEN
 
     access_key_id_file: OptionalPath = None
-    access_key_secret_file: OptionalPath = None
+    access_key_secret_file: Annotated[OptionalPath, Field(validate_default=True)] = None
     security_token_file: OptionalPath = None
 
     @field_validator("access_key_secret_file")
