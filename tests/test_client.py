@@ -60,6 +60,7 @@ class RecordingSleep:
 @pytest.fixture
 async def sim() -> AsyncIterator[tuple[Simulator, str]]:
     simulator = Simulator(Scenario.builtin("minimal"), access_keys={KEY_ID: SECRET}, seed=7)
+    simulator.set_qps_limit("GetConsumerProgress", 1000)  # flow control has its own test
     server = TestServer(build_app(simulator), host="127.0.0.1")
     await server.start_server()
     yield simulator, str(server.make_url("/"))
@@ -225,6 +226,7 @@ async def test_security_token_is_sent_for_sts_keys(sim: tuple[Simulator, str]) -
     """An STS key works only with its token; without it the gateway refuses."""
     simulator = Simulator(Scenario.builtin("minimal"), access_keys={"STS.key": "sts-secret"}, seed=1,
                           security_tokens={"STS.key": "the-token"})
+    simulator.set_qps_limit("GetConsumerProgress", 1000)
     server = TestServer(build_app(simulator), host="127.0.0.1")
     await server.start_server()
     try:

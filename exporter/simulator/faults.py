@@ -1,0 +1,96 @@
+"""Fault rules: the ways the real service (or the network in between) misbehaves, on demand.
+
+A rule matches requests by action, instance and group, fires a fixed number of times or with a
+probability (from the simulator's seeded RNG, so runs repeat), and changes the answer: an error
+status, a delay, a dropped connection, a broken body, or one of the response shapes the
+documentation and real XML-to-JSON conversion produce.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Literal
+
+FaultKind = Literal[
+    "http_500", "http_503", "throttle", "timeout", "latency", "reset", "html", "truncated", "single_object",
+    "numbers_as_strings", "missing_wrappers", "success_false", "root_wrapper", "not_found",
+]
+FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
+
+# Kinds that rewrite a successful body rather than replace the answer.
+SHAPE_KINDS = frozenset({"single_object", "numbers_as_strings", "missing_wrappers", "root_wrapper"})
+
+
+@dataclass
+class FaultRule:
+    """One fault: what it does, which requests it hits, how often."""
+
+    kind: FaultKind
+    action: str | None = None
+    instance_id: str | None = None
+    group: str | None = None
+    count: int | None = None  # None: until cleared
+    probability: float = 1.0
+    delay: float = 1.0  # latency and timeout, seconds
+
+    def matches(self, action: str, params: dict[str, str], rng: random.Random) -> bool:
+        """Whether this rule fires for a request (consuming one of its ``count`` if it does)."""
+        if self.count is not None and self.count <= 0:
+            return False
+        if self.action is not None and self.action != action:
+            return False
+        if self.instance_id is not None and self.instance_id != params.get("InstanceId"):
+            return False
+        if self.group is not None and self.group != params.get("ConsumerId"):
+            return False
+        if self.probability < 1.0 and rng.random() >= self.probability:
+            return False
+        if self.count is not None:
+            self.count -= 1
+        return True
+
+
+def _wrapped_lists(node: Any, transform: str) -> Any:
+    """Rewrite every ``{"X": [..]}`` wrapper (X ending in List) for the shape faults."""
+    if isinstance(node, list):
+        return [_wrapped_lists(v, transform) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        inner = value.get(key) if isinstance(value, dict) and len(value) == 1 else None
+        if key.endswith("List") and isinstance(inner, list):
+            items = [_wrapped_lists(v, transform) for v in inner]
+            if transform == "missing_wrappers":
+                out[key] = items
+            elif transform == "single_object" and len(items) == 1:
+                out[key] = {key: items[0]}
+            else:
+                out[key] = {key: items}
+        else:
+            out[key] = _wrapped_lists(value, transform)
+    return out
+
+
+def _stringify_numbers(node: Any) -> Any:
+    if isinstance(node, bool):
+        return node
+    if isinstance(node, int | float):
+        return str(node)
+    if isinstance(node, list):
+        return [_stringify_numbers(v) for v in node]
+    if isinstance(node, dict):
+        return {k: (v if k == "Code" else _stringify_numbers(v)) for k, v in node.items()}
+    return node
+
+
+def reshape(body: dict[str, Any], kind: str, action: str) -> dict[str, Any]:
+    """Apply a shape fault to a successful body."""
+    if kind in ("single_object", "missing_wrappers"):
+        return dict(_wrapped_lists(body, kind))
+    if kind == "numbers_as_strings":
+        return dict(_stringify_numbers(body))
+    if kind == "root_wrapper":
+        return {f"{action}Response": body}
+    return body

@@ -1,0 +1,150 @@
+"""The simulator's HTTP face: the API gateway at ``/`` and its own controls under ``/_sim/``.
+
+``/`` behaves like ``alikafka.<region>.aliyuncs.com``: POST or GET, RPC parameters in the query
+string or a form body, authentication first, then flow control, then the action. ``/_sim/truth``
+returns the true lag of every partition and ``/_sim/faults`` adds or clears fault rules; they need
+no signature, since no real client calls them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from exporter.simulator.auth import GatewayError
+from exporter.simulator.faults import FAULT_KINDS, SHAPE_KINDS, FaultRule, reshape
+from exporter.simulator.service import API_VERSION, Simulator, new_request_id
+
+_HTML_502 = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
+             b"</center><hr><center>Tengine</center></body></html>")
+_SIM_KEY: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
+
+
+def _error(exc: GatewayError, host: str) -> web.Response:
+    request_id = new_request_id()
+    body = {"RequestId": request_id, "HostId": host, "Code": exc.code, "Message": exc.message,
+            "Recommend": f"https://api.aliyun.com/troubleshoot?q={exc.code}&product=alikafka&requestId={request_id}"}
+    headers = {"x-acs-request-id": request_id}
+    if exc.retry_after_ms is not None:
+        headers["x-acs-retry-after"] = str(exc.retry_after_ms)
+    return web.json_response(body, status=exc.status, headers=headers)
+
+
+def _first_match(sim: Simulator, action: str, params: Mapping[str, str]) -> FaultRule | None:
+    for rule in sim.faults:
+        if rule.matches(action, dict(params), sim.rng):
+            return rule
+    return None
+
+
+async def _fault_answer(rule: FaultRule, request: web.Request) -> web.StreamResponse | None:
+    """The answer a non-shape fault gives, or None to carry on (latency) after its delay."""
+    kind = rule.kind
+    if kind in ("timeout", "latency"):
+        await asyncio.sleep(rule.delay)
+        return None
+    if kind == "reset":
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # the connection is gone; nothing to answer
+    if kind == "html":
+        return web.Response(body=_HTML_502, status=502, content_type="text/html")
+    if kind == "truncated":
+        return web.Response(body=b'{"RequestId":"' + new_request_id().encode() + b'","Success":true,"Code":200,"Consu',
+                            status=200, content_type="application/json")
+    errors = {
+        "http_500": GatewayError(500, "InternalError", "The request processing has failed due to some unknown error."),
+        "http_503": GatewayError(503, "ServiceUnavailable", "The request has failed due to a temporary failure."),
+        "throttle": GatewayError(400, "Throttling.User", "Request was denied due to user flow control.", 200),
+        "not_found": GatewayError(400, "BIZ_SUBSCRIPTION_NOT_FOUND", "The consumer group does not exist."),
+    }
+    if kind in errors:
+        return _error(errors[kind], request.host)
+    if kind == "success_false":
+        return web.json_response({"RequestId": new_request_id(), "Success": False, "Code": "ONS_SYSTEM_ERROR",
+                                  "Message": "system error, please try again later."})
+    return None
+
+
+async def _gateway(request: web.Request) -> web.StreamResponse:
+    sim = request.app[_SIM_KEY]
+    raw = await request.read()
+    query = dict(request.query.items())
+    form: dict[str, str] = {}
+    if request.content_type == "application/x-www-form-urlencoded" and raw:
+        form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    params = {**query, **form}
+    action = params.get("Action") or request.headers.get("x-acs-action") or ""
+    signature = ""
+    try:
+        identity = sim.auth.verify(request.method, request.path, query, form, request.headers, raw, sim.clock())
+        signature = identity.signature_version
+        version = params.get("Version") or request.headers.get("x-acs-version", "")
+        if version != API_VERSION:
+            raise GatewayError(400, "InvalidVersion", f"Specified parameter Version is not valid: {version!r}.")
+        if not action:
+            raise GatewayError(400, "MissingAction", "Action is mandatory for this request.")
+        sim.admit(action, sim.clock())
+        rule = _first_match(sim, action, params)
+        if rule is not None and rule.kind not in SHAPE_KINDS:
+            answer = await _fault_answer(rule, request)
+            if answer is not None:
+                status = answer.status if isinstance(answer, web.Response) else 200
+                sim.record(action, params, status, f"fault:{rule.kind}", signature)
+                return answer
+        body: dict[str, Any] = sim.handle(action, params, identity.access_key_id)
+        if rule is not None and rule.kind in SHAPE_KINDS:
+            body = reshape(body, rule.kind, action)
+    except GatewayError as exc:
+        sim.record(action, params, exc.status, exc.code, signature)
+        return _error(exc, request.host)
+    sim.record(action, params, 200, "200", signature)
+    return web.json_response(body, dumps=lambda o: json.dumps(o, separators=(",", ":")))
+
+
+async def _truth(request: web.Request) -> web.Response:
+    sim = request.app[_SIM_KEY]
+    want_instance = request.query.get("instance_id")
+    want_group = request.query.get("group")
+    now = sim.clock()
+    rows = []
+    for instance_id, _region, group in sim.pairs():
+        if (want_instance and instance_id != want_instance) or (want_group and group != want_group):
+            continue
+        for t in sim.truth(instance_id, group, now):
+            rows.append({"instance_id": instance_id, "group": group, "topic": t.topic, "partition": t.partition,
+                         "broker_offset": t.broker_offset, "consumer_offset": t.consumer_offset, "lag": t.lag,
+                         "time_lag_seconds": round(t.time_lag_seconds, 3)})
+    return web.json_response({"at": now, "partitions": rows})
+
+
+async def _faults(request: web.Request) -> web.Response:
+    sim = request.app[_SIM_KEY]
+    if request.method == "DELETE":
+        sim.clear_faults()
+        return web.json_response({"faults": 0})
+    try:
+        data = await request.json()
+        if not isinstance(data, dict) or data.get("kind") not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+        sim.add_fault(FaultRule(**data))
+    except (ValueError, TypeError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    return web.json_response({"faults": len(sim.faults)})
+
+
+def build_app(sim: Simulator) -> web.Application:
+    """The simulator's aiohttp application."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[_SIM_KEY] = sim
+    app.router.add_route("POST", "/", _gateway)
+    app.router.add_route("GET", "/", _gateway)
+    app.router.add_get("/_sim/truth", _truth)
+    app.router.add_route("POST", "/_sim/faults", _faults)
+    app.router.add_route("DELETE", "/_sim/faults", _faults)
+    return app

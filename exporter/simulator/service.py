@@ -1,0 +1,256 @@
+"""The simulated alikafka service: actions, flow control and the record of requests served.
+
+Answers are built on request from the workload at the current clock, in the documented JSON shape
+(``Code`` int 200 on success; string codes on errors; lower-case ``state``; list wrappers). Flow
+control is account-wide per action over sliding one-second windows, answering ``Throttling.User``
+with an ``x-acs-retry-after`` header in milliseconds.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.simulator.auth import Authenticator, GatewayError, KeyPair
+from exporter.simulator.faults import FaultRule
+from exporter.simulator.scenario import Scenario
+from exporter.simulator.workload import Group, Instance, PartitionTruth, truth
+
+API_VERSION = "2019-09-16"
+DEFAULT_QPS = {"GetConsumerProgress": 3.0}
+OTHER_QPS = 100.0
+_STATES = {"healthy": "STABLE", "lagging": "STABLE", "stalled": "STABLE", "stopped": "EMPTY",
+           "rebalancing": "PREPARING_REBALANCE"}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request the gateway saw."""
+
+    at: float
+    action: str
+    params: Mapping[str, str]
+    status: int
+    code: str
+    signature: str  # "v1", "v3" or "" when authentication failed
+
+
+class Simulator:
+    """The whole simulated service; the aiohttp app in :mod:`exporter.simulator.gateway` serves it."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        access_keys: Mapping[str, str],
+        *,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.time,
+        security_tokens: Mapping[str, str] | None = None,
+        denied_actions: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self.started = clock()
+        self.instances: dict[str, Instance] = scenario.build(self.started, seed)
+        tokens = security_tokens or {}
+        denied = denied_actions or {}
+        self.auth = Authenticator({
+            key_id: KeyPair(secret, tokens.get(key_id), denied.get(key_id, frozenset()))
+            for key_id, secret in access_keys.items()
+        })
+        self.rng = random.Random(scenario.spec.seed if seed is None else seed)  # noqa: S311 - simulation
+        self.faults: list[FaultRule] = []
+        self.requests: list[RequestRecord] = []
+        self.max_records = 100_000
+        self._qps = dict(DEFAULT_QPS)
+        self._windows: dict[str, deque[float]] = {}
+
+    # --- control ---------------------------------------------------------------------------
+    def add_fault(self, rule: FaultRule) -> None:
+        """Start injecting a fault."""
+        self.faults.append(rule)
+
+    def clear_faults(self) -> None:
+        """Stop every fault."""
+        self.faults.clear()
+
+    def set_qps_limit(self, action: str, qps: float) -> None:
+        """Change the account-wide limit of one action."""
+        self._qps[action] = qps
+
+    def pairs(self) -> list[tuple[str, str, str]]:
+        """Every (instance id, region, group) of the scenario, in scenario order."""
+        return [(i.instance_id, i.region, g) for i in self.instances.values() for g in i.groups]
+
+    def truth(self, instance_id: str, group: str, at: float | None = None) -> list[PartitionTruth]:
+        """The true per-partition state of a group now (or at ``at``)."""
+        inst = self.instances[instance_id]
+        return truth(inst, inst.groups[group], self.clock() if at is None else at)
+
+    def record(self, action: str, params: Mapping[str, str], status: int, code: str, signature: str) -> None:
+        """Remember a served request (bounded)."""
+        if len(self.requests) >= self.max_records:
+            del self.requests[: self.max_records // 2]
+        safe = {k: v for k, v in params.items() if k not in ("Signature", "SecurityToken")}
+        self.requests.append(RequestRecord(self.clock(), action, safe, status, code, signature))
+
+    # --- flow control ----------------------------------------------------------------------
+    def admit(self, action: str, now: float) -> None:
+        """Count a request against its action's limit; raise Throttling.User when over it."""
+        limit = max(1, int(self._qps.get(action, OTHER_QPS)))
+        window = self._windows.setdefault(action, deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= limit:
+            retry_ms = max(1, int((window[0] + 1.0 - now) * 1000) + 1)
+            raise GatewayError(400, "Throttling.User", "Request was denied due to user flow control.", retry_ms)
+        window.append(now)
+
+    # --- actions ---------------------------------------------------------------------------
+    def handle(self, action: str, params: Mapping[str, str], key_id: str) -> dict[str, Any]:
+        """Answer one authenticated, admitted request (a success body) or raise GatewayError."""
+        if key_id in self.auth.keys and action in self.auth.keys[key_id].denied_actions:
+            raise GatewayError(403, "Forbidden.RAM",
+                               "User not authorized to operate on the specified resource, or this API doesn't "
+                               "support RAM.")
+        handler = _ACTIONS.get(action)
+        if handler is None:
+            raise GatewayError(404, "InvalidAction.NotFound", "Specified api is not found, please check your url "
+                                                               "and method.")
+        body = handler(self, params)
+        return {"RequestId": new_request_id(), "Success": True, "Code": 200, "Message": "operation success.", **body}
+
+    def _instance(self, params: Mapping[str, str]) -> Instance:
+        region = _require(params, "RegionId")
+        inst = self.instances.get(_require(params, "InstanceId"))
+        if inst is None or inst.region != region:
+            raise GatewayError(400, "BIZ_INSTANCE_NOT_FOUND", "The instance does not exist in this region.")
+        if not inst.running:
+            raise GatewayError(400, "BIZ_INSTANCE_STATUS_ERROR", "The instance is not running.")
+        return inst
+
+    def consumer_progress(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GetConsumerProgress."""
+        inst = self._instance(params)
+        group = inst.groups.get(_require(params, "ConsumerId"))
+        if group is None:
+            raise GatewayError(400, "BIZ_SUBSCRIPTION_NOT_FOUND", "The consumer group does not exist.")
+        hide = params.get("HideLastTimestamp", "false").lower() == "true"
+        return {"ConsumerProgress": progress_body(inst, group, self.clock(), hide)}
+
+    def consumer_list(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GetConsumerList (paged)."""
+        inst = self._instance(params)
+        names = sorted(inst.groups)
+        if params.get("ConsumerId"):
+            names = [n for n in names if n == params["ConsumerId"]]
+        page, size, chunk = _page(params, names, default_size=100)
+        rows = [{"ConsumerId": n, "InstanceId": inst.instance_id, "RegionId": inst.region, "Remark": "",
+                 "AutomaticallyCreatedGroup": False, "CreateTime": int(self.started * 1000) - 86_400_000,
+                 "Tags": {"TagVO": []}} for n in chunk]
+        return {"ConsumerList": {"ConsumerVO": rows}, "Total": len(names), "CurrentPage": page, "PageSize": size}
+
+    def instance_list(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GetInstanceList (no paging, like the real action)."""
+        region = _require(params, "RegionId")
+        rows = [{"InstanceId": i.instance_id, "Name": i.name, "RegionId": i.region,
+                 "ServiceStatus": 5 if i.running else 15, "SpecType": i.spec_type, "Series": i.series,
+                 "PaidType": 1, "DeployType": 5, "UsedTopicCount": len(i.topics), "UsedGroupCount": len(i.groups),
+                 "UsedPartitionCount": sum(len(t.curves) for t in i.topics.values())}
+                for i in self.instances.values() if i.region == region]
+        return {"InstanceList": {"InstanceVO": rows}}
+
+    def topic_list(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GetTopicList (paged; CurrentPage and PageSize arrive as strings)."""
+        inst = self._instance(params)
+        names = sorted(inst.topics)
+        page, size, chunk = _page(params, names, default_size=10)
+        rows = [{"Topic": n, "PartitionNum": len(inst.topics[n].curves), "Status": 0, "StatusName": "Running",
+                 "LocalTopic": inst.topics[n].local_storage, "CompactTopic": False, "Remark": ""} for n in chunk]
+        return {"TopicList": {"TopicVO": rows}, "Total": len(names), "CurrentPage": page, "PageSize": size}
+
+    def topic_status(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GetTopicStatus."""
+        inst = self._instance(params)
+        topic = inst.topics.get(_require(params, "Topic"))
+        if topic is None:
+            raise GatewayError(400, "BIZ_TOPIC_NOT_FOUND", "The topic does not exist.")
+        now = self.clock()
+        ends = [c.offset(now) for c in topic.curves]
+        updated = [int(c.produce_time(max(c.base, end - 1)) * 1000) for c, end in zip(topic.curves, ends, strict=True)]
+        table = [{"Topic": topic.name, "Partition": i, "MinOffset": c.base, "MaxOffset": ends[i],
+                  "LastUpdateTimestamp": updated[i]} for i, c in enumerate(topic.curves)]
+        total = sum(end - c.base for c, end in zip(topic.curves, ends, strict=True))
+        last = max(updated, default=-1)
+        return {"TopicStatus": {"TotalCount": total, "LastTimeStamp": last, "OffsetTable": {"OffsetTable": table}}}
+
+
+def new_request_id() -> str:
+    """A RequestId in the service's format."""
+    return str(uuid.uuid4()).upper()
+
+
+def _require(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name, "")
+    if not value:
+        raise GatewayError(400, f"MissingParameter.{name}", f"The parameter {name} is required.")
+    return value
+
+
+def _page(params: Mapping[str, str], names: list[str], default_size: int) -> tuple[int, int, list[str]]:
+    try:
+        page = int(params.get("CurrentPage", "1"))
+        size = int(params.get("PageSize", str(default_size)))
+    except ValueError:
+        raise GatewayError(400, "InvalidParameter", "CurrentPage and PageSize must be integers.") from None
+    if page < 1 or not 1 <= size <= 10_000:
+        raise GatewayError(400, "InvalidParameter", "CurrentPage or PageSize out of range.")
+    return page, size, names[(page - 1) * size: page * size]
+
+
+def progress_body(inst: Instance, group: Group, now: float, hide: bool) -> dict[str, Any]:
+    """The ConsumerProgress object of one group at ``now``."""
+    truths = truth(inst, group, now)
+    members = group.members
+    topics: dict[str, list[dict[str, Any]]] = {}
+    stamps: dict[str, int] = {}
+    for index, t in enumerate(truths):
+        stamp = -1
+        no_stamp = hide or inst.serverless or inst.topics[t.topic].local_storage
+        if not no_stamp and t.last_consumed_produce_time is not None:
+            stamp = int(t.last_consumed_produce_time * 1000)
+        member = members[index % len(members)] if members else ("", "", "")
+        topics.setdefault(t.topic, []).append({
+            "Partition": t.partition, "BrokerOffset": t.broker_offset, "ConsumerOffset": t.consumer_offset,
+            "LastTimestamp": stamp, "Accumulate": t.lag,
+            "MemberId": member[0], "ClientId": member[1], "ClientIp": member[2],
+        })
+        stamps[t.topic] = max(stamps.get(t.topic, -1), stamp)
+    topic_list = [{"Topic": name, "TotalDiff": sum(p["Accumulate"] for p in parts), "LastTimestamp": stamps[name],
+                   "OffsetList": {"OffsetList": parts}} for name, parts in topics.items()]
+    return {
+        "TotalDiff": sum(t["TotalDiff"] for t in topic_list),
+        "LastTimestamp": max(stamps.values(), default=-1),
+        "state": _STATES[group.consumer.behaviour],
+        "TopicList": {"TopicList": topic_list},
+        "RebalanceInfoList": {"RebalanceInfoList": [{
+            "GroupId": group.name, "Generation": group.generation,
+            "LastRebalanceTimestamp": int(group.last_rebalance * 1000), "Reason": "member joined",
+            "RebalanceSuccess": group.consumer.behaviour != "rebalancing",
+            "RebalanceTimeConsuming": group.rebalance_ms,
+        }]},
+    }
+
+
+_ACTIONS: dict[str, Callable[[Simulator, Mapping[str, str]], dict[str, Any]]] = {
+    "GetConsumerProgress": Simulator.consumer_progress,
+    "GetConsumerList": Simulator.consumer_list,
+    "GetInstanceList": Simulator.instance_list,
+    "GetTopicList": Simulator.topic_list,
+    "GetTopicStatus": Simulator.topic_status,
+}
