@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.demo:
             from exporter import demo  # noqa: PLC0415 - the simulator is loaded only when asked for
 
-            plan = demo.plan(settings)
+            settings, plan = demo.plan(settings)
         else:
             plan = _plan(settings)
             # Resolve once now so --check-config and start-up fail early on unreadable key files.
