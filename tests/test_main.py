@@ -94,3 +94,26 @@ def test_web_config_file_is_refused_until_supported(tmp_path: Path) -> None:
 def test_bad_choice_flags_exit_2(flag: str) -> None:
     """Flags with fixed choices reject other values with exit 2."""
     assert run(flag, "loud").returncode == 2
+
+
+def test_demo_once_polls_the_simulator() -> None:
+    """--demo --once polls every demo group through the in-process simulator and prints their metrics."""
+    result = run("--demo", "--once", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert 'alikafka_consumergroup_group_lag{group="email-sender",instance_id="alikafka_post-cn-demo0001"}' in result.stdout
+    assert 'alikafka_consumergroup_members{group="email-sender",instance_id="alikafka_post-cn-demo0001"} 0.0' in result.stdout
+    assert 'state="preparing_rebalance"} 1.0' in result.stdout
+    assert "alikafka_exporter_targets{state=\"ok\"}" in result.stdout
+    assert "DEMO MODE" in result.stderr
+    assert "simulated" in result.stderr
+
+
+def test_once_exits_1_when_a_pair_fails(tmp_path: Path) -> None:
+    """--once against an unreachable endpoint prints the exposition with up 0 and exits 1."""
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "AK", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
+           "ALIKAFKA_EXPORTER_API__ENDPOINT": "http://127.0.0.1:9/", "ALIKAFKA_EXPORTER_API__MAX_RETRIES": "0"}
+    result = run("--once", "--target", "i-1=g", "--region", "cn-hangzhou", env=env)
+    assert result.returncode == 1
+    assert 'alikafka_consumergroup_up{group="g",instance_id="i-1"} 0.0' in result.stdout
+    assert 'code="connection_error"' in result.stdout
+    assert SECRET not in result.stdout + result.stderr
