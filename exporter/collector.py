@@ -111,13 +111,11 @@ class SnapshotCollector:
             durations.add_metric([action], buckets, hist.sum)
         yield durations
 
-        cycle = GaugeMetricFamily(
+        yield _scalar(
             "alikafka_exporter_poll_cycle_duration_seconds",
             "Wall time of the last complete pass over all targets.",
+            snapshot.cycle_duration,
         )
-        if snapshot.cycle_duration is not None:
-            cycle.add_metric([], snapshot.cycle_duration)
-        yield cycle
 
         targets = GaugeMetricFamily(
             "alikafka_exporter_targets",
@@ -129,20 +127,24 @@ class SnapshotCollector:
             targets.add_metric([state], float(counts[state]))
         yield targets
 
-        effective = GaugeMetricFamily(
+        yield _scalar(
             "alikafka_exporter_effective_poll_interval_seconds",
             "The poll interval actually achievable under api.max_qps.",
+            snapshot.effective_interval,
         )
-        if snapshot.effective_interval is not None:
-            effective.add_metric([], snapshot.effective_interval)
-        yield effective
-
-        reload_ok = GaugeMetricFamily(
+        yield _scalar(
             "alikafka_exporter_config_last_reload_successful",
             "1 if the last configuration load succeeded, else 0.",
+            1.0 if self._reload_ok() else 0.0,
         )
-        reload_ok.add_metric([], 1.0 if self._reload_ok() else 0.0)
-        yield reload_ok
+
+
+def _scalar(name: str, documentation: str, value: float | None) -> GaugeMetricFamily:
+    """A label-less gauge; without a value the family is declared but has no sample."""
+    family = GaugeMetricFamily(name, documentation)
+    if value is not None:
+        family.add_metric([], value)
+    return family
 
 
 def _le(bound: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from exporter.errors import ApiError
 from exporter.models import ConsumerProgress, PartitionProgress, RebalanceInfo, TopicProgress
@@ -70,3 +71,18 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@dataclass(frozen=True)
+class ApiTestOptions:
+    """The client's options (satisfies exporter.client.ApiOptions) pointing every region at one endpoint."""
+
+    endpoint: str
+    signature: str = "v3"
+    timeout: float = 2.0
+    max_retries: int = 3
+    max_concurrency: int = 4
+    hide_last_timestamp: bool = False
+
+    def endpoint_for(self, region: str) -> str:
+        return self.endpoint

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -26,24 +26,12 @@ from exporter.errors import (
 from exporter.ratelimit import RateLimiter
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.stats import ApiStats
+from tests.fakes import ApiTestOptions as Options
 
 INSTANCE = "alikafka_post-cn-test0001"
 GROUP = "orders-consumer"
 REGION = "cn-hangzhou"
 KEY_ID, SECRET = "LTAI-test-key", "test-secret-value-9f8e7d"
-
-
-@dataclass(frozen=True)
-class Options:
-    endpoint: str
-    signature: str = "v3"
-    timeout: float = 2.0
-    max_retries: int = 3
-    max_concurrency: int = 4
-    hide_last_timestamp: bool = False
-
-    def endpoint_for(self, region: str) -> str:
-        return self.endpoint
 
 
 class RecordingSleep:

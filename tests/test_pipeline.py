@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -24,6 +23,7 @@ from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
 from exporter.web import WebOptions, render_status_page
+from tests.fakes import ApiTestOptions
 
 SECRET = "pipeline-secret-4b1d"
 TOKEN = "pipeline-token-77aa"
@@ -39,19 +39,6 @@ SCENARIO = {
 }
 
 
-@dataclass(frozen=True)
-class Options:
-    endpoint: str
-    signature: str = "v3"
-    timeout: float = 0.5
-    max_retries: int = 2
-    max_concurrency: int = 8
-    hide_last_timestamp: bool = False
-
-    def endpoint_for(self, region: str) -> str:
-        return self.endpoint
-
-
 async def no_sleep(_: float) -> None:
     return None
 
@@ -64,8 +51,8 @@ async def pipeline() -> AsyncIterator[tuple[Simulator, Poller, ApiStats]]:
     await server.start_server()
     stats = ApiStats()
     creds = StaticProvider(Credentials("STS.pipe", Secret(SECRET), Secret(TOKEN)), "test")
-    async with AlikafkaClient(Options(str(server.make_url("/"))), creds, RateLimiter(1000), stats,
-                              sleep=no_sleep) as client:
+    options = ApiTestOptions(str(server.make_url("/")), timeout=0.5, max_retries=2, max_concurrency=8)
+    async with AlikafkaClient(options, creds, RateLimiter(1000), stats, sleep=no_sleep) as client:
         pairs = [Pair(INSTANCE, g, "cn-hangzhou") for g in GROUPS]
         yield sim, Poller(client, pairs, interval=60, stale_after=180, max_qps=1000), stats
     await server.close()
@@ -138,7 +125,7 @@ async def test_wrong_secret_debug_logs_never_show_it(caplog: pytest.LogCaptureFi
     await server.start_server()
     try:
         for signature in ("v1", "v3"):
-            opts = Options(str(server.make_url("/")), signature=signature)
+            opts = ApiTestOptions(str(server.make_url("/")), signature=signature, timeout=0.5, max_retries=2)
             creds = StaticProvider(Credentials("AK", Secret("wrong-secret-5150"), Secret("tok-5150")), "t")
             async with AlikafkaClient(opts, creds, RateLimiter(100), ApiStats()) as client:
                 poller = Poller(client, [Pair(INSTANCE, "healthy", "cn-hangzhou")], interval=60, stale_after=180,
