@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from exporter import __version__, web
+from exporter.catalog import InstanceCatalog
 from exporter.client import AlikafkaClient, ApiOptions
 from exporter.collector import CollectorOptions, SnapshotCollector
 from exporter.credentials import CredentialProvider
@@ -51,7 +52,7 @@ def pairs_from_settings(settings: Settings) -> tuple[Pair, ...]:
 
 
 @contextlib.asynccontextmanager
-async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Poller, Exposition]]:
+async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Poller, InstanceCatalog, Exposition]]:
     stats = ApiStats()
     limiter = RateLimiter(settings.api.max_qps)
     async with AlikafkaClient(plan.api, plan.credentials, limiter, stats) as client:
@@ -62,19 +63,21 @@ async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Polle
             stale_after=settings.poll.stale_after,
             max_qps=settings.api.max_qps,
         )
+        catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs})
         collector = SnapshotCollector(
             lambda: poller.snapshot,
             stats,
             CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__),
+            instances=lambda: catalog.instances,
         )
-        exposition = Exposition(collector, lambda: (poller.snapshot.version, stats.version))
-        yield poller, exposition
+        exposition = Exposition(collector, lambda: (poller.snapshot.version, stats.version, catalog.version))
+        yield poller, catalog, exposition
 
 
 async def run_once(settings: Settings, plan: Plan, out: TextIO = sys.stdout) -> int:
     """Poll every pair once and print the exposition: exit 0 if every poll succeeded, else 1."""
-    async with _pipeline(settings, plan) as (poller, exposition):
-        snapshot = await poller.poll_once()
+    async with _pipeline(settings, plan) as (poller, catalog, exposition):
+        snapshot, _ = await asyncio.gather(poller.poll_once(), catalog.refresh_once())
         out.write(exposition.render().body.decode())
         out.flush()
     return 0 if all(s.up for s in snapshot.pairs.values()) else 1
@@ -87,7 +90,7 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with _pipeline(settings, plan) as (poller, exposition):
+    async with _pipeline(settings, plan) as (poller, catalog, exposition):
         app = web.make_app(
             exposition,
             lambda: poller.snapshot,
@@ -104,17 +107,20 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
                    "targets": len(plan.pairs), "interval_s": settings.poll.interval},
         )
         polling = asyncio.create_task(poller.run(), name="poller")
+        cataloguing = asyncio.create_task(catalog.run(), name="catalog")
         stopped = asyncio.create_task(stop.wait(), name="stop")
         try:
-            await asyncio.wait({polling, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({polling, cataloguing, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            polling.cancel()
-            stopped.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await polling
+            for task in (polling, cataloguing, stopped):
+                task.cancel()
+            for task in (polling, cataloguing):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runner.cleanup()
         if not stop.is_set():
-            failure = polling.exception() if not polling.cancelled() else None
+            ended = polling if polling.done() and not polling.cancelled() else cataloguing
+            failure = ended.exception() if ended.done() and not ended.cancelled() else None
             log.error("poller stopped unexpectedly", extra={"error": repr(failure)})
             return 1
     log.info("stopped")

@@ -9,13 +9,13 @@ sample has a timestamp. ``granularity`` trims the finer levels.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from exporter.models import GROUP_STATES, ConsumerProgress
+from exporter.models import GROUP_STATES, ConsumerProgress, InstanceInfo
 from exporter.snapshot import TARGET_STATES, Pair, Snapshot
 from exporter.stats import DURATION_BUCKETS, ApiStats
 
@@ -46,8 +46,10 @@ class SnapshotCollector:
         stats: ApiStats,
         options: CollectorOptions,
         config_reload_ok: Callable[[], bool] = lambda: True,
+        instances: Callable[[], Mapping[str, InstanceInfo]] = dict,
     ) -> None:
         self._source = source
+        self._instances = instances
         self._stats = stats
         self._options = options
         self._reload_ok = config_reload_ok
@@ -81,6 +83,13 @@ class SnapshotCollector:
                 last_ok.add_metric([pair.instance_id, pair.group], state.last_success)
         yield up
         yield last_ok
+        info = GaugeMetricFamily(
+            "alikafka_instance_info", "Attributes of a polled instance (GetInstanceList); always 1.",
+            labels=["instance_id", "name", "region", "series", "spec_type"],
+        )
+        for instance_id, attrs in sorted(self._instances().items()):
+            info.add_metric([instance_id, attrs.name, attrs.region, attrs.series, attrs.spec_type], 1.0)
+        yield info
         yield from self._exporter_families(snapshot)
 
     def _exporter_families(self, snapshot: Snapshot) -> Iterator[Metric]:

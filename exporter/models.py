@@ -270,3 +270,36 @@ def parse_consumer_progress(body: Any) -> ConsumerProgress:
             _rebalance(r) for r in as_list(_field(obj, "RebalanceInfoList"), "RebalanceInfoList")
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """Descriptive attributes of an instance, for ``alikafka_instance_info``."""
+
+    instance_id: str
+    name: str
+    region: str
+    series: str
+    spec_type: str
+    running: bool
+
+
+def parse_instance_list(body: Any) -> tuple[InstanceInfo, ...]:
+    """Parse GetInstanceList's ``InstanceList.InstanceVO`` leniently (same list traps as progress)."""
+    root = _require_mapping(unwrap_root(body, "GetInstanceList"), "response body")
+    instances = []
+    for raw in as_list(_field(root, "InstanceList"), "InstanceVO"):
+        obj = _require_mapping(raw, "InstanceVO entry")
+        instance_id = _field(obj, "InstanceId")
+        if not isinstance(instance_id, str) or not instance_id:
+            raise ParseError("an InstanceVO entry has no InstanceId")
+        status = as_int(_field(obj, "ServiceStatus"), f"instance {instance_id!r} ServiceStatus")
+        instances.append(InstanceInfo(
+            instance_id=instance_id,
+            name=_text(_field(obj, "Name"))[:200],
+            region=_text(_field(obj, "RegionId")),
+            series=_text(_field(obj, "Series")),
+            spec_type=_text(_field(obj, "SpecType")),
+            running=status == 5,
+        ))
+    return tuple(instances)
