@@ -9,33 +9,49 @@ and one rebalancing).
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from exporter.simulator.faults import FaultKind, FaultRule
 from exporter.simulator.workload import (
     HISTORY,
-    Behaviour,
     Consumer,
+    GeneratedSpec,
     Group,
     Instance,
+    Phase,
     Shape,
     Topic,
-    make_curve,
 )
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+Behaviour = Literal["healthy", "lagging", "stopped", "stalled", "rebalancing"]
+# Times in a scenario are seconds relative to the simulator's start: -600 is ten minutes before it,
+# 120 two minutes after. History begins HISTORY seconds before the start.
+Relative = Annotated[float, Field(ge=-HISTORY)]
 
 
 class ScenarioError(ValueError):
     """An invalid scenario; the message lists every problem, one per line."""
 
 
+class PartitionsAdded(BaseModel):
+    """Partitions grow to ``partitions`` at ``at``."""
+
+    model_config = _STRICT
+    at: Relative
+    partitions: Annotated[int, Field(ge=1, le=10_000)]
+
+
 class TopicSpec(BaseModel):
-    """A topic: partitions, per-partition produce rate and shape."""
+    """A topic: partitions, per-partition produce rate and shape, and its lifetime."""
 
     model_config = _STRICT
     name: Annotated[str, Field(min_length=1)]
@@ -43,10 +59,24 @@ class TopicSpec(BaseModel):
     rate: Annotated[float, Field(ge=0)] = 5.0
     shape: Shape = "steady"
     local_storage: bool = False
+    created: Relative | None = None  # None: exists from the start of history
+    deleted: Relative | None = None
+    partitions_added: list[PartitionsAdded] = []
+
+
+class EventSpec(BaseModel):
+    """Something that happens to a group at ``at``."""
+
+    model_config = _STRICT
+    at: Relative
+    type: Literal["stop", "stall", "resume", "rewind", "lag", "rebalance", "delete"]
+    fraction: Annotated[float, Field(ge=0, le=1)] = 0.5  # lag
+    to: Relative | None = None  # rewind: the moment whose offset to restart from; None: the earliest offset
+    duration: Annotated[float, Field(gt=0)] = 30.0  # rebalance
 
 
 class GroupSpec(BaseModel):
-    """A consumer group: what it reads and how it behaves."""
+    """A consumer group: what it reads, how it behaves, what happens to it."""
 
     model_config = _STRICT
     name: Annotated[str, Field(min_length=1)]
@@ -54,8 +84,21 @@ class GroupSpec(BaseModel):
     behaviour: Behaviour = "healthy"
     delay: Annotated[float, Field(ge=0)] = 2.0
     fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
-    since: Annotated[float, Field(le=0)] = -600.0  # seconds relative to the simulator start
+    since: Annotated[float, Field(ge=-HISTORY, le=0)] = -600.0
     members: Annotated[int, Field(ge=0, le=1000)] = 2
+    events: list[EventSpec] = []
+
+
+class GenerateSpec(BaseModel):
+    """Many identical healthy groups, each with its own topic, generated on demand (for scale runs)."""
+
+    model_config = _STRICT
+    groups: Annotated[int, Field(ge=1, le=100_000)]
+    partitions: Annotated[int, Field(ge=1, le=10_000)] = 10
+    rate: Annotated[float, Field(ge=0)] = 1.0
+    shape: Shape = "steady"
+    delay: Annotated[float, Field(ge=0)] = 2.0
+    members: Annotated[int, Field(ge=0, le=100)] = 1
 
 
 class InstanceSpec(BaseModel):
@@ -66,10 +109,25 @@ class InstanceSpec(BaseModel):
     region: Annotated[str, Field(min_length=1)] = "cn-hangzhou"
     name: str = ""
     serverless: bool = False
-    running: bool = True
     spec_type: str = "normal"
+    series: str = "v3"
+    stopped: Relative | None = None
     topics: list[TopicSpec] = []
     groups: list[GroupSpec] = []
+    generate: GenerateSpec | None = None
+
+
+class FaultSpec(BaseModel):
+    """A fault active from the start (see faults.py for the kinds)."""
+
+    model_config = _STRICT
+    kind: FaultKind
+    action: str | None = None
+    instance_id: str | None = None
+    group: str | None = None
+    count: Annotated[int, Field(ge=1)] | None = None
+    probability: Annotated[float, Field(gt=0, le=1)] = 1.0
+    delay: Annotated[float, Field(ge=0, le=600)] = 1.0
 
 
 class ScenarioSpec(BaseModel):
@@ -78,6 +136,7 @@ class ScenarioSpec(BaseModel):
     model_config = _STRICT
     seed: int = 1
     instances: Annotated[list[InstanceSpec], Field(min_length=1)]
+    faults: list[FaultSpec] = []
 
 
 def _format(exc: ValidationError, where: str) -> str:
@@ -89,20 +148,88 @@ def _format(exc: ValidationError, where: str) -> str:
     return "\n".join(lines)
 
 
+def _check_references(spec: ScenarioSpec, name: str) -> list[str]:
+    problems = []
+    ids = [inst.instance_id for inst in spec.instances]
+    problems += [f"{name}: instances: {i} appears twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    for i, inst in enumerate(spec.instances):
+        topics = {t.name for t in inst.topics}
+        groups = [g.name for g in inst.groups]
+        problems += [f"{name}: instances.{i}.groups: {g} appears twice" for g in sorted(set(groups))
+                     if groups.count(g) > 1]
+        for j, group in enumerate(inst.groups):
+            problems += [f"{name}: instances.{i}.groups.{j}.topics: no topic {t!r} on {inst.instance_id}"
+                         for t in group.topics if t not in topics]
+    return problems
+
+
+@dataclass
+class _Timeline:
+    """Folds a group's behaviour and events into phases, member absences, rebalances and deletion."""
+
+    phases: list[Phase]
+    absent: list[tuple[float, float]] = field(default_factory=list)
+    rebalances: list[tuple[float, float]] = field(default_factory=list)
+    away_since: float | None = None
+    deleted: float = math.inf
+
+    def leave(self, at: float) -> None:
+        if self.away_since is None:
+            self.away_since = at
+
+    def come_back(self, at: float) -> None:
+        if self.away_since is not None:
+            self.absent.append((self.away_since, at))
+            self.away_since = None
+
+    def apply(self, event: EventSpec, now: float, delay: float) -> None:
+        at = now + event.at
+        if event.type in ("stop", "stall"):
+            self.phases.append(Phase(at, "frozen"))
+            if event.type == "stop":
+                self.leave(at)
+        elif event.type == "resume":
+            self.phases.append(Phase(at, "follow", delay=delay))
+            self.come_back(at)
+        elif event.type == "rewind":
+            to = None if event.to is None else now + event.to
+            self.phases.append(Phase(at, "rewind", delay=delay, rewind_to=to))
+        elif event.type == "lag":
+            self.phases.append(Phase(at, "fraction", fraction=event.fraction))
+        elif event.type == "rebalance":
+            self.rebalances.append((at, event.duration))
+        else:
+            self.deleted = min(self.deleted, at)
+
+
+def _timeline(g: GroupSpec, now: float) -> _Timeline:
+    line = _Timeline([Phase(now - HISTORY, "follow", delay=g.delay)])
+    since = now + g.since
+    if g.behaviour == "lagging":
+        line.phases.append(Phase(since, "fraction", fraction=g.fraction))
+    elif g.behaviour in ("stopped", "stalled"):
+        line.phases.append(Phase(since, "frozen"))
+        if g.behaviour == "stopped":
+            line.leave(since)
+    elif g.behaviour == "rebalancing":
+        line.rebalances.append((now - 5.0, math.inf))
+    for event in sorted(g.events, key=lambda e: e.at):
+        line.apply(event, now, g.delay)
+    if line.away_since is not None:
+        line.absent.append((line.away_since, math.inf))
+    line.phases.sort(key=lambda p: p.start)
+    return line
+
+
 class Scenario:
     """A validated scenario, ready to be built into a workload."""
 
     def __init__(self, spec: ScenarioSpec, name: str) -> None:
-        self.spec = spec
-        self.name = name
-        problems = []
-        for i, inst in enumerate(spec.instances):
-            topics = {t.name for t in inst.topics}
-            for j, group in enumerate(inst.groups):
-                problems += [f"{name}: instances.{i}.groups.{j}.topics: no topic {t!r} on {inst.instance_id}"
-                             for t in group.topics if t not in topics]
+        problems = _check_references(spec, name)
         if problems:
             raise ScenarioError("\n".join(problems))
+        self.spec = spec
+        self.name = name
 
     @classmethod
     def from_dict(cls, data: Any, name: str = "scenario") -> Scenario:
@@ -125,7 +252,7 @@ class Scenario:
 
     @classmethod
     def builtin(cls, name: str) -> Scenario:
-        """One of the built-in scenarios (``minimal``, ``demo``)."""
+        """One of the built-in scenarios."""
         try:
             factory = _BUILTINS[name]
         except KeyError:
@@ -139,28 +266,41 @@ class Scenario:
             return cls.builtin(ref.removeprefix("builtin:"))
         return cls.from_file(Path(ref))
 
+    def faults(self) -> list[FaultRule]:
+        """The scenario's standing fault rules."""
+        return [FaultRule(**f.model_dump()) for f in self.spec.faults]
+
     def build(self, now: float, seed: int | None = None) -> dict[str, Instance]:
-        """The workload at simulator start ``now``, deterministic for a seed."""
-        rng = random.Random(self.spec.seed if seed is None else seed)  # noqa: S311 - simulation, not security
-        start = now - HISTORY
+        """The workload for a simulator started at ``now``; deterministic for a seed."""
+        seed = self.spec.seed if seed is None else seed
+        rng = random.Random(seed)  # noqa: S311 - simulation, not security
+        history = now - HISTORY
         instances = {}
         for spec in self.spec.instances:
             inst = Instance(spec.instance_id, spec.region, spec.name or spec.instance_id, spec.serverless,
-                            spec.running, spec.spec_type)
+                            math.inf if spec.stopped is None else now + spec.stopped, spec.spec_type, spec.series)
             for t in spec.topics:
-                curves = [make_curve(rng, t.rate, t.shape, start) for _ in range(t.partitions)]
-                inst.topics[t.name] = Topic(t.name, curves, t.local_storage)
+                inst.topics[t.name] = Topic(
+                    t.name, t.partitions, t.rate, t.shape, f"{seed}/{spec.instance_id}/{t.name}",
+                    history if t.created is None else now + t.created, t.local_storage,
+                    math.inf if t.deleted is None else now + t.deleted,
+                    tuple(sorted((now + a.at, a.partitions) for a in t.partitions_added)),
+                )
             for g in spec.groups:
-                consumer = Consumer(g.behaviour, g.delay, g.fraction, now + g.since)
-                present = g.behaviour != "stopped"
-                members = [
+                line = _timeline(g, now)
+                members = tuple(
                     (f"consumer-{i + 1}-{rng.getrandbits(48):012x}", f"consumer-{i + 1}",
                      f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}")
-                    for i in range(g.members if present else 0)
-                ]
-                rebalanced = now - (5.0 if g.behaviour == "rebalancing" else rng.uniform(600, 3000))
-                inst.groups[g.name] = Group(g.name, list(g.topics), consumer, members, rng.randrange(1, 40),
-                                            rebalanced, rng.randrange(50, 3000))
+                    for i in range(g.members)
+                )
+                absent = ((history, math.inf),) if g.members == 0 else tuple(line.absent)
+                rebalances = ((now - rng.uniform(600, 3000), rng.uniform(0.05, 3.0)), *line.rebalances)
+                inst.groups[g.name] = Group(g.name, tuple(g.topics), Consumer(tuple(line.phases)), members, absent,
+                                            rebalances, rng.randrange(1, 40), line.deleted)
+            if spec.generate is not None:
+                gen = spec.generate
+                inst.generated = GeneratedSpec(gen.groups, gen.partitions, gen.rate, gen.shape, gen.delay,
+                                               gen.members, history)
             instances[spec.instance_id] = inst
         return instances
 
@@ -224,4 +364,19 @@ def _demo() -> dict[str, Any]:
     return {"seed": 42, "instances": [hz, sh, serverless]}
 
 
-_BUILTINS = {"minimal": _minimal, "demo": _demo}
+def _scale(groups: int, partitions: int) -> dict[str, Any]:
+    return {"seed": 11, "instances": [{
+        "instance_id": "alikafka_post-cn-scale0001", "region": "cn-hangzhou", "name": "scale",
+        "generate": {"groups": groups, "partitions": partitions, "rate": 1.0, "delay": 2.0},
+    }]}
+
+
+_BUILTINS: dict[str, Callable[[], dict[str, Any]]] = {
+    "minimal": _minimal,
+    "demo": _demo,
+    # The scale issue's benchmark tiers: groups x partitions.
+    "scale-s": lambda: _scale(10, 10),
+    "scale-m": lambda: _scale(500, 50),
+    "scale-l": lambda: _scale(2_000, 50),
+    "scale-xl": lambda: _scale(10_000, 100),
+}

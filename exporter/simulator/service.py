@@ -24,8 +24,6 @@ from exporter.simulator.workload import Group, Instance, PartitionTruth, truth
 API_VERSION = "2019-09-16"
 DEFAULT_QPS = {"GetConsumerProgress": 3.0}
 OTHER_QPS = 100.0
-_STATES = {"healthy": "STABLE", "lagging": "STABLE", "stalled": "STABLE", "stopped": "EMPTY",
-           "rebalancing": "PREPARING_REBALANCE"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +62,7 @@ class Simulator:
             for key_id, secret in access_keys.items()
         })
         self.rng = random.Random(scenario.spec.seed if seed is None else seed)  # noqa: S311 - simulation
-        self.faults: list[FaultRule] = []
+        self.faults: list[FaultRule] = scenario.faults()
         self.requests: list[RequestRecord] = []
         self.max_records = 100_000
         self._qps = dict(DEFAULT_QPS)
@@ -84,13 +82,17 @@ class Simulator:
         self._qps[action] = qps
 
     def pairs(self) -> list[tuple[str, str, str]]:
-        """Every (instance id, region, group) of the scenario, in scenario order."""
-        return [(i.instance_id, i.region, g) for i in self.instances.values() for g in i.groups]
+        """Every (instance id, region, group) of the scenario, generated groups included."""
+        return [(i.instance_id, i.region, g) for i in self.instances.values() for g in i.group_names()]
 
     def truth(self, instance_id: str, group: str, at: float | None = None) -> list[PartitionTruth]:
-        """The true per-partition state of a group now (or at ``at``)."""
+        """The true per-partition state of a group now (or at ``at``); empty once the group is deleted."""
         inst = self.instances[instance_id]
-        return truth(inst, inst.groups[group], self.clock() if at is None else at)
+        found = inst.group(group)
+        now = self.clock() if at is None else at
+        if found is None or found.deleted <= now:
+            return []
+        return truth(inst, found, now)
 
     def record(self, action: str, params: Mapping[str, str], status: int, code: str, signature: str) -> None:
         """Remember a served request (bounded)."""
@@ -130,15 +132,15 @@ class Simulator:
         inst = self.instances.get(_require(params, "InstanceId"))
         if inst is None or inst.region != region:
             raise GatewayError(400, "BIZ_INSTANCE_NOT_FOUND", "The instance does not exist in this region.")
-        if not inst.running:
+        if not inst.running(self.clock()):
             raise GatewayError(400, "BIZ_INSTANCE_STATUS_ERROR", "The instance is not running.")
         return inst
 
     def consumer_progress(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GetConsumerProgress."""
         inst = self._instance(params)
-        group = inst.groups.get(_require(params, "ConsumerId"))
-        if group is None:
+        group = inst.group(_require(params, "ConsumerId"))
+        if group is None or group.deleted <= self.clock():
             raise GatewayError(400, "BIZ_SUBSCRIPTION_NOT_FOUND", "The consumer group does not exist.")
         hide = params.get("HideLastTimestamp", "false").lower() == "true"
         return {"ConsumerProgress": progress_body(inst, group, self.clock(), hide)}
@@ -146,7 +148,8 @@ class Simulator:
     def consumer_list(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GetConsumerList (paged)."""
         inst = self._instance(params)
-        names = sorted(inst.groups)
+        now = self.clock()
+        names = [n for n in inst.group_names() if n not in inst.groups or inst.groups[n].deleted > now]
         if params.get("ConsumerId"):
             names = [n for n in names if n == params["ConsumerId"]]
         page, size, chunk = _page(params, names, default_size=100)
@@ -158,34 +161,39 @@ class Simulator:
     def instance_list(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GetInstanceList (no paging, like the real action)."""
         region = _require(params, "RegionId")
+        now = self.clock()
         rows = [{"InstanceId": i.instance_id, "Name": i.name, "RegionId": i.region,
-                 "ServiceStatus": 5 if i.running else 15, "SpecType": i.spec_type, "Series": i.series,
-                 "PaidType": 1, "DeployType": 5, "UsedTopicCount": len(i.topics), "UsedGroupCount": len(i.groups),
-                 "UsedPartitionCount": sum(len(t.curves) for t in i.topics.values())}
+                 "ServiceStatus": 5 if i.running(now) else 15, "SpecType": i.spec_type, "Series": i.series,
+                 "PaidType": 1, "DeployType": 5, "UsedTopicCount": len(i.topic_names()),
+                 "UsedGroupCount": len(i.group_names())}
                 for i in self.instances.values() if i.region == region]
         return {"InstanceList": {"InstanceVO": rows}}
 
     def topic_list(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GetTopicList (paged; CurrentPage and PageSize arrive as strings)."""
         inst = self._instance(params)
-        names = sorted(inst.topics)
+        now = self.clock()
+        topics = [t for t in (inst.topic(n) for n in inst.topic_names()) if t is not None and t.exists(now)]
+        names = [t.name for t in topics]
         page, size, chunk = _page(params, names, default_size=10)
-        rows = [{"Topic": n, "PartitionNum": len(inst.topics[n].curves), "Status": 0, "StatusName": "Running",
-                 "LocalTopic": inst.topics[n].local_storage, "CompactTopic": False, "Remark": ""} for n in chunk]
+        by_name = {t.name: t for t in topics}
+        rows = [{"Topic": n, "PartitionNum": by_name[n].partition_count(now), "Status": 0, "StatusName": "Running",
+                 "LocalTopic": by_name[n].local_storage, "CompactTopic": False, "Remark": ""} for n in chunk]
         return {"TopicList": {"TopicVO": rows}, "Total": len(names), "CurrentPage": page, "PageSize": size}
 
     def topic_status(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GetTopicStatus."""
         inst = self._instance(params)
-        topic = inst.topics.get(_require(params, "Topic"))
-        if topic is None:
-            raise GatewayError(400, "BIZ_TOPIC_NOT_FOUND", "The topic does not exist.")
         now = self.clock()
-        ends = [c.offset(now) for c in topic.curves]
-        updated = [int(c.produce_time(max(c.base, end - 1)) * 1000) for c, end in zip(topic.curves, ends, strict=True)]
+        topic = inst.topic(_require(params, "Topic"))
+        if topic is None or not topic.exists(now):
+            raise GatewayError(400, "BIZ_TOPIC_NOT_FOUND", "The topic does not exist.")
+        curves = [topic.curve(i) for i in range(topic.partition_count(now))]
+        ends = [c.offset(now) for c in curves]
+        updated = [int(c.produce_time(max(c.base, end - 1)) * 1000) for c, end in zip(curves, ends, strict=True)]
         table = [{"Topic": topic.name, "Partition": i, "MinOffset": c.base, "MaxOffset": ends[i],
-                  "LastUpdateTimestamp": updated[i]} for i, c in enumerate(topic.curves)]
-        total = sum(end - c.base for c, end in zip(topic.curves, ends, strict=True))
+                  "LastUpdateTimestamp": updated[i]} for i, c in enumerate(curves)]
+        total = sum(end - c.base for c, end in zip(curves, ends, strict=True))
         last = max(updated, default=-1)
         return {"TopicStatus": {"TotalCount": total, "LastTimeStamp": last, "OffsetTable": {"OffsetTable": table}}}
 
@@ -216,12 +224,13 @@ def _page(params: Mapping[str, str], names: list[str], default_size: int) -> tup
 def progress_body(inst: Instance, group: Group, now: float, hide: bool) -> dict[str, Any]:
     """The ConsumerProgress object of one group at ``now``."""
     truths = truth(inst, group, now)
-    members = group.members
+    members = group.members_at(now)
     topics: dict[str, list[dict[str, Any]]] = {}
     stamps: dict[str, int] = {}
     for index, t in enumerate(truths):
         stamp = -1
-        no_stamp = hide or inst.serverless or inst.topics[t.topic].local_storage
+        topic = inst.topic(t.topic)
+        no_stamp = hide or inst.serverless or (topic is not None and topic.local_storage)
         if not no_stamp and t.last_consumed_produce_time is not None:
             stamp = int(t.last_consumed_produce_time * 1000)
         member = members[index % len(members)] if members else ("", "", "")
@@ -233,17 +242,18 @@ def progress_body(inst: Instance, group: Group, now: float, hide: bool) -> dict[
         stamps[t.topic] = max(stamps.get(t.topic, -1), stamp)
     topic_list = [{"Topic": name, "TotalDiff": sum(p["Accumulate"] for p in parts), "LastTimestamp": stamps[name],
                    "OffsetList": {"OffsetList": parts}} for name, parts in topics.items()]
+    rebalance = group.rebalance_at(now)
+    records = [] if rebalance is None else [{
+        "GroupId": group.name, "Generation": rebalance[0], "LastRebalanceTimestamp": int(rebalance[1] * 1000),
+        "Reason": "membership changed", "RebalanceSuccess": rebalance[3],
+        "RebalanceTimeConsuming": int(rebalance[2] * 1000),
+    }]
     return {
         "TotalDiff": sum(t["TotalDiff"] for t in topic_list),
         "LastTimestamp": max(stamps.values(), default=-1),
-        "state": _STATES[group.consumer.behaviour],
+        "state": group.state_at(now),
         "TopicList": {"TopicList": topic_list},
-        "RebalanceInfoList": {"RebalanceInfoList": [{
-            "GroupId": group.name, "Generation": group.generation,
-            "LastRebalanceTimestamp": int(group.last_rebalance * 1000), "Reason": "member joined",
-            "RebalanceSuccess": group.consumer.behaviour != "rebalancing",
-            "RebalanceTimeConsuming": group.rebalance_ms,
-        }]},
+        "RebalanceInfoList": {"RebalanceInfoList": records},
     }
 
 

@@ -1,28 +1,31 @@
 """The simulated Kafka workload: offsets and produce times computed from the clock, never ticked.
 
-Each partition has a cumulative production curve ``F(t)`` (messages produced since history
-start, plus a base offset). Because ``F`` is monotonic, the produce time of any offset is
-``F^-1(offset)``, so the true offset lag and the true time lag of every partition are known at any
-moment: the oracle that the exporter's numbers are checked against. Consumers are defined by how
-their committed offset follows ``F`` (a delay, a fraction of the rate, or frozen at a moment).
-Nothing is precomputed per message, so large scenarios cost only their definitions.
+Each partition has a cumulative production curve ``F(t)`` (messages produced since it began, plus a
+base offset). ``F`` is monotonic, so the produce time of any offset is ``F^-1(offset)``: the true
+offset lag and the true time lag of every partition are known at any moment, which is the oracle
+the exporter's numbers are checked against. A consumer group is a sequence of phases (follow the
+head with a delay, consume a fraction of the rate, frozen, rewound), switched by timed events, and
+its committed offset is folded through those phases on demand. Nothing is stored per message or per
+partition, so a scenario with a million partitions costs only its definition.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from dataclasses import dataclass, field
 from typing import Literal
 
 Shape = Literal["steady", "bursty", "diurnal", "idle"]
-Behaviour = Literal["healthy", "lagging", "stopped", "stalled", "rebalancing"]
+Mode = Literal["follow", "fraction", "frozen", "rewind"]
 
 HISTORY = 3600.0  # seconds of production that exist before the simulator starts
 _BURST_PERIOD = 60.0
-_BURST_HIGH = 10.0  # seconds per period at 5x the rate; the rest at 0.25x (average about 1x)
+_BURST_HIGH = 10.0  # seconds per period at 5x the rate; the rest at 0.25x
 _DIURNAL_PERIOD = 86400.0
 _DIURNAL_AMPLITUDE = 0.8
+_CATCH_UP = 3.0  # a consumer that is behind consumes at up to 3x the partition's average rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,7 @@ class PartitionCurve:
     base: int
     rate: float
     shape: Shape
-    start: float  # history start (epoch seconds)
+    start: float  # when the partition began producing (epoch seconds)
     idle_after: float  # idle topics stop producing here
 
     def _cumulative(self, t: float) -> float:
@@ -50,21 +53,30 @@ class PartitionCurve:
             return self.rate * (elapsed + wave)
         return self.rate * elapsed
 
+    @property
+    def mean_rate(self) -> float:
+        """Average messages per second (bursty averages its two rates)."""
+        if self.shape == "bursty":
+            return self.rate * (5 * _BURST_HIGH + 0.25 * (_BURST_PERIOD - _BURST_HIGH)) / _BURST_PERIOD
+        return self.rate
+
     def offset(self, t: float) -> int:
-        """The end offset (next offset to be written) at time ``t``."""
+        """The end offset (the next offset to be written) at time ``t``."""
         return self.base + math.floor(self._cumulative(t))
 
     def produce_time(self, offset: int) -> float:
-        """When message ``offset`` was produced (the first moment the end offset passed it)."""
+        """When message ``offset`` was produced: the first moment the end offset passed it."""
         target = offset - self.base + 1
         if target <= 0:
             return self.start
+        if self.shape == "steady" and self.rate > 0:
+            return self.start + target / self.rate
         lo, hi = self.start, self.start + 1.0
         while self._cumulative(hi) < target:
             hi = self.start + (hi - self.start) * 2
             if hi - self.start > 1e10:
                 return math.inf
-        for _ in range(60):
+        for _ in range(50):
             mid = (lo + hi) / 2
             if self._cumulative(mid) >= target:
                 hi = mid
@@ -74,25 +86,48 @@ class PartitionCurve:
 
 
 @dataclass(frozen=True, slots=True)
-class Consumer:
-    """How a group's committed offset follows production on every partition it reads."""
+class Phase:
+    """From ``start`` on, how the committed offset moves."""
 
-    behaviour: Behaviour
-    delay: float = 2.0  # healthy: seconds behind the head
-    fraction: float = 0.5  # lagging: share of the production rate consumed
-    since: float = 0.0  # epoch seconds when stopping/stalling/lagging began
-    commit_every: float = 5.0  # offsets are committed on this cadence
+    start: float
+    mode: Mode
+    delay: float = 2.0  # follow/rewind: how far behind the head the consumer settles, seconds
+    fraction: float = 0.5  # fraction: share of the production consumed
+    rewind_to: float | None = None  # rewind: epoch time whose offset to restart from (None: earliest)
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    """A group's consumption, as phases in time order; offsets are committed every ``commit_every`` s."""
+
+    phases: tuple[Phase, ...]
+    commit_every: float = 5.0
 
     def committed(self, curve: PartitionCurve, t: float) -> int:
-        """The committed offset at ``t``."""
-        if self.behaviour in ("stopped", "stalled"):
-            t = min(t, self.since)
+        """The committed offset at ``t`` on a partition with production ``curve``."""
         t = math.floor(t / self.commit_every) * self.commit_every
-        head = curve.offset(t - self.delay)
-        if self.behaviour == "lagging" and t > self.since:
-            at_start = curve.offset(self.since - self.delay)
-            return min(head, at_start + math.floor(self.fraction * (curve.offset(t) - at_start)))
-        return head
+        current = curve.offset(min(t, curve.start))
+        for index, phase in enumerate(self.phases):
+            if phase.start > t:
+                break
+            begin = max(phase.start, curve.start)
+            end = t if index + 1 == len(self.phases) else min(t, self.phases[index + 1].start)
+            if end < begin:
+                continue
+            current = self._advance(phase, curve, current, begin, end)
+        return max(curve.base, min(current, curve.offset(t)))
+
+    @staticmethod
+    def _advance(phase: Phase, curve: PartitionCurve, start_offset: int, begin: float, end: float) -> int:
+        if phase.mode == "frozen":
+            return start_offset
+        if phase.mode == "fraction":
+            return start_offset + math.floor(phase.fraction * (curve.offset(end) - curve.offset(begin)))
+        if phase.mode == "rewind":
+            start_offset = curve.base if phase.rewind_to is None else curve.offset(phase.rewind_to)
+        head = curve.offset(end - phase.delay)
+        budget = math.floor(_CATCH_UP * curve.mean_rate * (end - begin))
+        return max(start_offset, min(head, start_offset + budget))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,51 +143,191 @@ class PartitionTruth:
     last_consumed_produce_time: float | None  # None: nothing consumed yet
 
 
-@dataclass
+@dataclass(frozen=True)
 class Topic:
-    """A topic of an instance."""
+    """A topic: partition curves are derived from a seed on demand, never stored."""
 
     name: str
-    curves: list[PartitionCurve]
+    partitions: int
+    rate: float
+    shape: Shape
+    seed: str
+    created: float  # epoch seconds
     local_storage: bool = False
+    deleted: float = math.inf
+    grown: tuple[tuple[float, int], ...] = ()  # (when, new partition count)
+
+    def exists(self, t: float) -> bool:
+        """Whether the topic exists at ``t``."""
+        return self.created <= t < self.deleted
+
+    def partition_count(self, t: float) -> int:
+        """Partitions at ``t`` (partitions can be added, never removed)."""
+        count = self.partitions
+        for when, new in self.grown:
+            if when <= t:
+                count = max(count, new)
+        return count
+
+    def curve(self, partition: int) -> PartitionCurve:
+        """The production curve of one partition, the same every time for the same seed."""
+        digest = hashlib.blake2b(f"{self.seed}/{partition}".encode(), digest_size=8).digest()
+        rng = random.Random(int.from_bytes(digest, "big"))  # noqa: S311 - simulation, not security
+        start = self.created
+        for when, new in self.grown:
+            if partition >= self.partitions and partition < new:
+                start = max(start, when)
+                break
+        return PartitionCurve(
+            base=rng.randrange(0, 1_000_000) if start == self.created else 0,
+            rate=self.rate * rng.uniform(0.8, 1.2),
+            shape=self.shape,
+            start=start,
+            idle_after=start + HISTORY / 2,
+        )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Group:
-    """A consumer group and the topics it reads."""
+    """A consumer group: the topics it reads, how it consumes, and its membership over time."""
 
     name: str
-    topics: list[str]
+    topics: tuple[str, ...]
     consumer: Consumer
-    members: list[tuple[str, str, str]] = field(default_factory=list)  # (member id, client id, client ip)
+    members: tuple[tuple[str, str, str], ...]  # (member id, client id, client ip) while present
+    absent: tuple[tuple[float, float], ...] = ()  # [from, until) windows without members
+    rebalances: tuple[tuple[float, float], ...] = ()  # (when, duration) of rebalances
     generation: int = 1
-    last_rebalance: float = 0.0
-    rebalance_ms: int = 300
+    deleted: float = math.inf
+
+    def members_at(self, t: float) -> tuple[tuple[str, str, str], ...]:
+        """Members present at ``t``."""
+        return () if any(a <= t < b for a, b in self.absent) else self.members
+
+    def state_at(self, t: float) -> str:
+        """The group state the API reports at ``t``."""
+        if any(when <= t < when + took for when, took in self.rebalances):
+            return "PREPARING_REBALANCE"
+        return "EMPTY" if not self.members_at(t) else "STABLE"
+
+    def rebalance_at(self, t: float) -> tuple[int, float, float, bool] | None:
+        """(generation, when, seconds taken so far, finished) of the newest rebalance at ``t``.
+
+        Every membership change (members leaving or coming back) is a rebalance too.
+        """
+        past = [(when, took) for when, took in self.rebalances if when <= t]
+        past += [(edge, 0.2) for window in self.absent for edge in window if edge <= t]
+        if not past:
+            return None
+        when, took = max(past)
+        return self.generation + len(past), when, min(took, t - when), t >= when + took
 
 
 @dataclass
 class Instance:
-    """An alikafka instance."""
+    """An alikafka instance. Generated groups (``gen-gNNNNN`` reading ``gen-tNNNNN``) are built on demand."""
 
     instance_id: str
     region: str
     name: str
     serverless: bool = False
-    running: bool = True
+    stopped: float = math.inf
     spec_type: str = "normal"
     series: str = "v3"
     topics: dict[str, Topic] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
+    generated: GeneratedSpec | None = None
+
+    def running(self, t: float) -> bool:
+        """Whether the instance serves at ``t``."""
+        return t < self.stopped
+
+    def group_names(self) -> list[str]:
+        """Every group name, explicit and generated, sorted."""
+        names = list(self.groups)
+        if self.generated is not None:
+            names += [self.generated.group_name(i) for i in range(self.generated.groups)]
+        return sorted(names)
+
+    def topic_names(self) -> list[str]:
+        """Every topic name, explicit and generated, sorted."""
+        names = list(self.topics)
+        if self.generated is not None:
+            names += [self.generated.topic_name(i) for i in range(self.generated.groups)]
+        return sorted(names)
+
+    def group(self, name: str) -> Group | None:
+        """An explicit group, or a generated one built from its name."""
+        found = self.groups.get(name)
+        if found is None and self.generated is not None:
+            return self.generated.group(self.instance_id, name)
+        return found
+
+    def topic(self, name: str) -> Topic | None:
+        """An explicit topic, or a generated one built from its name."""
+        found = self.topics.get(name)
+        if found is None and self.generated is not None:
+            return self.generated.topic(self.instance_id, name)
+        return found
+
+
+@dataclass(frozen=True)
+class GeneratedSpec:
+    """``groups`` healthy groups, each reading its own topic of ``partitions`` partitions."""
+
+    groups: int
+    partitions: int
+    rate: float
+    shape: Shape
+    delay: float
+    members: int
+    start: float
+
+    @staticmethod
+    def group_name(index: int) -> str:
+        """The name of generated group ``index``."""
+        return f"gen-g{index:05d}"
+
+    @staticmethod
+    def topic_name(index: int) -> str:
+        """The name of generated topic ``index``."""
+        return f"gen-t{index:05d}"
+
+    def _index(self, name: str, prefix: str) -> int | None:
+        if not name.startswith(prefix) or not name[len(prefix):].isdigit():
+            return None
+        index = int(name[len(prefix):])
+        return index if 0 <= index < self.groups and name == f"{prefix}{index:05d}" else None
+
+    def topic(self, instance_id: str, name: str) -> Topic | None:
+        """Generated topic ``name``, if it is one."""
+        if self._index(name, "gen-t") is None:
+            return None
+        return Topic(name, self.partitions, self.rate, self.shape, f"{instance_id}/{name}", self.start)
+
+    def group(self, instance_id: str, name: str) -> Group | None:
+        """Generated group ``name``, if it is one."""
+        index = self._index(name, "gen-g")
+        if index is None:
+            return None
+        members = tuple(
+            (f"consumer-{i + 1}-{index:05d}", f"consumer-{i + 1}", f"10.{index % 250}.{i % 250}.{1 + index % 200}")
+            for i in range(self.members)
+        )
+        consumer = Consumer((Phase(self.start, "follow", delay=self.delay),))
+        rebalanced = self.start + HISTORY / 2 + index % 600
+        return Group(name, (self.topic_name(index),), consumer, members, rebalances=((rebalanced, 0.5),))
 
 
 def truth(instance: Instance, group: Group, t: float) -> list[PartitionTruth]:
     """The true state of every partition ``group`` reads, at time ``t``."""
     result = []
     for name in group.topics:
-        topic = instance.topics.get(name)
-        if topic is None:
+        topic = instance.topic(name)
+        if topic is None or not topic.exists(t):
             continue
-        for index, curve in enumerate(topic.curves):
+        for index in range(topic.partition_count(t)):
+            curve = topic.curve(index)
             end = curve.offset(t)
             committed = min(end, group.consumer.committed(curve, t))
             lag = end - committed
@@ -160,14 +335,3 @@ def truth(instance: Instance, group: Group, t: float) -> list[PartitionTruth]:
             consumed = curve.produce_time(committed - 1) if committed > curve.base else None
             result.append(PartitionTruth(name, index, end, committed, lag, time_lag, consumed))
     return result
-
-
-def make_curve(rng: random.Random, rate: float, shape: Shape, start: float) -> PartitionCurve:
-    """A partition curve with a random base offset and +-20% rate jitter."""
-    return PartitionCurve(
-        base=rng.randrange(0, 1_000_000),
-        rate=rate * rng.uniform(0.8, 1.2),
-        shape=shape,
-        start=start,
-        idle_after=start + HISTORY / 2,
-    )

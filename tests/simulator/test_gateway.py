@@ -256,10 +256,27 @@ def test_determinism_and_scenario_errors() -> None:
 
 
 def test_demo_scenario_has_the_promised_groups() -> None:
-    """The demo has two regions, dozens of groups, and a lagging, stopped, stalled and rebalancing one."""
-    sim = Simulator(Scenario.builtin("demo"), {"k": "s"})
-    regions = {region for _, region, _ in sim.pairs()}
-    assert {"cn-hangzhou", "cn-shanghai"} <= regions
+    """Two regions, dozens of groups; one lagging, one stopped, one stalled, one rebalancing, as observed."""
+    clock = Clock()
+    sim = Simulator(Scenario.builtin("demo"), {"k": "s"}, clock=clock)
+    assert {"cn-hangzhou", "cn-shanghai"} <= {region for _, region, _ in sim.pairs()}
     assert len(sim.pairs()) >= 24
-    behaviours = {g.consumer.behaviour for i in sim.instances.values() for g in i.groups.values()}
-    assert {"lagging", "stopped", "stalled", "rebalancing", "healthy"} <= behaviours
+    hz = sim.instances["alikafka_post-cn-demo0001"]
+
+    def lag(group: str) -> int:
+        return sum(t.lag for t in sim.truth(hz.instance_id, group))
+
+    def committed(group: str) -> list[int]:
+        return [t.consumer_offset for t in sim.truth(hz.instance_id, group)]
+
+    before = {g: (lag(g), committed(g)) for g in ("analytics-etl", "email-sender", "fraud-detector", "orders-consumer")}
+    clock.now += 120
+    assert lag("analytics-etl") > before["analytics-etl"][0] + 1000  # lagging: grows
+    assert committed("fraud-detector") == before["fraud-detector"][1]  # stalled: offsets frozen...
+    assert hz.groups["fraud-detector"].members_at(clock.now)  # ...with members present
+    assert committed("email-sender") == before["email-sender"][1]  # stopped: frozen, no members
+    assert not hz.groups["email-sender"].members_at(clock.now)
+    assert hz.groups["email-sender"].state_at(clock.now) == "EMPTY"
+    assert lag("orders-consumer") < 12 * 60 * 8  # healthy: within delay + commit interval of the head
+    shanghai = sim.instances["alikafka_pre-cn-demo0002"]
+    assert shanghai.groups["tracking-aggregator"].state_at(clock.now) == "PREPARING_REBALANCE"
