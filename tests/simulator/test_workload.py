@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -179,3 +182,11 @@ def test_scale_xl_is_lazy() -> None:
     assert listing["ConsumerList"]["ConsumerVO"][-1]["ConsumerId"] == "gen-g09999"
     with pytest.raises(GatewayError, match="BIZ_SUBSCRIPTION_NOT_FOUND"):
         sim.handle("GetConsumerProgress", {**params, "ConsumerId": "gen-g10000"}, "k")
+
+
+def test_documented_example_scenario_is_valid() -> None:
+    """The YAML example in docs/simulator.md validates and builds."""
+    doc = (Path(__file__).parents[2] / "docs" / "simulator.md").read_text()
+    (example,) = [block for block in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "instances:" in block]
+    sim = Simulator(Scenario.from_dict(yaml.safe_load(example)), {"k": "s"})
+    assert len(sim.pairs()) == 10_001
