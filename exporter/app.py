@@ -18,16 +18,19 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from exporter import __version__, web
+from exporter.analysis import Analyzer
 from exporter.catalog import InstanceCatalog
 from exporter.client import AlikafkaClient, ApiOptions
 from exporter.collector import CollectorOptions, SnapshotCollector
 from exporter.credentials import CredentialProvider
 from exporter.exposition import Exposition
+from exporter.lag import LagOptions
 from exporter.poller import Poller
 from exporter.ratelimit import RateLimiter
 from exporter.settings import Settings
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
+from exporter.status import StatusOptions
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Polle
             interval=settings.poll.interval,
             stale_after=settings.poll.stale_after,
             max_qps=settings.api.max_qps,
+            analyzer=Analyzer(
+                LagOptions(settings.lag.history, settings.lag.max_points, settings.lag.max_age),
+                StatusOptions(settings.lag.status_window, settings.lag.status_min_polls),
+            ),
         )
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs})
         collector = SnapshotCollector(

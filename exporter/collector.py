@@ -15,9 +15,11 @@ from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from exporter.analysis import Insight
 from exporter.models import GROUP_STATES, ConsumerProgress, InstanceInfo
 from exporter.snapshot import TARGET_STATES, Pair, Snapshot
 from exporter.stats import DURATION_BUCKETS, ApiStats
+from exporter.status import STATUSES
 
 Granularity = Literal["partition", "topic", "group"]
 
@@ -65,11 +67,15 @@ class SnapshotCollector:
             (pair, state) for pair, state in snapshot.pairs.items() if state.polls > 0
         )
         with_data = [(pair, state.progress) for pair, state in polled if state.progress is not None]
+        insights = [(pair, state.insight) for pair, state in polled
+                    if state.progress is not None and state.insight is not None]
         if self._options.granularity == "partition":
             yield from _partition_families(with_data, self._options.member_labels)
+            yield _time_lag_family(insights)
         if self._options.granularity in ("partition", "topic"):
             yield from _topic_families(with_data)
         yield from _group_families(with_data)
+        yield from _insight_families(insights)
 
         up = GaugeMetricFamily(P + "up", "1 if the last poll of this pair succeeded, else 0.", labels=GROUP_LABELS)
         last_ok = GaugeMetricFamily(
@@ -207,6 +213,36 @@ def _partition_families(data: Data, member_labels: bool) -> Iterator[Metric]:
     yield from (lag, current, end, consumed_ts)
     if member_labels:
         yield assignment
+
+
+def _time_lag_family(insights: list[tuple[Pair, Insight]]) -> Metric:
+    family = GaugeMetricFamily(
+        P + "lag_seconds",
+        "Estimated age of the oldest unconsumed message of the partition (0 when lag is 0); see docs/lag.md.",
+        labels=PARTITION_LABELS,
+    )
+    for pair, insight in insights:
+        for (topic, partition), seconds in sorted(insight.time_lags.items()):
+            family.add_metric([pair.instance_id, pair.group, topic, str(partition)], seconds)
+    return family
+
+
+def _insight_families(insights: list[tuple[Pair, Insight]]) -> Iterator[Metric]:
+    worst = GaugeMetricFamily(
+        P + "max_lag_seconds", "The largest lag_seconds over the group's partitions.", labels=GROUP_LABELS
+    )
+    status = GaugeMetricFamily(
+        P + "status", "1 for the group's evaluated status, 0 for the others; rules in docs/lag.md.",
+        labels=[*GROUP_LABELS, "status"],
+    )
+    for pair, insight in insights:
+        labels = [pair.instance_id, pair.group]
+        if insight.max_time_lag is not None:
+            worst.add_metric(labels, insight.max_time_lag)
+        for name in STATUSES:
+            status.add_metric([*labels, name], 1.0 if insight.status == name else 0.0)
+    yield worst
+    yield status
 
 
 def _topic_families(data: Data) -> Iterator[Metric]:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
+from exporter.analysis import Analyzer
 from exporter.errors import ApiError
 from exporter.models import ConsumerProgress
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
@@ -53,8 +54,10 @@ class Poller:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         on_update: Callable[[Snapshot], None] | None = None,
+        analyzer: Analyzer | None = None,
     ) -> None:
         self._source = source
+        self._analyzer = analyzer or Analyzer()
         self._pairs = tuple(dict.fromkeys(pairs))
         self._interval = interval
         self._stale_after = stale_after
@@ -131,7 +134,8 @@ class Poller:
         now = self._clock()
         if prev.error is not None:
             log.info("poll recovered", extra={"instance_id": pair.instance_id, "group": pair.group, "action": ACTION})
-        self._states[pair] = PairState(pair, progress, True, now, now, None, prev.polls + 1)
+        insight = self._analyzer.observe(pair.instance_id, pair.group, progress, now)
+        self._states[pair] = PairState(pair, progress, True, now, now, None, prev.polls + 1, insight)
 
     def _failed(self, pair: Pair, error: PollError) -> None:
         prev = self._states[pair]
@@ -151,11 +155,13 @@ class Poller:
         keep = prev.last_success is not None and now - prev.last_success <= self._stale_after
         progress = prev.progress if keep else None
         if prev.progress is not None and progress is None:
+            self._analyzer.forget(pair.instance_id, pair.group)
             log.warning(
                 "pair data is stale; its series are dropped",
                 extra={"instance_id": pair.instance_id, "group": pair.group, "stale_after_s": self._stale_after},
             )
-        self._states[pair] = PairState(pair, progress, False, now, prev.last_success, error, prev.polls + 1)
+        insight = prev.insight if keep else None
+        self._states[pair] = PairState(pair, progress, False, now, prev.last_success, error, prev.polls + 1, insight)
 
     def _publish(self, cycle_duration: float | None) -> None:
         old = self._snapshot

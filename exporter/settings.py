@@ -205,6 +205,26 @@ class WebSettings(BaseModel):
         return int(self.listen_address.rsplit(":", 1)[1])
 
 
+class LagSettings(BaseModel):
+    """Time-lag estimation and status evaluation (docs/lag.md)."""
+
+    model_config = _FROZEN
+
+    history: Annotated[Duration, Field(ge=60, le=7 * 86400)] = 3600.0
+    max_points: Annotated[int, Field(ge=2, le=100_000)] = 4096
+    max_age: Annotated[Duration, Field(gt=0)] = 72 * 3600.0
+    status_window: Annotated[int, Field(ge=2, le=1000)] = 10
+    status_min_polls: Annotated[int, Field(ge=1)] = 3
+
+    @field_validator("status_min_polls")
+    @classmethod
+    def _within_window(cls, value: int, info: ValidationInfo) -> int:
+        window = info.data.get("status_window")
+        if window is not None and value > window:
+            raise ValueError(f"must not exceed lag.status_window ({window})")
+        return value
+
+
 class LogSettings(BaseModel):
     """Log level and line format."""
 
@@ -227,6 +247,7 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     targets: list[Target] = []
     metrics: MetricsSettings = MetricsSettings()
+    lag: LagSettings = LagSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
     demo: bool = False

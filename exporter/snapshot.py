@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from exporter.analysis import Insight
 from exporter.models import ConsumerProgress
 
 PairStatus = Literal["pending", "ok", "failing", "stale"]
@@ -49,6 +50,7 @@ class PairState:
     last_success: float | None = None
     error: PollError | None = None
     polls: int = 0
+    insight: Insight | None = None  # time lags and status, present with ``progress``
 
     @property
     def status(self) -> PairStatus:

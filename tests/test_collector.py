@@ -10,6 +10,7 @@ from types import MappingProxyType
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
+from exporter.analysis import Insight
 from exporter.collector import CollectorOptions, SnapshotCollector
 from exporter.models import InstanceInfo, RebalanceInfo
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
@@ -34,8 +35,11 @@ def sample_snapshot() -> Snapshot:
     billing = progress({"orders": {0: (101, 20)}}, state="empty", members=(), last_ts_ms=None)
     err = PollError("Throttling.User", "Request was denied due to user flow control.", "throttled", "RID-1")
     states = {
-        ORDERS: PairState(ORDERS, orders, True, NOW, NOW, None, 3),
-        BILLING: PairState(BILLING, billing, False, NOW, NOW - 60, err, 3),
+        ORDERS: PairState(ORDERS, orders, True, NOW, NOW, None, 3,
+                          Insight(MappingProxyType({("orders", 0): 12.5, ("orders", 2): 0.0, ("refunds", 0): 0.0}),
+                                  "ok")),
+        BILLING: PairState(BILLING, billing, False, NOW, NOW - 60, err, 3,
+                           Insight(MappingProxyType({("orders", 0): 840.0}), "stalled")),
         GONE: PairState(GONE, None, False, NOW, NOW - 600, err, 9),
         NEVER: PairState(NEVER),
     }

@@ -1,0 +1,149 @@
+"""Time lag: how old the oldest unconsumed message of a partition is, estimated from offset history.
+
+Every successful poll of any group adds a point (BrokerOffset, time) to its partition's history, so
+groups reading the same partition share (and densify) one history. Message ``c`` (the first one not
+consumed) was produced when the end offset passed ``c``, i.e. reached ``c + 1``; the estimate finds
+the two points around ``c + 1`` and interpolates. The rules, in docs/lag.md:
+
+- lag 0 -> 0 s;
+- inside the history: linear interpolation between the points around ``c + 1``. Flat stretches keep
+  their first and last sighting, so an idle stretch never divides by zero and a message produced after
+  it is dated after it;
+- below the history (a consumer replaying from far back, or a fresh exporter): extrapolate with the
+  history's mean rate, but never earlier than ``LastTimestamp`` and never older than ``max_age``; with
+  no rate and no LastTimestamp, the age of the oldest point is a lower bound and is used; with a single
+  point and no LastTimestamp there is no estimate (absent);
+- always at most ``now - LastTimestamp`` when LastTimestamp is known (message ``c`` was produced after
+  message ``c - 1``), at most ``max_age``, never negative, NaN or infinite.
+
+Memory is bounded: at most ``max_points`` points per partition, points older than ``history`` are
+dropped (keeping two), and partitions not seen for ``history`` are forgotten.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass
+
+PartitionKey = tuple[str, str, int]  # instance id, topic, partition
+
+
+@dataclass(frozen=True, slots=True)
+class LagOptions:
+    """Bounds of the estimator."""
+
+    history: float = 3600.0  # seconds of broker-offset history kept per partition
+    max_points: int = 4096  # per partition, after flat runs are compacted
+    max_age: float = 72 * 3600.0  # no message is older than alikafka's default retention
+
+
+class PartitionHistory:
+    """(offset, time) points of one partition, time-ordered with non-decreasing offsets."""
+
+    __slots__ = ("offsets", "times")
+
+    def __init__(self) -> None:
+        self.offsets: deque[int] = deque()
+        self.times: deque[float] = deque()
+
+    def add(self, offset: int, at: float, options: LagOptions) -> None:
+        """Record that the end offset was ``offset`` at ``at``."""
+        if self.times and at <= self.times[-1]:
+            return  # out of order (two groups' answers crossing): the newer point is already in
+        if self.offsets and offset < self.offsets[-1]:
+            if offset < self.offsets[0]:
+                self.offsets.clear()  # the partition was recreated: the old history means nothing
+                self.times.clear()
+            else:
+                return  # a stale read racing a newer one
+        if len(self.offsets) >= 2 and self.offsets[-1] == offset == self.offsets[-2]:
+            self.times[-1] = at  # flat run: keep its first and latest sighting only
+        else:
+            self.offsets.append(offset)
+            self.times.append(at)
+        while len(self.offsets) > 2 and (len(self.offsets) > options.max_points
+                                         or self.times[1] < at - options.history):
+            self.offsets.popleft()
+            self.times.popleft()
+
+    def estimate(self, committed: int, broker: int, now: float, last_consumed: float | None,
+                 options: LagOptions) -> float | None:
+        """Seconds since message ``committed`` was produced, or None when it cannot be estimated."""
+        if committed >= broker:
+            return 0.0
+        upper = options.max_age
+        if last_consumed is not None:
+            upper = min(upper, max(0.0, now - last_consumed))
+        offsets, times = self.offsets, self.times
+        if not offsets:
+            return upper if last_consumed is not None else None
+        target = committed + 1
+        index = bisect.bisect_left(offsets, target)  # first point whose offset reached committed + 1
+        if index < len(offsets) and index > 0:
+            o0, o1, t0, t1 = offsets[index - 1], offsets[index], times[index - 1], times[index]
+            produced = t0 + (target - o0) / (o1 - o0) * (t1 - t0)  # o1 >= target > o0: no division by 0
+            age = now - produced
+        elif index == 0:
+            before = self._before_history(committed, now, last_consumed)
+            if before is None:
+                return None
+            age = before
+        else:  # beyond the newest point: produced after it, so younger than it
+            age = max(0.0, now - times[-1]) / 2
+        return min(max(0.0, age), upper)
+
+    def _before_history(self, committed: int, now: float, last_consumed: float | None) -> float | None:
+        offsets, times = self.offsets, self.times
+        oldest = now - times[0]
+        span = times[-1] - times[0]
+        rate = (offsets[-1] - offsets[0]) / span if span > 0 else 0.0
+        if rate > 0:
+            age = oldest + (offsets[0] - committed) / rate
+            if last_consumed is not None:
+                age = min(age, now - last_consumed)
+            return max(age, oldest)
+        if last_consumed is not None:
+            return max(now - last_consumed, oldest)
+        return oldest if len(offsets) > 1 else None
+
+
+class LagEstimator:
+    """Partition histories of every polled partition, shared by the groups reading them."""
+
+    def __init__(self, options: LagOptions | None = None) -> None:
+        self.options = options or LagOptions()
+        self._histories: dict[PartitionKey, PartitionHistory] = {}
+        self._seen: dict[PartitionKey, float] = {}
+        self._last_sweep = -math.inf
+
+    def __len__(self) -> int:
+        return len(self._histories)
+
+    def observe(self, key: PartitionKey, broker: int, at: float) -> None:
+        """Add a BrokerOffset reading of a partition."""
+        history = self._histories.get(key)
+        if history is None:
+            history = self._histories[key] = PartitionHistory()
+        history.add(broker, at, self.options)
+        self._seen[key] = at
+        if at - self._last_sweep > self.options.history / 4:
+            self._forget_before(at - self.options.history)
+            self._last_sweep = at
+
+    def estimate(self, key: PartitionKey, committed: int, broker: int, now: float,
+                 last_consumed: float | None) -> float | None:
+        """The time lag of ``committed`` on the partition (see the module rules)."""
+        history = self._histories.get(key) or PartitionHistory()
+        return history.estimate(committed, broker, now, last_consumed, self.options)
+
+    def points(self, key: PartitionKey) -> int:
+        """How many points the partition's history holds (for tests and the memory bound)."""
+        history = self._histories.get(key)
+        return len(history.offsets) if history else 0
+
+    def _forget_before(self, cutoff: float) -> None:
+        for key in [k for k, seen in self._seen.items() if seen < cutoff]:
+            del self._seen[key]
+            del self._histories[key]
