@@ -9,9 +9,9 @@ The rules are checked in this order, and the first that holds wins:
 4. ``stalled``: members present, lag > 0 now, no committed offset moved over the whole window, and
    some partition already had lag at the window's first poll. The last condition keeps a quiet
    topic that just received one message from looking stalled.
-5. ``lagging``: lag > 0 now and the lag of the last third of the window is entirely above the lag of
-   its first third (its minimum exceeds their maximum). Oscillation from commit cadence overlaps and
-   does not count; steady growth does, even if it dips in between.
+5. ``lagging``: lag > 0 now and the lag of the last third of the window (at least two polls) is
+   entirely above the lag of its first third (its minimum exceeds their maximum). Oscillation from
+   commit cadence overlaps and does not count; steady growth does, even if it dips in between.
 6. ``ok``.
 """
 
@@ -83,7 +83,7 @@ def evaluate(samples: list[Sample], options: StatusOptions) -> str:  # noqa: PLR
         unmoved = all(s.committed == latest.committed for s in samples)
         if unmoved and samples[0].lagging_partitions & latest.lagging_partitions:
             return "stalled"
-    third = max(1, len(samples) // 3)
+    third = max(2, len(samples) // 3)  # at least two polls a side: one noisy poll never decides
     if latest.lag > 0 and min(s.lag for s in samples[-third:]) > max(s.lag for s in samples[:third]):
         return "lagging"
     return "ok"

@@ -1,0 +1,133 @@
+"""Time-lag estimation rules (docs/lag.md): interpolation, flat stretches, bounds, restarts, memory."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.lag import LagEstimator, LagOptions, PartitionHistory
+
+KEY = ("i", "t", 0)
+OPTS = LagOptions()
+
+
+def history(*points: tuple[int, float]) -> PartitionHistory:
+    h = PartitionHistory()
+    for offset, at in points:
+        h.add(offset, at, OPTS)
+    return h
+
+
+def test_zero_when_caught_up() -> None:
+    """Lag 0 gives 0 s whatever the history."""
+    assert history().estimate(10, 10, 100.0, None, OPTS) == 0.0
+    assert history((5, 1.0)).estimate(12, 10, 100.0, None, OPTS) == 0.0
+
+
+def test_interpolation_dates_the_first_unconsumed_message() -> None:
+    """Message c is produced when the end offset reaches c + 1, interpolated between the points around it."""
+    h = history((100, 0.0), (200, 100.0), (300, 200.0))
+    # committed 149: message 149 is produced when the end offset reaches 150, at t = 50
+    assert h.estimate(149, 300, 200.0, None, OPTS) == pytest.approx(150.0)
+    assert h.estimate(250, 300, 200.0, None, OPTS) == pytest.approx(49.0)
+
+
+def test_flat_stretch_is_compacted_and_never_divides_by_zero() -> None:
+    """An idle stretch keeps its first and last sighting; a message after it is dated after it."""
+    h = history((100, 0.0), (100, 60.0), (100, 120.0), (100, 180.0), (101, 190.0))
+    assert list(h.offsets) == [100, 100, 101]
+    assert list(h.times) == [0.0, 180.0, 190.0]
+    age = h.estimate(100, 101, 190.0, None, OPTS)
+    assert age is not None
+    assert 0.0 <= age <= 10.0  # produced between the last idle sighting and now, not an hour ago
+
+
+def test_idle_topic_with_old_last_timestamp_is_not_old() -> None:
+    """The naive now - LastTimestamp would say 3 h; the history knows the new message is seconds old."""
+    h = history((500, 0.0), (500, 3600.0), (501, 3610.0))
+    age = h.estimate(500, 501, 3610.0, last_consumed=-7200.0, options=OPTS)
+    assert age is not None
+    assert age <= 10.0
+
+
+def test_upper_bound_by_last_timestamp() -> None:
+    """The estimate never exceeds now - LastTimestamp (message c was produced after message c - 1)."""
+    h = history((0, 0.0), (1000, 1000.0))
+    assert h.estimate(100, 1000, 1000.0, last_consumed=960.0, options=OPTS) == pytest.approx(40.0)
+
+
+def test_replay_from_far_back_extrapolates_within_bounds() -> None:
+    """Below the history: the mean rate extrapolates, LastTimestamp caps, max_age caps, never absurd."""
+    h = history((10_000, 1000.0), (11_000, 2000.0))  # 1 msg/s
+    assert h.estimate(9_000, 11_000, 2000.0, None, OPTS) == pytest.approx(2000.0)  # 1000 s before the first point
+    assert h.estimate(9_000, 11_000, 2000.0, last_consumed=500.0, options=OPTS) == pytest.approx(1500.0)
+    tiny = LagOptions(max_age=600.0)
+    assert h.estimate(0, 11_000, 2000.0, None, tiny) == 600.0
+    # a flat history gives no rate: the age of the oldest point is a lower bound and is used
+    flat = history((10, 0.0), (10, 500.0))
+    assert flat.estimate(5, 10, 500.0, None, OPTS) == pytest.approx(500.0)
+
+
+def test_restart_without_history() -> None:
+    """A fresh exporter: with LastTimestamp it uses now - LastTimestamp; without, the value is absent."""
+    fresh = history((1000, 100.0))
+    assert fresh.estimate(900, 1000, 100.0, last_consumed=40.0, options=OPTS) == pytest.approx(60.0)
+    assert fresh.estimate(900, 1000, 100.0, None, OPTS) is None
+    assert PartitionHistory().estimate(900, 1000, 100.0, None, OPTS) is None
+
+
+def test_offsets_going_back_reset_or_are_ignored() -> None:
+    """A stale read is ignored; an offset below the whole history (recreated partition) starts over."""
+    h = history((100, 0.0), (200, 10.0))
+    h.add(150, 20.0, OPTS)
+    assert list(h.offsets) == [100, 200]
+    h.add(5, 30.0, OPTS)
+    assert list(h.offsets) == [5]
+    h.add(7, 25.0, OPTS)  # out of order in time
+    assert list(h.offsets) == [5]
+
+
+def test_memory_is_bounded_by_points_and_age() -> None:
+    """max_points caps the history; points older than `history` go; idle partitions are forgotten."""
+    small = LagOptions(history=100.0, max_points=10)
+    estimator = LagEstimator(small)
+    for i in range(1000):
+        estimator.observe(KEY, i * 3, float(i))
+    assert estimator.points(KEY) == 10
+    aged = LagEstimator(LagOptions(history=100.0, max_points=10_000))
+    for i in range(1000):
+        aged.observe(KEY, i * 3, float(i))
+    assert aged.points(KEY) <= 102
+    aged.observe(("i", "t", 1), 5, 5000.0)
+    assert aged.points(KEY) == 0  # not seen for longer than `history`
+    assert len(aged) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(0, 500), st.floats(0.5, 120)), min_size=1, max_size=40),
+    back=st.integers(0, 30_000),
+    last=st.one_of(st.none(), st.floats(-1e6, 1e7)),
+    max_age=st.floats(1, 1e6),
+)
+def test_never_nan_negative_or_above_bounds(steps: list[tuple[int, float]], back: int, last: float | None,
+                                            max_age: float) -> None:
+    """Any history, any committed offset: finite, >= 0, <= max_age and <= now - LastTimestamp when known."""
+    options = LagOptions(max_age=max_age)
+    h = PartitionHistory()
+    offset, at = 1000, 0.0
+    for grow, dt in steps:
+        offset += grow
+        at += dt
+        h.add(offset, at, options)
+    committed = max(0, offset - back)
+    age = h.estimate(committed, offset, at, last, options)
+    if age is None:
+        return
+    assert math.isfinite(age)
+    assert 0.0 <= age <= max_age
+    if last is not None:
+        assert age <= max(0.0, at - last) + 1e-9
