@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?= --demo
 
-.PHONY: run test lint typecheck pytest tools clean
+.PHONY: run test lint typecheck pytest tools clean bench-lag
 
 $(BIN)/alikafka-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ pytest: $(BIN)/alikafka-exporter tools
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+bench-lag: $(BIN)/alikafka-exporter
+	$(BIN)/python -m benchmarks.lag_accuracy
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

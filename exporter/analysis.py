@@ -52,9 +52,16 @@ class Analyzer:
                                               p.broker_offset, at, consumed)
                 if age is not None:
                     lags[(topic.topic, p.partition)] = age
-        status = self.status.observe((instance_id, group), progress)
+        worst = max(lags.values(), default=None) if len(lags) == _with_offsets(progress) else None
+        status = self.status.observe((instance_id, group), progress, at, worst)
         return Insight(MappingProxyType(lags), status)
 
     def forget(self, instance_id: str, group: str) -> None:
         """Drop a group's status window (its data went stale)."""
         self.status.forget((instance_id, group))
+
+
+def _with_offsets(progress: ConsumerProgress) -> int:
+    """Partitions with both offsets: the ones a complete set of time lags covers."""
+    return sum(1 for t in progress.topics for p in t.partitions
+               if p.consumer_offset is not None and p.broker_offset is not None)

@@ -67,7 +67,8 @@ async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Polle
             max_qps=settings.api.max_qps,
             analyzer=Analyzer(
                 LagOptions(settings.lag.history, settings.lag.max_points, settings.lag.max_age),
-                StatusOptions(settings.lag.status_window, settings.lag.status_min_polls),
+                StatusOptions(settings.lag.status_window, settings.lag.status_min_polls,
+                              settings.lag.lagging_min_rise, settings.lag.status_min_span),
             ),
         )
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs})

@@ -215,6 +215,8 @@ class LagSettings(BaseModel):
     max_age: Annotated[Duration, Field(gt=0)] = 72 * 3600.0
     status_window: Annotated[int, Field(ge=2, le=1000)] = 10
     status_min_polls: Annotated[int, Field(ge=1)] = 3
+    status_min_span: Annotated[Duration, Field(ge=0, le=86400)] = 60.0
+    lagging_min_rise: Annotated[Duration, Field(gt=0)] = 10.0
 
     @field_validator("status_min_polls")
     @classmethod

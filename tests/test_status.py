@@ -5,13 +5,16 @@ from __future__ import annotations
 from exporter.status import StatusOptions, StatusTracker, evaluate
 from tests.fakes import progress
 
-OPTS = StatusOptions(window=6, min_polls=3)
+OPTS = StatusOptions(window=6, min_polls=3, min_span=60.0, min_rise=10.0)
+EVERY = 15.0  # seconds between polls in these tests
 
 
 def run(snapshots: list[dict[str, dict[int, tuple[int, int | None]]]], members: tuple[str, ...] = ("m",),
-        state: str = "stable") -> list[str]:
+        state: str = "stable", time_lags: list[float] | None = None) -> list[str]:
     tracker = StatusTracker(OPTS)
-    return [tracker.observe(("i", "g"), progress(s, members=members, state=state)) for s in snapshots]
+    return [tracker.observe(("i", "g"), progress(s, members=members, state=state), i * EVERY,
+                            None if time_lags is None else time_lags[i])
+            for i, s in enumerate(snapshots)]
 
 
 def test_unknown_until_enough_polls_then_ok() -> None:
@@ -27,18 +30,35 @@ def test_healthy_group_with_oscillating_lag_is_ok() -> None:
     assert set(statuses[2:]) == {"ok"}
 
 
-def test_lag_growing_is_lagging_even_with_dips() -> None:
-    """Steadily growing lag (Burrow#453: lag grows, status OK) is lagging, even if it dips once."""
-    lags = [100, 200, 180, 400, 500, 480, 700, 800]
-    statuses = run([{"t": {0: (10_000 * i + lag, 10_000 * i)}} for i, lag in enumerate(lags)])
+def test_time_lag_growing_is_lagging_even_with_dips() -> None:
+    """A time lag that keeps growing (Burrow#453: lag grows, status OK) is lagging, even if it dips once."""
+    seconds = [5.0, 12.0, 10.0, 25.0, 31.0, 29.0, 44.0, 52.0]
+    statuses = run([{"t": {0: (10_000 * i + 100, 10_000 * i)}} for i in range(8)], time_lags=seconds)
     assert statuses[-1] == "lagging"
     assert statuses[5] == "lagging"
 
 
-def test_stalled_needs_members_unmoved_offsets_and_old_lag() -> None:
-    """Members present, offsets frozen over the window with lag from its start: stalled."""
-    statuses = run([{"t": {0: (100 + 50 * i, 90)}} for i in range(6)])
-    assert statuses[2:] == ["stalled"] * 4
+def test_burst_with_steady_time_lag_is_not_lagging() -> None:
+    """A healthy consumer meeting a burst: message lag grows 10x, time lag stays ~3 s: ok."""
+    counts = [50, 60, 200, 600, 900, 1200, 1500]
+    statuses = run([{"t": {0: (10_000 * i + c, 10_000 * i)}} for i, c in enumerate(counts)],
+                   time_lags=[3.0, 3.5, 2.8, 3.1, 3.3, 2.9, 3.2])
+    assert set(statuses[2:]) == {"ok"}
+
+
+def test_message_lag_fallback_without_time_lag() -> None:
+    """With no time lag at all, message lag rising steadily reads as lagging."""
+    lags = [100, 200, 180, 400, 500, 480, 700, 800]
+    statuses = run([{"t": {0: (10_000 * i + lag, 10_000 * i)}} for i, lag in enumerate(lags)])
+    assert statuses[-1] == "lagging"
+
+
+def test_stalled_needs_members_unmoved_offsets_old_lag_and_a_minute() -> None:
+    """Members present, offsets frozen over a window of at least min_span with lag from its start: stalled."""
+    statuses = run([{"t": {0: (100 + 50 * i, 90)}} for i in range(7)],
+                   time_lags=[30.0 + 15 * i for i in range(7)])
+    assert statuses[4:] == ["stalled"] * 3  # from 60 s of frozen offsets on
+    assert "stalled" not in statuses[:4]
 
 
 def test_low_throughput_topic_is_not_stalled() -> None:

@@ -1,0 +1,350 @@
+"""Accuracy of time lag and status against the simulator's ground truth (issue 5).
+
+Run: ``.venv/bin/python -m benchmarks.lag_accuracy`` (or ``make bench-lag``); ``--quick`` runs a subset.
+
+Each scenario runs on a virtual clock: at every poll the simulator's GetConsumerProgress answer for that
+instant goes through the exporter's parser and :class:`~exporter.analysis.Analyzer`, and the result is
+compared with ``Simulator.truth`` at the same instant. Side by side, from the same answers:
+
+- ``ours``: exporter.lag (interpolation over shared offset histories, bounded, capped by LastTimestamp);
+- ``naive``: ``now - LastTimestamp`` when lag > 0, 0 when lag is 0, absent when LastTimestamp is -1;
+- ``kle``: kafka-lag-exporter's lookup table as described in reference/lag-exporters.md section 5
+  (60-point FIFO per partition, flat-run overwrite, interpolation, else first/last extrapolation).
+
+An evaluation is "within target" when ``|error| <= max(poll interval, 10% of the true time lag)``. Status is
+scored against each scenario's known behaviour, skipping a grace period of one status window after every
+behaviour change; a healthy group must never be reported stalled or stopped, grace or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.analysis import Analyzer
+from exporter.lag import LagOptions
+from exporter.models import parse_consumer_progress
+from exporter.simulator import Scenario, Simulator
+from exporter.status import STATUSES, StatusOptions
+
+INSTANCE = "alikafka_post-cn-bench001"
+START = 1_800_000_000.0
+DURATION = 45 * 60.0
+INTERVALS = (1.0, 5.0, 15.0, 30.0, 60.0)
+WINDOW = StatusOptions(window=10, min_polls=3)
+
+
+class KleTable:
+    """kafka-lag-exporter's per-partition lookup table (see the module docstring)."""
+
+    def __init__(self, size: int = 60) -> None:
+        self.points: list[tuple[int, float]] = []
+        self.size = size
+
+    def add(self, offset: int, at: float) -> None:
+        pts = self.points
+        if pts and (at <= pts[-1][1] or offset < pts[-1][0]):
+            return
+        if len(pts) >= 2 and pts[-1][0] == offset == pts[-2][0]:
+            pts[-1] = (offset, at)
+            return
+        if len(pts) >= self.size:
+            pts.pop(0)
+        pts.append((offset, at))
+
+    def estimate(self, committed: int, now: float) -> float:
+        pts = self.points
+        if pts and committed == pts[-1][0]:
+            return 0.0
+        if len(pts) < 2:
+            return math.nan
+        left, right = pts[0], pts[-1]
+        for lo, hi in zip(reversed(pts[:-1]), reversed(pts[1:]), strict=True):
+            if lo[0] <= committed <= hi[0]:
+                left, right = lo, hi
+                break
+        try:
+            produced = right[1] - (right[0] - committed) * (right[1] - left[1]) / (right[0] - left[0])
+        except ZeroDivisionError:
+            return math.inf
+        return now - produced
+
+
+@dataclass
+class GroupCase:
+    """A group of a scenario: the status it should have at (relative time, poll interval).
+
+    ``changes`` lists behaviour changes as (relative time, polls the rule needs to see it); the
+    evaluations inside that detection delay, plus one commit period of 5 s, are not scored.
+    """
+
+    name: str
+    expected: Callable[[float, float], str]
+    changes: tuple[tuple[float, float], ...] = ()
+
+    def in_grace(self, t: float, interval: float) -> bool:
+        return any(at <= t < at + _delay(polls, interval) + 5 for at, polls in self.changes)
+
+
+def _span(interval: float) -> float:
+    """How long the status window covers at this interval: ``window`` polls, at least ``min_span``."""
+    return max(WINDOW.window * interval, WINDOW.min_span)
+
+
+def _delay(polls: float, interval: float) -> float:
+    """Detection delay of a rule needing ``polls`` polls (a full window means the stretched window)."""
+    return _span(interval) + interval if polls >= WINDOW.window else polls * interval
+
+
+def _switch(at: float, before: str, after: str, polls: float) -> tuple[Callable[[float, float], str],
+                                                                       tuple[tuple[float, float], ...]]:
+    return (lambda t, _i: after if t >= at else before), ((at, polls),)
+
+
+def _rewound(at: float) -> GroupCase:
+    """Rewound while the backward step is in the window (window - 1 polls), then catching up: ok."""
+    def expected(t: float, interval: float) -> str:
+        return "rewound" if at <= t < at + _span(interval) - interval else "ok"
+
+    case = GroupCase("g", expected, ((at, 1),))
+    case.in_grace = lambda t, i: (at <= t < at + i + 5) or (  # type: ignore[method-assign]
+        at + _span(i) - 2 * i <= t < at + _span(i) + 2 * i + 5)
+    return case
+
+
+@dataclass
+class Case:
+    """A benchmark scenario."""
+
+    name: str
+    spec: dict[str, Any]
+    groups: list[GroupCase]
+    hide: bool = False
+    restart_at: float | None = None  # relative time at which the exporter loses its state
+
+
+def _instance(topics: list[dict[str, Any]], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"seed": 5, "instances": [{"instance_id": INSTANCE, "region": "cn-hangzhou", "topics": topics,
+                                      "groups": groups}]}
+
+
+def _always(status: str) -> Callable[[float, float], str]:
+    return lambda _t, _i: status
+
+
+def cases() -> list[Case]:
+    """The scenarios of issue 5."""
+    steady = {"name": "t", "partitions": 4, "rate": 20}
+    return [
+        Case("steady", _instance([steady], [{"name": "g", "topics": ["t"], "delay": 2}]),
+             [GroupCase("g", _always("ok"))]),
+        Case("bursty", _instance([{**steady, "shape": "bursty"}], [{"name": "g", "topics": ["t"], "delay": 2}]),
+             [GroupCase("g", _always("ok"))]),
+        Case("diurnal", _instance([{**steady, "shape": "diurnal", "rate": 50}],
+                                  [{"name": "g", "topics": ["t"], "delay": 3}]),
+             [GroupCase("g", _always("ok"))]),
+        Case("idle topic", _instance([{**steady, "shape": "idle"}], [{"name": "g", "topics": ["t"], "delay": 2}]),
+             [GroupCase("g", _always("ok"))]),
+        Case("low throughput", _instance([{**steady, "rate": 0.02}], [{"name": "g", "topics": ["t"], "delay": 2}]),
+             [GroupCase("g", _always("ok"))]),
+        Case("stopped consumer", _instance([steady], [
+            {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 600, "type": "stop"}]}]),
+            [GroupCase("g", *_switch(600, "ok", "stopped", 1))]),
+        Case("stalled consumer", _instance([steady], [
+            {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 600, "type": "stall"}]}]),
+            [GroupCase("g", *_switch(600, "ok", "stalled", WINDOW.window))]),
+        Case("lagging consumer", _instance([steady], [
+            {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 600, "type": "lag", "fraction": 0.6}]}]),
+            [GroupCase("g", *_switch(600, "ok", "lagging", WINDOW.window))]),
+        Case("replay from the beginning", _instance([steady], [
+            {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 300, "type": "rewind"}]}]),
+            # rewound while the backward step is inside the window, then catching up (lag shrinking): ok
+            [_rewound(300)]),
+        Case("exporter restart mid-run", _instance([steady], [
+            {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 300, "type": "lag", "fraction": 0.5}]}]),
+            [GroupCase("g", lambda t, _i: "lagging" if t >= 300 else "ok",
+                       ((300, WINDOW.window), (DURATION / 2, WINDOW.window)))],
+            restart_at=DURATION / 2),
+        Case("LastTimestamp hidden", _instance([steady], [
+            {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 600, "type": "stop"}]}]),
+            [GroupCase("g", *_switch(600, "ok", "stopped", 1))], hide=True),
+        Case("LastTimestamp -1 (local storage)", _instance([{**steady, "local_storage": True}], [
+            {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 300, "type": "lag", "fraction": 0.5}]}]),
+            [GroupCase("g", *_switch(300, "ok", "lagging", WINDOW.window))]),
+    ]
+
+
+@dataclass
+class Errors:
+    """Errors of one method over one run."""
+
+    errors: list[float] = field(default_factory=list)
+    within: int = 0
+    evaluations: int = 0
+    missing: int = 0
+    invalid: int = 0  # NaN, infinite or negative values
+
+    def add(self, estimate: float | None, truth: float, interval: float) -> None:
+        self.evaluations += 1
+        if estimate is None:
+            self.missing += 1
+            return
+        if not math.isfinite(estimate) or estimate < 0:
+            self.invalid += 1
+            return
+        error = abs(estimate - truth)
+        self.errors.append(error)
+        if error <= max(interval, 0.1 * truth):
+            self.within += 1
+
+    def merge(self, other: Errors) -> None:
+        self.errors += other.errors
+        self.within += other.within
+        self.evaluations += other.evaluations
+        self.missing += other.missing
+        self.invalid += other.invalid
+
+    def percentile(self, q: float) -> float:
+        if not self.errors:
+            return math.nan
+        ordered = sorted(self.errors)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    @property
+    def within_share(self) -> float:
+        produced = len(self.errors)
+        return self.within / produced if produced else math.nan
+
+
+@dataclass
+class RunResult:
+    """One scenario at one interval."""
+
+    methods: dict[str, Errors]
+    confusion: Counter[tuple[str, str]]
+    healthy_alarms: int
+
+
+def run(case: Case, interval: float) -> RunResult:
+    """Poll one scenario at one interval on a virtual clock."""
+    clock = [START]
+    sim = Simulator(Scenario.from_dict(case.spec), {"k": "s"}, clock=lambda: clock[0])
+    analyzer = Analyzer(LagOptions(), WINDOW)
+    kle: dict[tuple[str, int], KleTable] = {}
+    methods = {"ours": Errors(), "naive": Errors(), "kle": Errors()}
+    confusion: Counter[tuple[str, str]] = Counter()
+    healthy_alarms = 0
+    restarted = False
+    params = {"RegionId": "cn-hangzhou", "InstanceId": INSTANCE}
+    if case.hide:
+        params["HideLastTimestamp"] = "true"
+    t = 0.0
+    while t <= DURATION:
+        clock[0] = START + t
+        if case.restart_at is not None and t >= case.restart_at and not restarted:
+            analyzer, kle, restarted = Analyzer(LagOptions(), WINDOW), {}, True
+        for group in case.groups:
+            body = sim.handle("GetConsumerProgress", {**params, "ConsumerId": group.name}, "k")
+            progress = parse_consumer_progress(body)
+            insight = analyzer.observe(INSTANCE, group.name, progress, clock[0])
+            truth = {(p.topic, p.partition): p for p in sim.truth(INSTANCE, group.name, clock[0])}
+            for topic in progress.topics:
+                for p in topic.partitions:
+                    key = (topic.topic, p.partition)
+                    real = truth[key]
+                    table = kle.setdefault(key, KleTable())
+                    assert p.broker_offset is not None
+                    assert p.consumer_offset is not None
+                    table.add(p.broker_offset, clock[0])
+                    naive = 0.0 if p.lag == 0 else (
+                        None if p.last_timestamp_ms is None else clock[0] - p.last_timestamp_ms / 1000)
+                    methods["ours"].add(insight.time_lags.get(key), real.time_lag_seconds, interval)
+                    methods["naive"].add(naive, real.time_lag_seconds, interval)
+                    methods["kle"].add(table.estimate(p.consumer_offset, clock[0]), real.time_lag_seconds, interval)
+            expected = group.expected(t, interval)
+            grace = group.in_grace(t, interval)
+            if expected == "ok" and insight.status in ("stalled", "stopped"):
+                healthy_alarms += 1
+            if not grace and t >= WINDOW.min_polls * interval:
+                confusion[(expected, insight.status)] += 1
+        t += interval
+    return RunResult(methods, confusion, healthy_alarms)
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.1f}" if value < 1000 else f"{value:.0f}"
+
+
+def report(quick: bool) -> tuple[str, bool]:
+    """Run everything; return the markdown report and whether every target was met."""
+    all_cases = cases()
+    intervals = (5.0, 30.0) if quick else INTERVALS
+    if quick:
+        all_cases = [c for c in all_cases if c.name in ("steady", "replay from the beginning", "stalled consumer",
+                                                        "LastTimestamp hidden")]
+    lines = [
+        "| scenario | interval s | evals | ours p50 / p90 / max s | ours within target | ours coverage | "
+        "naive p90 s | naive coverage | KLE p90 s | KLE invalid |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    confusion: Counter[tuple[str, str]] = Counter()
+    alarms = 0
+    ok = True
+    for case in all_cases:
+        for interval in intervals:
+            result = run(case, interval)
+            ours, naive, kle = result.methods["ours"], result.methods["naive"], result.methods["kle"]
+            confusion.update(result.confusion)
+            alarms += result.healthy_alarms
+            meets = ours.invalid == 0 and (math.isnan(ours.within_share) or ours.within_share >= 0.9)
+            ok = ok and meets
+            coverage = 1 - (ours.missing / ours.evaluations)
+            lines.append(
+                f"| {case.name} | {interval:g} | {ours.evaluations} | {_fmt(ours.percentile(0.5))} / "
+                f"{_fmt(ours.percentile(0.9))} / {_fmt(max(ours.errors, default=math.nan))} | "
+                f"{ours.within_share:.1%}{'' if meets else ' **MISS**'} | {coverage:.1%} | "
+                f"{_fmt(naive.percentile(0.9))} | {1 - naive.missing / naive.evaluations:.1%} | "
+                f"{_fmt(kle.percentile(0.9))} | {kle.invalid} |"
+            )
+    total = sum(confusion.values())
+    correct = sum(n for (expected, got), n in confusion.items() if expected == got)
+    status_ok = total > 0 and correct / total >= 0.95 and alarms == 0
+    ok = ok and status_ok
+    lines += ["", f"Status: {correct} of {total} evaluations right ({correct / max(total, 1):.1%}); "
+                  f"stalled/stopped reported for a healthy group: {alarms} times.", "",
+              "| expected \\ reported | " + " | ".join(STATUSES) + " |",
+              "|---|" + "---|" * len(STATUSES)]
+    for expected in STATUSES:
+        row = [str(confusion[(expected, got)]) for got in STATUSES]
+        if any(n != "0" for n in row):
+            lines.append(f"| {expected} | " + " | ".join(row) + " |")
+    return "\n".join(lines), ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the report with machine, date and command; exit 1 if a target is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a subset of scenarios and intervals")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    table, ok = report(args.quick)
+    elapsed = time.perf_counter() - started
+    print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}; "
+          f"date {time.strftime('%Y-%m-%d')}; command: python -m benchmarks.lag_accuracy"
+          f"{' --quick' if args.quick else ''}; {elapsed:.0f} s; simulated {DURATION / 60:.0f} min per run.\n")
+    print(table)
+    print(f"\nAll targets met: {'yes' if ok else 'NO'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
