@@ -101,11 +101,12 @@ def render_status_page(snapshot: Snapshot, options: WebOptions, now: float | Non
         )
     lagging = sorted(
         (s for s in states if s.progress is not None and s.progress.total_diff),
-        key=_lag_of,
+        key=lambda s: (_seconds_of(s) or 0.0, _lag_of(s)),
         reverse=True,
     )[:_LIMIT_TOP]
     top = [
         f"<tr><td>{esc(s.pair.instance_id)}</td><td>{esc(s.pair.group)}</td><td>{_lag_of(s)}</td>"
+        f"<td>{_duration(_seconds_of(s))}</td><td>{esc(s.insight.status if s.insight else '')}</td>"
         f"<td>{esc(s.progress.state if s.progress else '')}</td></tr>"
         for s in lagging
     ]
@@ -121,14 +122,29 @@ td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left}}tr.failing,tr.s
 <a href="/readyz">/readyz</a></p>
 <p>Targets: {len(states)} · ok {counts["ok"]} · failing {counts["failing"]} · stale {counts["stale"]}</p>
 <h2>Groups with the most lag</h2>
-<table id="top"><tr><th>Instance</th><th>Group</th><th>Lag (messages)</th><th>State</th></tr>
-{"".join(top) or "<tr><td colspan='4'>none</td></tr>"}</table>
+<table id="top"><tr><th>Instance</th><th>Group</th><th>Lag (messages)</th><th>Time lag</th><th>Status</th>
+<th>State</th></tr>
+{"".join(top) or "<tr><td colspan='6'>none</td></tr>"}</table>
 <h2>Targets</h2>
 <table id="targets"><tr><th>Instance</th><th>Group</th><th>Region</th><th>Status</th><th>Last poll</th>
 <th>Last success</th><th>Last error</th></tr>
 {"".join(rows)}</table>
 </body></html>
 """
+
+
+def _seconds_of(state: PairState) -> float | None:
+    return state.insight.max_time_lag if state.insight else None
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 def _lag_of(state: PairState) -> int:

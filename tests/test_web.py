@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 from aiohttp.test_utils import TestClient
 
+from exporter.analysis import Insight
 from exporter.collector import CollectorOptions, SnapshotCollector
 from exporter.exposition import Exposition
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
@@ -26,7 +27,8 @@ class Holder:
 def polled() -> Snapshot:
     err = PollError("BIZ_SUBSCRIPTION_NOT_FOUND", "group <b>missing</b>", "not_found", "RID-7")
     return Snapshot(MappingProxyType({
-        A: PairState(A, progress({"t": {0: (30, 5)}}), True, 1.0, 1.0, None, 1),
+        A: PairState(A, progress({"t": {0: (30, 5)}}), True, 1.0, 1.0, None, 1,
+                     Insight(MappingProxyType({("t", 0): 754.0}), "stalled")),
         B: PairState(B, None, False, 1.0, None, err, 1),
     }), 2)
 
@@ -87,6 +89,8 @@ async def test_status_page_lists_targets_and_escapes(aiohttp_client) -> None:  #
     assert "&lt;script&gt;" in body and "<script>" not in body
     assert "BIZ_SUBSCRIPTION_NOT_FOUND" in body and "RID-7" in body and "&lt;b&gt;missing" in body
     assert "alikafka_post-cn-a" in body
+    top = body.split('id="top"')[1].split("</table>")[0]
+    assert "<td>25</td><td>12.6m</td><td>stalled</td>" in top
 
 
 def test_status_page_demo_banner() -> None:
