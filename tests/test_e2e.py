@@ -72,6 +72,13 @@ def test_prometheus_scrapes_the_true_lag(tmp_path: Path, prometheus_bin: str) ->
         assert float(up[0]["value"][1]) == 2
         members = prom_query(prom_port, 'alikafka_consumergroup_members{group="frozen"}')
         assert float(members[0]["value"][1]) == 0
+        stopped = prom_query(prom_port, 'alikafka_consumergroup_status{group="frozen",status="stopped"} == 1')
+        assert len(stopped) == 1
+        # the oldest unconsumed message of the frozen group: the truth, give or take a poll and a scrape
+        true_age = max(p["time_lag_seconds"] for p in json.loads(
+            http_get(f"http://127.0.0.1:{sim_port}/_sim/truth?group=frozen")[1])["partitions"])
+        age = float(prom_query(prom_port, 'alikafka_consumergroup_max_lag_seconds{group="frozen"}')[0]["value"][1])
+        assert abs(age - true_age) < 10, (age, true_age)
 
         # SIGTERM stops the exporter cleanly within 5 s
         started = time.monotonic()
