@@ -21,7 +21,7 @@ from exporter import __version__, web
 from exporter.analysis import Analyzer
 from exporter.catalog import InstanceCatalog
 from exporter.client import AlikafkaClient, ApiOptions
-from exporter.collector import CollectorOptions, SnapshotCollector
+from exporter.collector import CollectorOptions, TailCollector
 from exporter.credentials import CredentialProvider
 from exporter.exposition import Exposition
 from exporter.lag import LagOptions
@@ -59,6 +59,10 @@ async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Polle
     stats = ApiStats()
     limiter = RateLimiter(settings.api.max_qps)
     async with AlikafkaClient(plan.api, plan.credentials, limiter, stats) as client:
+        options = CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__)
+        # The tail reads the poller and the catalog, built just below (the lambdas bind late).
+        tail = TailCollector(lambda: poller.snapshot, stats, options, instances=lambda: catalog.instances)
+        exposition = Exposition(options, tail, lambda: (poller.snapshot.version, stats.version, catalog.version))
         poller = Poller(
             client,
             plan.pairs,
@@ -70,15 +74,9 @@ async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Polle
                 StatusOptions(settings.lag.status_window, settings.lag.status_min_polls,
                               settings.lag.lagging_min_rise, settings.lag.status_min_span),
             ),
+            on_update=exposition.update,
         )
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs})
-        collector = SnapshotCollector(
-            lambda: poller.snapshot,
-            stats,
-            CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__),
-            instances=lambda: catalog.instances,
-        )
-        exposition = Exposition(collector, lambda: (poller.snapshot.version, stats.version, catalog.version))
         yield poller, catalog, exposition
 
 

@@ -1,15 +1,24 @@
-"""Encoded exposition bytes, cached until the snapshot or the API statistics change.
+"""Exposition bytes kept ready: a scrape joins prebuilt chunks and never renders or compresses much.
 
-Scrapes between two poll results get the same bytes without rendering again, and a gzip copy is
-made at most once per change, only if a scraper asks for it. Both text formats come from
-prometheus_client's encoders, so the output is exactly what Prometheus parses.
+Each pair's lines are rendered once, when its poll result arrives (:func:`exporter.collector.pair_lines`).
+Pairs (and, for the end-offset family, partitions) live in small blocks; for every family a block keeps
+its text and a gzip member of that text, rebuilt only when one of its items changed. The body of a family
+is its header followed by its blocks' texts, so a scrape concatenates a few thousand byte strings; the
+gzip body is the concatenation of the members (RFC 1952 allows a file of several members, and
+Prometheus' and Python's readers decode them all). The few families of the exporter itself are rendered
+per format by prometheus_client and cached until the statistics change.
+
+Items keep their order by key inside a block, and blocks their order of creation, so the output is
+stable from scrape to scrape.
 """
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Hashable
+import zlib
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -17,45 +26,194 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
+from exporter.collector import (
+    END_OFFSET,
+    CollectorOptions,
+    PartitionKey,
+    end_offset_line,
+    end_offsets,
+    families,
+    pair_lines,
+)
+from exporter.snapshot import Pair, PairState
+
 # The body is the classic 0.0.4 text format; newer prometheus_client versions label it 1.0.0,
 # which older Prometheus servers do not know, so the header is pinned to what the body is.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BLOCK_SIZE = 16  # items per block: a poll rebuilds one block (about 16 pairs' lines) per family
+_LEVEL = 6
+
+
+def _member(data: bytes) -> bytes:
+    """One gzip member (mtime 0, so the bytes depend on the data only)."""
+    return gzip.compress(data, compresslevel=_LEVEL, mtime=0)
+
+
+@dataclass
+class _Block:
+    items: dict[Hashable, Mapping[str, str]] = field(default_factory=dict)
+    text: dict[str, bytes] = field(default_factory=dict)
+    packed: dict[str, bytes] = field(default_factory=dict)
+    dirty: bool = True
+
+    def build(self, names: Iterable[str]) -> None:
+        ordered = [self.items[k] for k in sorted(self.items, key=_orderable)]
+        self.text = {name: "".join(item.get(name, "") for item in ordered).encode() for name in names}
+        self.packed = {name: _member(data) for name, data in self.text.items() if data}
+        self.dirty = False
+
+
+def _orderable(key: Hashable) -> Any:
+    """Item keys are pairs or partition tuples: both order naturally."""
+    return key
+
+
+class _BlockStore:
+    """Items (each a family -> lines mapping) in blocks of ``BLOCK_SIZE``."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.blocks: list[_Block] = []
+        self.where: dict[Hashable, _Block] = {}
+
+    def put(self, key: Hashable, lines: Mapping[str, str]) -> bool:
+        block = self.where.get(key)
+        if block is None:
+            if not self.blocks or len(self.blocks[-1].items) >= BLOCK_SIZE:
+                self.blocks.append(_Block())
+            block = self.where[key] = self.blocks[-1]
+        elif block.items.get(key) == lines:
+            return False
+        block.items[key] = lines
+        block.dirty = True
+        return True
+
+    def remove(self, key: Hashable) -> bool:
+        block = self.where.pop(key, None)
+        if block is None:
+            return False
+        del block.items[key]
+        block.dirty = True
+        return True
+
+    def parts(self, name: str, packed: bool) -> list[bytes]:
+        for block in self.blocks:
+            if block.dirty:
+                block.build(self.names)
+        store = "packed" if packed else "text"
+        return [getattr(b, store)[name] for b in self.blocks if b.text.get(name)]
 
 
 @dataclass
 class Rendered:
-    """One encoding of one state, with its gzip copy made on first request."""
+    """One encoding of the current state."""
 
     body: bytes
     content_type: str
+    members: list[bytes] = field(default_factory=list, repr=False)
     _gzipped: bytes | None = field(default=None, repr=False)
 
     def gzipped(self) -> bytes:
-        """The body gzip-compressed (level 6: a good ratio at a few ms per MB)."""
+        """The body gzip-compressed: the prebuilt members joined, on first request."""
         if self._gzipped is None:
-            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+            self._gzipped = b"".join(self.members) if self.members else _member(self.body)
         return self._gzipped
 
 
 class Exposition:
-    """Renders a collector on demand, caching per ``state_key()`` value and format."""
+    """The exposition of every pair plus the exporter's own families, kept ready to serve."""
 
-    def __init__(self, collector: Collector, state_key: Callable[[], Hashable]) -> None:
-        self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(collector)
-        self._state_key = state_key
+    def __init__(self, options: CollectorOptions, tail: Collector, tail_key: Callable[[], Hashable]) -> None:
+        self._families = families(options)
+        self._options = options
+        names = tuple(f.name for f in self._families)
+        self._pairs = _BlockStore(names)
+        self._offsets = _BlockStore((END_OFFSET,))
+        self._contributions: dict[Pair, dict[PartitionKey, int]] = {}
+        self._by_partition: dict[PartitionKey, dict[Pair, int]] = {}
+        self._headers = {f.name: f.header().encode() for f in self._families}
+        self._packed_headers = {name: _member(header) for name, header in self._headers.items()}
+        self._tail = CollectorRegistry(auto_describe=False)
+        self._tail.register(tail)
+        self._tail_key = tail_key
+        self.version = 0
         self._cache: dict[bool, tuple[Hashable, Rendered]] = {}
+
+    def update(self, state: PairState) -> None:
+        """Take a pair's new state (called by the poller after each poll)."""
+        changed = self._pairs.put(state.pair, pair_lines(state, self._options))
+        if END_OFFSET in self._headers:
+            changed = self._set_offsets(state.pair, end_offsets(state)) or changed
+        if changed:
+            self.version += 1
+
+    def remove(self, pair: Pair) -> None:
+        """Forget a pair that is no longer polled."""
+        changed = self._pairs.remove(pair)
+        changed = self._set_offsets(pair, {}) or changed
+        if changed:
+            self.version += 1
+
+    def _set_offsets(self, pair: Pair, offsets: dict[PartitionKey, int]) -> bool:
+        before = self._contributions.get(pair, {})
+        if before == offsets:
+            return False
+        self._contributions[pair] = offsets
+        changed = False
+        for key in before.keys() | offsets.keys():
+            contributors = self._by_partition.setdefault(key, {})
+            if key in offsets:
+                contributors[pair] = offsets[key]
+            else:
+                contributors.pop(pair, None)
+            if contributors:
+                changed = self._offsets.put(key, {END_OFFSET: end_offset_line(key, max(contributors.values()))}) \
+                    or changed
+            else:
+                del self._by_partition[key]
+                changed = self._offsets.remove(key) or changed
+        return changed
+
+    def _chunks(self, packed: bool) -> list[bytes]:
+        chunks: list[bytes] = []
+        for family in self._families:
+            chunks.append(self._packed_headers[family.name] if packed else self._headers[family.name])
+            store = self._offsets if family.name == END_OFFSET else self._pairs
+            chunks.extend(store.parts(family.name, packed))
+        return chunks
 
     def render(self, *, openmetrics: bool = False) -> Rendered:
         """The exposition in the 0.0.4 text format, or OpenMetrics 1.0 when asked."""
-        key = self._state_key()
+        key = (self.version, self._tail_key())
         cached = self._cache.get(openmetrics)
         if cached is not None and cached[0] == key:
             return cached[1]
         if openmetrics:
-            body = generate_openmetrics(self._registry)  # type: ignore[no-untyped-call]
-            rendered = Rendered(body, OPENMETRICS_CONTENT_TYPE)
+            tail = generate_openmetrics(self._tail)  # type: ignore[no-untyped-call]
+            content_type = OPENMETRICS_CONTENT_TYPE
         else:
-            rendered = Rendered(generate_latest(self._registry), TEXT_CONTENT_TYPE)
+            tail = generate_latest(self._tail)
+            content_type = TEXT_CONTENT_TYPE
+        body = b"".join([*self._chunks(packed=False), tail])
+        rendered = Rendered(body, content_type, [*self._chunks(packed=True), _member(tail)])
         self._cache[openmetrics] = (key, rendered)
         return rendered
+
+
+def decompress(data: bytes) -> bytes:
+    """Decode a multi-member gzip body (for tests and tools)."""
+    out = []
+    while data:
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        out.append(inflater.decompress(data))
+        data = inflater.unused_data
+    return b"".join(out)
+
+
+def render_states(states: Iterable[PairState], options: CollectorOptions, tail: Collector,
+                  *, openmetrics: bool = False) -> bytes:
+    """The whole exposition of some pair states at once (``--once``, tests)."""
+    exposition = Exposition(options, tail, lambda: 0)
+    for state in states:
+        exposition.update(state)
+    return exposition.render(openmetrics=openmetrics).body

@@ -53,7 +53,7 @@ class Poller:
         max_qps: float,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        on_update: Callable[[Snapshot], None] | None = None,
+        on_update: Callable[[PairState], None] | None = None,
         analyzer: Analyzer | None = None,
     ) -> None:
         self._source = source
@@ -128,6 +128,8 @@ class Poller:
             cycle_duration = self._monotonic() - tracker[0]
             del self._cycles[cycle]
         self._publish(cycle_duration)
+        if self._on_update is not None:
+            self._on_update(self._states[pair])
 
     def _succeeded(self, pair: Pair, progress: ConsumerProgress) -> None:
         prev = self._states[pair]
@@ -168,5 +170,3 @@ class Poller:
         self._snapshot = Snapshot(
             MappingProxyType(dict(self._states)), old.version + 1, cycle_duration, old.effective_interval
         )
-        if self._on_update is not None:
-            self._on_update(self._snapshot)

@@ -86,3 +86,16 @@ class ApiTestOptions:
 
     def endpoint_for(self, region: str) -> str:
         return self.endpoint
+
+
+def exposition_text(snapshot: object, stats: object | None = None, member_labels: bool = False) -> str:
+    """The text exposition of a snapshot, as the web layer would serve it."""
+    from exporter.collector import CollectorOptions, TailCollector  # noqa: PLC0415 - keeps fakes light
+    from exporter.exposition import render_states  # noqa: PLC0415
+    from exporter.snapshot import Snapshot  # noqa: PLC0415
+    from exporter.stats import ApiStats  # noqa: PLC0415
+
+    assert isinstance(snapshot, Snapshot)
+    options = CollectorOptions(member_labels=member_labels)
+    api = stats if isinstance(stats, ApiStats) else ApiStats()
+    return render_states(snapshot.pairs.values(), options, TailCollector(lambda: snapshot, api, options)).decode()

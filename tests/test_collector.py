@@ -7,11 +7,9 @@ import subprocess
 from pathlib import Path
 from types import MappingProxyType
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import generate_latest
-
 from exporter.analysis import Insight
-from exporter.collector import CollectorOptions, SnapshotCollector
+from exporter.collector import CollectorOptions, TailCollector
+from exporter.exposition import render_states
 from exporter.models import InstanceInfo, RebalanceInfo
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
 from exporter.stats import ApiStats
@@ -57,12 +55,11 @@ def sample_stats() -> ApiStats:
 
 def render(options: CollectorOptions | None = None, snapshot: Snapshot | None = None) -> str:
     options = options or CollectorOptions(version="0.1.0", python_version="3.11.7")
-    registry = CollectorRegistry(auto_describe=False)
     instances = {"alikafka_post-cn-a": InstanceInfo("alikafka_post-cn-a", "orders-prod", "cn-hangzhou", "v3",
                                                     "professional", True)}
-    registry.register(SnapshotCollector(lambda: snapshot or sample_snapshot(), sample_stats(), options,
-                                        instances=lambda: instances))
-    return generate_latest(registry).decode()
+    snap = snapshot or sample_snapshot()
+    tail = TailCollector(lambda: snap, sample_stats(), options, instances=lambda: instances)
+    return render_states(snap.pairs.values(), options, tail).decode()
 
 
 def families(text: str) -> set[str]:

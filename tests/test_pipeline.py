@@ -11,11 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestServer
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import generate_latest
 
 from exporter.client import AlikafkaClient
-from exporter.collector import CollectorOptions, SnapshotCollector
 from exporter.credentials import Credentials, Secret, StaticProvider
 from exporter.poller import Poller
 from exporter.ratelimit import RateLimiter
@@ -23,7 +20,7 @@ from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
 from exporter.web import WebOptions, render_status_page
-from tests.fakes import ApiTestOptions
+from tests.fakes import ApiTestOptions, exposition_text
 
 SECRET = "pipeline-secret-4b1d"
 TOKEN = "pipeline-token-77aa"
@@ -59,9 +56,7 @@ async def pipeline() -> AsyncIterator[tuple[Simulator, Poller, ApiStats]]:
 
 
 def exposition(poller: Poller, stats: ApiStats) -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(lambda: poller.snapshot, stats, CollectorOptions(member_labels=True)))
-    return generate_latest(registry).decode()
+    return exposition_text(poller.snapshot, stats, member_labels=True)
 
 
 async def test_bad_input_fails_only_its_pair(

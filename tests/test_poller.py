@@ -6,16 +6,12 @@ import asyncio
 import logging
 
 import pytest
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import generate_latest
 
-from exporter.collector import CollectorOptions, SnapshotCollector
 from exporter.errors import NotFoundError, ServerError
 from exporter.models import ConsumerProgress
 from exporter.poller import Poller
 from exporter.snapshot import Pair
-from exporter.stats import ApiStats
-from tests.fakes import Clock, FakeSource, progress
+from tests.fakes import Clock, FakeSource, exposition_text, progress
 
 A = Pair("alikafka_post-cn-a", "orders", "cn-hangzhou")
 B = Pair("alikafka_post-cn-a", "billing", "cn-hangzhou")
@@ -132,14 +128,12 @@ async def test_topics_and_partitions_that_leave_disappear_at_next_success() -> N
     """Series of a topic or partition missing from the next successful answer are gone."""
     answers = [progress({"keep": {0: (5, 1), 1: (5, 1)}, "gone": {0: (3, 1)}}), progress({"keep": {0: (6, 2)}})]
     poller = Poller(FakeSource(lambda _i, _g: answers.pop(0)), [A], interval=60, stale_after=180, max_qps=3)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(lambda: poller.snapshot, ApiStats(), CollectorOptions()))
     await poller.poll_once()
-    before = generate_latest(registry).decode()
+    before = exposition_text(poller.snapshot)
     assert 'topic="gone"' in before
     assert 'partition="1",topic="keep"' in before
     await poller.poll_once()
-    after = generate_latest(registry).decode()
+    after = exposition_text(poller.snapshot)
     assert 'topic="gone"' not in after
     assert 'partition="1",topic="keep"' not in after
     assert 'partition="0",topic="keep"} 4.0' in after

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from aiohttp.test_utils import TestClient
 
 from exporter.analysis import Insight
-from exporter.collector import CollectorOptions, SnapshotCollector
+from exporter.collector import CollectorOptions, TailCollector
 from exporter.exposition import Exposition
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
 from exporter.stats import ApiStats
@@ -35,8 +35,10 @@ def polled() -> Snapshot:
 
 async def client_for(aiohttp_client, holder: Holder, path: str = "/metrics") -> TestClient:  # type: ignore[no-untyped-def]
     stats = ApiStats()
-    collector = SnapshotCollector(lambda: holder.snapshot, stats, CollectorOptions())
-    exposition = Exposition(collector, lambda: (holder.snapshot.version, stats.version))
+    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+                            lambda: (holder.snapshot.version, stats.version))
+    for state in holder.snapshot.pairs.values():
+        exposition.update(state)
     return await aiohttp_client(make_app(exposition, lambda: holder.snapshot, WebOptions(telemetry_path=path)))  # type: ignore[no-any-return]
 
 
@@ -51,7 +53,9 @@ async def test_metrics_text_gzip_and_openmetrics(aiohttp_client) -> None:  # typ
 
     zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert zipped.headers["Content-Encoding"] == "gzip"
-    assert gzip.decompress(await zipped.read()).decode() == text
+    assert gzip.decompress(await zipped.read()).decode() == text  # several gzip members, one stream
+    decoded = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})  # aiohttp's own decoder
+    assert await decoded.text() == text
 
     om = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert om.headers["Content-Type"].startswith("application/openmetrics-text")
@@ -103,7 +107,7 @@ async def test_exposition_cache_renders_once_per_state() -> None:
     """Scrapes between changes reuse the same bytes; a new snapshot version renders again."""
     holder = Holder(polled())
     stats = ApiStats()
-    exposition = Exposition(SnapshotCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
                             lambda: (holder.snapshot.version, stats.version))
     first = exposition.render()
     assert exposition.render() is first

@@ -1,0 +1,86 @@
+"""Incremental exposition: what is served after any sequence of updates equals a fresh render."""
+
+from __future__ import annotations
+
+import random
+from types import MappingProxyType
+
+from exporter.analysis import Insight
+from exporter.collector import CollectorOptions, TailCollector
+from exporter.exposition import BLOCK_SIZE, Exposition, decompress, render_states
+from exporter.snapshot import Pair, PairState, Snapshot
+from exporter.stats import ApiStats
+from tests.fakes import progress
+
+OPTS = CollectorOptions(member_labels=True, version="t", python_version="3")
+
+
+def tail() -> TailCollector:
+    return TailCollector(Snapshot, ApiStats(), OPTS)
+
+
+def state(pair: Pair, seed: int) -> PairState:
+    rng = random.Random(seed)
+    parts = {p: (1000 + rng.randrange(100), 900 + rng.randrange(100)) for p in range(rng.randrange(1, 4))}
+    data = progress({"shared": parts, f"own-{pair.group}": {0: (5, rng.randrange(6))}})
+    insight = Insight(MappingProxyType({("shared", 0): float(rng.randrange(50))}), "ok")
+    return PairState(pair, data, True, 1.0, 1.0, None, 1, insight)
+
+
+def test_incremental_updates_equal_a_fresh_render() -> None:
+    """Random updates and removals over many blocks: the served body equals rendering the final states."""
+    rng = random.Random(1)
+    pairs = [Pair("i", f"g{n:03d}", "r") for n in range(5 * BLOCK_SIZE)]
+    exposition = Exposition(OPTS, tail(), lambda: 0)
+    final: dict[Pair, PairState] = {}
+    for step in range(600):
+        pair = rng.choice(pairs)
+        if rng.random() < 0.1:
+            exposition.remove(pair)
+            final.pop(pair, None)
+        else:
+            final[pair] = state(pair, step)
+            exposition.update(final[pair])
+        if step % 97 == 0:
+            exposition.render()  # interleaved scrapes
+    rendered = exposition.render()
+    fresh = render_states(sorted(final.values(), key=lambda s: s.pair), OPTS, tail())
+    served = rendered.body.decode().splitlines()
+    assert sorted(served) == sorted(fresh.decode().splitlines())
+    assert decompress(rendered.gzipped()) == rendered.body
+
+
+def test_end_offset_is_the_max_over_contributors_and_goes_with_the_last() -> None:
+    """The end offset of a shared partition is the highest value any group reports; it leaves with the last one."""
+    a, b = Pair("i", "a", "r"), Pair("i", "b", "r")
+    exposition = Exposition(OPTS, tail(), lambda: 0)
+    exposition.update(PairState(a, progress({"t": {0: (100, 90)}}), True, 1.0, 1.0, None, 1))
+    exposition.update(PairState(b, progress({"t": {0: (120, 90)}}), True, 1.0, 1.0, None, 1))
+    line = 'alikafka_topic_partition_end_offset{instance_id="i",partition="0",topic="t"} '
+    assert line + "120.0" in exposition.render().body.decode()
+    exposition.remove(b)
+    assert line + "100.0" in exposition.render().body.decode()
+    exposition.remove(a)
+    assert line not in exposition.render().body.decode()
+
+
+def test_unchanged_update_keeps_the_cache() -> None:
+    """Re-sending identical lines does not invalidate anything."""
+    pair = Pair("i", "a", "r")
+    exposition = Exposition(OPTS, tail(), lambda: 0)
+    exposition.update(state(pair, 1))
+    first = exposition.render()
+    exposition.update(state(pair, 1))
+    assert exposition.render() is first
+
+
+def test_openmetrics_shares_the_blocks() -> None:
+    """OpenMetrics output has the same data lines and ends with # EOF."""
+    pair = Pair("i", "a", "r")
+    exposition = Exposition(OPTS, tail(), lambda: 0)
+    exposition.update(state(pair, 3))
+    text = exposition.render().body.decode()
+    om = exposition.render(openmetrics=True).body.decode()
+    assert om.endswith("# EOF\n")
+    data = [line for line in text.splitlines() if line.startswith("alikafka_consumergroup")]
+    assert data == [line for line in om.splitlines() if line.startswith("alikafka_consumergroup")]
