@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?= --demo
 
-.PHONY: run test lint typecheck pytest tools clean bench-lag
+.PHONY: run test lint typecheck pytest tools clean bench-lag bench-scrape
 
 $(BIN)/alikafka-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: lint typecheck pytest
 
 bench-lag: $(BIN)/alikafka-exporter
 	$(BIN)/python -m benchmarks.lag_accuracy
+
+bench-scrape: $(BIN)/alikafka-exporter
+	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+	$(BIN)/python -m benchmarks.scrape --tiers S,M,L
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

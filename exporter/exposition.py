@@ -49,17 +49,27 @@ def _member(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=_LEVEL, mtime=0)
 
 
+Render = Callable[[Any, Any], Mapping[str, str]]
+
+
 @dataclass
 class _Block:
-    items: dict[Hashable, Mapping[str, str]] = field(default_factory=dict)
-    text: dict[str, bytes] = field(default_factory=dict)
+    """Items (states or values, not their text) and, per family, a gzip member of their lines.
+
+    Lines are rendered from the items when the block is rebuilt and not kept: at 100k series the
+    text would cost more memory than everything else together.
+    """
+
+    items: dict[Hashable, Any] = field(default_factory=dict)
     packed: dict[str, bytes] = field(default_factory=dict)
     dirty: bool = True
 
-    def build(self, names: Iterable[str]) -> None:
-        ordered = [self.items[k] for k in sorted(self.items, key=_orderable)]
-        self.text = {name: "".join(item.get(name, "") for item in ordered).encode() for name in names}
-        self.packed = {name: _member(data) for name, data in self.text.items() if data}
+    def texts(self, render: Render, names: Iterable[str]) -> dict[str, bytes]:
+        lines = [render(key, self.items[key]) for key in sorted(self.items, key=_orderable)]
+        return {name: "".join(item.get(name, "") for item in lines).encode() for name in names}
+
+    def build(self, render: Render, names: Iterable[str]) -> None:
+        self.packed = {name: _member(data) for name, data in self.texts(render, names).items() if data}
         self.dirty = False
 
 
@@ -69,22 +79,23 @@ def _orderable(key: Hashable) -> Any:
 
 
 class _BlockStore:
-    """Items (each a family -> lines mapping) in blocks of ``BLOCK_SIZE``."""
+    """Items in blocks of ``BLOCK_SIZE``; ``render(key, item)`` gives an item's lines by family."""
 
-    def __init__(self, names: tuple[str, ...]) -> None:
+    def __init__(self, names: tuple[str, ...], render: Render) -> None:
         self.names = names
+        self.render = render
         self.blocks: list[_Block] = []
         self.where: dict[Hashable, _Block] = {}
 
-    def put(self, key: Hashable, lines: Mapping[str, str]) -> bool:
+    def put(self, key: Hashable, item: Any) -> bool:
         block = self.where.get(key)
         if block is None:
             if not self.blocks or len(self.blocks[-1].items) >= BLOCK_SIZE:
                 self.blocks.append(_Block())
             block = self.where[key] = self.blocks[-1]
-        elif block.items.get(key) == lines:
+        elif block.items.get(key) == item:
             return False
-        block.items[key] = lines
+        block.items[key] = item
         block.dirty = True
         return True
 
@@ -99,24 +110,38 @@ class _BlockStore:
     def parts(self, name: str, packed: bool) -> list[bytes]:
         for block in self.blocks:
             if block.dirty:
-                block.build(self.names)
-        store = "packed" if packed else "text"
-        return [getattr(b, store)[name] for b in self.blocks if b.text.get(name)]
+                block.build(self.render, self.names)
+        if packed:
+            return [b.packed[name] for b in self.blocks if name in b.packed]
+        return [b.texts(self.render, (name,))[name] for b in self.blocks if name in b.packed]
 
 
-@dataclass
 class Rendered:
-    """One encoding of the current state."""
+    """One encoding of the current state; plain and gzip bodies are joined on first request.
 
-    body: bytes
-    content_type: str
-    members: list[bytes] = field(default_factory=list, repr=False)
-    _gzipped: bytes | None = field(default=None, repr=False)
+    Prometheus asks for gzip, so the plain body of a large exposition is usually never built. The plain
+    body is joined from the blocks as they are when first asked for, so use a Rendered right away (the
+    web handler does, without awaiting in between) rather than keeping it across updates.
+    """
+
+    def __init__(self, content_type: str, plain: Callable[[], list[bytes]], members: list[bytes]) -> None:
+        self.content_type = content_type
+        self._plain = plain
+        self._members = members
+        self._body: bytes | None = None
+        self._gzipped: bytes | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The uncompressed exposition."""
+        if self._body is None:
+            self._body = b"".join(self._plain())
+        return self._body
 
     def gzipped(self) -> bytes:
-        """The body gzip-compressed: the prebuilt members joined, on first request."""
+        """The gzip-compressed exposition: the prebuilt members joined."""
         if self._gzipped is None:
-            self._gzipped = b"".join(self.members) if self.members else _member(self.body)
+            self._gzipped = b"".join(self._members)
         return self._gzipped
 
 
@@ -127,8 +152,8 @@ class Exposition:
         self._families = families(options)
         self._options = options
         names = tuple(f.name for f in self._families)
-        self._pairs = _BlockStore(names)
-        self._offsets = _BlockStore((END_OFFSET,))
+        self._pairs = _BlockStore(names, lambda _key, state: pair_lines(state, options))
+        self._offsets = _BlockStore((END_OFFSET,), lambda key, value: {END_OFFSET: end_offset_line(key, value)})
         self._contributions: dict[Pair, dict[PartitionKey, int]] = {}
         self._by_partition: dict[PartitionKey, dict[Pair, int]] = {}
         self._headers = {f.name: f.header().encode() for f in self._families}
@@ -141,7 +166,7 @@ class Exposition:
 
     def update(self, state: PairState) -> None:
         """Take a pair's new state (called by the poller after each poll)."""
-        changed = self._pairs.put(state.pair, pair_lines(state, self._options))
+        changed = self._pairs.put(state.pair, state)
         if END_OFFSET in self._headers:
             changed = self._set_offsets(state.pair, end_offsets(state)) or changed
         if changed:
@@ -167,8 +192,7 @@ class Exposition:
             else:
                 contributors.pop(pair, None)
             if contributors:
-                changed = self._offsets.put(key, {END_OFFSET: end_offset_line(key, max(contributors.values()))}) \
-                    or changed
+                changed = self._offsets.put(key, max(contributors.values())) or changed
             else:
                 del self._by_partition[key]
                 changed = self._offsets.remove(key) or changed
@@ -194,8 +218,8 @@ class Exposition:
         else:
             tail = generate_latest(self._tail)
             content_type = TEXT_CONTENT_TYPE
-        body = b"".join([*self._chunks(packed=False), tail])
-        rendered = Rendered(body, content_type, [*self._chunks(packed=True), _member(tail)])
+        members = [*self._chunks(packed=True), _member(tail)]
+        rendered = Rendered(content_type, lambda: [*self._chunks(packed=False), tail], members)
         self._cache[openmetrics] = (key, rendered)
         return rendered
 

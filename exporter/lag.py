@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
+from array import array
 from dataclasses import dataclass
 
 PartitionKey = tuple[str, str, int]  # instance id, topic, partition
@@ -40,13 +40,17 @@ class LagOptions:
 
 
 class PartitionHistory:
-    """(offset, time) points of one partition, time-ordered with non-decreasing offsets."""
+    """(offset, time) points of one partition, time-ordered with non-decreasing offsets.
+
+    Two typed arrays (8 bytes a value) rather than lists or deques of Python numbers: with a hundred
+    thousand partitions the difference is hundreds of megabytes.
+    """
 
     __slots__ = ("offsets", "times")
 
     def __init__(self) -> None:
-        self.offsets: deque[int] = deque()
-        self.times: deque[float] = deque()
+        self.offsets: array[int] = array("q")
+        self.times: array[float] = array("d")
 
     def add(self, offset: int, at: float, options: LagOptions) -> None:
         """Record that the end offset was ``offset`` at ``at``."""
@@ -54,8 +58,8 @@ class PartitionHistory:
             return  # out of order (two groups' answers crossing): the newer point is already in
         if self.offsets and offset < self.offsets[-1]:
             if offset < self.offsets[0]:
-                self.offsets.clear()  # the partition was recreated: the old history means nothing
-                self.times.clear()
+                del self.offsets[:]  # the partition was recreated: the old history means nothing
+                del self.times[:]
             else:
                 return  # a stale read racing a newer one
         if len(self.offsets) >= 2 and self.offsets[-1] == offset == self.offsets[-2]:
@@ -63,10 +67,13 @@ class PartitionHistory:
         else:
             self.offsets.append(offset)
             self.times.append(at)
-        while len(self.offsets) > 2 and (len(self.offsets) > options.max_points
-                                         or self.times[1] < at - options.history):
-            self.offsets.popleft()
-            self.times.popleft()
+        drop = 0
+        while len(self.offsets) - drop > 2 and (len(self.offsets) - drop > options.max_points
+                                                or self.times[drop + 1] < at - options.history):
+            drop += 1
+        if drop:
+            del self.offsets[:drop]
+            del self.times[:drop]
 
     def estimate(self, committed: int, broker: int, now: float, last_consumed: float | None,
                  options: LagOptions) -> float | None:

@@ -1,0 +1,232 @@
+"""Scrape cost at scale: the exporter's /metrics against two baselines, tiers S, M, L (and XL).
+
+Run: ``.venv/bin/python -m benchmarks.scrape`` (``make bench-scrape``); ``--tiers S,M,L,XL`` to choose.
+
+For each tier the simulator's ``scale-*`` scenario is polled in-process (every pair once, through the
+exporter's parser, analyzer and exposition), then each implementation serves the result from its own
+process while ``wrk`` (10 connections, 2 threads, 5 s, ``Accept-Encoding: gzip`` like Prometheus)
+scrapes it:
+
+- ``ours``: the exporter's web app over its incremental exposition;
+- ``static``: the same gzipped bytes returned from memory by a bare aiohttp handler (the floor);
+- ``naive``: a straightforward prometheus_client exporter: GaugeVec set on each poll,
+  ``generate_latest`` and gzip on each scrape.
+
+Reported: scrape latency p50/p99, CPU seconds per scrape of the server process, its RSS, and the CPU
+cost of taking in one polled response (parse, analyze, render the pair's lines, rebuild its block).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from aiohttp import web
+
+from exporter.analysis import Analyzer
+from exporter.collector import CollectorOptions, TailCollector
+from exporter.exposition import Exposition, decompress
+from exporter.models import ConsumerProgress, parse_consumer_progress
+from exporter.simulator import Scenario, Simulator
+from exporter.snapshot import Pair, PairState, Snapshot
+from exporter.stats import ApiStats
+from exporter.web import WebOptions, make_app
+
+TIERS = {"S": "scale-s", "M": "scale-m", "L": "scale-l", "XL": "scale-xl"}
+INSTANCE = "alikafka_post-cn-scale0001"
+
+
+def _poll_all(tier: str) -> Iterator[tuple[Pair, ConsumerProgress]]:
+    """Every pair's answer, one at a time, as the exporter receives them (never all at once)."""
+    sim = Simulator(Scenario.builtin(TIERS[tier]), {"k": "s"})
+    params = {"RegionId": "cn-hangzhou", "InstanceId": INSTANCE}
+    for _, region, group in sim.pairs():
+        body = sim.handle("GetConsumerProgress", {**params, "ConsumerId": group}, "k")
+        yield Pair(INSTANCE, group, region), parse_consumer_progress(body)
+
+
+def _build(tier: str) -> tuple[Exposition, dict[Pair, PairState], float, Analyzer]:
+    """Feed every pair's answer through analyzer and exposition, timing the cost per poll."""
+    now = time.time()
+    options = CollectorOptions()
+    exposition = Exposition(options, TailCollector(Snapshot, ApiStats(), options), lambda: 0)
+    analyzer = Analyzer()
+    states: dict[Pair, PairState] = {}
+    started = time.process_time()
+    for pair, progress in _poll_all(tier):
+        insight = analyzer.observe(pair.instance_id, pair.group, progress, now)
+        states[pair] = PairState(pair, progress, True, now, now, None, 1, insight)
+        exposition.update(states[pair])
+        exposition.render().gzipped()  # each poll followed by a scrape: block rebuilds are counted
+    return exposition, states, (time.process_time() - started) / len(states), analyzer
+
+
+def _ours(tier: str) -> tuple[web.Application, float, int]:
+    exposition, states, per_poll, analyzer = _build(tier)
+    snapshot = Snapshot(MappingProxyType(states), 1)
+    app = make_app(exposition, lambda: snapshot, WebOptions())
+    app["analyzer"] = analyzer  # the offset histories stay alive, as in the exporter
+    return app, per_poll, decompress(exposition.render().gzipped()).count(b"\n")
+
+
+def _static(tier: str) -> tuple[web.Application, float, int]:
+    exposition, _, _, _ = _build(tier)
+    payload = exposition.render().gzipped()
+    lines = decompress(payload).count(b"\n")
+
+    async def handler(_: web.Request) -> web.Response:
+        return web.Response(body=payload, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    return app, 0.0, lines
+
+
+def _naive(tier: str) -> tuple[web.Application, float, int]:
+    from prometheus_client import CollectorRegistry, Gauge  # noqa: PLC0415
+    from prometheus_client.exposition import generate_latest  # noqa: PLC0415
+
+    registry = CollectorRegistry()
+    labels = ["instance_id", "group", "topic", "partition"]
+    lag = Gauge("alikafka_consumergroup_lag", "lag", labels, registry=registry)
+    current = Gauge("alikafka_consumergroup_current_offset", "offset", labels, registry=registry)
+    stamp = Gauge("alikafka_consumergroup_last_consumed_timestamp_seconds", "ts", labels, registry=registry)
+    end = Gauge("alikafka_topic_partition_end_offset", "end", ["instance_id", "topic", "partition"],
+                registry=registry)
+    group_lag = Gauge("alikafka_consumergroup_group_lag", "group lag", ["instance_id", "group"], registry=registry)
+    started = time.process_time()
+    count = 0
+    for pair, progress in _poll_all(tier):
+        count += 1
+        for topic in progress.topics:
+            for p in topic.partitions:
+                values = (pair.instance_id, pair.group, topic.topic, str(p.partition))
+                lag.labels(*values).set(p.lag or 0)
+                current.labels(*values).set(p.consumer_offset or 0)
+                if p.last_timestamp_ms:
+                    stamp.labels(*values).set(p.last_timestamp_ms / 1000)
+                end.labels(pair.instance_id, topic.topic, str(p.partition)).set(p.broker_offset or 0)
+        group_lag.labels(pair.instance_id, pair.group).set(progress.total_diff or 0)
+    per_poll = (time.process_time() - started) / count
+
+    async def handler(request: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return web.Response(body=gzip.compress(body), headers={"Content-Encoding": "gzip",
+                                                                    "Content-Type": "text/plain"})
+        return web.Response(body=body)
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    return app, per_poll, generate_latest(registry).count(b"\n")
+
+
+def serve(impl: str, tier: str, port: int) -> None:
+    """Build one implementation and serve it until killed."""
+    app, per_poll, series = {"ours": _ours, "static": _static, "naive": _naive}[impl](tier)
+    print(f"ready per_poll={per_poll:.6f} lines={series}", flush=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def measure(impl: str, tier: str, port: int, seconds: int) -> dict[str, Any]:
+    """Start a server, scrape it with wrk, collect latency, CPU per scrape and RSS."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.scrape", "serve", impl, tier, str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        per_poll = float(re.search(r"per_poll=([\d.]+)", ready).group(1))  # type: ignore[union-attr]
+        lines = int(re.search(r"lines=(\d+)", ready).group(1))  # type: ignore[union-attr]
+        time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}/metrics"
+        subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-H", "Accept-Encoding: gzip", url], capture_output=True,
+                       check=True)  # warm-up
+        rss_idle = _rss_mb(proc.pid)
+        single = []
+        for _ in range(3):  # one scrape at a time: what a lone Prometheus sees
+            started = time.perf_counter()
+            request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+            with urllib.request.urlopen(request, timeout=120) as response:
+                response.read()
+            single.append((time.perf_counter() - started) * 1000)
+        cpu_before = _cpu_seconds(proc.pid)
+        out = subprocess.run(["wrk", "-t2", "-c10", f"-d{seconds}s", "--timeout", "60s", "--latency", "-H",
+                              "Accept-Encoding: gzip", url], capture_output=True, text=True, check=True).stdout
+        cpu = _cpu_seconds(proc.pid) - cpu_before
+        requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+        latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+        nan = float("nan")
+        return {"p50": _ms(latency["50"]) if "50" in latency else nan,
+                "p99": _ms(latency["99"]) if "99" in latency else nan, "requests": requests,
+                "cpu_per_scrape_ms": 1000 * cpu / max(requests, 1), "rss_mb": _rss_mb(proc.pid), "rss_idle": rss_idle,
+                "per_poll_ms": per_poll * 1000, "lines": lines, "single_ms": sorted(single)[1]}
+    finally:
+        proc.kill()  # a baseline busy rendering would take long to notice SIGTERM
+        proc.wait(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print a markdown table with machine, date and command."""
+    parser = argparse.ArgumentParser(description="scrape cost benchmark")
+    parser.add_argument("--tiers", default="S,M,L")
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is required: apt-get install wrk", file=sys.stderr)
+        return 2
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    print(f"Machine: {os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+          f"date {time.strftime('%Y-%m-%d')}; command: python -m benchmarks.scrape --tiers {args.tiers}\n")
+    print("| tier | lines | impl | single scrape ms | p50 ms | p99 ms | scrapes/s | CPU ms/scrape | "
+          "RSS MB idle / loaded | CPU ms/poll |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    port = 19950
+    for tier in args.tiers.split(","):
+        results = {}
+        for impl in ("static", "ours", "naive"):
+            port += 1
+            results[impl] = r = measure(impl, tier, port, args.seconds)
+            print(f"| {tier} | {r['lines']} | {impl} | {r['single_ms']:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+                  f"{r['requests'] / args.seconds:.0f} | {r['cpu_per_scrape_ms']:.2f} | "
+                  f"{r['rss_idle']:.0f} / {r['rss_mb']:.0f} | "
+                  f"{r['per_poll_ms']:.2f} |", flush=True)
+        ours, static, naive = results["ours"], results["static"], results["naive"]
+        print(f"| {tier} | | ours/static p50 under load = {ours['p50'] / static['p50']:.2f}x; naive/ours single "
+              f"scrape = {naive['single_ms'] / ours['single_ms']:.0f}x | | | | | | | |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        sys.exit(main())
