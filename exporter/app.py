@@ -75,6 +75,8 @@ async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Polle
                               settings.lag.lagging_min_rise, settings.lag.status_min_span),
             ),
             on_update=exposition.update,
+            on_remove=exposition.remove,
+            current_qps=lambda: limiter.current_qps,
         )
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs})
         yield poller, catalog, exposition

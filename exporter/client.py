@@ -180,9 +180,12 @@ class AlikafkaClient:
                 result = self._interpret(action, status, body, retry_after)
             except ApiError as exc:
                 code = exc.code
+                if exc.kind == "throttled":
+                    self._limiter.throttled(exc.retry_after)
                 raise
             else:
                 code = "200"
+                self._limiter.succeeded()
                 return result
             finally:
                 self._stats.observe(action, code, time.monotonic() - started)

@@ -1,24 +1,28 @@
 """The asyncio scheduler: every pair once per interval, spread evenly, never overlapping itself.
 
-Each pair runs in its own task, so one pair's slow answers or retries never delay another (they
-only share the client's rate and concurrency limits). The first poll of every pair starts at once,
-paced by the rate limiter, so the exporter is ready quickly; after that pair ``i`` of ``n`` polls at
-``t0 + i * interval / n + k * interval``. A poll that overruns its next slot skips to the following
-one instead of bursting to catch up.
+One loop walks the pairs round-robin and starts one poll per slot; each poll runs in its own task,
+so a slow or failing pair never delays another (they share only the client's rate and concurrency
+limits), and a pair still in flight when its slot comes round is skipped instead of polled twice.
 
-Results are folded into an immutable :class:`~exporter.snapshot.Snapshot`, swapped in whole.
-A failure keeps the pair's last data (``up`` 0) until ``stale_after`` has passed since its last
-success, then drops it. A failure is logged once when it starts or its error code changes, and
-recovery once, so a long outage does not flood the log.
+The slot is ``effective_interval / pairs``. When the rate limit cannot poll every pair within the
+configured interval (``pairs / max_qps`` is longer), the effective interval stretches to that, is
+exported, and is logged once; when throttling answers make the client back off, it stretches further
+with the limiter's current rate. Pairs never polled yet are polled at the limiter's pace, so
+``/readyz`` turns 200 after ``pairs / max_qps`` seconds rather than a whole interval. Pairs can be
+added and removed while running (discovery).
+
+Results are folded into an immutable :class:`~exporter.snapshot.Snapshot`, swapped in whole. A failure
+keeps the pair's last data (``up`` 0) until ``stale_after`` has passed since its last success, then
+drops it. A failure is logged once when it starts or its error code changes, and recovery once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
@@ -30,6 +34,7 @@ from exporter.snapshot import Pair, PairState, PollError, Snapshot
 log = logging.getLogger(__name__)
 
 ACTION = "GetConsumerProgress"
+HEADROOM = 0.97  # share of max_qps the schedule plans for; the rest absorbs catalog and discovery calls
 
 
 class ProgressSource(Protocol):
@@ -41,7 +46,7 @@ class ProgressSource(Protocol):
 
 
 class Poller:
-    """Polls a fixed set of pairs and publishes snapshots."""
+    """Polls a set of pairs and publishes snapshots."""
 
     def __init__(
         self,
@@ -54,21 +59,28 @@ class Poller:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         on_update: Callable[[PairState], None] | None = None,
+        on_remove: Callable[[Pair], None] | None = None,
         analyzer: Analyzer | None = None,
+        current_qps: Callable[[], float] | None = None,
     ) -> None:
         self._source = source
         self._analyzer = analyzer or Analyzer()
-        self._pairs = tuple(dict.fromkeys(pairs))
+        self._pairs: list[Pair] = list(dict.fromkeys(pairs))
         self._interval = interval
         self._stale_after = stale_after
+        self._max_qps = max_qps
+        self._current_qps = current_qps or (lambda: max_qps)
         self._clock = clock
         self._monotonic = monotonic
         self._on_update = on_update
+        self._on_remove = on_remove
         self._states = {p: PairState(p) for p in self._pairs}
-        self._cycles: dict[int, list[float]] = {}  # cycle -> [start, polls remaining]
-        # Until the scale work stretches schedules itself, this is what the rate limit permits.
-        effective = max(interval, len(self._pairs) / max_qps) if self._pairs else interval
-        self._snapshot = Snapshot(MappingProxyType(dict(self._states)), 0, None, effective)
+        self._in_flight: set[Pair] = set()
+        self._cycles: dict[int, list[float]] = {}  # cycle -> [first start, polls running, closed]
+        self._cycle_duration: float | None = None
+        self._stretch_logged: float | None = None
+        self._changed = asyncio.Event()
+        self._snapshot = Snapshot(MappingProxyType(dict(self._states)), 0, None, self.effective_interval)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -78,41 +90,89 @@ class Poller:
     @property
     def pairs(self) -> tuple[Pair, ...]:
         """The pairs this poller polls, in schedule order."""
-        return self._pairs
+        return tuple(self._pairs)
+
+    @property
+    def effective_interval(self) -> float:
+        """The configured interval, or longer when the rate limit cannot poll every pair within it."""
+        qps = max(self._current_qps(), 1e-3) * HEADROOM
+        return max(self._interval, len(self._pairs) / qps) if self._pairs else self._interval
+
+    def set_pairs(self, pairs: Iterable[Pair]) -> None:
+        """Replace the set of pairs (discovery); data of pairs that stay is kept."""
+        wanted = list(dict.fromkeys(pairs))
+        keep = set(wanted)
+        for pair in [p for p in self._pairs if p not in keep]:
+            del self._states[pair]
+            self._analyzer.forget(pair.instance_id, pair.group)
+            if self._on_remove is not None:
+                self._on_remove(pair)
+        for pair in wanted:
+            self._states.setdefault(pair, PairState(pair))
+        self._pairs = wanted
+        self._publish()
+        self._changed.set()
 
     async def run(self) -> None:
         """Poll forever (until cancelled)."""
-        start = self._monotonic()
-        count = len(self._pairs)
-        async with asyncio.TaskGroup() as group:
-            for index, pair in enumerate(self._pairs):
-                offset = index * self._interval / count
-                group.create_task(self._pair_loop(pair, start + offset), name=f"poll {pair.instance_id}/{pair.group}")
+        position, cycle = 0, 0
+        async with asyncio.TaskGroup() as tasks:
+            while True:
+                if not self._pairs:
+                    self._changed.clear()
+                    await self._changed.wait()
+                    continue
+                if position >= len(self._pairs):
+                    position = 0
+                    self._close_cycle(cycle)
+                    cycle += 1
+                pair = self._pairs[position]
+                position += 1
+                first_time = self._states[pair].polls == 0
+                if pair not in self._in_flight:
+                    self._in_flight.add(pair)
+                    tasks.create_task(self._poll(pair, cycle), name=f"poll {pair.instance_id}/{pair.group}")
+                slot = 1 / self._current_qps() if first_time else self._slot()
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):  # a membership change ends the slot early
+                    await asyncio.wait_for(self._changed.wait(), timeout=slot)
+
+    def _slot(self) -> float:
+        effective = self.effective_interval
+        if effective > self._interval * 1.01 and self._stretch_logged != round(effective):
+            self._stretch_logged = round(effective)
+            log.warning(
+                "poll interval stretched by the API rate limit",
+                extra={"pairs": len(self._pairs), "max_qps": self._max_qps, "current_qps": self._current_qps(),
+                       "interval_s": self._interval, "effective_interval_s": round(effective, 1)},
+            )
+        return effective / len(self._pairs)
 
     async def poll_once(self) -> Snapshot:
         """Poll every pair once, concurrently (paced by the client's limits); for ``--once``."""
         async with asyncio.TaskGroup() as group:
             for pair in self._pairs:
+                self._in_flight.add(pair)
                 group.create_task(self._poll(pair, 0))
+        self._close_cycle(0)
         return self._snapshot
 
-    async def _pair_loop(self, pair: Pair, phase: float) -> None:
-        await self._poll(pair, 0)
-        cycle = 1
-        while True:
-            due = phase + cycle * self._interval
-            now = self._monotonic()
-            if due < now:  # overran: skip the missed slots
-                skipped = math.ceil((now - due) / self._interval)
-                cycle += skipped
-                due += skipped * self._interval
-            await asyncio.sleep(due - now)
-            await self._poll(pair, cycle)
-            cycle += 1
+    def _close_cycle(self, cycle: int) -> None:
+        tracker = self._cycles.get(cycle)
+        if tracker is not None:
+            tracker[2] = 1.0
+            self._finish_cycle(cycle)
+
+    def _finish_cycle(self, cycle: int) -> None:
+        tracker = self._cycles.get(cycle)
+        if tracker is not None and tracker[2] and tracker[1] <= 0:
+            self._cycle_duration = self._monotonic() - tracker[0]
+            del self._cycles[cycle]
+            self._publish()
 
     async def _poll(self, pair: Pair, cycle: int) -> None:
-        started = self._monotonic()
-        tracker = self._cycles.setdefault(cycle, [started, float(len(self._pairs))])
+        tracker = self._cycles.setdefault(cycle, [self._monotonic(), 0.0, 0.0])
+        tracker[1] += 1
         try:
             progress, _request_id = await self._source.get_consumer_progress(pair.region, pair.instance_id, pair.group)
         except ApiError as exc:
@@ -122,17 +182,19 @@ class Poller:
             self._failed(pair, PollError("internal_error", type(exc).__name__, "internal", None))
         else:
             self._succeeded(pair, progress)
-        tracker[1] -= 1
-        cycle_duration = self._snapshot.cycle_duration
-        if tracker[1] <= 0:
-            cycle_duration = self._monotonic() - tracker[0]
-            del self._cycles[cycle]
-        self._publish(cycle_duration)
-        if self._on_update is not None:
-            self._on_update(self._states[pair])
+        finally:
+            self._in_flight.discard(pair)
+            tracker[1] -= 1
+        if pair in self._states:  # not removed while in flight
+            self._publish()
+            if self._on_update is not None:
+                self._on_update(self._states[pair])
+        self._finish_cycle(cycle)
 
     def _succeeded(self, pair: Pair, progress: ConsumerProgress) -> None:
-        prev = self._states[pair]
+        prev = self._states.get(pair)
+        if prev is None:
+            return
         now = self._clock()
         if prev.error is not None:
             log.info("poll recovered", extra={"instance_id": pair.instance_id, "group": pair.group, "action": ACTION})
@@ -140,7 +202,9 @@ class Poller:
         self._states[pair] = PairState(pair, progress, True, now, now, None, prev.polls + 1, insight)
 
     def _failed(self, pair: Pair, error: PollError) -> None:
-        prev = self._states[pair]
+        prev = self._states.get(pair)
+        if prev is None:
+            return
         now = self._clock()
         fields = {
             "instance_id": pair.instance_id,
@@ -165,8 +229,8 @@ class Poller:
         insight = prev.insight if keep else None
         self._states[pair] = PairState(pair, progress, False, now, prev.last_success, error, prev.polls + 1, insight)
 
-    def _publish(self, cycle_duration: float | None) -> None:
+    def _publish(self) -> None:
         old = self._snapshot
         self._snapshot = Snapshot(
-            MappingProxyType(dict(self._states)), old.version + 1, cycle_duration, old.effective_interval
+            MappingProxyType(dict(self._states)), old.version + 1, self._cycle_duration, self.effective_interval
         )

@@ -1,5 +1,10 @@
 """A process-wide request-rate limit that never exceeds ``max_qps`` in any one-second window.
 
+It also backs off when the service says it is over the account's limit (other processes of the
+same account count too): a throttling answer halves the rate and holds every caller for the
+server's retry-after; each success then gives back 2% of ``max_qps``, so a shared account settles on
+what is actually left for this process (additive increase, multiplicative decrease).
+
 A token bucket allows a burst of ``capacity`` on top of the steady rate, so a one-second window
 can see up to twice the limit; the cloud API counts per account and per second and answers such
 bursts with ``Throttling.User``. A sliding window of start times keeps the guarantee exact: a
@@ -32,22 +37,43 @@ class RateLimiter:
         self._starts: deque[float] = deque()
         self._lock = asyncio.Lock()
         self._paused_until = 0.0
+        self._max = max_qps
+        self._factor = 1.0
 
     @property
     def max_qps(self) -> float:
         """The steady rate actually enforced (``max_qps`` rounded down when above 1)."""
         return self._slots / self._window
 
+    @property
+    def current_qps(self) -> float:
+        """The rate allowed now: ``max_qps`` scaled down after throttling, recovering on success."""
+        return self._max * self._factor
+
+    def throttled(self, retry_after: float | None) -> None:
+        """The service refused a call for flow control: halve the rate, pause for its retry-after."""
+        self._factor = max(0.05, self._factor / 2)
+        self.pause_until(self._clock() + (retry_after if retry_after is not None else 1.0))
+
+    def succeeded(self) -> None:
+        """A call went through: recover 2% of the configured rate."""
+        if self._factor < 1.0:
+            self._factor = min(1.0, self._factor + 0.02)
+
     def pause_until(self, deadline: float) -> None:
         """Hold every caller until ``deadline`` (clock time), e.g. after a server retry-after."""
         self._paused_until = max(self._paused_until, deadline)
 
     def _delay(self, now: float) -> float:
-        while self._starts and self._starts[0] <= now - self._window:
+        qps = self.current_qps
+        slots, window = (math.floor(qps), 1.0) if qps >= 1 else (1, 1 / qps)
+        slots = min(slots, self._slots)
+        while self._starts and self._starts[0] <= now - max(window, self._window):
             self._starts.popleft()
         wait = max(0.0, self._paused_until - now)
-        if len(self._starts) >= self._slots:
-            wait = max(wait, self._starts[0] + self._window - now)
+        recent = [t for t in self._starts if t > now - window]
+        if len(recent) >= slots:
+            wait = max(wait, recent[-slots] + window - now)
         return wait
 
     async def acquire(self) -> None:

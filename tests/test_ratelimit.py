@@ -49,3 +49,30 @@ def test_invalid_rate() -> None:
     """A non-positive rate is a programming error."""
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0)
+
+
+async def test_throttling_halves_the_rate_and_successes_recover_it() -> None:
+    """AIMD: a throttling answer halves the rate (and pauses); each success gives back 2% of max_qps."""
+    limiter = RateLimiter(10)
+    limiter.throttled(0.0)
+    assert limiter.current_qps == 5
+    limiter.throttled(None)
+    assert limiter.current_qps == 2.5
+    for _ in range(100):
+        limiter.succeeded()
+    assert limiter.current_qps == 10
+    limiter.throttled(0.2)
+    started = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - started >= 0.19
+
+
+async def test_backed_off_rate_is_enforced() -> None:
+    """After throttling, the window allows only the reduced rate."""
+    limiter = RateLimiter(20)
+    limiter.throttled(0.0)
+    starts: list[float] = []
+    for _ in range(25):
+        await limiter.acquire()
+        starts.append(time.monotonic())
+    assert max_in_window(starts) <= 10
