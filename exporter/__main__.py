@@ -30,8 +30,8 @@ def _config_error(problems: Sequence[str]) -> int:
 
 
 def _plan(settings: Settings) -> app.Plan:
-    pairs = app.pairs_from_settings(settings)
-    if not pairs:
+    pairs = app.plan_pairs(settings)
+    if not settings.targets:
         raise ConfigError(["targets (default): no targets configured; use --target INSTANCE_ID=GROUP, "
                            "a config file with targets, or --demo"])
     try:
@@ -45,7 +45,7 @@ def _plan(settings: Settings) -> app.Plan:
         raise ConfigError([f"credentials: {exc}"]) from None
     if settings.web.config_file is not None:
         raise ConfigError(["web.config_file: TLS and basic auth are not available in this version yet"])
-    return app.Plan(pairs, settings.api, provider)
+    return app.Plan(pairs, settings.api, provider, tuple(settings.targets))
 
 
 def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool) -> int:

@@ -23,11 +23,12 @@ from exporter.catalog import InstanceCatalog
 from exporter.client import AlikafkaClient, ApiOptions
 from exporter.collector import CollectorOptions, TailCollector
 from exporter.credentials import CredentialProvider
+from exporter.discovery import ApiCaller, Discovery, parse_shard
 from exporter.exposition import Exposition
 from exporter.lag import LagOptions
 from exporter.poller import Poller
 from exporter.ratelimit import RateLimiter
-from exporter.settings import Settings
+from exporter.settings import Settings, Target
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
 from exporter.status import StatusOptions
@@ -37,25 +38,31 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What to poll and how to reach it: the settings' pairs, or the demo simulator's."""
+    """What to poll and how to reach it: the settings' targets, or the demo simulator's pairs."""
 
-    pairs: tuple[Pair, ...]
+    pairs: tuple[Pair, ...]  # known without listing (explicit instances and groups, this shard)
     api: ApiOptions
     credentials: CredentialProvider
+    targets: tuple[Target, ...] = ()  # all configured targets, for discovery
+
+    @property
+    def discovering(self) -> bool:
+        """Whether some targets must be listed through the API."""
+        return any(t.discovered for t in self.targets)
 
 
-def pairs_from_settings(settings: Settings) -> tuple[Pair, ...]:
-    """Expand targets into pairs; the settings guarantee a region for every target."""
-    pairs: list[Pair] = []
-    for target in settings.targets:
-        region = target.region or settings.api.region
-        assert region is not None  # validated by Settings
-        pairs.extend(Pair(target.instance_id, group, region) for group in target.groups)
-    return tuple(pairs)
+def plan_pairs(settings: Settings) -> tuple[Pair, ...]:
+    """The pairs of the settings' explicit targets that fall in this process's shard."""
+    return _discovery(None, settings).static_pairs()
+
+
+def _discovery(client: ApiCaller | None, settings: Settings) -> Discovery:
+    return Discovery(client, settings.targets, settings.api.region, parse_shard(settings.shard),
+                     settings.discovery.page_size)
 
 
 @contextlib.asynccontextmanager
-async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Poller, InstanceCatalog, Exposition]]:
+async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[Pipeline]:
     stats = ApiStats()
     limiter = RateLimiter(settings.api.max_qps)
     async with AlikafkaClient(plan.api, plan.credentials, limiter, stats) as client:
@@ -77,16 +84,35 @@ async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[tuple[Polle
             on_update=exposition.update,
             on_remove=exposition.remove,
             current_qps=lambda: limiter.current_qps,
+            discovering=plan.discovering,
         )
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs})
-        yield poller, catalog, exposition
+        discovery = _discovery(client, settings) if plan.discovering else None
+        yield Pipeline(poller, catalog, exposition, discovery)
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The running parts of one exporter."""
+
+    poller: Poller
+    catalog: InstanceCatalog
+    exposition: Exposition
+    discovery: Discovery | None
+
+    def apply(self, pairs: tuple[Pair, ...]) -> None:
+        """Poll these pairs from now on (discovery's answer)."""
+        self.poller.set_pairs(pairs)
+        self.catalog.track(pairs)
 
 
 async def run_once(settings: Settings, plan: Plan, out: TextIO = sys.stdout) -> int:
     """Poll every pair once and print the exposition: exit 0 if every poll succeeded, else 1."""
-    async with _pipeline(settings, plan) as (poller, catalog, exposition):
-        snapshot, _ = await asyncio.gather(poller.poll_once(), catalog.refresh_once())
-        out.write(exposition.render().body.decode())
+    async with _pipeline(settings, plan) as parts:
+        if parts.discovery is not None:
+            parts.apply(await parts.discovery.resolve())
+        snapshot, _ = await asyncio.gather(parts.poller.poll_once(), parts.catalog.refresh_once())
+        out.write(parts.exposition.render().body.decode())
         out.flush()
     return 0 if all(s.up for s in snapshot.pairs.values()) else 1
 
@@ -98,9 +124,10 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with _pipeline(settings, plan) as (poller, catalog, exposition):
+    async with _pipeline(settings, plan) as parts:
+        poller = parts.poller
         app = web.make_app(
-            exposition,
+            parts.exposition,
             lambda: poller.snapshot,
             web.WebOptions(settings.web.telemetry_path, __version__, settings.demo),
         )
@@ -112,24 +139,27 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
         log.info(
             "listening",
             extra={"address": settings.web.listen_address, "path": settings.web.telemetry_path,
-                   "targets": len(plan.pairs), "interval_s": settings.poll.interval},
+                   "targets": len(plan.pairs), "discovery": plan.discovering, "interval_s": settings.poll.interval,
+                   "shard": settings.shard},
         )
-        polling = asyncio.create_task(poller.run(), name="poller")
-        cataloguing = asyncio.create_task(catalog.run(), name="catalog")
+        workers = [asyncio.create_task(poller.run(), name="poller"),
+                   asyncio.create_task(parts.catalog.run(), name="catalog")]
+        if parts.discovery is not None:
+            workers.append(asyncio.create_task(parts.discovery.run(parts.apply, settings.discovery.refresh),
+                                               name="discovery"))
         stopped = asyncio.create_task(stop.wait(), name="stop")
         try:
-            await asyncio.wait({polling, cataloguing, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*workers, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (polling, cataloguing, stopped):
+            for task in (*workers, stopped):
                 task.cancel()
-            for task in (polling, cataloguing):
+            for task in workers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await runner.cleanup()
         if not stop.is_set():
-            ended = polling if polling.done() and not polling.cancelled() else cataloguing
-            failure = ended.exception() if ended.done() and not ended.cancelled() else None
-            log.error("poller stopped unexpectedly", extra={"error": repr(failure)})
+            failures = [t.exception() for t in workers if t.done() and not t.cancelled()]
+            log.error("a worker stopped unexpectedly", extra={"error": repr(failures)})
             return 1
     log.info("stopped")
     return 0

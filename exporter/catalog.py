@@ -17,6 +17,7 @@ from typing import Protocol
 from exporter.client import ApiResponse
 from exporter.errors import ApiError, MalformedResponseError
 from exporter.models import InstanceInfo, ParseError, parse_instance_list
+from exporter.snapshot import Pair
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ class InstanceCatalog:
         self._failing: dict[str, str] = {}
         self.instances: Mapping[str, InstanceInfo] = MappingProxyType({})
         self.version = 0
+
+    def track(self, pairs: Iterable[Pair]) -> None:
+        """Describe these pairs' instances from now on (discovery changed them)."""
+        pairs = list(pairs)
+        self._regions = tuple(sorted({p.region for p in pairs} | set(self._regions)))
+        self._wanted = frozenset(p.instance_id for p in pairs)
 
     async def refresh_once(self) -> None:
         """Ask every region once; keep a region's last answer when its call fails."""

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--web.config.file", dest="web_config_file", metavar="PATH", help="TLS and basic auth configuration")
     add("--log.level", dest="log_level", choices=["debug", "info", "warning", "error"], help="log level (info)")
     add("--log.format", dest="log_format", choices=["logfmt", "json"], help="log format (logfmt)")
+    add("--shard", metavar="I/N", help="poll only shard I of N (a stable hash of instance and group)")
     add("--check-config", action="store_true", help="validate the configuration and credentials source, then exit")
     add("--once", action="store_true", help="poll every target once, print the metrics and exit")
     add("--demo", action="store_true", help="run against the built-in simulated alikafka API")
@@ -82,6 +83,8 @@ def parse_args(argv: Sequence[str]) -> CliArgs:
     put("web", "config_file", ns.web_config_file)
     put("log", "level", ns.log_level)
     put("log", "format", ns.log_format)
+    if ns.shard is not None:
+        flags["shard"] = ns.shard
     if ns.targets:
         flags["targets"] = _parse_targets(ns.targets)
     if ns.demo:

@@ -303,3 +303,15 @@ def parse_instance_list(body: Any) -> tuple[InstanceInfo, ...]:
             running=status == 5,
         ))
     return tuple(instances)
+
+
+def parse_consumer_list(body: Any) -> tuple[list[str], int | None]:
+    """Group names of one GetConsumerList page (``ConsumerList.ConsumerVO``) and the reported total."""
+    root = _require_mapping(unwrap_root(body, "GetConsumerList"), "response body")
+    names = []
+    for raw in as_list(_field(root, "ConsumerList"), "ConsumerVO"):
+        name = _field(_require_mapping(raw, "ConsumerVO entry"), "ConsumerId")
+        if not isinstance(name, str) or not name:
+            raise ParseError("a ConsumerVO entry has no ConsumerId")
+        names.append(name)
+    return names, as_int(_field(root, "Total"), "GetConsumerList Total")

@@ -62,6 +62,7 @@ class Poller:
         on_remove: Callable[[Pair], None] | None = None,
         analyzer: Analyzer | None = None,
         current_qps: Callable[[], float] | None = None,
+        discovering: bool = False,
     ) -> None:
         self._source = source
         self._analyzer = analyzer or Analyzer()
@@ -80,7 +81,9 @@ class Poller:
         self._cycle_duration: float | None = None
         self._stretch_logged: float | None = None
         self._changed = asyncio.Event()
-        self._snapshot = Snapshot(MappingProxyType(dict(self._states)), 0, None, self.effective_interval)
+        self._discovering = discovering
+        self._snapshot = Snapshot(MappingProxyType(dict(self._states)), 0, None, self.effective_interval,
+                                  discovering)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -110,6 +113,7 @@ class Poller:
         for pair in wanted:
             self._states.setdefault(pair, PairState(pair))
         self._pairs = wanted
+        self._discovering = False
         self._publish()
         self._changed.set()
 
@@ -232,5 +236,6 @@ class Poller:
     def _publish(self) -> None:
         old = self._snapshot
         self._snapshot = Snapshot(
-            MappingProxyType(dict(self._states)), old.version + 1, self._cycle_duration, self.effective_interval
+            MappingProxyType(dict(self._states)), old.version + 1, self._cycle_duration, self.effective_interval,
+            self._discovering,
         )

@@ -142,23 +142,69 @@ class PollSettings(BaseModel):
         return value
 
 
+def _regex(value: str | None) -> str | None:
+    if value:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value or None
+
+
 class Target(BaseModel):
-    """One instance and the consumer groups to poll on it."""
+    """An instance (or every running instance of a region) and its consumer groups (or all of them)."""
 
     model_config = _FROZEN
 
-    instance_id: Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
+    instance_id: Annotated[str, Field(min_length=1, pattern=r"^\S+$")] | None = None
+    instances: Annotated[Literal["all"] | None, Field(validate_default=True)] = None
     region: str | None = None
-    groups: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    groups: list[str] | str  # names, or "all" to list them through the API
+    group_allow: str | None = None  # regular expression a group name must match (re.search)
+    group_deny: str | None = None  # regular expression that excludes a group name
 
     @field_validator("groups")
     @classmethod
-    def _unique(cls, groups: list[str]) -> list[str]:
+    def _unique(cls, groups: list[str] | str) -> list[str] | str:
+        if isinstance(groups, str):
+            if groups != "all":
+                raise ValueError("must be a list of consumer group names, or all")
+            return groups
+        if not groups:
+            raise ValueError("must not be empty (list group names, or write all)")
+        if not all(groups):
+            raise ValueError("group names must not be empty")
         seen: set[str] = set()
         dupes = sorted({g for g in groups if g in seen or seen.add(g)})  # type: ignore[func-returns-value]
         if dupes:
             raise ValueError(f"listed twice: {', '.join(dupes)}")
         return groups
+
+    @field_validator("group_allow", "group_deny")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return _regex(value)
+
+    @field_validator("instances")
+    @classmethod
+    def _one_of(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if (value is None) == (info.data.get("instance_id") is None):
+            raise ValueError("give either instance_id or instances: all")
+        return value
+
+    @property
+    def discovered(self) -> bool:
+        """Whether this target needs the API to know its pairs."""
+        return self.instances == "all" or self.groups == "all"
+
+
+class DiscoverySettings(BaseModel):
+    """How often ``groups: all`` and ``instances: all`` targets are listed again."""
+
+    model_config = _FROZEN
+
+    refresh: Annotated[Duration, Field(ge=10, le=86400)] = 300.0
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
 class MetricsSettings(BaseModel):
@@ -249,6 +295,8 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     targets: list[Target] = []
     metrics: MetricsSettings = MetricsSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
+    shard: Annotated[str, Field(pattern=r"^\d+/\d+$")] = "0/1"
     lag: LagSettings = LagSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
@@ -288,6 +336,7 @@ FLAG_NAMES = {
     ("log", "level"): "--log.level",
     ("log", "format"): "--log.format",
     ("demo",): "--demo",
+    ("shard",): "--shard",
 }
 
 
@@ -400,12 +449,17 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 
 def _cross_checks(settings: Settings, layers: _Layers) -> list[str]:
     problems = []
+    index_, count = (int(x) for x in settings.shard.split("/"))
+    if not 0 <= index_ < count:
+        problems.append(f"shard ({layers.source(('shard',))}): must be I/N with 0 <= I < N, got {settings.shard}")
     seen: set[tuple[str, str]] = set()
     for index, target in enumerate(settings.targets):
         if target.region is None and settings.api.region is None:
             loc: tuple[int | str, ...] = ("targets", index, "region")
             problems.append(f"{_loc_text(loc)} ({layers.source(loc)}): no region; set the target's region, "
                             "api.region or --region")
+        if target.instance_id is None or isinstance(target.groups, str):
+            continue
         for group in target.groups:
             if (target.instance_id, group) in seen:
                 loc = ("targets", index, "groups")

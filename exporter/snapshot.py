@@ -70,11 +70,12 @@ class Snapshot:
     version: int = 0
     cycle_duration: float | None = None
     effective_interval: float | None = None
+    discovering: bool = False  # the first discovery listing has not finished yet
 
     @property
     def ready(self) -> bool:
-        """True once every pair has been polled at least once (successfully or not)."""
-        return all(s.polls > 0 for s in self.pairs.values())
+        """True once discovery has listed once and every pair has been polled at least once."""
+        return not self.discovering and all(s.polls > 0 for s in self.pairs.values())
 
     def count_by_status(self) -> dict[PairStatus, int]:
         """Pairs per status, with every status of :data:`TARGET_STATES` present."""

@@ -65,6 +65,8 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
         snap = snapshot()
         if snap.ready:
             return web.Response(text="ready\n")
+        if snap.discovering:
+            return web.Response(status=503, text="not ready: listing instances and consumer groups\n")
         pending = sum(1 for s in snap.pairs.values() if s.polls == 0)
         return web.Response(status=503, text=f"not ready: {pending} of {len(snap.pairs)} targets not polled yet\n")
 

@@ -163,3 +163,22 @@ def test_example_config_validates() -> None:
     path = Path(__file__).parent.parent / "examples" / "config.yaml"
     s = load_settings({}, {}, path)
     assert s.targets
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        ({"targets": [{"region": "r", "groups": "all"}]}, "targets[0].instances (flag --target): give either"),
+        ({"targets": [{"instance_id": "i", "instances": "all", "region": "r", "groups": "all"}]},
+         "give either instance_id or instances: all"),
+        ({"targets": [{"instance_id": "i", "region": "r", "groups": "some"}]}, "must be a list of consumer group"),
+        ({"targets": [{"instance_id": "i", "region": "r", "groups": "all", "group_allow": "("}]},
+         "not a valid regular expression"),
+        ({"shard": "3/3"}, "shard (flag --shard): must be I/N with 0 <= I < N"),
+        ({"shard": "x"}, "shard (flag --shard)"),
+    ],
+)
+def test_discovery_and_shard_rules(flags: dict[str, Any], needle: str) -> None:
+    """Discovery targets and shards are validated with the key named."""
+    joined = "\n".join(problems(flags))
+    assert needle.replace("Value error, ", "") in joined, joined

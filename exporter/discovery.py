@@ -1,0 +1,149 @@
+"""Which pairs to poll: configured ones, plus those ``groups: all`` and ``instances: all`` find.
+
+``instances: all`` lists a region's running instances (GetInstanceList, ServiceStatus 5);
+``groups: all`` lists an instance's consumer groups page by page (GetConsumerList), filtered by
+``group_allow``/``group_deny``. Listing happens at start and every ``discovery.refresh``, through the
+same client and rate limit as the polls, so new groups appear and deleted ones disappear without a
+restart. When a listing fails, the pairs it found last time are kept (and the failure logged once):
+a flaky listing must not make series vanish. ``--shard I/N`` keeps the pairs whose stable hash falls
+in shard I, so N replicas share an account's pairs with no overlap and no gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
+from typing import Protocol
+
+from exporter.client import ApiResponse
+from exporter.errors import ApiError
+from exporter.models import ParseError, parse_consumer_list, parse_instance_list
+from exporter.settings import Target
+from exporter.snapshot import Pair
+
+log = logging.getLogger(__name__)
+
+
+class ApiCaller(Protocol):
+    """The slice of the client discovery needs."""
+
+    async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse: ...
+
+
+def in_shard(pair: Pair, shard: tuple[int, int]) -> bool:
+    """Stable across processes and restarts (not Python's salted hash)."""
+    index, count = shard
+    if count <= 1:
+        return True
+    digest = hashlib.blake2b(f"{pair.instance_id}\x00{pair.group}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count == index
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` to ``(I, N)`` (validated by the settings)."""
+    index, count = text.split("/")
+    return int(index), int(count)
+
+
+class Discovery:
+    """Resolves targets to pairs, keeping the last good answer of every listing."""
+
+    def __init__(self, client: ApiCaller | None, targets: Sequence[Target], default_region: str | None,
+                 shard: tuple[int, int] = (0, 1), page_size: int = 100) -> None:
+        self._client = client
+        self._targets = targets
+        self._default_region = default_region
+        self._shard = shard
+        self._page_size = page_size
+        self._last: dict[tuple[str, str], list[str]] = {}  # (what, where) -> names listed last time
+        self._failing: dict[tuple[str, str], str] = {}
+
+    @property
+    def needed(self) -> bool:
+        """Whether any target has to be listed through the API."""
+        return any(t.discovered for t in self._targets)
+
+    def static_pairs(self) -> tuple[Pair, ...]:
+        """The pairs known without any API call (explicit instances and groups), in this shard."""
+        pairs = []
+        for target in self._targets:
+            if target.instance_id is not None and not isinstance(target.groups, str):
+                region = target.region or self._default_region or ""
+                pairs += [Pair(target.instance_id, g, region) for g in target.groups]
+        return tuple(p for p in dict.fromkeys(pairs) if in_shard(p, self._shard))
+
+    async def resolve(self) -> tuple[Pair, ...]:
+        """Every pair of every target in this shard, listing what must be listed."""
+        pairs: list[Pair] = []
+        for target in self._targets:
+            region = target.region or self._default_region or ""
+            if target.instance_id is not None:
+                instances = [target.instance_id]
+            else:
+                instances = await self._listed("instances", region, partial(self._running_instances, region))
+            for instance_id in instances:
+                if isinstance(target.groups, str):
+                    names = await self._listed("groups", f"{region}/{instance_id}",
+                                               partial(self._groups, region, instance_id))
+                    names = [n for n in names if _wanted(n, target)]
+                else:
+                    names = list(target.groups)
+                pairs += [Pair(instance_id, name, region) for name in names]
+        return tuple(p for p in dict.fromkeys(pairs) if in_shard(p, self._shard))
+
+    async def _listed(self, what: str, where: str, lister: Callable[[], Awaitable[list[str]]]) -> list[str]:
+        key = (what, where)
+        try:
+            names = await lister()
+        except (ApiError, ParseError) as exc:
+            code = exc.code if isinstance(exc, ApiError) else "malformed_response"
+            if self._failing.get(key) != code:
+                log.warning("discovery listing failed; keeping what it found last time",
+                            extra={"listing": what, "where": where, "code": code,
+                                   "request_id": getattr(exc, "request_id", "") or "", "error": str(exc)})
+            self._failing[key] = code
+            return self._last.get(key, [])
+        if self._failing.pop(key, None) is not None:
+            log.info("discovery listing recovered", extra={"listing": what, "where": where})
+        if sorted(names) != sorted(self._last.get(key, [])):
+            log.info("discovery found a change", extra={"listing": what, "where": where, "count": len(names)})
+        self._last[key] = names
+        return names
+
+    def _api(self) -> ApiCaller:
+        assert self._client is not None, "listing needs a client"
+        return self._client
+
+    async def _running_instances(self, region: str) -> list[str]:
+        response = await self._api().call("GetInstanceList", region, {"RegionId": region})
+        return [i.instance_id for i in parse_instance_list(response.body) if i.running]
+
+    async def _groups(self, region: str, instance_id: str) -> list[str]:
+        names: list[str] = []
+        page = 1
+        while True:
+            params = {"RegionId": region, "InstanceId": instance_id, "CurrentPage": str(page),
+                      "PageSize": str(self._page_size)}
+            response = await self._api().call("GetConsumerList", region, params)
+            listed, total = parse_consumer_list(response.body)
+            names += listed
+            if not listed or (total is not None and len(names) >= total) or (total is None and
+                                                                              len(listed) < self._page_size):
+                return list(dict.fromkeys(names))
+            page += 1
+
+    async def run(self, apply: Callable[[tuple[Pair, ...]], None], refresh: float) -> None:
+        """List every ``refresh`` seconds and hand the pairs to ``apply`` (until cancelled)."""
+        while True:
+            apply(await self.resolve())
+            await asyncio.sleep(refresh)
+
+
+def _wanted(name: str, target: Target) -> bool:
+    if target.group_allow and not re.search(target.group_allow, name):
+        return False
+    return not (target.group_deny and re.search(target.group_deny, name))
