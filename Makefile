@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?= --demo
 
-.PHONY: run test lint typecheck pytest tools clean bench-lag bench-scrape
+.PHONY: run test lint typecheck pytest tools clean bench-lag bench-scrape bench-cycle
 
 $(BIN)/alikafka-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench-lag: $(BIN)/alikafka-exporter
 bench-scrape: $(BIN)/alikafka-exporter
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 	$(BIN)/python -m benchmarks.scrape --tiers S,M,L
+
+bench-cycle: $(BIN)/alikafka-exporter
+	$(BIN)/python -m benchmarks.cycle --tier M --qps 20 --seconds 300
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -175,6 +175,14 @@ def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:
     lines += [f"  {p.instance_id} {p.group} (region {p.region})" for p in plan.pairs[:50]]
     if len(plan.pairs) > 50:
         lines.append(f"  ... and {len(plan.pairs) - 50} more")
+    for target in plan.targets:
+        if target.discovered:
+            where = target.instance_id or f"every running instance of {target.region or settings.api.region}"
+            which = "all groups" if target.groups == "all" else f"groups {', '.join(target.groups)}"
+            filters = "".join(f", {k} {v!r}" for k, v in (("allow", target.group_allow),
+                                                            ("deny", target.group_deny)) if v)
+            lines.append(f"discovery: {which} of {where}{filters}, listed every {settings.discovery.refresh:g}s")
+    lines.append(f"shard: {settings.shard}")
     lines += [f"endpoint {region}: {plan.api.endpoint_for(region)}" for region in regions]
     lines += [
         f"signature: {settings.api.signature}",

@@ -1,0 +1,113 @@
+"""Full-cycle time against the rate-limit floor, and throttling, over a sustained run.
+
+Run: ``.venv/bin/python -m benchmarks.cycle [--tier M] [--qps 20] [--seconds 300]`` (``make bench-cycle``).
+
+The simulator (its own process) serves a ``scale-*`` scenario with GetConsumerProgress limited to
+``--qps`` per second; the exporter (its own process) polls every pair with ``api.max_qps`` equal to that
+limit and a 1 s configured interval, so the schedule is bound by the rate limit. Every few seconds the
+exporter's /metrics is read; at the end the report gives the floor ``pairs / qps``, the effective interval
+the exporter chose, the measured cycle durations, the throttling answers it got (target: none), the CPU
+time it spent per polled response and its RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+TIERS = {"S": ("scale-s", 10), "M": ("scale-m", 500), "L": ("scale-l", 2000), "XL": ("scale-xl", 10_000)}
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _metric(text: str, name: str, labels: str = "") -> float | None:
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+def _cpu_rss(pid: int) -> tuple[float, float]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+               if line.startswith("VmRSS:")) / 1024
+    return cpu, rss
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulator and the exporter, watch, report a markdown table."""
+    parser = argparse.ArgumentParser(description="cycle time and throttling benchmark")
+    parser.add_argument("--tier", default="M", choices=sorted(TIERS))
+    parser.add_argument("--qps", type=float, default=20.0)
+    parser.add_argument("--seconds", type=int, default=300)
+    args = parser.parse_args(argv)
+    scenario, pairs = TIERS[args.tier]
+    sim_port, exp_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALIKAFKA_"))}
+    groups = ",".join(f"gen-g{i:05d}" for i in range(pairs))
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(
+            f"api: {{endpoint: 'http://127.0.0.1:{sim_port}/', region: cn-hangzhou, max_qps: {args.qps}, "
+            f"max_concurrency: 16}}\npoll: {{interval: 1s, stale_after: 3600s}}\n"
+            f"targets: [{{instance_id: alikafka_post-cn-scale0001, groups: [{groups}]}}]\n")
+        sim = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{sim_port}",
+                                "--scenario", f"builtin:{scenario}", "--access-key", "AK:SK",
+                                "--qps-limit", f"GetConsumerProgress={args.qps}", "--log.level", "warning"],
+                               env=env)
+        time.sleep(2)
+        exporter = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address",
+             f"127.0.0.1:{exp_port}", "--log.level", "warning"],
+            env={**env, "ALIBABA_CLOUD_ACCESS_KEY_ID": "AK", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "SK"})
+        cycles: list[float] = []
+        text = ""
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < args.seconds:
+                time.sleep(5)
+                with urllib.request.urlopen(f"http://127.0.0.1:{exp_port}/metrics", timeout=30) as response:
+                    text = response.read().decode()
+                cycle = _metric(text, "alikafka_exporter_poll_cycle_duration_seconds")
+                if cycle is not None and (not cycles or cycle != cycles[-1]):
+                    cycles.append(cycle)
+            cpu, rss = _cpu_rss(exporter.pid)
+        finally:
+            exporter.terminate()
+            sim.terminate()
+            exporter.wait(10)
+            sim.wait(10)
+    ok = _metric(text, "alikafka_exporter_api_requests_total", '{action="GetConsumerProgress",code="200"}') or 0
+    throttled = _metric(text, "alikafka_exporter_api_requests_total",
+                        '{action="GetConsumerProgress",code="Throttling.User"}') or 0
+    effective = _metric(text, "alikafka_exporter_effective_poll_interval_seconds")
+    floor = pairs / args.qps
+    complete = cycles[1:] or cycles  # the first pass runs at the limiter's pace from a cold start
+    print(f"Machine: {os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; date "
+          f"{time.strftime('%Y-%m-%d')}; command: python -m benchmarks.cycle --tier {args.tier} --qps {args.qps:g} "
+          f"--seconds {args.seconds}\n")
+    print("| tier | pairs | qps (limit = max_qps) | floor s | effective interval s | cycles | cycle median s | "
+          "cycle max s | median / floor | throttled | polls | CPU ms/poll | RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    median = statistics.median(complete) if complete else float("nan")
+    print(f"| {args.tier} | {pairs} | {args.qps:g} | {floor:.1f} | {effective or float('nan'):.1f} | "
+          f"{len(complete)} | {median:.1f} | {max(complete, default=float('nan')):.1f} | {median / floor:.3f} | "
+          f"{throttled:.0f} | {ok:.0f} | {1000 * cpu / max(ok, 1):.2f} | {rss:.0f} |")
+    return 0 if throttled == 0 and median <= floor * 1.05 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
