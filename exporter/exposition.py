@@ -1,24 +1,24 @@
-"""Exposition bytes kept ready: a scrape joins prebuilt chunks and never renders or compresses much.
+"""Exposition bytes kept ready: each poll compresses its own lines, a scrape only joins them.
 
-Each pair's lines are rendered once, when its poll result arrives (:func:`exporter.collector.pair_lines`).
-Pairs (and, for the end-offset family, partitions) live in small blocks; for every family a block keeps
-its text and a gzip member of that text, rebuilt only when one of its items changed. The body of a family
-is its header followed by its blocks' texts, so a scrape concatenates a few thousand byte strings; the
-gzip body is the concatenation of the members (RFC 1952 allows a file of several members, and
-Prometheus' and Python's readers decode them all). The few families of the exporter itself are rendered
-per format by prometheus_client and cached until the statistics change.
+When a poll result arrives, the pair's lines are rendered once (:func:`exporter.collector.pair_lines`)
+and each family's lines are stored as one gzip member, and nothing else. A gzip stream may consist of
+several members (RFC 1952) and Prometheus' and Python's readers decode them all, so the gzip body of
+a scrape is the family headers' members and the pairs' members joined in order: no rendering and no
+compression at scrape time, however many series there are, and the stored form is the compressed one
+(about a tenth of the text). The plain body, for a scraper that does not accept gzip, is decompressed
+from the same members when asked for.
 
-Items keep their order by key inside a block, and blocks their order of creation, so the output is
-stable from scrape to scrape.
+The end offset of a partition is one series however many groups read it, with the highest value they
+report; its line is rendered as part of one contributing pair (the lowest), re-rendered when another
+contributor changes the value. The few families of the exporter itself are rendered per format by
+prometheus_client and cached until the state changes.
 """
 
 from __future__ import annotations
 
-import gzip
 import zlib
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -40,93 +40,40 @@ from exporter.snapshot import Pair, PairState
 # The body is the classic 0.0.4 text format; newer prometheus_client versions label it 1.0.0,
 # which older Prometheus servers do not know, so the header is pinned to what the body is.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-BLOCK_SIZE = 16  # items per block: a poll rebuilds one block (about 16 pairs' lines) per family
 _LEVEL = 6
 
 
-def _member(data: bytes) -> bytes:
-    """One gzip member (mtime 0, so the bytes depend on the data only)."""
-    return gzip.compress(data, compresslevel=_LEVEL, mtime=0)
+def member(data: bytes) -> bytes:
+    """One gzip member of ``data`` (no timestamp, so equal data gives equal bytes)."""
+    packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    return packer.compress(data) + packer.flush()
 
 
-Render = Callable[[Any, Any], Mapping[str, str]]
+def decompress(data: bytes) -> bytes:
+    """Decode a body of one or more gzip members."""
+    out = []
+    while data:
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        out.append(inflater.decompress(data))
+        data = inflater.unused_data
+    return b"".join(out)
 
 
 @dataclass
-class _Block:
-    """Items (states or values, not their text) and, per family, a gzip member of their lines.
-
-    Lines are rendered from the items when the block is rebuilt and not kept: at 100k series the
-    text would cost more memory than everything else together.
-    """
-
-    items: dict[Hashable, Any] = field(default_factory=dict)
-    packed: dict[str, bytes] = field(default_factory=dict)
-    dirty: bool = True
-
-    def texts(self, render: Render, names: Iterable[str]) -> dict[str, bytes]:
-        lines = [render(key, self.items[key]) for key in sorted(self.items, key=_orderable)]
-        return {name: "".join(item.get(name, "") for item in lines).encode() for name in names}
-
-    def build(self, render: Render, names: Iterable[str]) -> None:
-        self.packed = {name: _member(data) for name, data in self.texts(render, names).items() if data}
-        self.dirty = False
-
-
-def _orderable(key: Hashable) -> Any:
-    """Item keys are pairs or partition tuples: both order naturally."""
-    return key
-
-
-class _BlockStore:
-    """Items in blocks of ``BLOCK_SIZE``; ``render(key, item)`` gives an item's lines by family."""
-
-    def __init__(self, names: tuple[str, ...], render: Render) -> None:
-        self.names = names
-        self.render = render
-        self.blocks: list[_Block] = []
-        self.where: dict[Hashable, _Block] = {}
-
-    def put(self, key: Hashable, item: Any) -> bool:
-        block = self.where.get(key)
-        if block is None:
-            if not self.blocks or len(self.blocks[-1].items) >= BLOCK_SIZE:
-                self.blocks.append(_Block())
-            block = self.where[key] = self.blocks[-1]
-        elif block.items.get(key) == item:
-            return False
-        block.items[key] = item
-        block.dirty = True
-        return True
-
-    def remove(self, key: Hashable) -> bool:
-        block = self.where.pop(key, None)
-        if block is None:
-            return False
-        del block.items[key]
-        block.dirty = True
-        return True
-
-    def parts(self, name: str, packed: bool) -> list[bytes]:
-        for block in self.blocks:
-            if block.dirty:
-                block.build(self.render, self.names)
-        if packed:
-            return [b.packed[name] for b in self.blocks if name in b.packed]
-        return [b.texts(self.render, (name,))[name] for b in self.blocks if name in b.packed]
+class _PairEntry:
+    members: dict[str, bytes] = field(default_factory=dict)  # family -> gzip member of its lines
+    offsets: dict[PartitionKey, int] = field(default_factory=dict)  # what this pair reports
+    owned: set[PartitionKey] = field(default_factory=set)  # end-offset lines this pair carries
 
 
 class Rendered:
-    """One encoding of the current state; plain and gzip bodies are joined on first request.
+    """One encoding of the current state; both bodies are joined on first request.
 
-    Prometheus asks for gzip, so the plain body of a large exposition is usually never built. The plain
-    body is joined from the blocks as they are when first asked for, so use a Rendered right away (the
-    web handler does, without awaiting in between) rather than keeping it across updates.
+    Prometheus asks for gzip, so the plain body of a large exposition is usually never built.
     """
 
-    def __init__(self, content_type: str, plain: Callable[[], list[bytes]], members: list[bytes]) -> None:
+    def __init__(self, content_type: str, members: list[bytes]) -> None:
         self.content_type = content_type
-        self._plain = plain
         self._members = members
         self._body: bytes | None = None
         self._gzipped: bytes | None = None
@@ -135,11 +82,11 @@ class Rendered:
     def body(self) -> bytes:
         """The uncompressed exposition."""
         if self._body is None:
-            self._body = b"".join(self._plain())
+            self._body = decompress(self.gzipped())
         return self._body
 
     def gzipped(self) -> bytes:
-        """The gzip-compressed exposition: the prebuilt members joined."""
+        """The gzip-compressed exposition: the stored members joined."""
         if self._gzipped is None:
             self._gzipped = b"".join(self._members)
         return self._gzipped
@@ -151,13 +98,12 @@ class Exposition:
     def __init__(self, options: CollectorOptions, tail: Collector, tail_key: Callable[[], Hashable]) -> None:
         self._families = families(options)
         self._options = options
-        names = tuple(f.name for f in self._families)
-        self._pairs = _BlockStore(names, lambda _key, state: pair_lines(state, options))
-        self._offsets = _BlockStore((END_OFFSET,), lambda key, value: {END_OFFSET: end_offset_line(key, value)})
-        self._contributions: dict[Pair, dict[PartitionKey, int]] = {}
+        self._offsets_on = any(f.name == END_OFFSET for f in self._families)
+        self._headers = {f.name: member(f.header().encode()) for f in self._families}
+        self._entries: dict[Pair, _PairEntry] = {}
+        self._order: list[Pair] | None = []
         self._by_partition: dict[PartitionKey, dict[Pair, int]] = {}
-        self._headers = {f.name: f.header().encode() for f in self._families}
-        self._packed_headers = {name: _member(header) for name, header in self._headers.items()}
+        self._stale_owners: set[Pair] = set()
         self._tail = CollectorRegistry(auto_describe=False)
         self._tail.register(tail)
         self._tail_key = tail_key
@@ -166,44 +112,68 @@ class Exposition:
 
     def update(self, state: PairState) -> None:
         """Take a pair's new state (called by the poller after each poll)."""
-        changed = self._pairs.put(state.pair, state)
-        if END_OFFSET in self._headers:
-            changed = self._set_offsets(state.pair, end_offsets(state)) or changed
-        if changed:
+        entry = self._entries.get(state.pair)
+        if entry is None:
+            entry = self._entries[state.pair] = _PairEntry()
+            self._order = None
+        before = entry.members
+        lines = pair_lines(state, self._options)
+        entry.members = {name: member(text.encode()) for name, text in lines.items() if text}
+        if self._offsets_on:
+            self._set_offsets(state.pair, entry, end_offsets(state))
+            self._render_offsets(state.pair, entry)
+        if entry.members != before or self._stale_owners:
             self.version += 1
 
     def remove(self, pair: Pair) -> None:
         """Forget a pair that is no longer polled."""
-        changed = self._pairs.remove(pair)
-        changed = self._set_offsets(pair, {}) or changed
-        if changed:
-            self.version += 1
+        entry = self._entries.pop(pair, None)
+        if entry is None:
+            return
+        self._order = None
+        self._set_offsets(pair, entry, {})
+        self._stale_owners.discard(pair)
+        self.version += 1
 
-    def _set_offsets(self, pair: Pair, offsets: dict[PartitionKey, int]) -> bool:
-        before = self._contributions.get(pair, {})
-        if before == offsets:
-            return False
-        self._contributions[pair] = offsets
-        changed = False
-        for key in before.keys() | offsets.keys():
-            contributors = self._by_partition.setdefault(key, {})
-            if key in offsets:
-                contributors[pair] = offsets[key]
-            else:
-                contributors.pop(pair, None)
+    def _set_offsets(self, pair: Pair, entry: _PairEntry, offsets: dict[PartitionKey, int]) -> None:
+        for key in entry.offsets.keys() - offsets.keys():
+            contributors = self._by_partition[key]
+            del contributors[pair]
             if contributors:
-                changed = self._offsets.put(key, max(contributors.values())) or changed
+                self._stale_owners.add(min(contributors))
             else:
                 del self._by_partition[key]
-                changed = self._offsets.remove(key) or changed
-        return changed
+        for key, value in offsets.items():
+            contributors = self._by_partition.setdefault(key, {})
+            if contributors.get(pair) != value:
+                # the value or the owner may change: every other contributor re-renders what it carries
+                self._stale_owners.update(p for p in contributors if p != pair)
+            contributors[pair] = value
+        entry.offsets = offsets
 
-    def _chunks(self, packed: bool) -> list[bytes]:
+    def _render_offsets(self, pair: Pair, entry: _PairEntry) -> None:
+        """Render the end-offset lines this pair carries: the partitions where it is the lowest contributor."""
+        owned = sorted(k for k in entry.offsets if min(self._by_partition[k]) == pair)
+        entry.owned = set(owned)
+        text = "".join(end_offset_line(k, max(self._by_partition[k].values())) for k in owned)
+        if text:
+            entry.members[END_OFFSET] = member(text.encode())
+        else:
+            entry.members.pop(END_OFFSET, None)
+
+    def _chunks(self) -> list[bytes]:
+        for owner in self._stale_owners:
+            entry = self._entries.get(owner)
+            if entry is not None:
+                self._render_offsets(owner, entry)
+        self._stale_owners.clear()
+        if self._order is None:
+            self._order = sorted(self._entries)
+        order = [self._entries[p] for p in self._order]
         chunks: list[bytes] = []
         for family in self._families:
-            chunks.append(self._packed_headers[family.name] if packed else self._headers[family.name])
-            store = self._offsets if family.name == END_OFFSET else self._pairs
-            chunks.extend(store.parts(family.name, packed))
+            chunks.append(self._headers[family.name])
+            chunks.extend(e.members[family.name] for e in order if family.name in e.members)
         return chunks
 
     def render(self, *, openmetrics: bool = False) -> Rendered:
@@ -218,20 +188,9 @@ class Exposition:
         else:
             tail = generate_latest(self._tail)
             content_type = TEXT_CONTENT_TYPE
-        members = [*self._chunks(packed=True), _member(tail)]
-        rendered = Rendered(content_type, lambda: [*self._chunks(packed=False), tail], members)
+        rendered = Rendered(content_type, [*self._chunks(), member(tail)])
         self._cache[openmetrics] = (key, rendered)
         return rendered
-
-
-def decompress(data: bytes) -> bytes:
-    """Decode a multi-member gzip body (for tests and tools)."""
-    out = []
-    while data:
-        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        out.append(inflater.decompress(data))
-        data = inflater.unused_data
-    return b"".join(out)
 
 
 def render_states(states: Iterable[PairState], options: CollectorOptions, tail: Collector,
