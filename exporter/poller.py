@@ -34,7 +34,10 @@ from exporter.snapshot import Pair, PairState, PollError, Snapshot
 log = logging.getLogger(__name__)
 
 ACTION = "GetConsumerProgress"
-HEADROOM = 0.97  # share of max_qps the schedule plans for; the rest absorbs catalog and discovery calls
+# Share of the rate the schedule plans for: the rest absorbs listing calls and arrival jitter at the
+# gateway (which counts requests when they arrive, not when they leave). 0.96 keeps a full round within
+# 5% of the floor pairs / max_qps.
+HEADROOM = 0.96
 
 
 class ProgressSource(Protocol):
@@ -79,7 +82,7 @@ class Poller:
         self._in_flight: set[Pair] = set()
         self._cycles: dict[int, list[float]] = {}  # cycle -> [first start, polls running, closed]
         self._cycle_duration: float | None = None
-        self._stretch_logged: float | None = None
+        self._stretch_logged: int | None = None  # the pair count the last stretch warning was about
         self._changed = asyncio.Event()
         self._discovering = discovering
         self._snapshot = Snapshot(MappingProxyType(dict(self._states)), 0, None, self.effective_interval,
@@ -120,6 +123,7 @@ class Poller:
     async def run(self) -> None:
         """Poll forever (until cancelled)."""
         position, cycle = 0, 0
+        deadline = self._monotonic()
         async with asyncio.TaskGroup() as tasks:
             while True:
                 if not self._pairs:
@@ -136,15 +140,21 @@ class Poller:
                 if pair not in self._in_flight:
                     self._in_flight.add(pair)
                     tasks.create_task(self._poll(pair, cycle), name=f"poll {pair.instance_id}/{pair.group}")
-                slot = 1 / self._current_qps() if first_time else self._slot()
+                slot = 1 / (self._current_qps() * HEADROOM) if first_time else self._slot()
+                # Absolute deadlines, so time spent between slots does not accumulate into drift;
+                # after a stall (a long GC, a busy host) the schedule resumes without a burst.
+                deadline = max(deadline + slot, self._monotonic() - slot)
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):  # a membership change ends the slot early
-                    await asyncio.wait_for(self._changed.wait(), timeout=slot)
+                    await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, deadline - self._monotonic()))
 
     def _slot(self) -> float:
         effective = self.effective_interval
-        if effective > self._interval * 1.01 and self._stretch_logged != round(effective):
-            self._stretch_logged = round(effective)
+        stretched = effective > self._interval * 1.01
+        if not stretched:
+            self._stretch_logged = None
+        elif self._stretch_logged != len(self._pairs):  # once per stretch, again only if the pairs change
+            self._stretch_logged = len(self._pairs)
             log.warning(
                 "poll interval stretched by the API rate limit",
                 extra={"pairs": len(self._pairs), "max_qps": self._max_qps, "current_qps": self._current_qps(),

@@ -1,7 +1,7 @@
 """A process-wide request-rate limit that never exceeds ``max_qps`` in any one-second window.
 
 It also backs off when the service says it is over the account's limit (other processes of the
-same account count too): a throttling answer halves the rate and holds every caller for the
+same account count too): a throttling answer cuts the rate by a fifth and holds every caller for the
 server's retry-after; each success then gives back 2% of ``max_qps``, so a shared account settles on
 what is actually left for this process (additive increase, multiplicative decrease).
 
@@ -51,8 +51,8 @@ class RateLimiter:
         return self._max * self._factor
 
     def throttled(self, retry_after: float | None) -> None:
-        """The service refused a call for flow control: halve the rate, pause for its retry-after."""
-        self._factor = max(0.05, self._factor / 2)
+        """The service refused a call for flow control: cut the rate by a fifth, pause for its retry-after."""
+        self._factor = max(0.05, self._factor * 0.8)
         self.pause_until(self._clock() + (retry_after if retry_after is not None else 1.0))
 
     def succeeded(self) -> None:
