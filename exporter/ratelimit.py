@@ -10,6 +10,9 @@ can see up to twice the limit; the cloud API counts per account and per second a
 bursts with ``Throttling.User``. A sliding window of start times keeps the guarantee exact: a
 request may start only when fewer than ``floor(max_qps)`` requests started within the last second
 (for rates below one per second, the window stretches to ``1 / max_qps`` seconds with one slot).
+Starts are also spaced at least ``1 / qps`` apart: the gateway counts requests when they arrive, so
+a burst that fits the window on leaving can exceed it on arriving (after a pause, for example, when
+every waiting call would otherwise start at once).
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class RateLimiter:
         while self._starts and self._starts[0] <= now - max(window, self._window):
             self._starts.popleft()
         wait = max(0.0, self._paused_until - now)
+        if self._starts:
+            wait = max(wait, self._starts[-1] + 1 / qps - now)
         recent = [t for t in self._starts if t > now - window]
         if len(recent) >= slots:
             wait = max(wait, recent[-slots] + window - now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -77,3 +78,18 @@ async def test_backed_off_rate_is_enforced() -> None:
         await limiter.acquire()
         starts.append(time.monotonic())
     assert max_in_window(starts) <= 12
+
+
+async def test_no_burst_after_a_pause() -> None:
+    """Calls queued behind a pause start 1/qps apart, not all at once when it ends."""
+    limiter = RateLimiter(10)
+    limiter.pause_until(time.monotonic() + 0.2)
+    starts: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        starts.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(5)))
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.095
