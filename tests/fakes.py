@@ -6,8 +6,12 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from exporter.collector import CollectorOptions, TailCollector
 from exporter.errors import ApiError
+from exporter.exposition import render_states
 from exporter.models import ConsumerProgress, PartitionProgress, RebalanceInfo, TopicProgress
+from exporter.snapshot import Snapshot
+from exporter.stats import ApiStats
 
 
 def progress(
@@ -88,14 +92,8 @@ class ApiTestOptions:
         return self.endpoint
 
 
-def exposition_text(snapshot: object, stats: object | None = None, member_labels: bool = False) -> str:
+def exposition_text(snapshot: Snapshot, stats: ApiStats | None = None, member_labels: bool = False) -> str:
     """The text exposition of a snapshot, as the web layer would serve it."""
-    from exporter.collector import CollectorOptions, TailCollector  # noqa: PLC0415 - keeps fakes light
-    from exporter.exposition import render_states  # noqa: PLC0415
-    from exporter.snapshot import Snapshot  # noqa: PLC0415
-    from exporter.stats import ApiStats  # noqa: PLC0415
-
-    assert isinstance(snapshot, Snapshot)
     options = CollectorOptions(member_labels=member_labels)
-    api = stats if isinstance(stats, ApiStats) else ApiStats()
-    return render_states(snapshot.pairs.values(), options, TailCollector(lambda: snapshot, api, options)).decode()
+    tail = TailCollector(lambda: snapshot, stats or ApiStats(), options)
+    return render_states(snapshot.pairs.values(), options, tail).decode()
