@@ -66,7 +66,8 @@ async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[Pipeline]:
     stats = ApiStats()
     limiter = RateLimiter(settings.api.max_qps)
     async with AlikafkaClient(plan.api, plan.credentials, limiter, stats) as client:
-        options = CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__)
+        options = CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__,
+                                   compat=settings.metrics.compat)
         # The tail reads the poller and the catalog, built just below (the lambdas bind late).
         tail = TailCollector(lambda: poller.snapshot, stats, options, instances=lambda: catalog.instances)
         exposition = Exposition(options, tail, lambda: (poller.snapshot.version, stats.version, catalog.version))
@@ -129,7 +130,7 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
         app = web.make_app(
             parts.exposition,
             lambda: poller.snapshot,
-            web.WebOptions(settings.web.telemetry_path, __version__, settings.demo),
+            web.WebOptions(settings.web.telemetry_path, __version__, settings.demo, settings.poll.interval),
         )
         try:
             runner = await web.start(app, settings.web.host, settings.web.port)

@@ -8,6 +8,10 @@ Every pair-derived family is a gauge, and a gauge's lines are the same bytes in 
 and in OpenMetrics, so :func:`pair_lines` renders a pair's lines once per poll and the exposition serves
 them in either format. The exporter's own families (counters, a histogram, info) are few and are rendered
 per format by prometheus_client through :class:`TailCollector`.
+
+With ``metrics.compat: kafka_exporter`` the same data is also exported under kafka_exporter's family and
+label names (``consumergroup`` instead of ``group``, plus ``instance_id``), so dashboards and alerts
+written for kafka_exporter keep working during a migration (mapping in docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -26,9 +30,14 @@ from exporter.stats import DURATION_BUCKETS, ApiStats
 from exporter.status import STATUSES
 
 Granularity = Literal["partition", "topic", "group"]
+Compat = Literal["none", "kafka_exporter"]
 P = "alikafka_consumergroup_"
 END_OFFSET = "alikafka_topic_partition_end_offset"
-PartitionKey = tuple[str, str, int]
+KE = "kafka_consumergroup_"  # kafka_exporter's consumer group families (compat)
+KE_PARTITION_OFFSET = "kafka_topic_partition_current_offset"
+KE_TOPIC_PARTITIONS = "kafka_topic_partitions"
+# A series shared by every group that reads a topic: (family, instance_id, topic, partition or None).
+SharedKey = tuple[str, str, str, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,7 @@ class CollectorOptions:
     granularity: Granularity = "partition"
     member_labels: bool = False
     version: str = "0"
+    compat: Compat = "none"
     python_version: str = field(default_factory=platform.python_version)
 
 
@@ -48,6 +58,7 @@ class Family:
     name: str
     help: str
     level: Literal["partition", "topic", "group", "health"]
+    shared: bool = False  # one series per partition or topic, whichever groups report it (SharedKey)
 
     def header(self) -> str:
         """The ``# HELP`` and ``# TYPE`` lines."""
@@ -59,7 +70,7 @@ _FAMILIES = (
     Family(P + "lag", "Messages not yet consumed: max(0, BrokerOffset - ConsumerOffset).", "partition"),
     Family(P + "current_offset", "The group's committed offset (ConsumerOffset).", "partition"),
     Family(END_OFFSET, "The partition's latest offset (BrokerOffset), highest value seen over the groups reading it.",
-           "partition"),
+           "partition", shared=True),
     Family(P + "last_consumed_timestamp_seconds",
            "Produce time of the last consumed message of the partition, in seconds since the epoch.", "partition"),
     Family(P + "partition_assignment_info", "The member a partition is assigned to; always 1.", "partition"),
@@ -83,13 +94,29 @@ _FAMILIES = (
            "When this pair was last polled successfully, in seconds since the epoch.", "health"),
 )
 
+# kafka_exporter's names for the same data (metrics.compat: kafka_exporter); help texts are ours.
+_COMPAT_FAMILIES = (
+    Family(KE + "current_offset", "kafka_exporter compatible: alikafka_consumergroup_current_offset.", "partition"),
+    Family(KE + "lag", "kafka_exporter compatible: alikafka_consumergroup_lag.", "partition"),
+    Family(KE_PARTITION_OFFSET, "kafka_exporter compatible: alikafka_topic_partition_end_offset.", "partition",
+           shared=True),
+    Family(KE + "current_offset_sum",
+           "kafka_exporter compatible: committed offsets of the group summed over the topic's partitions.", "topic"),
+    Family(KE + "lag_sum", "kafka_exporter compatible: kafka_consumergroup_lag summed over the topic's partitions.",
+           "topic"),
+    Family(KE_TOPIC_PARTITIONS, "kafka_exporter compatible: partitions of the topic in the GetConsumerProgress answer.",
+           "topic", shared=True),
+    Family(KE + "members", "kafka_exporter compatible: alikafka_consumergroup_members.", "group"),
+)
+
 
 def families(options: CollectorOptions) -> tuple[Family, ...]:
     """The pair-derived families served under ``options``, in exposition order."""
     keep = {"partition": ("partition", "topic", "group", "health"), "topic": ("topic", "group", "health"),
             "group": ("group", "health")}[options.granularity]
+    every = _FAMILIES + (_COMPAT_FAMILIES if options.compat == "kafka_exporter" else ())
     return tuple(
-        f for f in _FAMILIES
+        f for f in every
         if f.level in keep and (f.name != P + "partition_assignment_info" or options.member_labels)
     )
 
@@ -103,20 +130,38 @@ def _line(name: str, labels: Mapping[str, str], value: float) -> str:
     return f"{name}{{{inner}}} {floatToGoString(value)}\n"  # type: ignore[no-untyped-call]
 
 
-def end_offset_line(key: PartitionKey, value: int) -> str:
-    """The one end-offset line of a partition."""
-    instance_id, topic, partition = key
-    return _line(END_OFFSET, {"instance_id": instance_id, "topic": topic, "partition": str(partition)}, float(value))
+def shared_line(key: SharedKey, value: int) -> str:
+    """The one line of a shared series (see :func:`shared_values`)."""
+    family, instance_id, topic, partition = key
+    labels = {"instance_id": instance_id, "topic": topic}
+    if partition is not None:
+        labels["partition"] = str(partition)
+    return _line(family, labels, float(value))
 
 
-def end_offsets(state: PairState) -> dict[PartitionKey, int]:
-    """The BrokerOffset this pair's data says for each partition (nothing without data)."""
-    if state.progress is None:
+def shared_values(state: PairState, options: CollectorOptions) -> dict[SharedKey, int]:
+    """The values this pair's data gives the shared series (nothing without data).
+
+    Shared series are per partition or per topic, not per group: every group reading the topic
+    reports them, and the exposition keeps one line each, with the highest value reported.
+    """
+    if state.progress is None or options.granularity == "group":
         return {}
-    return {
-        (state.pair.instance_id, topic.topic, p.partition): p.broker_offset
-        for topic in state.progress.topics for p in topic.partitions if p.broker_offset is not None
-    }
+    compat = options.compat == "kafka_exporter"
+    partitions = options.granularity == "partition"
+    instance_id = state.pair.instance_id
+    out: dict[SharedKey, int] = {}
+    for topic in state.progress.topics:
+        if compat and topic.partitions:
+            out[(KE_TOPIC_PARTITIONS, instance_id, topic.topic, None)] = len(topic.partitions)
+        if not partitions:
+            continue
+        for p in topic.partitions:
+            if p.broker_offset is not None:
+                out[(END_OFFSET, instance_id, topic.topic, p.partition)] = p.broker_offset
+                if compat:
+                    out[(KE_PARTITION_OFFSET, instance_id, topic.topic, p.partition)] = p.broker_offset
+    return out
 
 
 class _Lines:
@@ -145,7 +190,31 @@ def pair_lines(state: PairState, options: CollectorOptions) -> dict[str, str]:
         if options.granularity != "group":
             _topic_lines(out, state, group, options)
         _group_lines(out, state, group)
+        if options.compat == "kafka_exporter":
+            _compat_lines(out, state, options)
     return out.joined()
+
+
+def _compat_lines(out: _Lines, state: PairState, options: CollectorOptions) -> None:
+    """kafka_exporter's per-group families; values equal to the native ones (docs/metrics.md)."""
+    assert state.progress is not None
+    group = {"instance_id": state.pair.instance_id, "consumergroup": state.pair.group}
+    out.add(KE + "members", group, float(len(state.progress.member_ids)))
+    if options.granularity == "group":
+        return
+    for topic in state.progress.topics:
+        by_topic = {**group, "topic": topic.topic}
+        committed = [p for p in topic.partitions if p.lag is not None and p.consumer_offset is not None]
+        if not committed:
+            continue  # no committed offset: absent, where kafka_exporter would say -1
+        out.add(KE + "current_offset_sum", by_topic, float(sum(p.consumer_offset or 0 for p in committed)))
+        out.add(KE + "lag_sum", by_topic, float(sum(p.lag or 0 for p in committed)))
+        if options.granularity != "partition":
+            continue
+        for p in committed:
+            labels = {**by_topic, "partition": str(p.partition)}
+            out.add(KE + "current_offset", labels, float(p.consumer_offset or 0))
+            out.add(KE + "lag", labels, float(p.lag or 0))
 
 
 def _topic_lines(out: _Lines, state: PairState, group: dict[str, str], options: CollectorOptions) -> None:

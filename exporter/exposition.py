@@ -8,10 +8,11 @@ compression at scrape time, however many series there are, and the stored form i
 (about a tenth of the text). The plain body, for a scraper that does not accept gzip, is decompressed
 from the same members when asked for.
 
-The end offset of a partition is one series however many groups read it, with the highest value they
-report; its line is rendered as part of one contributing pair (the lowest), re-rendered when another
-contributor changes the value. The few families of the exporter itself are rendered per format by
-prometheus_client and cached until the state changes.
+The end offset of a partition (and, with the kafka_exporter compat families, a topic's partition count)
+is one series however many groups read it, with the highest value they report; its line is rendered as
+part of one contributing pair (the lowest), re-rendered when another contributor changes the value.
+The few families of the exporter itself are rendered per format by prometheus_client and cached until
+the state changes.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from exporter.collector import (
-    END_OFFSET,
     CollectorOptions,
-    PartitionKey,
-    end_offset_line,
-    end_offsets,
+    SharedKey,
     families,
     pair_lines,
+    shared_line,
+    shared_values,
 )
 from exporter.snapshot import Pair, PairState
 
@@ -62,8 +62,8 @@ def decompress(data: bytes) -> bytes:
 @dataclass
 class _PairEntry:
     members: dict[str, bytes] = field(default_factory=dict)  # family -> gzip member of its lines
-    offsets: dict[PartitionKey, int] = field(default_factory=dict)  # what this pair reports
-    owned: set[PartitionKey] = field(default_factory=set)  # end-offset lines this pair carries
+    offsets: dict[SharedKey, int] = field(default_factory=dict)  # what this pair reports
+    owned: set[SharedKey] = field(default_factory=set)  # shared lines this pair carries
 
 
 class Rendered:
@@ -98,11 +98,11 @@ class Exposition:
     def __init__(self, options: CollectorOptions, tail: Collector, tail_key: Callable[[], Hashable]) -> None:
         self._families = families(options)
         self._options = options
-        self._offsets_on = any(f.name == END_OFFSET for f in self._families)
+        self._shared = tuple(f.name for f in self._families if f.shared)
         self._headers = {f.name: member(f.header().encode()) for f in self._families}
         self._entries: dict[Pair, _PairEntry] = {}
         self._order: list[Pair] | None = []
-        self._by_partition: dict[PartitionKey, dict[Pair, int]] = {}
+        self._by_partition: dict[SharedKey, dict[Pair, int]] = {}
         self._stale_owners: set[Pair] = set()
         self._tail = CollectorRegistry(auto_describe=False)
         self._tail.register(tail)
@@ -119,8 +119,8 @@ class Exposition:
         before = entry.members
         lines = pair_lines(state, self._options)
         entry.members = {name: member(text.encode()) for name, text in lines.items() if text}
-        if self._offsets_on:
-            self._set_offsets(state.pair, entry, end_offsets(state))
+        if self._shared:
+            self._set_offsets(state.pair, entry, shared_values(state, self._options))
             self._render_offsets(state.pair, entry)
         if entry.members != before or self._stale_owners:
             self.version += 1
@@ -135,7 +135,7 @@ class Exposition:
         self._stale_owners.discard(pair)
         self.version += 1
 
-    def _set_offsets(self, pair: Pair, entry: _PairEntry, offsets: dict[PartitionKey, int]) -> None:
+    def _set_offsets(self, pair: Pair, entry: _PairEntry, offsets: dict[SharedKey, int]) -> None:
         for key in entry.offsets.keys() - offsets.keys():
             contributors = self._by_partition[key]
             del contributors[pair]
@@ -152,14 +152,17 @@ class Exposition:
         entry.offsets = offsets
 
     def _render_offsets(self, pair: Pair, entry: _PairEntry) -> None:
-        """Render the end-offset lines this pair carries: the partitions where it is the lowest contributor."""
+        """Render the shared lines this pair carries: the series where it is the lowest contributor."""
         owned = sorted(k for k in entry.offsets if min(self._by_partition[k]) == pair)
         entry.owned = set(owned)
-        text = "".join(end_offset_line(k, max(self._by_partition[k].values())) for k in owned)
-        if text:
-            entry.members[END_OFFSET] = member(text.encode())
-        else:
-            entry.members.pop(END_OFFSET, None)
+        texts: dict[str, list[str]] = {}
+        for key in owned:
+            texts.setdefault(key[0], []).append(shared_line(key, max(self._by_partition[key].values())))
+        for name in self._shared:
+            if name in texts:
+                entry.members[name] = member("".join(texts[name]).encode())
+            else:
+                entry.members.pop(name, None)
 
     def _chunks(self) -> list[bytes]:
         for owner in self._stale_owners:

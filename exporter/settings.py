@@ -214,6 +214,7 @@ class MetricsSettings(BaseModel):
 
     granularity: Literal["partition", "topic", "group"] = "partition"
     member_labels: bool = False
+    compat: Literal["none", "kafka_exporter"] = "none"  # also export kafka_exporter's names (migration)
 
 
 class WebSettings(BaseModel):

@@ -14,12 +14,12 @@ from aiohttp.test_utils import TestServer
 
 from exporter.client import AlikafkaClient
 from exporter.credentials import Credentials, Secret, StaticProvider
+from exporter.page import PageOptions, render
 from exporter.poller import Poller
 from exporter.ratelimit import RateLimiter
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
-from exporter.web import WebOptions, render_status_page
 from tests.fakes import ApiTestOptions, exposition_text
 
 SECRET = "pipeline-secret-4b1d"
@@ -91,7 +91,7 @@ async def test_bad_input_fails_only_its_pair(
     assert 'alikafka_exporter_targets{state="ok"} 1.0' in text
     assert 'alikafka_exporter_targets{state="stale"} 5.0' in text
 
-    page = render_status_page(snapshot, WebOptions())
+    page = render(snapshot, PageOptions())
     ours = "\n".join(str(vars(r)) for r in caplog.records if r.name.startswith("exporter"))
     for text_out in (text, page, ours):
         assert SECRET not in text_out
@@ -132,7 +132,7 @@ async def test_wrong_secret_debug_logs_never_show_it(caplog: pytest.LogCaptureFi
             assert state.error.code == "SignatureDoesNotMatch"
             # Every record of the exporter, with all its fields; the simulator's access log is not ours.
             ours = [str(vars(r)) for r in caplog.records if r.name.startswith("exporter")]
-            shown = "\n".join(ours) + state.error.message + render_status_page(snapshot, WebOptions())
+            shown = "\n".join(ours) + state.error.message + render(snapshot, PageOptions())
             assert "wrong-secret-5150" not in shown
             assert "tok-5150" not in shown
             assert "string to sign" not in shown

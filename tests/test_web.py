@@ -12,7 +12,7 @@ from exporter.collector import CollectorOptions, TailCollector
 from exporter.exposition import Exposition
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
 from exporter.stats import ApiStats
-from exporter.web import WebOptions, make_app, render_status_page
+from exporter.web import WebOptions, make_app
 from tests.fakes import progress
 
 A = Pair("alikafka_post-cn-a", "orders", "cn-hangzhou")
@@ -93,14 +93,20 @@ async def test_status_page_lists_targets_and_escapes(aiohttp_client) -> None:  #
     assert "&lt;script&gt;" in body and "<script>" not in body
     assert "BIZ_SUBSCRIPTION_NOT_FOUND" in body and "RID-7" in body and "&lt;b&gt;missing" in body
     assert "alikafka_post-cn-a" in body
-    top = body.split('id="top"')[1].split("</table>")[0]
-    assert "<td>25</td><td>12.6m</td><td>stalled</td>" in top
+    worst = body.split('id="worst"')[1].split("</table>")[0]
+    assert "<td class='num'>25</td><td class='num'>12m 34s</td>" in worst
+    assert page.headers["Cache-Control"] == "no-store"
 
 
-def test_status_page_demo_banner() -> None:
-    """Demo mode says the data is simulated."""
-    assert "simulated" in render_status_page(polled(), WebOptions(demo=True), now=2.0)
-    assert "simulated" not in render_status_page(polled(), WebOptions(), now=2.0)
+async def test_status_page_json_and_bad_format(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    """``?format=json`` gives the same facts as data; an unknown format is a 400."""
+    client = await client_for(aiohttp_client, Holder(polled()))
+    answer = await client.get("/", params={"format": "json"})
+    assert answer.status == 200 and answer.content_type == "application/json"
+    data = await answer.json()
+    assert {t["group"] for t in data["targets"]} == {"orders", "<script>"}
+    assert data["counts"] == {"ok": 1, "failing": 0, "stale": 1}
+    assert (await client.get("/", params={"format": "xml"})).status == 400
 
 
 async def test_exposition_cache_renders_once_per_state() -> None:

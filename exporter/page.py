@@ -1,0 +1,252 @@
+"""The status page at ``/``: what an operator opens first when a lag alert fires.
+
+It renders one immutable :class:`~exporter.snapshot.Snapshot` (never the API, never a lock), so it
+costs the same whether the cloud answers or not. The page is one self-contained HTML document:
+inline CSS for light and dark schemes, no script, no external asset, so it works offline, behind
+the web config's auth and under a strict content security policy. Every value from outside (group
+and instance names are user data, error messages come from the API) is HTML-escaped.
+
+Big fleets stay cheap: problems sort first and the target table stops after ``max_rows`` rows with a
+count of the rest; the worst groups are picked with a bounded heap, not a full sort. The same facts
+are available as JSON (:func:`as_json`) for scripts.
+"""
+
+from __future__ import annotations
+
+import heapq
+import html
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from exporter.snapshot import PairState, Snapshot
+
+# Problems first: an operator looks for what is broken, then for what is fine.
+_STATE_ORDER = {"failing": 0, "stale": 1, "pending": 2, "ok": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class PageOptions:
+    """What the page shows besides the snapshot."""
+
+    version: str = "0"
+    demo: bool = False
+    telemetry_path: str = "/metrics"
+    poll_interval: float | None = None  # the configured poll.interval
+    started: float | None = None  # process start, epoch seconds (for the uptime)
+    max_rows: int = 500  # target rows shown; the rest are counted
+    top_groups: int = 25  # rows of the worst-groups table
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: ``45s``, ``3m 12s``, ``2h 5m``, ``3d 4h``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    whole = max(0, round(seconds))
+    if seconds < 10 and seconds != whole:
+        return f"{max(0.0, seconds):.1f}s"
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def utc(stamp: float) -> str:
+    """An epoch time as ``2026-12-01 07:42:46 UTC``."""
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _when(stamp: float | None, now: float) -> str:
+    """A table cell: relative time, with the absolute UTC time below it."""
+    if stamp is None:
+        return "<td class='when'>never</td>"
+    iso = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (f"<td class='when'>{duration(now - stamp)} ago<br>"
+            f"<time datetime='{iso}'>{utc(stamp)}</time></td>")
+
+
+def _lag(state: PairState) -> int | None:
+    return state.progress.total_diff if state.progress is not None else None
+
+
+def _time_lag(state: PairState) -> float | None:
+    return state.insight.max_time_lag if state.insight is not None else None
+
+
+def _group_status(state: PairState) -> str:
+    return state.insight.status if state.insight is not None else "unknown"
+
+
+def _members(state: PairState) -> int | None:
+    return len(state.progress.member_ids) if state.progress is not None else None
+
+
+def targets(snapshot: Snapshot) -> list[PairState]:
+    """Every target, problems first (failing, stale, pending, ok), then by instance and group."""
+    return sorted(snapshot.pairs.values(),
+                  key=lambda s: (_STATE_ORDER[s.status], s.pair.instance_id, s.pair.group))
+
+
+def worst_groups(states: Iterable[PairState], limit: int) -> list[PairState]:
+    """The groups with data that are furthest behind: by time lag, then by message lag.
+
+    A group with no lag and status ok is not "worst" at all and is left out.
+    """
+    candidates = (s for s in states
+                  if s.progress is not None and ((_lag(s) or 0) > 0 or _group_status(s) not in ("ok", "unknown")))
+    return heapq.nlargest(limit, candidates, key=lambda s: (_time_lag(s) or 0.0, _lag(s) or 0))
+
+
+def _error_text(state: PairState) -> tuple[str, str, str]:
+    """(code, message, request id) of the last error, empty strings without one."""
+    err = state.error
+    if err is None:
+        return "", "", ""
+    return err.code, err.message, err.request_id or ""
+
+
+def _target_row(state: PairState, now: float) -> str:
+    esc = html.escape
+    code, message, request_id = _error_text(state)
+    error = ""
+    if code:
+        rid = f"<br><span class='rid'>RequestId {esc(request_id)}</span>" if request_id else ""
+        error = f"<code>{esc(code)}</code> {esc(message)}{rid}"
+    status = esc(state.status)
+    return (f"<tr class='t-{status}'><td>{esc(state.pair.instance_id)}</td><td>{esc(state.pair.group)}</td>"
+            f"<td>{esc(state.pair.region)}</td><td><span class='pill s-{status}'>{status}</span></td>"
+            f"{_when(state.last_poll, now)}{_when(state.last_success, now)}<td class='err'>{error}</td></tr>")
+
+
+def _group_row(state: PairState) -> str:
+    esc = html.escape
+    status = esc(_group_status(state))
+    lag, members = _lag(state), _members(state)
+    return (f"<tr><td>{esc(state.pair.instance_id)}</td><td>{esc(state.pair.group)}</td>"
+            f"<td class='num'>{'-' if lag is None else f'{lag:,}'}</td>"
+            f"<td class='num'>{duration(_time_lag(state))}</td>"
+            f"<td><span class='pill g-{status}'>{status}</span></td>"
+            f"<td class='num'>{'-' if members is None else members}</td></tr>")
+
+
+_CSS = """
+:root{color-scheme:light dark;--bg:#fff;--fg:#1d2330;--muted:#5d6678;--line:#d8dce4;--head:#f2f4f8;
+--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--badbg:#ffebe9;--warnbg:#fff8c5;--demo:#ddf4ff;--demofg:#0a3069}
+@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#8d96a0;--line:#30363d;
+--head:#161b22;--ok:#3fb950;--warn:#d29922;--bad:#f85149;--badbg:#3a1d20;--warnbg:#3a2f12;--demo:#0c2d48;
+--demofg:#a5d6ff}}
+body{background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;
+margin:0;padding:1.2em 2em}
+h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.6em 0 .5em}
+a{color:inherit}nav a{margin-right:1em;color:var(--muted)}
+.banner{background:var(--demo);color:var(--demofg);padding:.6em 1em;border-radius:6px;margin:.8em 0}
+.facts{display:flex;flex-wrap:wrap;gap:.6em 2em;margin:.8em 0;padding:0;list-style:none}
+.facts li{color:var(--muted)}.facts b{color:var(--fg);font-weight:600}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{border-bottom:1px solid var(--line);padding:.35em .6em;text-align:left;vertical-align:top}
+th{background:var(--head);position:sticky;top:0}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.when{white-space:nowrap}time,.rid{color:var(--muted);font-size:11px}
+td.err{max-width:40em;overflow-wrap:anywhere}
+tr.t-failing,tr.t-stale{background:var(--badbg)}
+.pill{display:inline-block;padding:0 .5em;border-radius:1em;border:1px solid currentColor;font-size:12px}
+.s-ok,.g-ok{color:var(--ok)}.s-failing,.s-stale,.g-stalled,.g-stopped,.g-rewound{color:var(--bad)}
+.s-pending,.g-lagging,.g-unknown{color:var(--warn)}
+.more{color:var(--muted);font-style:italic}.count-bad{color:var(--bad)}
+"""
+
+
+def render(snapshot: Snapshot, options: PageOptions, now: float | None = None) -> str:
+    """The whole page for one snapshot."""
+    now = time.time() if now is None else now
+    esc = html.escape
+    ordered = targets(snapshot)
+    counts = snapshot.count_by_status()
+    pending = len(ordered) - sum(counts.values())
+    shown = ordered[:options.max_rows]
+    rows = [_target_row(s, now) for s in shown]
+    if len(ordered) > len(shown):
+        rest = ordered[len(shown):]
+        ok_rest = sum(1 for s in rest if s.status == "ok")
+        rows.append(f"<tr class='more'><td colspan='7'>… and {len(rest):,} more targets not shown "
+                    f"({ok_rest:,} of them ok); the full list is in the JSON view</td></tr>")
+    if not rows:
+        rows.append("<tr><td colspan='7'>no targets yet</td></tr>")
+    worst = worst_groups(ordered, options.top_groups)
+    lagging = [_group_row(s) for s in worst] or ["<tr><td colspan='6'>no group has lag</td></tr>"]
+
+    facts = [f"version <b>{esc(options.version)}</b>"]
+    if options.started is not None:
+        facts.append(f"uptime <b>{duration(now - options.started)}</b>")
+    interval = duration(options.poll_interval)
+    effective = duration(snapshot.effective_interval)
+    facts.append(f"poll interval <b>{interval}</b> (effective <b>{effective}</b>)")
+    if snapshot.cycle_duration is not None:
+        facts.append(f"last cycle <b>{duration(snapshot.cycle_duration)}</b>")
+    bad = " class='count-bad'" if counts["failing"] or counts["stale"] else ""
+    facts.append(f"targets <b>{len(ordered):,}</b>: ok <b id='n-ok'>{counts['ok']:,}</b> · "
+                 f"<span{bad}>failing <b id='n-failing'>{counts['failing']:,}</b> · "
+                 f"stale <b id='n-stale'>{counts['stale']:,}</b></span>"
+                 + (f" · pending <b id='n-pending'>{pending:,}</b>" if pending else ""))
+    facts.append(f"rendered <b>{utc(now)}</b>")
+    banners = []
+    if options.demo:
+        banners.append("<p class='banner' id='demo'><strong>Demo mode:</strong> all data is simulated by the "
+                       "built-in alikafka simulator; no cloud account is used.</p>")
+    if snapshot.discovering:
+        banners.append("<p class='banner'>Listing instances and consumer groups: targets appear when "
+                       "discovery answers.</p>")
+    path = esc(options.telemetry_path)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>alikafka-exporter</title><style>{_CSS}</style></head>
+<body><h1>alikafka-exporter</h1>
+<nav><a href="{path}">metrics</a><a href="/healthz">/healthz</a><a href="/readyz">/readyz</a>\
+<a href="/?format=json">JSON</a></nav>
+{"".join(banners)}<ul class="facts">{"".join(f"<li>{f}</li>" for f in facts)}</ul>
+<h2>Worst groups by time lag</h2>
+<table id="worst"><thead><tr><th>Instance</th><th>Group</th><th>Lag (messages)</th><th>Time lag</th>
+<th>Status</th><th>Members</th></tr></thead><tbody>
+{"".join(lagging)}</tbody></table>
+<h2>Targets</h2>
+<table id="targets"><thead><tr><th>Instance</th><th>Group</th><th>Region</th><th>State</th><th>Last poll</th>
+<th>Last success</th><th>Last error</th></tr></thead><tbody>
+{"".join(rows)}</tbody></table>
+</body></html>
+"""
+
+
+def as_json(snapshot: Snapshot, options: PageOptions, now: float | None = None) -> dict[str, Any]:
+    """The page's facts as plain data (every target, uncapped), for scripts and ``?format=json``."""
+    now = time.time() if now is None else now
+    ordered = targets(snapshot)
+
+    def target(s: PairState) -> dict[str, Any]:
+        code, message, request_id = _error_text(s)
+        return {"instance_id": s.pair.instance_id, "group": s.pair.group, "region": s.pair.region,
+                "state": s.status, "last_poll": s.last_poll, "last_success": s.last_success,
+                "error": {"code": code, "message": message, "request_id": request_id or None} if code else None}
+
+    def group(s: PairState) -> dict[str, Any]:
+        return {"instance_id": s.pair.instance_id, "group": s.pair.group, "lag": _lag(s),
+                "time_lag_seconds": _time_lag(s), "status": _group_status(s), "members": _members(s)}
+
+    return {
+        "version": options.version, "demo": options.demo, "now": now,
+        "uptime_seconds": None if options.started is None else now - options.started,
+        "poll_interval_seconds": options.poll_interval,
+        "effective_poll_interval_seconds": snapshot.effective_interval,
+        "cycle_duration_seconds": snapshot.cycle_duration,
+        "discovering": snapshot.discovering,
+        "counts": dict(snapshot.count_by_status()),
+        "targets": [target(s) for s in ordered],
+        "worst_groups": [group(s) for s in worst_groups(ordered, options.top_groups)],
+    }
