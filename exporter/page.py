@@ -44,9 +44,10 @@ def duration(seconds: float | None) -> str:
     """A short human duration: ``45s``, ``3m 12s``, ``2h 5m``, ``3d 4h``; ``-`` when unknown."""
     if seconds is None:
         return "-"
-    whole = max(0, round(seconds))
+    seconds = max(0.0, seconds)
+    whole = round(seconds)
     if seconds < 10 and seconds != whole:
-        return f"{max(0.0, seconds):.1f}s"
+        return f"{seconds:.1f}s"
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
