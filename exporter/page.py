@@ -123,7 +123,7 @@ def _target_row(state: PairState, now: float) -> str:
         error = f"<code>{esc(code)}</code> {esc(message)}{rid}"
     status = esc(state.status)
     return (f"<tr class='t-{status}'><td>{esc(state.pair.instance_id)}</td><td>{esc(state.pair.group)}</td>"
-            f"<td>{esc(state.pair.region)}</td><td><span class='pill s-{status}'>{status}</span></td>"
+            f"<td class='nw'>{esc(state.pair.region)}</td><td><span class='pill s-{status}'>{status}</span></td>"
             f"{_when(state.last_poll, now)}{_when(state.last_success, now)}<td class='err'>{error}</td></tr>")
 
 
@@ -155,7 +155,7 @@ table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid var(--line);padding:.35em .6em;text-align:left;vertical-align:top}
 th{background:var(--head);position:sticky;top:0}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.when{white-space:nowrap}time,.rid{color:var(--muted);font-size:11px}
+td.when,td.nw,td:first-child{white-space:nowrap}time,.rid{color:var(--muted);font-size:11px}
 td.err{max-width:40em;overflow-wrap:anywhere}
 tr.t-failing,tr.t-stale{background:var(--badbg)}
 .pill{display:inline-block;padding:0 .5em;border-radius:1em;border:1px solid currentColor;font-size:12px}
@@ -192,11 +192,14 @@ def render(snapshot: Snapshot, options: PageOptions, now: float | None = None) -
     facts.append(f"poll interval <b>{interval}</b> (effective <b>{effective}</b>)")
     if snapshot.cycle_duration is not None:
         facts.append(f"last cycle <b>{duration(snapshot.cycle_duration)}</b>")
-    bad = " class='count-bad'" if counts["failing"] or counts["stale"] else ""
-    facts.append(f"targets <b>{len(ordered):,}</b>: ok <b id='n-ok'>{counts['ok']:,}</b> · "
-                 f"<span{bad}>failing <b id='n-failing'>{counts['failing']:,}</b> · "
-                 f"stale <b id='n-stale'>{counts['stale']:,}</b></span>"
-                 + (f" · pending <b id='n-pending'>{pending:,}</b>" if pending else ""))
+    def count(name: str, value: int) -> str:
+        bad = " class='count-bad'" if value and name in ("failing", "stale") else ""
+        return f"<span{bad}>{name} <b id='n-{name}'>{value:,}</b></span>"
+
+    shown_counts = [count(name, value) for name, value in counts.items()]
+    if pending:
+        shown_counts.append(count("pending", pending))
+    facts.append(f"targets <b>{len(ordered):,}</b>: {' · '.join(shown_counts)}")
     facts.append(f"rendered <b>{utc(now)}</b>")
     banners = []
     if options.demo:
