@@ -199,3 +199,13 @@ def test_prometheus_answers_kafka_exporter_queries(tmp_path: Path, prometheus_bi
         assert float(native[0]["value"][1]) == 0
         members = prom_query(prom_port, 'kafka_consumergroup_members{consumergroup="email-sender"}')
         assert float(members[0]["value"][1]) == 0
+
+
+def test_compat_families_are_documented() -> None:
+    """docs/metrics.md's migration section has a table row and a sample for every compat family."""
+    doc = (Path(__file__).parent.parent / "docs" / "metrics.md").read_text()
+    section = doc.split("## Migrating from kafka_exporter", 1)[1]
+    for family in COMPAT:
+        assert f"| `{family}` |" in section, f"{family} has no row"
+        assert f"\n{family}{{" in section, f"{family} has no sample"
+    assert "metrics.compat" in section
