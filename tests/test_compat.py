@@ -209,3 +209,6 @@ def test_compat_families_are_documented() -> None:
         assert f"| `{family}` |" in section, f"{family} has no row"
         assert f"\n{family}{{" in section, f"{family} has no sample"
     assert "metrics.compat" in section
+    golden = GOLDEN.read_text().splitlines()
+    shown = [line for line in section.splitlines() if line.startswith("kafka_")]
+    assert shown and all(line in golden for line in shown), "docs samples differ from the golden file"
