@@ -22,7 +22,7 @@ from exporter.settings import ConfigError, load_settings
 from exporter.snapshot import Pair, PairState, Snapshot
 from exporter.stats import ApiStats
 from tests.fakes import progress
-from tests.procs import clean_env, free_port, http_get, process, prom_query, python_module, wait_for
+from tests.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.test_collector import sample_snapshot, sample_stats
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden-compat.prom"
@@ -178,17 +178,18 @@ def test_prometheus_answers_kafka_exporter_queries(tmp_path: Path, prometheus_bi
     """A real Prometheus scraping a demo exporter with compat on: kafka_exporter queries equal native ones."""
     exp_port, prom_port = free_port(), free_port()
     exp_cmd = python_module("exporter", "--demo", "--web.listen-address", f"127.0.0.1:{exp_port}")
-    exp_env = clean_env(ALIKAFKA_EXPORTER_METRICS__COMPAT="kafka_exporter", ALIKAFKA_EXPORTER_POLL__INTERVAL="10s")
+    exp_env = clean_env(ALIKAFKA_EXPORTER_METRICS__COMPAT="kafka_exporter", ALIKAFKA_EXPORTER_POLL__INTERVAL="5s")
     config = tmp_path / "prometheus.yml"
     config.write_text("global: {scrape_interval: 1s}\n"
                       f"scrape_configs:\n  - job_name: x\n    static_configs: [{{targets: ['127.0.0.1:{exp_port}']}}]\n")
     prom_cmd = [prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{prom_port}"]
     with process(exp_cmd, exp_env, tmp_path / "exporter.log"), process(prom_cmd, clean_env(), tmp_path / "prom.log"):
-        wait_for(lambda: True if http_get(f"http://127.0.0.1:{exp_port}/readyz")[0] == 200 else None, 60,
-                 "exporter readiness")
-        lag_sum = wait_for(lambda: prom_query(prom_port, "kafka_consumergroup_lag_sum") or None, 30,
-                           "Prometheus to scrape the compat families")
+        members = wait_for(
+            lambda: prom_query(prom_port, 'kafka_consumergroup_members{consumergroup="email-sender"}') or None,
+            60, "Prometheus to scrape the compat families")
+        assert float(members[0]["value"][1]) == 0  # the demo's stopped group
+        lag_sum = prom_query(prom_port, "kafka_consumergroup_lag_sum")
         scrape_ok = prom_query(prom_port, 'up{job="x"}')
         assert scrape_ok[0]["value"][1] == "1"
         assert {"consumergroup", "topic", "instance_id"} <= set(lag_sum[0]["metric"])
@@ -197,8 +198,6 @@ def test_prometheus_answers_kafka_exporter_queries(tmp_path: Path, prometheus_bi
         assert diff and all(float(r["value"][1]) == 0 for r in diff)
         native = prom_query(prom_port, 'count(alikafka_consumergroup_lag) - count(kafka_consumergroup_lag)')
         assert float(native[0]["value"][1]) == 0
-        members = prom_query(prom_port, 'kafka_consumergroup_members{consumergroup="email-sender"}')
-        assert float(members[0]["value"][1]) == 0
 
 
 def test_compat_families_are_documented() -> None:
