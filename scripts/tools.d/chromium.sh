@@ -3,4 +3,4 @@ if command -v chromium >/dev/null; then
   return 0
 fi
 apt_install chromium fonts-dejavu-core
-chromium --version
+command -v chromium
