@@ -38,7 +38,7 @@ class PageOptions:
     poll_interval: float | None = None  # the configured poll.interval
     started: float | None = None  # process start, epoch seconds (for the uptime)
     max_rows: int = 500  # target rows shown; the rest are counted
-    top_groups: int = 25  # rows of the worst-groups table
+    top_groups: int = 15  # rows of the worst-groups table
 
 
 def duration(seconds: float | None) -> str:
