@@ -1,9 +1,9 @@
 """The status page as a browser shows it: headless Chromium against a running exporter and simulator.
 
 The simulator runs a scenario with two stopped groups (one stopped long ago), a healthy one and one
-named like an XSS payload; the exporter polls those plus a group the simulator does not know. Chromium
-renders ``/`` and dumps the DOM after parsing, which is what a user sees: target rows, the unknown
-group's error code, the worst groups in time-lag order, and the hostile name as text, not as a script
+named like an XSS payload; the exporter polls those plus a group the simulator does not know, and a
+fault makes the healthy group's polls fail once it has data. Chromium renders ``/`` and dumps the DOM
+after parsing, which is what a user sees: target rows, the failing and unknown groups' error codes, the worst groups in time-lag order, and the hostile name as text, not as a script
 element. Screenshots (light and dark scheme) are kept in the test's tmp dir for humans.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -74,10 +75,17 @@ def test_browser_shows_targets_errors_worst_groups_and_escapes(tmp_path: Path, c
         status, body = http_get(url + "?format=json")
         data = json.loads(body) if status == 200 else {}
         worst = [g for g in data.get("worst_groups", []) if g["time_lag_seconds"] is not None]
-        return data if len(worst) >= 2 else None
+        failing = [t for t in data.get("targets", []) if t["group"] == "healthy" and t["state"] == "failing"]
+        return data if len(worst) >= 2 and failing else None
 
     with process(sim_cmd, clean_env(), tmp_path / "sim.log"), process(exp_cmd, exp_env, tmp_path / "exporter.log"):
         wait_for(lambda: True if http_get(url + "readyz")[0] == 200 else None, 30, "exporter readiness")
+        # from now on every poll of "healthy" gets a 503: it turns failing, with its last data kept
+        fault = urllib.request.Request(f"http://127.0.0.1:{sim_port}/_sim/faults", method="POST",
+                                       data=json.dumps({"kind": "http_503", "group": "healthy"}).encode(),
+                                       headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(fault, timeout=5) as answer:
+            assert answer.status == 200
         wait_for(settled, 30, "time lags of the stopped groups")
         dom = _browser(chromium, tmp_path / "profile", "--dump-dom", url)
         shot = tmp_path / "status-page.png"
@@ -96,8 +104,9 @@ def test_browser_shows_targets_errors_worst_groups_and_escapes(tmp_path: Path, c
     assert targets["ghost"][3] == "stale"
     assert targets["ghost"][6].startswith("BIZ_SUBSCRIPTION_NOT_FOUND")
     assert "RequestId" in targets["ghost"][6]
-    assert targets["healthy"][3] == "ok" and targets["healthy"][6] == ""
-    assert next(iter(targets)) == "ghost"  # problems first
+    assert targets["healthy"][3] == "failing" and targets["healthy"][6].startswith("ServiceUnavailable")
+    assert targets["stopped-recently"][3] == "ok" and targets["stopped-recently"][6] == ""
+    assert list(targets)[:2] == ["healthy", "ghost"]  # problems first: failing, then stale
 
     worst = page.body_rows("worst")
     names = [row[1] for row in worst]
@@ -105,7 +114,7 @@ def test_browser_shows_targets_errors_worst_groups_and_escapes(tmp_path: Path, c
     assert worst[0][4] == "stopped" and worst[0][5] == "0"
     assert int(worst[0][2].replace(",", "")) > int(worst[1][2].replace(",", "")) > 0
     text = " ".join("".join(page.text).split())
-    assert "failing 0 · stale 1" in text
+    assert "ok 3 · failing 1 · stale 1" in text
     assert "page-secret-value-77" not in dom.stdout
     assert shot.exists() and shot.stat().st_size > 10_000
     assert dark.exists() and dark.read_bytes() != shot.read_bytes()  # prefers-color-scheme: dark restyles it
