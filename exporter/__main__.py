@@ -40,6 +40,7 @@ def _plan(settings: Settings) -> app.Plan:
             settings.credentials.access_key_secret_file,
             settings.credentials.security_token_file,
             os.environ,
+            settings.credentials,
         )
     except CredentialsError as exc:
         raise ConfigError([f"credentials: {exc}"]) from None

@@ -1,4 +1,7 @@
-"""The signed alikafka OpenAPI client: the only code that speaks HTTP to the cloud.
+"""The signed alikafka OpenAPI client: the only code that speaks HTTP to the cloud API.
+
+It owns the process's one aiohttp session; the RRSA and ECS credential fetchers
+(:mod:`exporter.credentials_remote`, which says why they are apart) borrow it while it is open.
 
 One aiohttp session (keep-alive) per process; every call passes one shared rate limiter and one
 concurrency limit, so the account's quota is respected however many pairs are polled. Each
@@ -28,6 +31,7 @@ from yarl import URL
 
 from exporter import __version__, signing
 from exporter.credentials import CredentialProvider, Credentials, CredentialsError
+from exporter.credentials_remote import SessionAware
 from exporter.errors import (
     ApiError,
     AuthError,
@@ -118,11 +122,15 @@ class AlikafkaClient:
             headers={"User-Agent": f"alikafka-exporter/{__version__}"},
             auto_decompress=True,
         )
+        if isinstance(self._credentials, SessionAware):  # RRSA and ECS fetch over this same session
+            self._credentials.attach_session(self._session)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if isinstance(self._credentials, SessionAware):
+            self._credentials.attach_session(None)
         if self._session is not None:
             await self._session.close()
             self._session = None

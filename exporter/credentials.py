@@ -12,17 +12,24 @@ Secret values live in :class:`Secret`, whose ``str``/``repr`` never show them.
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from exporter.credentials_remote import RemoteOptions
 
 ENV_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 - a variable name, not a secret
 ENV_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+log = logging.getLogger(__name__)
 
 
 class Secret:
@@ -152,17 +159,24 @@ class FileProvider:
 
 
 class RefreshingProvider(ABC):
-    """Base for expiring credentials: cached, refreshed ``refresh_margin`` seconds before expiry.
+    """Base for expiring credentials: cached, refreshed ahead of expiry.
 
-    Concurrent callers share one refresh. When a refresh fails but the cached credentials have
-    not expired yet, they keep being used (the next call tries again), so a brief outage of the
-    credential endpoint does not fail polls.
+    A refresh is due ``refresh_margin`` seconds before expiry, or half-way through the remaining
+    lifetime for credentials that live shorter than twice the margin (so short-lived ones are not
+    fetched on every call). One refresh runs at a time; while it runs, other callers keep getting
+    the current credentials if those are still valid. When a refresh fails but the credentials
+    have not expired yet, they keep being used and the next attempt waits a little (so a brief
+    outage of the credential endpoint does not fail polls, nor is every poll slowed by it). Once
+    they have expired, every call tries again and fails with a message saying so.
     """
+
+    retry_pause = 5.0  # seconds between refresh attempts while the old credentials are still valid
 
     def __init__(self, refresh_margin: float = 300.0, clock: Callable[[], float] = time.time) -> None:
         self._margin = refresh_margin
         self._clock = clock
         self._cached: Credentials | None = None
+        self._refresh_at = 0.0
         self._lock = asyncio.Lock()
 
     @property
@@ -174,28 +188,51 @@ class RefreshingProvider(ABC):
     async def fetch(self) -> Credentials:
         """Obtain new credentials (with ``expiration`` set)."""
 
-    def _fresh(self, creds: Credentials | None) -> bool:
-        if creds is None:
-            return False
-        return creds.expiration is None or creds.expiration - self._margin > self._clock()
+    def _valid(self, creds: Credentials | None, now: float) -> bool:
+        return creds is not None and (creds.expiration is None or creds.expiration > now)
+
+    def _schedule(self, creds: Credentials, now: float) -> None:
+        if creds.expiration is None:
+            self._refresh_at = math.inf
+        else:
+            remaining = creds.expiration - now
+            self._refresh_at = creds.expiration - min(self._margin, max(0.0, remaining) / 2)
 
     async def get(self) -> Credentials:
         """Cached credentials, refreshed ahead of expiry."""
-        if self._fresh(self._cached):
-            assert self._cached is not None
-            return self._cached
+        now = self._clock()
+        cached = self._cached
+        if cached is not None and now < self._refresh_at:
+            return cached
+        if cached is not None and self._lock.locked() and self._valid(cached, now):
+            return cached  # someone is refreshing; these still work meanwhile
         async with self._lock:
-            if self._fresh(self._cached):
-                assert self._cached is not None
-                return self._cached
+            now = self._clock()
+            cached = self._cached
+            if cached is not None and now < self._refresh_at:
+                return cached
             try:
-                self._cached = await self.fetch()
-            except CredentialsError:
-                cached = self._cached
-                if cached is not None and cached.expiration is not None and cached.expiration > self._clock():
+                fresh = await self.fetch()
+            except CredentialsError as exc:
+                now = self._clock()
+                if cached is not None and self._valid(cached, now):
+                    assert cached.expiration is not None
+                    self._refresh_at = min(cached.expiration, now + self.retry_pause)
+                    log.warning("credentials refresh failed; the current ones stay in use until they expire",
+                                extra={"source": self.source, "expires_in_s": round(cached.expiration - now, 1),
+                                       "error": str(exc)})
                     return cached
+                if cached is not None and cached.expiration is not None:
+                    raise CredentialsError(f"{self.source}: credentials expired at {_iso(cached.expiration)} "
+                                           f"and could not be refreshed: {exc}") from None
                 raise
-            return self._cached
+            self._cached = fresh
+            self._schedule(fresh, self._clock())
+            return fresh
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def default_chain(
@@ -203,11 +240,17 @@ def default_chain(
     secret_file: Path | None,
     token_file: Path | None,
     environ: Mapping[str, str] = os.environ,
+    remote: RemoteOptions | None = None,
 ) -> CredentialProvider:
-    """Resolve the first source of contract section 5 that is configured.
+    """Resolve the first source of contract section 5 that is configured: files, env, RRSA, ECS.
 
-    Raises :class:`CredentialsError` naming every place looked at when none is.
+    Raises :class:`CredentialsError` naming every place looked at when none is. The ECS step is
+    "configured" unless ``ALIBABA_CLOUD_ECS_METADATA_DISABLED=true``; whether the metadata service
+    answers is known at the first :meth:`~CredentialProvider.get`, whose error then names the rest.
     """
+    # Imported here: the remote providers build on RefreshingProvider, defined in this module.
+    from exporter.credentials_remote import RemoteDefaults, remote_provider  # noqa: PLC0415
+
     if id_file is not None and secret_file is not None:
         return FileProvider(id_file, secret_file, token_file)
     key_id = environ.get(ENV_ID, "").strip()
@@ -220,7 +263,12 @@ def default_chain(
     if key_id or secret:
         missing = ENV_SECRET if key_id else ENV_ID
         raise CredentialsError(f"{missing} is not set while its partner is; set both")
+    provider = remote_provider(environ, remote or RemoteDefaults())
+    if provider is not None:
+        return provider
     raise CredentialsError(
         "no credentials found: set credentials.access_key_id_file and credentials.access_key_secret_file, "
-        f"or the environment variables {ENV_ID} and {ENV_SECRET}"
+        f"or the environment variables {ENV_ID} and {ENV_SECRET}, or RRSA (ALIBABA_CLOUD_ROLE_ARN, "
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE); the ECS metadata service is skipped "
+        "because ALIBABA_CLOUD_ECS_METADATA_DISABLED=true"
     )

@@ -101,14 +101,40 @@ class ApiSettings(BaseModel):
         return f"https://{host}.{region}.aliyuncs.com/"
 
 
+_URL = r"https?://[^/?#\s]+(/[^?#\s]*)?"
+
+
 class CredentialsSettings(BaseModel):
-    """Paths of mounted secret files (first step of the credentials chain)."""
+    """Mounted secret files (step 1 of the chain) and how to reach STS (RRSA) and the ECS metadata service."""
 
     model_config = _FROZEN
 
     access_key_id_file: OptionalPath = None
     access_key_secret_file: Annotated[OptionalPath, Field(validate_default=True)] = None
     security_token_file: OptionalPath = None
+    sts_endpoint: str = ""  # host or URL; else ALIBABA_CLOUD_STS_ENDPOINT, else from sts_region
+    sts_region: Annotated[str, Field(pattern=r"^([a-z0-9-]+)?$")] = ""
+    sts_network: Literal["public", "vpc"] = "public"
+    role_session_name: Annotated[str, Field(pattern=r"^([A-Za-z0-9.@_-]{2,64})?$")] = ""
+    duration_seconds: Annotated[int, Field(ge=900, le=43200)] = 3600
+    metadata_endpoint: str = "http://100.100.100.200"
+    refresh_margin: Annotated[Duration, Field(ge=0, le=3600)] = 300.0
+
+    @field_validator("sts_endpoint")
+    @classmethod
+    def _sts_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(_URL, value if "://" in value else f"https://{value}"):
+            raise ValueError("must be a host name (sts.cn-hangzhou.aliyuncs.com) or an http(s) URL without a query")
+        return value
+
+    @field_validator("metadata_endpoint")
+    @classmethod
+    def _metadata_url(cls, value: str) -> str:
+        value = value.strip()
+        if not re.fullmatch(_URL, value):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://100.100.100.200")
+        return value
 
     @field_validator("access_key_secret_file")
     @classmethod

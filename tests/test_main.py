@@ -49,7 +49,7 @@ def test_no_targets_and_no_credentials_exit_2() -> None:
     no_targets = run(env={"ALIBABA_CLOUD_ACCESS_KEY_ID": "AK", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET})
     assert no_targets.returncode == 2
     assert "no targets configured" in no_targets.stderr
-    no_creds = run("--target", "i-1=g", "--region", "cn-hangzhou")
+    no_creds = run("--target", "i-1=g", "--region", "cn-hangzhou", env={"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"})
     assert no_creds.returncode == 2
     assert "no credentials found" in no_creds.stderr
 

@@ -1,0 +1,450 @@
+"""Credentials fetched over HTTP: RRSA (STS ``AssumeRoleWithOIDC``) and the ECS RAM role (metadata service).
+
+Steps 3 and 4 of the default chain (contract section 5). Both hand out short-lived STS
+credentials and are refreshed ahead of expiry by :class:`~exporter.credentials.RefreshingProvider`.
+
+Why this module speaks HTTP although "only the client speaks HTTP to the cloud": that rule keeps
+signing, retries, rate limiting and secret redaction of *API calls* in one place. These two
+requests are not API calls: they are unsigned (AssumeRoleWithOIDC is anonymous, the metadata
+service trusts the instance), they are not subject to the account's alikafka quota, and they need
+their own timeouts (one second for the metadata service, so a machine outside ECS does not hang
+at start). So the HTTP is kept here, in one small class (:class:`CredentialsHttp`), and it does
+not own a connection pool: :class:`~exporter.client.AlikafkaClient` hands it the process's one
+aiohttp session when it opens (:meth:`attach_session`). Only outside a running client, for the
+start-up check that runs in its own short event loop, a one-off session is opened and closed.
+
+Nothing here logs or raises a secret: error messages carry the service's code and message
+(with the OIDC token masked), never a response body that could hold keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import quote, urlencode
+
+import aiohttp
+
+from exporter import __version__
+from exporter.credentials import Credentials, CredentialsError, RefreshingProvider, Secret
+
+ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
+ENV_OIDC_PROVIDER_ARN = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
+ENV_OIDC_TOKEN_FILE = "ALIBABA_CLOUD_OIDC_TOKEN_FILE"  # noqa: S105 - a variable name, not a secret
+ENV_ROLE_SESSION_NAME = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
+ENV_STS_ENDPOINT = "ALIBABA_CLOUD_STS_ENDPOINT"
+ENV_STS_REGION = "ALIBABA_CLOUD_STS_REGION"
+ENV_VPC_ENDPOINT = "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"
+ENV_ECS_DISABLED = "ALIBABA_CLOUD_ECS_METADATA_DISABLED"
+ENV_ECS_ROLE = "ALIBABA_CLOUD_ECS_METADATA"
+ENV_IMDSV1_DISABLED = "ALIBABA_CLOUD_IMDSV1_DISABLED"
+
+STS_VERSION = "2015-04-01"
+DEFAULT_SESSION_NAME = "alikafka-exporter"
+DEFAULT_METADATA_ENDPOINT = "http://100.100.100.200"
+METADATA_TOKEN_TTL = 21600  # seconds, the documented maximum
+TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"  # noqa: S105 - a header name
+TOKEN_HEADER = "X-aliyun-ecs-metadata-token"  # noqa: S105 - a header name
+_CREDENTIALS_PATH = "/latest/meta-data/ram/security-credentials/"
+_MAX_BODY = 1024 * 1024
+_SESSION_NAME = re.compile(r"[A-Za-z0-9.@_-]{2,64}")
+_RETRYABLE_CODES = ("Throttling", "ServiceUnavailable", "InternalError")
+
+log = logging.getLogger(__name__)
+
+
+class RemoteCredentialsError(CredentialsError):
+    """A failed credentials request; ``transient`` ones (network, 5xx, throttling) are worth retrying."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class RemoteOptions(Protocol):
+    """The settings these providers read (``exporter.settings.CredentialsSettings`` satisfies it)."""
+
+    @property
+    def sts_endpoint(self) -> str: ...
+    @property
+    def sts_region(self) -> str: ...
+    @property
+    def sts_network(self) -> str: ...
+    @property
+    def role_session_name(self) -> str: ...
+    @property
+    def duration_seconds(self) -> int: ...
+    @property
+    def metadata_endpoint(self) -> str: ...
+    @property
+    def refresh_margin(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteDefaults:
+    """The settings' defaults, for callers without settings (tests, tools)."""
+
+    sts_endpoint: str = ""
+    sts_region: str = ""
+    sts_network: str = "public"
+    role_session_name: str = ""
+    duration_seconds: int = 3600
+    metadata_endpoint: str = DEFAULT_METADATA_ENDPOINT
+    refresh_margin: float = 300.0
+
+
+@runtime_checkable
+class SessionAware(Protocol):
+    """A provider that sends HTTP and should use the client's session while the client is open."""
+
+    def attach_session(self, session: aiohttp.ClientSession | None) -> None:
+        """Use ``session`` from now on (None: back to one-off sessions)."""
+
+
+class CredentialsHttp:
+    """The one place credentials requests go out: the attached session, or a one-off one."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def attach_session(self, session: aiohttp.ClientSession | None) -> None:
+        """Share the client's session (its pool and lifetime)."""
+        self._session = session
+
+    async def request(
+        self, method: str, url: str, *, headers: Mapping[str, str], limits: aiohttp.ClientTimeout,
+        data: bytes | None = None,
+    ) -> tuple[int, bytes]:
+        """Send one request; returns (status, body). Network failures raise a transient error."""
+        session = self._session
+        if session is not None and not session.closed:
+            return await self._send(session, method, url, headers, limits, data)
+        async with aiohttp.ClientSession(headers={"User-Agent": f"alikafka-exporter/{__version__}"}) as own:
+            return await self._send(own, method, url, headers, limits, data)
+
+    @staticmethod
+    async def _send(
+        session: aiohttp.ClientSession, method: str, url: str, headers: Mapping[str, str],
+        limits: aiohttp.ClientTimeout, data: bytes | None,
+    ) -> tuple[int, bytes]:
+        try:
+            async with session.request(method, url, headers=dict(headers), data=data, timeout=limits,
+                                       allow_redirects=False) as resp:
+                body = await resp.content.read(_MAX_BODY + 1)
+                if len(body) > _MAX_BODY:
+                    raise RemoteCredentialsError("answer larger than 1 MiB", transient=True)
+                return resp.status, body
+        except TimeoutError:
+            raise RemoteCredentialsError("no answer in time", transient=True) from None
+        except aiohttp.ClientError as exc:
+            # The exception text may include the URL; the type is enough to tell what happened.
+            raise RemoteCredentialsError(f"connection failed ({type(exc).__name__})", transient=True) from None
+
+
+def parse_expiration(text: Any) -> float:
+    """Epoch seconds from the ISO 8601 UTC ``Expiration`` of an STS answer."""
+    if isinstance(text, str):
+        for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
+            try:
+                return float(calendar.timegm(time.strptime(text.strip(), fmt)))
+            except ValueError:
+                continue
+    raise ValueError(f"Expiration is not an ISO 8601 UTC time: {str(text)[:40]!r}")
+
+
+def _credentials_from(fields: Mapping[str, Any], what: str) -> Credentials:
+    missing = [k for k in ("AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration")
+               if not isinstance(fields.get(k), str) or not fields[k]]
+    if missing:
+        raise RemoteCredentialsError(f"{what} answer lacks {', '.join(missing)}")
+    try:
+        expiration = parse_expiration(fields["Expiration"])
+    except ValueError as exc:
+        raise RemoteCredentialsError(f"{what} answer: {exc}") from None
+    return Credentials(fields["AccessKeyId"], Secret(fields["AccessKeySecret"]), Secret(fields["SecurityToken"]),
+                       expiration=expiration)
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+class _Retrying(RefreshingProvider):
+    """Shared retry loop: transient failures are retried with full-jitter exponential backoff."""
+
+    def __init__(
+        self, *, attempts: int, refresh_margin: float, clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]], rng: random.Random | None,
+    ) -> None:
+        super().__init__(refresh_margin=refresh_margin, clock=clock)
+        self._attempts = attempts
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._http = CredentialsHttp()
+
+    def attach_session(self, session: aiohttp.ClientSession | None) -> None:
+        """Send through the client's session while it is open."""
+        self._http.attach_session(session)
+
+    async def _with_retries(self, once: Callable[[], Awaitable[Credentials]], attempts: int) -> Credentials:
+        for attempt in range(attempts):
+            try:
+                return await once()
+            except RemoteCredentialsError as exc:
+                if not exc.transient or attempt + 1 >= attempts:
+                    raise
+                delay = self._rng.uniform(0, min(5.0, 0.5 * 2**attempt))
+                log.debug("retrying credentials request", extra={"source": self.source, "attempt": attempt + 1,
+                                                                 "delay_s": round(delay, 3), "error": str(exc)})
+                await self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class RrsaProvider(_Retrying):
+    """RRSA on ACK: the pod's OIDC token (re-read at every refresh) exchanged at STS for a role's credentials."""
+
+    def __init__(
+        self,
+        role_arn: str,
+        oidc_provider_arn: str,
+        token_file: Path,
+        *,
+        sts_endpoint: str,
+        session_name: str = DEFAULT_SESSION_NAME,
+        duration_seconds: int = 3600,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        refresh_margin: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng)
+        self.role_arn = role_arn
+        self.oidc_provider_arn = oidc_provider_arn
+        self.token_file = token_file
+        self.sts_endpoint = sts_endpoint
+        self.session_name = session_name
+        self.duration_seconds = duration_seconds
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.assumed_role_arn: str | None = None
+
+    @property
+    def source(self) -> str:
+        """Role, OIDC provider, token file and STS endpoint (none of them secret)."""
+        return (f"rrsa (role {self.role_arn}, OIDC provider {self.oidc_provider_arn}, token file {self.token_file}, "
+                f"STS {self.sts_endpoint})")
+
+    def _read_token(self) -> str:
+        try:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise RemoteCredentialsError(
+                f"cannot read the OIDC token file {self.token_file} ({ENV_OIDC_TOKEN_FILE}): "
+                f"{exc.strerror or type(exc).__name__}") from None
+        except UnicodeDecodeError:
+            raise RemoteCredentialsError(f"OIDC token file {self.token_file} is not UTF-8 text") from None
+        if not token:
+            raise RemoteCredentialsError(f"OIDC token file {self.token_file} is empty")
+        return token
+
+    async def fetch(self) -> Credentials:
+        """Assume the role with the token the file holds now."""
+        return await self._with_retries(self._assume, self._attempts)
+
+    async def _assume(self) -> Credentials:
+        token = self._read_token()
+        form = {
+            "Action": "AssumeRoleWithOIDC", "Version": STS_VERSION, "Format": "JSON",
+            "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock())),
+            "RoleArn": self.role_arn, "OIDCProviderArn": self.oidc_provider_arn, "OIDCToken": token,
+            "RoleSessionName": self.session_name, "DurationSeconds": str(self.duration_seconds),
+        }
+        # A form body, not the query string: the token then stays out of URLs that proxies log.
+        status, body = await self._http.request(
+            "POST", self.sts_endpoint, limits=self._timeout, data=urlencode(form).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
+        parsed = _json_object(body)
+        what = f"STS AssumeRoleWithOIDC for {self.role_arn}"
+        if status != 200 or parsed is None or not isinstance(parsed.get("Credentials"), dict):
+            raise self._failure(what, status, parsed, token)
+        creds = _credentials_from(parsed["Credentials"], what)
+        user = parsed.get("AssumedRoleUser")
+        self.assumed_role_arn = str(user.get("Arn")) if isinstance(user, dict) and user.get("Arn") else None
+        log.info("credentials obtained", extra={"source": "rrsa", "role": self.role_arn,
+                                                "assumed_role": self.assumed_role_arn,
+                                                "expires_in_s": round(creds.expiration - self._clock(), 1)
+                                                if creds.expiration else None})
+        return creds
+
+    @staticmethod
+    def _failure(what: str, status: int, parsed: Mapping[str, Any] | None, token: str) -> RemoteCredentialsError:
+        if parsed is None:
+            return RemoteCredentialsError(f"{what} failed: HTTP {status} without a JSON body", transient=status >= 500)
+        code = str(parsed.get("Code") or parsed.get("code") or f"HTTP {status}")
+        message = str(parsed.get("Message") or parsed.get("message") or "").replace(token, "***")[:300]
+        request_id = parsed.get("RequestId") or parsed.get("requestId")
+        transient = status >= 500 or code.startswith(_RETRYABLE_CODES)
+        tail = f" (RequestId {request_id})" if request_id else ""
+        if status == 200:
+            return RemoteCredentialsError(f"{what}: HTTP 200 without Credentials{tail}")
+        return RemoteCredentialsError(f"{what} failed: {code} (HTTP {status}): {message}{tail}", transient=transient)
+
+
+class EcsRoleProvider(_Retrying):
+    """The ECS instance's RAM role, read from the instance metadata service (IMDSv2 first)."""
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_METADATA_ENDPOINT,
+        *,
+        role_name: str | None = None,
+        imdsv1_allowed: bool = True,
+        connect_timeout: float = 1.0,
+        read_timeout: float = 1.0,
+        attempts: int = 3,
+        hint: str = "",
+        refresh_margin: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng)
+        self.endpoint = endpoint.rstrip("/")
+        self.role_name = role_name
+        self.imdsv1_allowed = imdsv1_allowed
+        self._hint = hint
+        self._timeout = aiohttp.ClientTimeout(total=connect_timeout + read_timeout + 1, sock_connect=connect_timeout,
+                                              sock_read=read_timeout)
+        self._answered = False
+        self._discovered: str | None = None
+        self.used_v1 = False
+
+    @property
+    def source(self) -> str:
+        """Role (configured or discovered), metadata endpoint and IMDS mode."""
+        role = self.role_name or self._discovered or "named by the metadata service"
+        mode = "IMDSv2, v1 fallback allowed" if self.imdsv1_allowed else "IMDSv2 only"
+        return f"ecs ram role ({role}, metadata service {self.endpoint}, {mode})"
+
+    async def fetch(self) -> Credentials:
+        """Fetch the role's current credentials; retried only once the service has answered before."""
+        return await self._with_retries(self._fetch_once, self._attempts if self._answered else 1)
+
+    async def _call(self, method: str, path: str, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        try:
+            answer = await self._http.request(method, self.endpoint + path, headers=headers, limits=self._timeout)
+        except RemoteCredentialsError as exc:
+            hint = "" if self._answered else f"; not an ECS instance?{' ' + self._hint if self._hint else ''}"
+            raise RemoteCredentialsError(f"the ECS metadata service at {self.endpoint} did not answer: {exc}{hint}",
+                                         transient=True) from None
+        self._answered = True
+        return answer
+
+    async def _token(self) -> str | None:
+        status, body = await self._call("PUT", "/latest/api/token", {TOKEN_TTL_HEADER: str(METADATA_TOKEN_TTL)})
+        token = body.decode("utf-8", "replace").strip() if status == 200 else ""
+        if token:
+            self.used_v1 = False
+            return token
+        if not self.imdsv1_allowed:
+            raise RemoteCredentialsError(
+                f"the ECS metadata service refused an IMDSv2 token (HTTP {status}) and IMDSv1 is disabled "
+                f"({ENV_IMDSV1_DISABLED}=true)", transient=status >= 500)
+        if not self.used_v1:
+            log.warning("IMDSv2 token refused; falling back to IMDSv1", extra={"http_status": status})
+        self.used_v1 = True
+        return None
+
+    async def _fetch_once(self) -> Credentials:
+        token = await self._token()
+        headers = {TOKEN_HEADER: token} if token else {}
+        role = self.role_name
+        if not role:
+            status, body = await self._call("GET", _CREDENTIALS_PATH, headers)
+            if status == 404:
+                raise RemoteCredentialsError("no RAM role is attached to this ECS instance")
+            if status != 200:
+                raise RemoteCredentialsError(f"the ECS metadata service answered HTTP {status} for the role name",
+                                             transient=status >= 500)
+            lines = [line.strip() for line in body.decode("utf-8", "replace").splitlines() if line.strip()]
+            if not lines:
+                raise RemoteCredentialsError("no RAM role is attached to this ECS instance")
+            role = self._discovered = lines[0]
+        status, body = await self._call("GET", _CREDENTIALS_PATH + quote(role, safe=""), headers)
+        what = f"ECS metadata credentials of role {role}"
+        if status == 404:
+            raise RemoteCredentialsError(f"{what}: role not found on this instance (HTTP 404)")
+        if status != 200:
+            raise RemoteCredentialsError(f"{what}: HTTP {status}", transient=status >= 500)
+        parsed = _json_object(body)
+        if parsed is None:
+            raise RemoteCredentialsError(f"{what}: answer is not a JSON object")
+        if parsed.get("Code") != "Success":
+            raise RemoteCredentialsError(f"{what}: Code is {str(parsed.get('Code'))[:40]!r}, not 'Success'",
+                                         transient=True)
+        creds = _credentials_from(parsed, what)
+        log.info("credentials obtained", extra={"source": "ecs", "role": role, "imds": "v1" if self.used_v1 else "v2",
+                                                "expires_in_s": round(creds.expiration - self._clock(), 1)
+                                                if creds.expiration else None})
+        return creds
+
+
+def sts_endpoint(options: RemoteOptions, environ: Mapping[str, str]) -> str:
+    """The STS URL: credentials.sts_endpoint, ALIBABA_CLOUD_STS_ENDPOINT, a regional host, or sts.aliyuncs.com."""
+    explicit = options.sts_endpoint or environ.get(ENV_STS_ENDPOINT, "").strip()
+    if explicit:
+        url = explicit if "://" in explicit else f"https://{explicit}"
+        if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+            raise CredentialsError(f"{ENV_STS_ENDPOINT} must be a host name or an http(s) URL, got {explicit!r}")
+        return url if url.count("/") > 2 else url + "/"
+    region = options.sts_region or environ.get(ENV_STS_REGION, "").strip()
+    vpc = options.sts_network == "vpc" or environ.get(ENV_VPC_ENDPOINT, "").strip().lower() == "true"
+    if region:
+        if not re.fullmatch(r"[a-z0-9-]+", region):
+            raise CredentialsError(f"{ENV_STS_REGION} must be a region ID such as cn-hangzhou, got {region!r}")
+        return f"https://{'sts-vpc' if vpc else 'sts'}.{region}.aliyuncs.com/"
+    return "https://sts.aliyuncs.com/"
+
+
+def remote_provider(environ: Mapping[str, str], options: RemoteOptions) -> RrsaProvider | EcsRoleProvider | None:
+    """Step 3 (RRSA) when its variables are set, else step 4 (ECS) unless disabled; None when neither applies."""
+    names = (ENV_ROLE_ARN, ENV_OIDC_PROVIDER_ARN, ENV_OIDC_TOKEN_FILE)
+    values = {name: environ.get(name, "").strip() for name in names}
+    present = [n for n in names if values[n]]
+    if present:
+        missing = [n for n in names if not values[n]]
+        if missing:
+            raise CredentialsError(f"RRSA needs {', '.join(names)}; {', '.join(missing)} "
+                                   f"{'is' if len(missing) == 1 else 'are'} not set")
+        session = options.role_session_name or environ.get(ENV_ROLE_SESSION_NAME, "").strip() or DEFAULT_SESSION_NAME
+        if not _SESSION_NAME.fullmatch(session):
+            raise CredentialsError(f"{ENV_ROLE_SESSION_NAME} must be 2-64 characters of letters, digits and . @ _ -, "
+                                   f"got {session!r}")
+        return RrsaProvider(values[ENV_ROLE_ARN], values[ENV_OIDC_PROVIDER_ARN], Path(values[ENV_OIDC_TOKEN_FILE]),
+                            sts_endpoint=sts_endpoint(options, environ), session_name=session,
+                            duration_seconds=options.duration_seconds, refresh_margin=options.refresh_margin)
+    if environ.get(ENV_ECS_DISABLED, "").strip().lower() == "true":
+        return None
+    return EcsRoleProvider(
+        options.metadata_endpoint or DEFAULT_METADATA_ENDPOINT,
+        role_name=environ.get(ENV_ECS_ROLE, "").strip() or None,
+        imdsv1_allowed=environ.get(ENV_IMDSV1_DISABLED, "").strip().lower() != "true",
+        refresh_margin=options.refresh_margin,
+        hint=f"set {ENV_ECS_DISABLED}=true to skip this step; other sources: credentials.access_key_id_file and "
+             f"credentials.access_key_secret_file, ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, "
+             f"or RRSA ({ENV_ROLE_ARN}, {ENV_OIDC_PROVIDER_ARN}, {ENV_OIDC_TOKEN_FILE})",
+    )
