@@ -48,6 +48,7 @@ class KeyPair:
     secret: str
     security_token: str | None = None
     denied_actions: frozenset[str] = frozenset()
+    expires: float | None = None  # STS keys issued by the simulated STS or metadata service
 
 
 def _parse_time(text: str) -> float | None:
@@ -92,13 +93,15 @@ class Authenticator:
         self._nonces[scoped] = now
 
     @staticmethod
-    def _check_token(key: KeyPair, token: str | None) -> None:
+    def _check_token(key: KeyPair, token: str | None, now: float) -> None:
         if key.security_token is None:
             return
         if not token:
             raise GatewayError(400, "MissingSecurityToken", "SecurityToken is mandatory for this AccessKey.")
         if not hmac.compare_digest(token, key.security_token):
             raise GatewayError(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is invalid.")
+        if key.expires is not None and now >= key.expires:
+            raise GatewayError(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
 
     def verify(
         self, method: str, path: str, query: Mapping[str, str], form: Mapping[str, str], headers: Mapping[str, str],
@@ -124,7 +127,7 @@ class Authenticator:
                                "Specified signature is not matched with our calculation. server string to sign is:"
                                + signing.v1_string_to_sign(method, params))
         self._check_time_and_nonce(key_id, params.get("Timestamp"), params.get("SignatureNonce"), now)
-        self._check_token(key, params.get("SecurityToken"))
+        self._check_token(key, params.get("SecurityToken"), now)
         return Identity(key_id, "v1")
 
     def _verify_v3(
@@ -152,5 +155,5 @@ class Authenticator:
                                "Specified signature is not matched with our calculation. server string to sign is:"
                                + signing.v3_string_to_sign(canonical))
         self._check_time_and_nonce(key_id, lowered.get("x-acs-date"), lowered.get("x-acs-signature-nonce"), now)
-        self._check_token(key, lowered.get("x-acs-security-token"))
+        self._check_token(key, lowered.get("x-acs-security-token"), now)
         return Identity(key_id, "v3")

@@ -1,0 +1,239 @@
+"""A simulated STS ``AssumeRoleWithOIDC`` and the OIDC provider whose tokens it trusts (RRSA on ACK).
+
+Tests issue a pod's service-account token with :meth:`StsService.issue_oidc_token` (a JWT whose
+signature only this simulator can check), write it where the exporter's
+``ALIBABA_CLOUD_OIDC_TOKEN_FILE`` points, and point ``credentials.sts_endpoint`` here. The answer
+has the documented shape (``Credentials``, ``AssumedRoleUser``, ``OIDCTokenInfo``); the key pair it
+issues is registered with the simulated gateway with its security token and expiry, so the
+gateway refuses it without the token, with a wrong one, or once expired.
+
+Refusals use the codes and HTTP statuses of the STS error table
+(https://help.aliyun.com/zh/ram/developer-reference/api-sts-2015-04-01-errorcodes): 401
+``AuthenticationFail.OIDCToken.*`` for bad tokens, ``AuthenticationFail.NoPermission`` for an
+unknown OIDC provider, 400 ``InvalidParameter.*`` for bad parameters. ``session_lifetime`` is a
+test knob with no cloud counterpart: it shortens every issued credential (real STS issues exactly
+``DurationSeconds``, at least 900 s), so refresh can be tested in seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from exporter.simulator.auth import GatewayError, KeyPair
+from exporter.simulator.service import Simulator, new_request_id
+
+STS_VERSION = "2015-04-01"
+_SESSION_NAME = re.compile(r"[A-Za-z0-9.@_-]{2,64}")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def iso(epoch: float) -> str:
+    """ISO 8601 UTC at second resolution, as STS writes times."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+@dataclass(frozen=True, slots=True)
+class OidcRole:
+    """A RAM role whose trust policy names an OIDC provider."""
+
+    role_arn: str
+    provider_arn: str
+    audience: str = "sts.aliyuncs.com"
+    max_session_duration: int = 3600  # the role's MaxSessionDuration
+
+
+@dataclass(frozen=True, slots=True)
+class StsRecord:
+    """One AssumeRoleWithOIDC request: who asked, with which token (by its jti), and the outcome."""
+
+    at: float
+    role_arn: str
+    session_name: str
+    token_id: str | None
+    status: int
+    code: str
+
+
+class StsService:
+    """The simulated STS endpoint; keys it issues are added to ``sim``'s gateway."""
+
+    def __init__(self, sim: Simulator, *, issuer: str = "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/sim",
+                 session_lifetime: float | None = None) -> None:
+        self.sim = sim
+        self.issuer = issuer
+        self.session_lifetime = session_lifetime
+        self.roles: dict[str, OidcRole] = {}
+        self.records: list[StsRecord] = []
+        self.unavailable = 0  # answer this many next requests with 503 ServiceUnavailable
+        self._key = secrets.token_bytes(32)
+        self._account = "".join(secrets.choice("0123456789") for _ in range(16))
+
+    def add_role(self, role_arn: str, provider_arn: str, *, audience: str = "sts.aliyuncs.com",
+                 max_session_duration: int = 3600) -> OidcRole:
+        """Trust tokens of ``provider_arn`` for ``role_arn``."""
+        role = OidcRole(role_arn, provider_arn, audience, max_session_duration)
+        self.roles[role_arn] = role
+        return role
+
+    def issue_oidc_token(self, subject: str = "system:serviceaccount:monitoring:alikafka-exporter", *,
+                         lifetime: float = 3600.0, audience: str = "sts.aliyuncs.com") -> str:
+        """A service-account token as the cluster's OIDC provider would sign it (only we can verify it)."""
+        now = self.sim.clock()
+        header = _b64(json.dumps({"alg": "RS256", "kid": "sim", "typ": "JWT"}).encode())
+        claims = {"iss": self.issuer, "sub": subject, "aud": [audience], "iat": int(now),
+                  "exp": int(now + lifetime), "jti": secrets.token_hex(8)}
+        payload = _b64(json.dumps(claims).encode())
+        signature = _b64(hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+        return f"{header}.{payload}.{signature}"
+
+    @staticmethod
+    def token_id(token: str) -> str | None:
+        """The jti claim of a token this service issued (None if unreadable)."""
+        try:
+            claims = json.loads(_unb64(token.split(".")[1]))
+        except (ValueError, IndexError):
+            return None
+        return str(claims.get("jti")) if isinstance(claims, dict) else None
+
+    # --- the action --------------------------------------------------------------------------------
+    def _verify_token(self, token: str, role: OidcRole, now: float) -> dict[str, Any]:
+        if not token:
+            raise GatewayError(401, "AuthenticationFail.OIDCToken.Invalid", "The OIDCToken can not empty.")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise GatewayError(401, "AuthenticationFail.OIDCToken.Invalid",
+                               "The number of Jwt field should be divided into 3 parts with '.' .")
+        try:
+            claims = json.loads(_unb64(parts[1]))
+        except (ValueError, UnicodeDecodeError):
+            claims = None
+        if not isinstance(claims, dict):
+            raise GatewayError(401, "AuthenticationFail.OIDCToken.Invalid",
+                               "Cannot decode base64 encoded response(format invalided).")
+        expected = _b64(hmac.new(self._key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected, parts[2]) or claims.get("iss") != self.issuer:
+            raise GatewayError(401, "AuthenticationFail.OIDCToken.InvalidSignature",
+                               "OIDC token validate failed: invalid signature.")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp <= now:
+            raise GatewayError(401, "AuthenticationFail.OIDCToken.Expired", "This JsonWebToken is expired.")
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if role.audience not in audiences:
+            raise GatewayError(401, "AuthenticationFail.OIDCToken.AudienceNotMatch", "Invalid audience.")
+        return claims
+
+    def assume_role_with_oidc(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """Answer one request (a success body) or raise GatewayError."""
+        now = self.sim.clock()
+        for name in ("RoleArn", "OIDCProviderArn", "OIDCToken", "RoleSessionName"):
+            if name not in params:
+                raise GatewayError(400, "MissingParameter", f'The input parameter "{name}" that is mandatory for '
+                                                            "processing this request is not supplied.")
+        session = params["RoleSessionName"]
+        if not _SESSION_NAME.fullmatch(session):
+            raise GatewayError(400, "InvalidParameter.RoleSessionName",
+                               "The parameter RoleSessionName is wrongly formed.")
+        role = self.roles.get(params["RoleArn"])
+        if role is None:
+            raise GatewayError(404, "EntityNotExist.Role", f"The role not exists: {params['RoleArn'][:200]}.")
+        if params["OIDCProviderArn"] != role.provider_arn:
+            raise GatewayError(401, "AuthenticationFail.NoPermission", "No such OIDC Provider registered.")
+        try:
+            duration = int(params.get("DurationSeconds", "3600"))
+        except ValueError:
+            duration = -1
+        if not 900 <= duration <= role.max_session_duration:
+            raise GatewayError(400, "InvalidParameter.DurationSeconds",
+                               f"The Min/Max value of DurationSeconds is 15min/{role.max_session_duration // 60}min.")
+        claims = self._verify_token(params["OIDCToken"], role, now)
+        lifetime = float(duration) if self.session_lifetime is None else min(float(duration), self.session_lifetime)
+        expires = math.floor(now + lifetime)
+        key_id = "STS.NU" + secrets.token_hex(12)
+        secret = secrets.token_urlsafe(30)
+        token = "CAIS" + secrets.token_urlsafe(180)
+        self.sim.auth.keys[key_id] = KeyPair(secret, token, expires=float(expires))
+        self._forget_old_keys(now)
+        aud = claims.get("aud")
+        return {
+            "RequestId": new_request_id(),
+            "OIDCTokenInfo": {"Subject": claims.get("sub"), "Issuer": claims.get("iss"),
+                              "ClientIds": ",".join(str(a) for a in aud) if isinstance(aud, list) else str(aud),
+                              "IssuanceTime": iso(float(claims.get("iat", now))),
+                              "ExpirationTime": iso(float(claims["exp"])), "VerificationInfo": "Success"},
+            "AssumedRoleUser": {"Arn": f"{role.role_arn}/{session}",
+                                "AssumedRoleId": f"{self._account}:{session}"},
+            "Credentials": {"AccessKeyId": key_id, "AccessKeySecret": secret, "SecurityToken": token,
+                            "Expiration": iso(expires)},
+        }
+
+    def _forget_old_keys(self, now: float) -> None:
+        keys = self.sim.auth.keys
+        for key_id in [k for k, v in keys.items() if v.expires is not None and v.expires < now - 3600]:
+            del keys[key_id]
+
+
+def _error(exc: GatewayError) -> web.Response:
+    request_id = new_request_id()
+    return web.json_response({"RequestId": request_id, "HostId": "sts.aliyuncs.com", "Code": exc.code,
+                              "Message": exc.message,
+                              "Recommend": f"https://api.aliyun.com/troubleshoot?q={exc.code}&product=Sts"},
+                             status=exc.status)
+
+
+def add_sts_routes(app: web.Application, sts: StsService, path: str = "/") -> None:
+    """Serve STS at ``path`` (GET or POST; parameters in the query string or a form body)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        raw = await request.read()
+        params = dict(request.query.items())
+        if request.content_type == "application/x-www-form-urlencoded" and raw:
+            params.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        token_id = StsService.token_id(params.get("OIDCToken", ""))
+        role_arn, session = params.get("RoleArn", ""), params.get("RoleSessionName", "")
+        try:
+            if sts.unavailable > 0:
+                sts.unavailable -= 1
+                raise GatewayError(503, "ServiceUnavailable", "The request has failed due to a temporary failure "
+                                                              "of the server.")
+            if params.get("Version") != STS_VERSION:
+                raise GatewayError(400, "InvalidVersion", "Specified parameter Version is not valid.")
+            if params.get("Action") != "AssumeRoleWithOIDC":
+                raise GatewayError(404, "InvalidAction.NotFound", "Specified api is not found, please check your url "
+                                                                   "and method.")
+            body = sts.assume_role_with_oidc(params)
+        except GatewayError as exc:
+            sts.records.append(StsRecord(sts.sim.clock(), role_arn, session, token_id, exc.status, exc.code))
+            return _error(exc)
+        sts.records.append(StsRecord(sts.sim.clock(), role_arn, session, token_id, 200, "200"))
+        return web.json_response(body)
+
+    app.router.add_route("POST", path, handle)
+    app.router.add_route("GET", path, handle)
+
+
+def build_sts_app(sts: StsService) -> web.Application:
+    """STS alone, at ``/``, as ``sts.aliyuncs.com`` serves it."""
+    app = web.Application(client_max_size=1024 * 1024)
+    add_sts_routes(app, sts, "/")
+    return app
