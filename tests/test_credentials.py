@@ -69,7 +69,7 @@ async def test_environment_with_sts_token() -> None:
 def test_nothing_configured_names_where_it_looked() -> None:
     """No source at all, or half a key pair, is a clear error."""
     no_ecs = {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
-    with pytest.raises(CredentialsError, match="ALIBABA_CLOUD_ACCESS_KEY_ID.*RRSA.*ECS_METADATA_DISABLED"):
+    with pytest.raises(CredentialsError, match=r"ALIBABA_CLOUD_ACCESS_KEY_ID.*RRSA.*ECS_METADATA_DISABLED"):
         default_chain(None, None, None, no_ecs)
     with pytest.raises(CredentialsError, match="ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set"):
         default_chain(None, None, None, {"ALIBABA_CLOUD_ACCESS_KEY_ID": "AK"})
