@@ -112,7 +112,8 @@ async def test_rrsa_chain_polls_with_sts_credentials(world: World, tmp_path: Pat
     provider = default_chain(None, None, None, world.rrsa_env(token_file), options)
     assert isinstance(provider, RrsaProvider)
     assert provider.source.startswith(f"rrsa (role {ROLE}")
-    async with AlikafkaClient(ApiTestOptions(world.base), provider, RateLimiter(1000), ApiStats()) as client:
+    async with AlikafkaClient(ApiTestOptions(world.base), provider, RateLimiter(1000), ApiStats(),
+                              clock=world.clock) as client:
         assert provider._http._session is client._session  # STS is called over the client's one session
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert provider._http._session is None
