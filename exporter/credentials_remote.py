@@ -413,6 +413,8 @@ def sts_endpoint(options: RemoteOptions, environ: Mapping[str, str]) -> str:
         return url if url.count("/") > 2 else url + "/"
     region = options.sts_region or environ.get(ENV_STS_REGION, "").strip()
     vpc = options.sts_network == "vpc" or environ.get(ENV_VPC_ENDPOINT, "").strip().lower() == "true"
+    if vpc and not region:
+        raise CredentialsError(f"the VPC STS endpoint needs a region: set credentials.sts_region or {ENV_STS_REGION}")
     if region:
         if not re.fullmatch(r"[a-z0-9-]+", region):
             raise CredentialsError(f"{ENV_STS_REGION} must be a region ID such as cn-hangzhou, got {region!r}")
