@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_routes
 from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions, Clock
-from tests.procs import free_port
+from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
 
 INSTANCE, GROUP, REGION = "alikafka_post-cn-test0001", "orders-consumer", "cn-hangzhou"
 ROLE = "acs:ram::1234567890123456:role/alikafka-exporter"
@@ -441,3 +442,31 @@ async def test_command_line_with_rrsa(tmp_path: Path) -> None:
         w.sts.unavailable = 100
         code, _, err = await run_exporter("--config.file", str(config), "--once", env=env)
         assert code == 2 and "ServiceUnavailable" in err and token not in err
+
+
+def test_simulator_process_serves_sts_and_metadata(tmp_path: Path) -> None:
+    """alikafka-simulator --sts/--ecs-role as its own process; the exporter's --once works through each."""
+    port = free_port()
+    token_file = tmp_path / "token"
+    args = python_module("exporter.simulator", "--listen", f"127.0.0.1:{port}", "--scenario", "builtin:minimal",
+                         "--access-key", "unused:unused", "--sts", f"{ROLE}={PROVIDER}", "--oidc-token-file",
+                         str(token_file), "--ecs-role", "AlikafkaExporterRole", "--imds-token-required")
+    base = f"http://127.0.0.1:{port}"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"api: {{endpoint: '{base}/', region: {REGION}}}\n"
+                      f"credentials: {{sts_endpoint: '{base}/sts/', metadata_endpoint: '{base}/ecs-metadata'}}\n"
+                      f"targets: [{{instance_id: {INSTANCE}, groups: [{GROUP}]}}]\n")
+    with process(args, clean_env(), tmp_path / "sim.log"):
+        wait_for(lambda: True if http_get(f"{base}/_sim/truth")[0] == 200 else None, 20, "simulator")
+        rrsa_env = {"ALIBABA_CLOUD_ROLE_ARN": ROLE, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER,
+                    "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token_file)}
+        ecs_env = {"ALIBABA_CLOUD_IMDSV1_DISABLED": "true"}
+        for env, source in ((rrsa_env, "rrsa (role"), (ecs_env, "ecs ram role (AlikafkaExporterRole")):
+            check = subprocess.run(python_module("exporter", "--config.file", str(config), "--check-config"),
+                                   env=clean_env(**env), capture_output=True, text=True, timeout=60, check=False)
+            assert check.returncode == 0 and source in check.stdout, check.stderr
+            once = subprocess.run(python_module("exporter", "--config.file", str(config), "--once"),
+                                  env=clean_env(**env), capture_output=True, text=True, timeout=60, check=False)
+            assert once.returncode == 0, once.stderr
+            assert f'alikafka_consumergroup_up{{group="{GROUP}",instance_id="{INSTANCE}"}} 1.0' in once.stdout
+    assert token_file.read_text().strip() not in (tmp_path / "sim.log").read_text()

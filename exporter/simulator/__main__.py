@@ -16,12 +16,15 @@ import secrets
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from aiohttp import web
 
 from exporter import logs
 from exporter.simulator import Scenario, ScenarioError, Simulator, build_app
+from exporter.simulator.imds import MetadataService, add_metadata_routes
+from exporter.simulator.sts import StsService, add_sts_routes
 
 log = logging.getLogger("exporter.simulator")
 KEYS_ENV = "ALIKAFKA_SIMULATOR_ACCESS_KEYS"
@@ -54,8 +57,35 @@ def _generated_key() -> dict[str, str]:
     return {key_id: secret}
 
 
-async def _serve(sim: Simulator, host: str, port: int) -> None:
-    runner = web.AppRunner(build_app(sim), access_log=None, handle_signals=False)
+def _credential_services(sim: Simulator, args: argparse.Namespace) -> Callable[[web.Application], None]:
+    """STS at /sts/ and the ECS metadata service under /ecs-metadata, when asked for (--sts, --ecs-role)."""
+    sts = None
+    if args.sts:
+        sts = StsService(sim, session_lifetime=args.sts_lifetime)
+        for pair in args.sts:
+            role, sep, provider = pair.partition("=")
+            if not sep or not role or not provider:
+                raise ValueError("--sts must be ROLE_ARN=OIDC_PROVIDER_ARN")
+            sts.add_role(role, provider)
+    if args.oidc_token_file:
+        if sts is None:
+            raise ValueError("--oidc-token-file needs --sts")
+        Path(args.oidc_token_file).write_text(sts.issue_oidc_token(lifetime=86400) + "\n", encoding="utf-8")
+    metadata = MetadataService(sim, args.ecs_role, require_token=args.imds_token_required) if args.ecs_role else None
+
+    def mount(app: web.Application) -> None:
+        if sts is not None:
+            add_sts_routes(app, sts, "/sts/")
+        if metadata is not None:
+            add_metadata_routes(app, metadata, "/ecs-metadata")
+
+    return mount
+
+
+async def _serve(sim: Simulator, host: str, port: int, mount: Callable[[web.Application], None]) -> None:
+    app = build_app(sim)
+    mount(app)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     log.info("simulator listening", extra={"address": f"{host}:{port}", "scenario": sim.scenario.name,
@@ -79,6 +109,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     parser.add_argument("--qps-limit", action="append", default=[], metavar="ACTION=QPS",
                         help="account-wide limit of one action (GetConsumerProgress defaults to 3)")
+    parser.add_argument("--sts", action="append", default=[], metavar="ROLE_ARN=OIDC_PROVIDER_ARN",
+                        help="serve STS AssumeRoleWithOIDC at /sts/ for this role (repeatable)")
+    parser.add_argument("--oidc-token-file", default="", metavar="PATH",
+                        help="write an OIDC token the simulated STS accepts (24 h) to PATH")
+    parser.add_argument("--sts-lifetime", type=float, default=None, metavar="SECONDS",
+                        help="cap the lifetime of issued STS credentials (test knob)")
+    parser.add_argument("--ecs-role", default="", metavar="NAME",
+                        help="serve the ECS metadata service under /ecs-metadata with this RAM role")
+    parser.add_argument("--imds-token-required", action="store_true",
+                        help="metadata service in security hardening mode (IMDSv2 token required)")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logs.configure(args.log_level, "logfmt")
@@ -93,11 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sim = Simulator(scenario, keys, seed=args.seed)
         for action, _, qps in limits:
             sim.set_qps_limit(action, float(qps))
-    except (ValueError, ScenarioError) as exc:
+        mount = _credential_services(sim, args)
+    except (ValueError, ScenarioError, OSError) as exc:
         for line in str(exc).splitlines():
             print(f"alikafka-simulator: {line}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(sim, host, port))
+    asyncio.run(_serve(sim, host, port, mount))
     return 0
 
 
