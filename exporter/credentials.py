@@ -1,10 +1,11 @@
 """AccessKey credentials: where they come from, and how they stay fresh.
 
 The default chain (contract section 5) is: mounted secret files from the config, then the
-``ALIBABA_CLOUD_*`` environment. Files are re-read whenever they change, so a rotated Kubernetes
-Secret takes effect without a restart. Providers hand out :class:`Credentials` that may expire;
-:class:`RefreshingProvider` is the base for the STS-backed sources (RRSA, ECS RAM role) that
-refresh ahead of expiry with one refresh in flight at a time.
+``ALIBABA_CLOUD_*`` environment, then RRSA and the ECS RAM role (in
+:mod:`exporter.credentials_remote`, since they fetch over HTTP). Files are re-read whenever they
+change, so a rotated Kubernetes Secret takes effect without a restart. Providers hand out
+:class:`Credentials` that may expire; :class:`RefreshingProvider` is the base for the STS-backed
+sources that refresh ahead of expiry with one refresh in flight at a time.
 
 Secret values live in :class:`Secret`, whose ``str``/``repr`` never show them.
 """
@@ -177,6 +178,7 @@ class RefreshingProvider(ABC):
         self._clock = clock
         self._cached: Credentials | None = None
         self._refresh_at = 0.0
+        self._failing = False
         self._lock = asyncio.Lock()
 
     @property
@@ -218,14 +220,19 @@ class RefreshingProvider(ABC):
                 if cached is not None and self._valid(cached, now):
                     assert cached.expiration is not None
                     self._refresh_at = min(cached.expiration, now + self.retry_pause)
-                    log.warning("credentials refresh failed; the current ones stay in use until they expire",
-                                extra={"source": self.source, "expires_in_s": round(cached.expiration - now, 1),
-                                       "error": str(exc)})
+                    level = logging.DEBUG if self._failing else logging.WARNING  # once per outage
+                    log.log(level, "credentials refresh failed; the current ones stay in use until they expire",
+                            extra={"source": self.source, "expires_in_s": round(cached.expiration - now, 1),
+                                   "error": str(exc)})
+                    self._failing = True
                     return cached
                 if cached is not None and cached.expiration is not None:
                     raise CredentialsError(f"{self.source}: credentials expired at {_iso(cached.expiration)} "
                                            f"and could not be refreshed: {exc}") from None
                 raise
+            if self._failing:
+                log.info("credentials refresh recovered", extra={"source": self.source})
+                self._failing = False
             self._cached = fresh
             self._schedule(fresh, self._clock())
             return fresh
