@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -18,17 +19,27 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import trustme
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter.client import AlikafkaClient
-from exporter.credentials import CredentialProvider, CredentialsError, FileProvider, StaticProvider, default_chain
+from exporter.credentials import (
+    CredentialProvider,
+    Credentials,
+    CredentialsError,
+    FileProvider,
+    Secret,
+    StaticProvider,
+    default_chain,
+)
 from exporter.credentials_remote import EcsRoleProvider, RemoteDefaults, RrsaProvider
 from exporter.errors import AuthError
 from exporter.ratelimit import RateLimiter
 from exporter.settings import ConfigError, load_settings
 from exporter.simulator import Scenario, Simulator, build_app
 from exporter.simulator.imds import MetadataService, add_metadata_routes
-from exporter.simulator.sts import StsService, add_sts_routes
+from exporter.simulator.sts import StsService, add_sts_routes, build_sts_app
 from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions, Clock
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
@@ -470,3 +481,37 @@ def test_simulator_process_serves_sts_and_metadata(tmp_path: Path) -> None:
             assert once.returncode == 0, once.stderr
             assert f'alikafka_consumergroup_up{{group="{GROUP}",instance_id="{INSTANCE}"}} 1.0' in once.stdout
     assert token_file.read_text().strip() not in (tmp_path / "sim.log").read_text()
+
+
+async def test_official_sdk_oidc_provider_accepts_the_simulated_sts(tmp_path: Path) -> None:
+    """The official alibabacloud_credentials OIDC provider (HTTPS, GET with a query) gets keys the gateway takes."""
+    from alibabacloud_credentials.provider.oidc import OIDCRoleArnCredentialsProvider  # noqa: PLC0415
+    from Tea.core import TeaCore  # noqa: PLC0415
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    async for w in _world(None):
+        runner = web.AppRunner(build_sts_app(w.sts))
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+        try:
+            token_file = tmp_path / "token"
+            token_file.write_text(w.sts.issue_oidc_token())
+            sdk = OIDCRoleArnCredentialsProvider(role_arn=ROLE, oidc_provider_arn=PROVIDER,
+                                                 oidc_token_file_path=str(token_file), role_session_name="sdk-test",
+                                                 sts_endpoint=f"127.0.0.1:{port}")
+            sdk._runtime_options["ca"] = str(ca_file)  # no public option for a CA bundle; TeaCore reads this one
+            got = await asyncio.to_thread(sdk.get_credentials)
+        finally:
+            for key in [k for k in TeaCore._sessions if f"127.0.0.1:{port}" in k]:
+                TeaCore._sessions.pop(key).close()  # the SDK's cached keep-alive connection
+            await asyncio.sleep(0.05)  # let the server see the close before it shuts down
+            await runner.cleanup()
+        assert [(r.status, r.session_name) for r in w.sts.records] == [(200, "sdk-test")]
+        creds = Credentials(got.get_access_key_id(), Secret(got.get_access_key_secret()),
+                            Secret(got.get_security_token()))
+        await poll(w, StaticProvider(creds, "official SDK"))
