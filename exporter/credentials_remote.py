@@ -348,9 +348,12 @@ class EcsRoleProvider(_Retrying):
         try:
             answer = await self._http.request(method, self.endpoint + path, headers=headers, limits=self._timeout)
         except RemoteCredentialsError as exc:
-            hint = "" if self._answered else f"; not an ECS instance?{' ' + self._hint if self._hint else ''}"
-            raise RemoteCredentialsError(f"the ECS metadata service at {self.endpoint} did not answer: {exc}{hint}",
-                                         transient=True) from None
+            if self._answered:
+                raise RemoteCredentialsError(f"the ECS metadata service at {self.endpoint} did not answer: {exc}",
+                                             transient=True) from None
+            hint = f" {self._hint}" if self._hint else ""
+            raise RemoteCredentialsError(f"no credentials found: the ECS metadata service at {self.endpoint} did not "
+                                         f"answer ({exc}); not an ECS instance?{hint}", transient=True) from None
         self._answered = True
         return answer
 
@@ -446,7 +449,8 @@ def remote_provider(environ: Mapping[str, str], options: RemoteOptions) -> RrsaP
         role_name=environ.get(ENV_ECS_ROLE, "").strip() or None,
         imdsv1_allowed=environ.get(ENV_IMDSV1_DISABLED, "").strip().lower() != "true",
         refresh_margin=options.refresh_margin,
-        hint=f"set {ENV_ECS_DISABLED}=true to skip this step; other sources: credentials.access_key_id_file and "
-             f"credentials.access_key_secret_file, ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, "
-             f"or RRSA ({ENV_ROLE_ARN}, {ENV_OIDC_PROVIDER_ARN}, {ENV_OIDC_TOKEN_FILE})",
+        hint="Configure credentials.access_key_id_file and credentials.access_key_secret_file, or "
+             "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or RRSA "
+             f"({ENV_ROLE_ARN}, {ENV_OIDC_PROVIDER_ARN}, {ENV_OIDC_TOKEN_FILE}); "
+             f"set {ENV_ECS_DISABLED}=true to skip the metadata service",
     )
