@@ -143,17 +143,17 @@ class TlsServerConfig(BaseModel):
             return self
         missing = [key for key, val in (("cert_file", self.cert_file), ("key_file", self.key_file)) if val is None]
         if missing:
-            raise ValueError(f"{' and '.join(missing)} required when TLS is configured")
+            raise ValueError(f"@{missing[0]}: required when TLS is configured (set cert_file and key_file)")
         if TLS_VERSIONS[self.min_version] > TLS_VERSIONS[self.max_version]:
-            raise ValueError(f"min_version {self.min_version} is above max_version {self.max_version}")
+            raise ValueError(f"@min_version: {self.min_version} is above max_version {self.max_version}")
         has_ca = self.client_ca_file is not None or self.client_ca is not None
         if has_ca and self.auth == "NoClientCert":
-            raise ValueError("client_ca_file is set but client_auth_type is NoClientCert; set client_auth_type "
+            raise ValueError("@client_auth_type: is NoClientCert but client_ca_file is set; set client_auth_type "
                              "to VerifyClientCertIfGiven or RequireAndVerifyClientCert")
         if self.auth != "NoClientCert" and not has_ca:
-            raise ValueError(f"client_ca_file is required with client_auth_type {self.auth}")
+            raise ValueError(f"@client_ca_file: required with client_auth_type {self.auth}")
         if self.client_allowed_sans is not None and self.auth != "RequireAndVerifyClientCert":
-            raise ValueError("client_allowed_sans requires client_auth_type RequireAndVerifyClientCert")
+            raise ValueError("@client_allowed_sans: requires client_auth_type RequireAndVerifyClientCert")
         return self
 
     @property
@@ -205,7 +205,7 @@ class RateLimitConfig(BaseModel):
     @model_validator(mode="after")
     def _burst(self) -> RateLimitConfig:
         if self.interval > 0 and self.burst < 1:
-            raise ValueError("burst must be at least 1 when interval is set (0 would refuse every request)")
+            raise ValueError("@burst: must be at least 1 when interval is set (0 would refuse every request)")
         return self
 
 
@@ -247,6 +247,9 @@ def _problem(error: Mapping[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return f"{PREFIX}: {loc}: unknown key"
     message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith("@"):  # a cross-field check naming its key: "@key: problem"
+        key, _, message = message[1:].partition(": ")
+        loc = f"{loc}.{key}" if loc != "(top level)" else key
     return f"{PREFIX}: {loc}: {message}"
 
 
