@@ -3,7 +3,8 @@
 bcrypt is deliberately slow (tens of milliseconds at cost 10), and Prometheus sends the same
 credentials on every scrape, so a successful check is remembered under a SHA-256 of (user,
 password, stored hash): changing the password or the hash misses the cache, and the cache holds no
-password. Failures are not cached. Unknown users are checked against a real stored hash too, so
+password. Failures are not cached. Identical requests arriving together (a burst of scrapers with
+the same credentials) share one check. Unknown users are checked against a real stored hash too, so
 an unknown name costs the same time as a wrong password and names cannot be probed by timing;
 bcrypt compares in constant time. The checks run in worker threads, at most ``parallel`` at once,
 so a flood of wrong passwords cannot stall the event loop or every scrape behind it.
@@ -55,6 +56,7 @@ class BasicAuth:
         self._ok: OrderedDict[bytes, None] = OrderedDict()
         self._cache_size = cache_size
         self._slots = asyncio.Semaphore(parallel)
+        self._pending: dict[bytes, asyncio.Future[bool]] = {}
         self.bcrypt_checks = 0
 
     @staticmethod
@@ -77,12 +79,20 @@ class BasicAuth:
         if stored is not None and key in self._ok:
             self._ok.move_to_end(key)
             return True
-        async with self._slots:
-            self.bcrypt_checks += 1
-            ok = await asyncio.to_thread(_verify, password.encode(), hashed)
+        pending = self._pending.get(key)
+        if pending is None:  # the first of several identical requests checks; the others wait for it
+            pending = asyncio.ensure_future(self._bcrypt(password, hashed))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        ok = await asyncio.shield(pending)
         if not ok or stored is None:
             return False
         self._ok[key] = None
         if len(self._ok) > self._cache_size:
             self._ok.popitem(last=False)
         return True
+
+    async def _bcrypt(self, password: str, hashed: bytes) -> bool:
+        async with self._slots:
+            self.bcrypt_checks += 1
+            return await asyncio.to_thread(_verify, password.encode(), hashed)
