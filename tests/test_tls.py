@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import signal
 import ssl
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,6 +21,7 @@ from cryptography import x509  # trustme's own dependency
 
 from exporter import webconfig
 from tests.conftest import find_tool
+from tests.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.webserve import Pki, hash_password, make_pki, serve, write_config
 
 
@@ -261,3 +264,44 @@ async def test_openssl_s_client_handshake_and_ciphers(tmp_path: Path) -> None:
         assert code != 0
         code, out, _ = await run_tool(*connect, "-tls1_3", stdin=b"Q\n")
         assert code == 0 and b"TLSv1.3" in out
+
+
+@pytest.mark.e2e
+def test_prometheus_scrapes_the_exporter_over_tls_with_client_cert_and_basic_auth(
+        tmp_path: Path, prometheus_bin: str) -> None:
+    """The real exporter process (--demo) and the real Prometheus: right credentials up=1, wrong password up=0."""
+    pki = make_pki(tmp_path)
+    client = pki.ca.issue_cert("prometheus.example")
+    client.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "client.crt"))
+    web_config = write_config(tmp_path / "web.yml", {
+        "tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "client_ca_file": "ca.crt",
+                              "client_auth_type": "RequireAndVerifyClientCert"},
+        "basic_auth_users": {"prometheus": hash_password("s3cret", cost=10)}})
+    exp_port, prom_port = free_port(), free_port()
+    exp_cmd = python_module("exporter", "--demo", "--web.listen-address", f"127.0.0.1:{exp_port}",
+                            "--web.config.file", str(web_config))
+    job = ("  - job_name: {name}\n    scheme: https\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+           "    tls_config: {{ca_file: {ca}, cert_file: {crt}, key_file: {key}}}\n"
+           "    basic_auth: {{username: prometheus, password: {pw}}}\n")
+    files = {"port": exp_port, "ca": pki.ca_file, "crt": tmp_path / "client.crt", "key": tmp_path / "client.key"}
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n"
+        + job.format(name="good", pw="s3cret", **files) + job.format(name="wrong", pw="guess", **files))
+    prom_cmd = [prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{prom_port}"]
+    with process(exp_cmd, clean_env(), tmp_path / "exporter.log") as exporter, \
+            process(prom_cmd, clean_env(), tmp_path / "prometheus.log"):
+        def both_scraped() -> list[dict[str, Any]] | None:
+            result = prom_query(prom_port, "up")
+            return result if len(result) == 2 else None
+
+        ups = wait_for(both_scraped, 30, "Prometheus to scrape both jobs")
+        assert {r["metric"]["job"]: r["value"][1] for r in ups} == {"good": "1", "wrong": "0"}
+        lag = prom_query(prom_port, 'count(alikafka_consumergroup_lag{job="good"})')
+        assert float(lag[0]["value"][1]) > 0
+        exporter.send_signal(signal.SIGTERM)
+        assert exporter.wait(timeout=10) == 0
+    log = (tmp_path / "exporter.log").read_text()
+    assert "tls=true" in log and "basic_auth=true" in log
+    assert "Traceback" not in log and "s3cret" not in log
