@@ -15,6 +15,7 @@ import time
 
 import aiohttp
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage
 
 from exporter.server import HttpLimits, RequestErrorLog
 from tests.webserve import serve
@@ -83,8 +84,6 @@ def test_error_log_counts_per_interval(caplog: pytest.LogCaptureFixture) -> None
     """One line per interval, carrying how many failures it stands for; handler bugs keep their traceback."""
     now = [0.0]
     errors = RequestErrorLog(60.0, clock=lambda: now[0])
-    from aiohttp.http_exceptions import BadHttpMessage  # noqa: PLC0415
-
     for _ in range(5):
         errors.exception("Error handling request", exc_info=BadHttpMessage("bad"))
     now[0] = 61.0

@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bcrypt
 import pytest
 import trustme
+import yaml
 
 from exporter import webconfig
 from exporter.settings import ConfigError
+from tests.conftest import ROOT
 from tests.webserve import hash_password, make_pki, write_config
 
 
@@ -154,3 +157,16 @@ def test_cli_exits_2_naming_the_key_and_check_config_summarises(tmp_path: Path) 
     result = run("--web.config.file", str(good), "--check-config")
     assert result.returncode == 0, result.stderr
     assert "web config: TLS TLS12-TLS13, client certificates NoClientCert, basic auth for 1 user" in result.stdout
+
+
+def test_example_file_is_valid(tmp_path: Path) -> None:
+    """examples/web-config.yaml parses and loads once its certificate paths point at real files."""
+    make_pki(tmp_path)
+    data = yaml.safe_load((ROOT / "examples" / "web-config.yaml").read_text())
+    tls = data["tls_server_config"]
+    assert tls["cert_file"].startswith("/etc/alikafka-exporter/")
+    tls.update(cert_file="server.crt", key_file="server.key", client_ca_file="ca.crt")
+    config = webconfig.load(write_config(tmp_path / "web.yml", data))
+    assert config.tls_server_config.auth == "RequireAndVerifyClientCert"
+    assert list(config.basic_auth_users) == ["prometheus"]
+    assert bcrypt.checkpw(b"change-me", config.basic_auth_users["prometheus"].get_secret_value().encode())
