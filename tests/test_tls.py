@@ -20,6 +20,7 @@ import trustme
 from cryptography import x509  # trustme's own dependency
 
 from exporter import webconfig
+from exporter.server import HttpLimits
 from tests.conftest import find_tool
 from tests.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.webserve import Pki, hash_password, make_pki, serve, write_config
@@ -96,8 +97,9 @@ async def test_certificate_is_reloaded_when_files_change(tmp_path: Path, caplog:
         assert await peer_serial(served.port, ssl._create_unverified_context()) == serial_of(newest)
 
 
-async def test_client_certificate_required_and_verified(tmp_path: Path) -> None:
-    """RequireAndVerifyClientCert: no certificate or one from another CA is refused; ours is served."""
+async def test_client_certificate_required_and_verified(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """RequireAndVerifyClientCert: no certificate or one from another CA is refused quietly; ours is served."""
+    caplog.set_level(logging.DEBUG)
     pki = make_pki(tmp_path)
     client_ca = trustme.CA()
     client_ca.cert_pem.write_to_path(str(tmp_path / "clients.crt"))
@@ -110,6 +112,7 @@ async def test_client_certificate_required_and_verified(tmp_path: Path) -> None:
         for cert in (None, stranger):
             with pytest.raises(aiohttp.ClientError):
                 await get(served.url + "/metrics", pki.client_context(cert))
+    assert [r for r in caplog.records if r.levelno > logging.DEBUG or r.exc_info] == []
 
 
 async def test_client_certificate_verified_if_given(tmp_path: Path) -> None:
@@ -305,3 +308,17 @@ def test_prometheus_scrapes_the_exporter_over_tls_with_client_cert_and_basic_aut
     log = (tmp_path / "exporter.log").read_text()
     assert "tls=true" in log and "basic_auth=true" in log
     assert "Traceback" not in log and "s3cret" not in log
+
+
+async def test_unfinished_handshake_is_cut_off(tmp_path: Path) -> None:
+    """A client that connects to the TLS port and never completes a handshake is dropped after handshake_timeout."""
+    pki = make_pki(tmp_path)
+    async with serve(tls_config(pki), HttpLimits(handshake_timeout=0.5, request_timeout=30)) as served:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        writer.write(b"\x16\x03\x01")  # the start of a ClientHello, then silence
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert asyncio.get_running_loop().time() - started < 2
+        writer.close()
+        await writer.wait_closed()
+        assert (await get(served.url + "/healthz", pki.client_context()))[0] == 200
