@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import ssl
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,7 +363,6 @@ class CertificateReloader:
         self._tls = tls
         self._build = build
         self._paths = tuple(p for p in (tls.cert_file, tls.key_file, tls.client_ca_file) if p is not None)
-        self._lock = threading.Lock()
         self._key = _stat_key(self._paths)
         self._context = build(tls)
         self._failed: tuple[tuple[int, int, int, int], ...] | None = None
@@ -375,16 +373,15 @@ class CertificateReloader:
         key = _stat_key(self._paths)
         if key in (self._key, self._failed):
             return self._context
-        with self._lock:
-            try:
-                context = self._build(self._tls)
-            except TlsError as exc:
-                self._failed = key
-                log.warning("TLS certificate reload failed; still serving the previous certificate",
-                            extra={"key": f"tls_server_config.{exc.key}", "error": str(exc)})
-                return self._context
-            self._context, self._key, self._failed = context, key, None
-            self.reloads += 1
+        try:
+            context = self._build(self._tls)
+        except TlsError as exc:
+            self._failed = key
+            log.warning("TLS certificate reload failed; still serving the previous certificate",
+                        extra={"key": f"tls_server_config.{exc.key}", "error": str(exc)})
+            return self._context
+        self._context, self._key, self._failed = context, key, None
+        self.reloads += 1
         log.info("TLS certificate reloaded", extra={"cert_file": str(self._tls.cert_file)})
         return self._context
 

@@ -18,9 +18,12 @@ import aiohttp
 import pytest
 import trustme
 from cryptography import x509  # trustme's own dependency
+from pydantic import SecretStr
 
 from exporter import webconfig
+from exporter.auth import BasicAuth
 from exporter.server import HttpLimits
+from exporter.web import TokenBucket
 from tests.conftest import find_tool
 from tests.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.webserve import Pki, hash_password, make_pki, serve, write_config
@@ -322,3 +325,26 @@ async def test_unfinished_handshake_is_cut_off(tmp_path: Path) -> None:
         writer.close()
         await writer.wait_closed()
         assert (await get(served.url + "/healthz", pki.client_context()))[0] == 200
+
+
+def test_token_bucket_refills() -> None:
+    """rate_limit: burst at once, then one more per interval."""
+    now = [0.0]
+    bucket = TokenBucket(2.0, 2, clock=lambda: now[0])
+    assert [bucket.allow() for _ in range(3)] == [True, True, False]
+    now[0] = 1.0
+    assert not bucket.allow()
+    now[0] = 2.1
+    assert bucket.allow() and not bucket.allow()
+    now[0] = 100.0
+    assert [bucket.allow() for _ in range(3)] == [True, True, False]  # never more than burst
+
+
+async def test_basic_auth_cache_is_bounded_and_keyed_by_password() -> None:
+    """Evicted or changed credentials are checked with bcrypt again; the cache never grows past its size."""
+    auth = BasicAuth({"a": SecretStr(hash_password("pa")), "b": SecretStr(hash_password("pb"))}, cache_size=1)
+    for user, password in (("a", "pa"), ("a", "pa"), ("b", "pb"), ("a", "pa")):
+        assert await auth.check(basic(user, password)["Authorization"])
+    assert auth.bcrypt_checks == 3  # the second "a" was cached; "b" evicted it
+    assert not await auth.check(basic("a", "pb")["Authorization"])
+    assert auth.bcrypt_checks == 4
