@@ -7,13 +7,14 @@ anything starts. Nothing here prints a secret: credentials are reported by sourc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from exporter import __version__, app, logs
+from exporter import __version__, app, logs, webconfig
 from exporter.cli import parse_args
 from exporter.credentials import CredentialsError, default_chain
 from exporter.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
@@ -44,8 +45,6 @@ def _plan(settings: Settings) -> app.Plan:
         )
     except CredentialsError as exc:
         raise ConfigError([f"credentials: {exc}"]) from None
-    if settings.web.config_file is not None:
-        raise ConfigError(["web.config_file: TLS and basic auth are not available in this version yet"])
     return app.Plan(pairs, settings.api, provider, tuple(settings.targets))
 
 
@@ -76,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan = _plan(settings)
             # Resolve once now so --check-config and start-up fail early on unreadable key files.
             asyncio.run(plan.credentials.get())
+        if settings.web.config_file is not None:
+            plan = dataclasses.replace(plan, web=webconfig.load(settings.web.config_file))
     except ConfigError as exc:
         return _config_error(exc.problems)
     except CredentialsError as exc:

@@ -32,6 +32,7 @@ from exporter.settings import Settings, Target
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
 from exporter.status import StatusOptions
+from exporter.webconfig import TlsError, WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Plan:
     api: ApiOptions
     credentials: CredentialProvider
     targets: tuple[Target, ...] = ()  # all configured targets, for discovery
+    web: WebConfig | None = None  # the validated --web.config.file (TLS, basic auth)
 
     @property
     def discovering(self) -> bool:
@@ -131,15 +133,22 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
             parts.exposition,
             lambda: poller.snapshot,
             web.WebOptions(settings.web.telemetry_path, __version__, settings.demo, settings.poll.interval),
+            web.Access.of(plan.web) if plan.web is not None else None,
         )
         try:
-            runner = await web.start(app, settings.web.host, settings.web.port)
+            runner = await web.start(app, settings.web.host, settings.web.port, web.tls_context(plan.web))
+        except TlsError as exc:
+            log.error("cannot load the TLS certificate", extra={"key": f"tls_server_config.{exc.key}",  # noqa: TRY400
+                                                                 "error": str(exc)})
+            return 1
         except OSError as exc:
             log.error("cannot listen", extra={"address": settings.web.listen_address, "error": exc.strerror})  # noqa: TRY400
             return 1
         log.info(
             "listening",
             extra={"address": settings.web.listen_address, "path": settings.web.telemetry_path,
+                   "tls": bool(plan.web and plan.web.tls_server_config.enabled),
+                   "basic_auth": bool(plan.web and plan.web.basic_auth_users),
                    "targets": len(plan.pairs), "discovery": plan.discovering, "interval_s": settings.poll.interval,
                    "shard": settings.shard},
         )
@@ -191,5 +200,20 @@ def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:
         f"poll interval: {settings.poll.interval:g}s, stale after {settings.poll.stale_after:g}s, "
         f"max_qps {settings.api.max_qps:g}",
         f"listen: {settings.web.listen_address}{settings.web.telemetry_path}",
+        f"web config: {web_summary(plan.web)}",
     ]
     return lines
+
+
+def web_summary(config: WebConfig | None) -> str:
+    """One line on TLS and auth, for ``--check-config``."""
+    if config is None:
+        return "none (plain HTTP, no auth)"
+    tls = config.tls_server_config
+    parts = [f"TLS {tls.min_version}-{tls.max_version}, client certificates {tls.auth}" if tls.enabled
+             else "plain HTTP"]
+    users = len(config.basic_auth_users)
+    parts.append(f"basic auth for {users} user{'s' if users != 1 else ''}" if users else "no basic auth")
+    if config.rate_limit.interval > 0:
+        parts.append(f"rate limit {config.rate_limit.burst} per {config.rate_limit.interval:g}s")
+    return ", ".join(parts)

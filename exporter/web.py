@@ -3,19 +3,28 @@
 Handlers read the latest snapshot and cached exposition bytes; none of them waits on the cloud
 API. ``/healthz`` is cheap and only says the process serves; ``/readyz`` turns 200 once every pair
 has been polled once, so a rollout does not route scrapes to an exporter with nothing to say.
+
+Access control from the web config (:class:`Access`) wraps every route, ``/healthz`` included, as
+the exporter-toolkit does: an unauthenticated client learns nothing, not even that it is alive.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
+from aiohttp.typedefs import Middleware
 
 from exporter import page
+from exporter.auth import BasicAuth
 from exporter.exposition import Exposition
+from exporter.server import HttpLimits, serve
 from exporter.snapshot import Snapshot
+from exporter.webconfig import CertificateReloader, ReloadingContext, SanPolicy, WebConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +36,69 @@ class WebOptions:
     demo: bool = False
     poll_interval: float | None = None  # shown on the status page
     started: float | None = None  # process start (epoch seconds); None: when the app is built
+
+
+class TokenBucket:
+    """The web config's ``rate_limit``: ``burst`` requests at once, refilled one per ``interval``."""
+
+    def __init__(self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval, self._burst, self._clock = interval, burst, clock
+        self._tokens, self._stamp = float(burst), clock()
+
+    def allow(self) -> bool:
+        """Take one token if there is one."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) / self._interval)
+        self._stamp = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may ask and what every answer carries, from the web config."""
+
+    basic_auth: BasicAuth | None = None
+    allowed_sans: SanPolicy | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    rate_limit: TokenBucket | None = None
+
+    @classmethod
+    def of(cls, config: WebConfig) -> Access:
+        """Build the checks once from the validated config."""
+        tls, limit = config.tls_server_config, config.rate_limit
+        return cls(
+            BasicAuth(config.basic_auth_users) if config.basic_auth_users else None,
+            SanPolicy.of(tls.client_allowed_sans) if tls.client_allowed_sans else None,
+            dict(config.http_server_config.headers),
+            TokenBucket(limit.interval, limit.burst) if limit.interval > 0 else None,
+        )
+
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_REALM = 'Basic realm="alikafka-exporter", charset="UTF-8"'
+
+
+def _middlewares(access: Access) -> list[Middleware]:
+    """Request checks, cheapest first; they run before routing, so unknown paths are guarded too."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if request.version >= HttpVersion11 and hdrs.HOST not in request.headers:
+            return web.Response(status=400, text="missing Host header\n")
+        if access.rate_limit is not None and not access.rate_limit.allow():
+            return web.Response(status=429, text="too many requests\n")
+        if access.allowed_sans is not None and not access.allowed_sans.allows(
+                request.transport.get_extra_info("peercert") if request.transport else None):
+            return web.Response(status=403, text="client certificate not allowed\n")
+        if access.basic_auth is not None and not await access.basic_auth.check(
+                request.headers.get(hdrs.AUTHORIZATION)):
+            return web.Response(status=401, text="unauthorized\n", headers={hdrs.WWW_AUTHENTICATE: _REALM})
+        return await handler(request)
+
+    return [guard]
 
 
 def _accepts(header: str, token: str) -> bool:
@@ -46,8 +118,10 @@ def _accepts(header: str, token: str) -> bool:
     return False
 
 
-def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: WebOptions) -> web.Application:
+def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: WebOptions,
+             access: Access | None = None) -> web.Application:
     """Build the aiohttp application; the caller runs it (see :func:`start`)."""
+    access = access or Access()
 
     async def metrics(request: web.Request) -> web.Response:
         openmetrics = _accepts(request.headers.get("Accept", ""), "application/openmetrics-text")
@@ -82,7 +156,12 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
         return web.Response(text=page.render(snapshot(), page_options), content_type="text/html",
                             headers={"Cache-Control": "no-store"})
 
-    app = web.Application(client_max_size=64 * 1024)
+    async def add_headers(_: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(access.headers)
+
+    app = web.Application(client_max_size=64 * 1024, middlewares=_middlewares(access))
+    if access.headers:
+        app.on_response_prepare.append(add_headers)
     app.router.add_get(options.telemetry_path, metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -90,10 +169,17 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
     return app
 
 
-async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start serving ``app``; returns the runner to clean up on shutdown."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host or None, port, reuse_address=True)
-    await site.start()
-    return runner
+async def start(app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+                limits: HttpLimits | None = None) -> web.AppRunner:
+    """Start serving ``app`` (over TLS with ``ssl_context``); returns the runner to clean up on shutdown."""
+    return await serve(app, host, port, ssl_context, limits)
+
+
+def tls_context(config: WebConfig | None) -> ssl.SSLContext | None:
+    """The serving context for the web config (reloading its certificates), or None for plain HTTP.
+
+    Raises :class:`exporter.webconfig.TlsError` when the files no longer load.
+    """
+    if config is None or not config.tls_server_config.enabled:
+        return None
+    return ReloadingContext(CertificateReloader(config.tls_server_config))

@@ -80,16 +80,6 @@ def test_credentials_files_unreadable_exit_2(tmp_path: Path) -> None:
     assert "cannot read credentials file" in result.stderr
 
 
-def test_web_config_file_is_refused_until_supported(tmp_path: Path) -> None:
-    """--web.config.file is accepted by the parser but refused clearly (TLS arrives later)."""
-    web = tmp_path / "web.yml"
-    web.write_text("{}")
-    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "AK", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
-    result = run("--target", "i=g", "--region", "r", "--web.config.file", str(web), env=env)
-    assert result.returncode == 2
-    assert "web.config_file" in result.stderr
-
-
 @pytest.mark.parametrize("flag", ["--log.format", "--log.level"])
 def test_bad_choice_flags_exit_2(flag: str) -> None:
     """Flags with fixed choices reject other values with exit 2."""

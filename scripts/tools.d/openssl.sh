@@ -1,0 +1,6 @@
+# openssl s_client, a real TLS client for tests/test_tls.py (versions, cipher suites). Debian's package.
+if command -v openssl >/dev/null; then
+  return 0
+fi
+apt_install openssl
+openssl version
