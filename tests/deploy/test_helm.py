@@ -603,20 +603,54 @@ def test_sidecar_with_manual_rrsa_and_several_groups(consumer_chart: Path, tmp_p
     assert settings.web.listen_address == ":9400" and settings.credentials.access_key_id_file is None
 
 
+SUBCHART = '"chart" (index .Subcharts "alikafka-exporter")'
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
-    ('"group" "orders"', 'pass "instanceId"'),
-    ('"instanceId" "alikafka_post-cn-0pp1abcd0001"', 'pass "groups"'),
+    (f'{SUBCHART} "group" "orders"', 'pass "instanceId"'),
+    (f'{SUBCHART} "instanceId" "alikafka_post-cn-0pp1abcd0001"', 'pass "groups"'),
+    ('"Values" (index .Values "alikafka-exporter") "instanceId" "i" "group" "g"', "set image.tag"),
+    ('"instanceId" "i" "group" "g"', 'pass "chart"'),
 ])
 def test_sidecar_template_names_missing_arguments(tmp_path: Path, arguments: str, message: str) -> None:
     parent = tmp_path / "consumer-app"
     shutil.copytree(FIXTURES / "consumer-app", parent, ignore=shutil.ignore_patterns("templates"))
     (parent / "templates").mkdir()
-    (parent / "templates" / "pod.yaml").write_text(
-        '{{ include "alikafka-exporter.sidecar" (dict "chart" (index .Subcharts "alikafka-exporter") '
-        + arguments + ") }}\n")
+    (parent / "templates" / "pod.yaml").write_text('{{ include "alikafka-exporter.sidecar" (dict ' + arguments + ") }}\n")
     shutil.copytree(CHART, parent / "charts" / "alikafka-exporter")
     with pytest.raises(helm.HelmError, match=message):
         render({}, chart=parent)
+
+
+def test_sidecar_template_also_takes_plain_values(tmp_path: Path) -> None:
+    """The dict "Values" + "Release" form (for parents that alias the dependency), with image.tag set."""
+    parent = tmp_path / "consumer-app"
+    shutil.copytree(FIXTURES / "consumer-app", parent, ignore=shutil.ignore_patterns("templates"))
+    (parent / "templates").mkdir()
+    (parent / "templates" / "pod.yaml").write_text("""apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+  namespace: {{ .Release.Namespace }}
+spec:
+  containers:
+    - name: app
+      image: app:1
+    {{- include "alikafka-exporter.sidecar" (dict "Values" (index .Values "alikafka-exporter") "Release" .Release
+          "instanceId" "alikafka_post-cn-0pp1abcd0001" "groups" (list "a" "b") "region" "cn-beijing") | nindent 4 }}
+  volumes:
+    {{- include "alikafka-exporter.sidecar.volumes" (dict "Values" (index .Values "alikafka-exporter")) | nindent 4 }}
+""")
+    shutil.copytree(CHART, parent / "charts" / "alikafka-exporter")
+    docs = render({"alikafka-exporter": {"image": {"tag": "9.9.9"}, "credentials": {"existingSecret": ""}}},
+                  chart=parent)
+    kube_validate(docs, tmp_path)
+    pod = one(docs, "Pod")["spec"]
+    sidecar = pod["containers"][1]
+    assert sidecar["image"].endswith(":9.9.9")
+    settings = pod_settings(pod, sidecar, [], tmp_path)
+    assert [(t.instance_id, t.groups) for t in settings.targets] == [("alikafka_post-cn-0pp1abcd0001", ["a", "b"])]
+    assert settings.api.region == "cn-beijing"
 
 
 def test_sidecar_patch_example_applies_with_kubectl(tmp_path: Path) -> None:
