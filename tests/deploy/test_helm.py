@@ -243,7 +243,7 @@ def test_schema_knows_exactly_the_exporters_config_keys() -> None:
         section = config["properties"][name]
         model = field.annotation
         if name == "targets":
-            section, model = section["items"], Settings.model_fields["targets"].annotation.__args__[0]  # type: ignore[union-attr]
+            section, model = section["items"], Settings.model_fields["targets"].annotation.__args__[0]
         if isinstance(model, type) and hasattr(model, "model_fields"):
             assert section["additionalProperties"] is False, name
             assert set(section["properties"]) == set(model.model_fields), name
@@ -601,6 +601,17 @@ def test_sidecar_with_manual_rrsa_and_several_groups(consumer_chart: Path, tmp_p
     assert sidecar["ports"][0]["containerPort"] == 9400
     settings = pod_settings(pod, sidecar, [], tmp_path)
     assert settings.web.listen_address == ":9400" and settings.credentials.access_key_id_file is None
+
+
+def test_sidecar_uses_the_chart_managed_secret_by_its_real_name(consumer_chart: Path, tmp_path: Path) -> None:
+    docs = render({"alikafka-exporter": {"credentials": {"existingSecret": "", "accessKeyId": "LTAI5tExampleId",
+                                                         "accessKeySecret": SECRET_VALUE}}}, chart=consumer_chart)
+    kube_validate(docs, tmp_path)
+    secret = one(docs, "Secret")
+    pod, sidecar = _sidecar(docs)
+    assert next(v for v in pod["volumes"] if "secret" in v)["secret"]["secretName"] == secret["metadata"]["name"]
+    assert SECRET_VALUE not in json.dumps(one(docs, "Deployment"))
+    assert pod_settings(pod, sidecar, [], tmp_path).credentials.access_key_secret_file is not None
 
 
 SUBCHART = '"chart" (index .Subcharts "alikafka-exporter")'
