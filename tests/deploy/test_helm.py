@@ -14,6 +14,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from exporter.app import plan_pairs
 from exporter.cli import parse_args
 from exporter.settings import Settings, load_settings
 from tests.conftest import ROOT, find_tool
+from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
 
 helm = pytest.importorskip("helm_python")
 
@@ -137,25 +139,42 @@ def crd_validate(doc: dict[str, Any]) -> None:
     jsonschema.Draft7Validator(schema).validate(doc)
 
 
+def materialize(pod_spec: dict[str, Any], container: dict[str, Any], configmaps: list[dict[str, Any]],
+                tmp_path: Path, secrets: dict[str, dict[str, str]] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The container's arguments and environment with its ConfigMap and Secret volumes written under
+    tmp_path, and every mount path in them (and in the files) pointed there instead."""
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    by_name = {cm["metadata"]["name"]: cm["data"] for cm in configmaps}
+    files: dict[str, dict[str, str]] = {}
+    for vol in pod_spec["volumes"]:
+        if vol["name"] not in mounts:
+            continue
+        if "configMap" in vol:
+            files[mounts[vol["name"]]] = dict(by_name[vol["configMap"]["name"]])
+        elif "secret" in vol and secrets is not None:
+            data = secrets[vol["secret"]["secretName"]]
+            files[mounts[vol["name"]]] = {i["path"]: data[i["key"]] for i in vol["secret"]["items"]}
+    local = {path: tmp_path / "mounts" / str(n) for n, path in enumerate(sorted(files, key=len, reverse=True))}
+
+    def relocate(text: str) -> str:
+        for path, there in local.items():
+            text = text.replace(f"{path}/", f"{there}/")
+        return text
+
+    for path, content in files.items():
+        local[path].mkdir(parents=True, exist_ok=True)
+        for name, text in content.items():
+            (local[path] / name).write_text(relocate(text))
+    args = [relocate(a) for a in container["args"]]
+    environ = {e["name"]: relocate(e["value"]) for e in container.get("env", []) if "value" in e}
+    return args, environ
+
+
 def pod_settings(pod_spec: dict[str, Any], container: dict[str, Any], configmaps: list[dict[str, Any]],
                  tmp_path: Path) -> Settings:
     """The exporter's settings as the container would load them: its mounted config file, args and env."""
-    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
-    by_name = {cm["metadata"]["name"]: cm for cm in configmaps}
-    replaced: dict[str, Path] = {}
-    for volume in pod_spec["volumes"]:
-        if "configMap" in volume and volume["name"] in mounts:
-            local = tmp_path / "mounts" / volume["name"]
-            local.mkdir(parents=True, exist_ok=True)
-            for key, text in by_name[volume["configMap"]["name"]]["data"].items():
-                (local / key).write_text(text)
-            replaced[mounts[volume["name"]]] = local
-    args = list(container["args"])
-    for index, arg in enumerate(args):
-        for mount_path, local in replaced.items():
-            args[index] = arg.replace(f"={mount_path}/", f"={local}/")
+    args, environ = materialize(pod_spec, container, configmaps, tmp_path)
     cli = parse_args(args)
-    environ = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
     return load_settings(cli.flags, environ, cli.config_file)
 
 
@@ -689,3 +708,55 @@ def test_placeholder_alerts_file_is_a_prometheus_rule_file(promtool: str) -> Non
     result = subprocess.run([promtool, "check", "rules", str(CHART / "files" / "alerts.yaml")],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the rendered pods, run for real -----------------------------------------------------------------------
+
+E2E_INSTANCE = "alikafka_post-cn-helm0000001"
+E2E_GROUPS = [f"group-{n:02d}" for n in range(12)]
+E2E_SCENARIO = f"""
+seed: 7
+instances:
+  - instance_id: {E2E_INSTANCE}
+    region: cn-hangzhou
+    topics:
+      - {{name: orders, partitions: 2, rate: 3}}
+    groups:
+""" + "".join(f"      - {{name: {g}, topics: [orders], members: 1}}\n" for g in E2E_GROUPS)
+UP_LINE = re.compile(r'^alikafka_consumergroup_up\{group="([^"]+)",instance_id="([^"]+)"\} 1\.0$', re.MULTILINE)
+
+
+@pytest.mark.e2e
+def test_rendered_shards_poll_the_simulator_and_split_its_groups(tmp_path: Path) -> None:
+    """Each shard pod's rendered config file, mounted Secret files and arguments, run as the real exporter
+    (--once) against the simulator: every shard succeeds and together they poll every group once."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(E2E_SCENARIO)
+    port = free_port()
+    key_id = "LTAI5tHelmShards"
+    sim_cmd = python_module("exporter.simulator", "--listen", f"127.0.0.1:{port}", "--scenario", str(scenario),
+                            "--access-key", f"{key_id}:{SECRET_VALUE}", "--qps-limit", "GetConsumerProgress=100")
+    docs = render(values({
+        "config": {"api": {"endpoint": f"http://127.0.0.1:{port}/", "max_qps": 30, "max_retries": 0},
+                   "targets": [{"instance_id": E2E_INSTANCE, "groups": E2E_GROUPS}]},
+        "sharding": {"enabled": True, "shards": 3}, "credentials": {"existingSecret": "alikafka-ak"}}))
+    secrets = {"alikafka-ak": {"access_key_id": key_id, "access_key_secret": SECRET_VALUE}}
+    with process(sim_cmd, clean_env(), tmp_path / "sim.log"):
+        wait_for(lambda: True if http_get(f"http://127.0.0.1:{port}/_sim/truth?group=group-00")[0] == 200 else None,
+                 20, "the simulator")
+        runs = []
+        for n, deployment in enumerate(of_kind(docs, "Deployment")):
+            pod = deployment["spec"]["template"]["spec"]
+            args, environ = materialize(pod, exporter_container(deployment), of_kind(docs, "ConfigMap"),
+                                        tmp_path / f"pod{n}", secrets)
+            args = [a for a in args if not a.startswith("--web.listen-address")]
+            runs.append(subprocess.Popen(python_module("exporter", *args, "--once"), env=clean_env(**environ),
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        outputs = [run.communicate(timeout=60) for run in runs]
+    polled = []
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err
+        assert SECRET_VALUE not in out + err
+        polled.append({group for group, instance in UP_LINE.findall(out) if instance == E2E_INSTANCE})
+    assert all(polled)
+    assert sorted(g for part in polled for g in part) == E2E_GROUPS
