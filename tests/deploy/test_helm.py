@@ -760,3 +760,17 @@ def test_rendered_shards_poll_the_simulator_and_split_its_groups(tmp_path: Path)
         polled.append({group for group, instance in UP_LINE.findall(out) if instance == E2E_INSTANCE})
     assert all(polled)
     assert sorted(g for part in polled for g in part) == E2E_GROUPS
+
+
+def test_values_example_in_the_deploy_docs_installs(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    block = re.search(r"```yaml\n(# lag-values\.yaml\n.*?)```", text, re.DOTALL)
+    assert block, "docs/deploy.md lost its lag-values.yaml example"
+    docs = render(yaml.safe_load(block.group(1)))
+    kube_validate(docs, tmp_path)
+    crd_validate(one(docs, "ServiceMonitor"))
+    settings = deployment_settings(docs, tmp_path)[0]
+    assert settings.targets[1].instances == "all"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    keys = {i["key"] for i in volume(pod, "credentials")["secret"]["items"]}
+    assert {f"--from-literal={k}=" for k in keys} <= set(re.findall(r"--from-literal=\w+=", text))
