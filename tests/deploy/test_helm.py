@@ -245,6 +245,8 @@ def test_schema_rejects_bad_values(bad: dict[str, Any], message: str) -> None:
      "needs rrsa.roleArn and rrsa.oidcProviderArn"),
     ({"sharding": {"enabled": True}, "config": {"shard": "0/2"}}, "config.shard and sharding.enabled"),
     ({"config": {"web": {"listen_address": ":8080"}}}, "set port instead"),
+    ({"extraArgs": ["--shard=1/2"]}, "extraArgs: --shard is set by the chart"),
+    ({"extraArgs": ["--config.file", "/x"]}, "extraArgs: --config.file is set by the chart"),
     ({"sharding": {"enabled": True, "shards": 200}, "config": {"api": {"max_qps": 1}}}, "below 0.01 per shard"),
 ])
 def test_cross_field_rules_fail_naming_the_values(bad: dict[str, Any], message: str) -> None:
@@ -318,6 +320,13 @@ def test_default_mode_renders_a_hardened_deployment(tmp_path: Path) -> None:
         ("alikafka_post-cn-0pp1abcd0001", ["orders-consumer", "billing"]),
         ("alikafka_pre-cn-7mz2efgh0002", ["audit-log"])]
     assert "Credentials: no AccessKey Secret and no RRSA" in notes(values())
+
+
+def test_demo_mode_needs_no_targets(tmp_path: Path) -> None:
+    docs = render({"extraArgs": ["--demo"]})
+    kube_validate(docs, tmp_path)
+    settings = deployment_settings(docs, tmp_path)[0]
+    assert settings.demo is True and settings.targets == []
 
 
 def test_config_change_rolls_the_pods_and_nothing_else_does() -> None:

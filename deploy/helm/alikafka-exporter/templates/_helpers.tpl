@@ -110,6 +110,12 @@ Cross-field rules that a JSON schema cannot say clearly; each failure names the 
 {{- if and $v.sharding.enabled (hasKey $v.config "shard") }}
 {{- fail "config.shard and sharding.enabled exclude each other: sharding gives each Deployment its own --shard I/N" }}
 {{- end }}
+{{- range $v.extraArgs }}
+{{- $flag := regexReplaceAll "[= ].*$" . "" }}
+{{- if has $flag (list "--config.file" "--web.listen-address" "--shard" "--target") }}
+{{- fail (printf "extraArgs: %s is set by the chart (use config, port or sharding instead)" $flag) }}
+{{- end }}
+{{- end }}
 {{- if and $v.standalone (not $v.config.targets) (not (has "--demo" $v.extraArgs)) }}
 {{- fail "config.targets is empty: list at least one target (instance_id and groups, or instances: all), see docs/configuration.md" }}
 {{- end }}
