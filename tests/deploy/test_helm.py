@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import jsonschema
 import pytest
 import yaml
@@ -30,8 +31,6 @@ from exporter.cli import parse_args
 from exporter.settings import Settings, load_settings
 from tests.conftest import ROOT, find_tool
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
-
-helm = pytest.importorskip("helm_python")
 
 CHART = ROOT / "deploy" / "helm" / "alikafka-exporter"
 EXAMPLES = ROOT / "deploy" / "examples"
