@@ -612,7 +612,7 @@ def test_sidecar_template_adds_the_exporter_to_the_applications_pod(consumer_cha
         str(settings.credentials.access_key_secret_file): "access_key_secret"}
 
 
-def test_sidecar_with_manual_rrsa_and_several_groups(consumer_chart: Path, tmp_path: Path) -> None:
+def test_sidecar_with_manual_rrsa_and_its_own_port(consumer_chart: Path, tmp_path: Path) -> None:
     role = "acs:ram::1234567890123456:role/orders"
     docs = render({"alikafka-exporter": {
         "credentials": {"existingSecret": ""},
