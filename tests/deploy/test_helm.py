@@ -1,0 +1,784 @@
+"""The Helm chart in deploy/helm/alikafka-exporter, rendered by Helm's own engine (helm-python-sdk).
+
+Every mode is rendered for real and checked three ways: the built-in kinds with kubernetes-validate
+(strict, Kubernetes 1.30), the ServiceMonitor and PrometheusRule against the prometheus-operator CRD
+schemas vendored in fixtures/crds, and the exporter's configuration as the pod would see it (config
+file, arguments and environment) through the exporter's own settings loader. The sidecar template is
+rendered from a small parent chart that depends on this one, and the plain strategic-merge patch in
+deploy/examples is applied with ``kubectl patch --local``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import jsonschema
+import pytest
+import yaml
+
+from exporter.app import plan_pairs
+from exporter.cli import parse_args
+from exporter.settings import Settings, load_settings
+from tests.conftest import ROOT, find_tool
+from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
+
+CHART = ROOT / "deploy" / "helm" / "alikafka-exporter"
+EXAMPLES = ROOT / "deploy" / "examples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CRDS = FIXTURES / "crds"
+NAMESPACE = "monitoring"
+RELEASE = "lag"
+SECRET_VALUE = "s3cr3t-AccessKeySecret-value"
+
+TARGETS: dict[str, Any] = {
+    "config": {
+        "api": {"region": "cn-hangzhou"},
+        "targets": [
+            {"instance_id": "alikafka_post-cn-0pp1abcd0001", "groups": ["orders-consumer", "billing"]},
+            {"instance_id": "alikafka_pre-cn-7mz2efgh0002", "region": "cn-shanghai", "groups": ["audit-log"]},
+        ],
+    }
+}
+
+
+def values(*overrides: dict[str, Any]) -> dict[str, Any]:
+    """TARGETS deep-merged with the overrides (later wins)."""
+    merged = copy.deepcopy(TARGETS)
+    for override in overrides:
+        _merge(merged, override)
+    return merged
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def render_raw(vals: dict[str, Any], chart: Path = CHART) -> dict[str, str]:
+    with helm.Chart.load(str(chart)) as loaded:
+        return loaded.render(vals, name=RELEASE, namespace=NAMESPACE)
+
+
+def render(vals: dict[str, Any], chart: Path = CHART) -> list[dict[str, Any]]:
+    """The rendered objects (NOTES.txt and empty templates dropped)."""
+    docs = []
+    for path, text in sorted(render_raw(vals, chart).items()):
+        if path.endswith("NOTES.txt") or not text.strip():
+            continue
+        docs.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return docs
+
+
+def notes(vals: dict[str, Any]) -> str:
+    return next(text for path, text in render_raw(vals).items() if path.endswith("NOTES.txt"))
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def exporter_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def kube_validate(docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    """kubernetes-validate --strict against Kubernetes 1.30 for the built-in kinds."""
+    builtin = [d for d in docs if not d["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert builtin
+    path = tmp_path / "rendered.yaml"
+    path.write_text(yaml.safe_dump_all(builtin))
+    tool = str(Path(sys.executable).parent / "kubernetes-validate")
+    result = subprocess.run([tool, "--strict", "-k", "1.30.0", str(path)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" passed for resource ") == len(builtin), result.stdout
+
+
+def _close(schema: Any) -> Any:
+    """Strict field validation: objects with listed properties refuse unknown ones."""
+    if isinstance(schema, dict):
+        schema = {k: _close(v) for k, v in schema.items()}
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [_close(item) for item in schema]
+    return schema
+
+
+def crd_validate(doc: dict[str, Any]) -> None:
+    """Validate a prometheus-operator object against its vendored CRD's openAPIV3Schema."""
+    group, version = doc["apiVersion"].split("/")
+    plural = {"ServiceMonitor": "servicemonitors", "PrometheusRule": "prometheusrules"}[doc["kind"]]
+    crd = yaml.safe_load((CRDS / f"{group}_{plural}.yaml").read_text())
+    assert crd["spec"]["names"]["kind"] == doc["kind"]
+    served = {v["name"]: v for v in crd["spec"]["versions"]}
+    schema = _close(served[version]["schema"]["openAPIV3Schema"])
+    schema["properties"]["metadata"] = {"type": "object", "required": ["name", "namespace"]}
+    jsonschema.Draft7Validator(schema).validate(doc)
+
+
+def materialize(pod_spec: dict[str, Any], container: dict[str, Any], configmaps: list[dict[str, Any]],
+                tmp_path: Path, secrets: dict[str, dict[str, str]] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The container's arguments and environment with its ConfigMap and Secret volumes written under
+    tmp_path, and every mount path in them (and in the files) pointed there instead."""
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    by_name = {cm["metadata"]["name"]: cm["data"] for cm in configmaps}
+    files: dict[str, dict[str, str]] = {}
+    for vol in pod_spec["volumes"]:
+        if vol["name"] not in mounts:
+            continue
+        if "configMap" in vol:
+            files[mounts[vol["name"]]] = dict(by_name[vol["configMap"]["name"]])
+        elif "secret" in vol and secrets is not None:
+            data = secrets[vol["secret"]["secretName"]]
+            files[mounts[vol["name"]]] = {i["path"]: data[i["key"]] for i in vol["secret"]["items"]}
+    local = {path: tmp_path / "mounts" / str(n) for n, path in enumerate(sorted(files, key=len, reverse=True))}
+
+    def relocate(text: str) -> str:
+        for path, there in local.items():
+            text = text.replace(f"{path}/", f"{there}/")
+        return text
+
+    for path, content in files.items():
+        local[path].mkdir(parents=True, exist_ok=True)
+        for name, text in content.items():
+            (local[path] / name).write_text(relocate(text))
+    args = [relocate(a) for a in container["args"]]
+    environ = {e["name"]: relocate(e["value"]) for e in container.get("env", []) if "value" in e}
+    return args, environ
+
+
+def pod_settings(pod_spec: dict[str, Any], container: dict[str, Any], configmaps: list[dict[str, Any]],
+                 tmp_path: Path) -> Settings:
+    """The exporter's settings as the container would load them: its mounted config file, args and env."""
+    args, environ = materialize(pod_spec, container, configmaps, tmp_path)
+    cli = parse_args(args)
+    return load_settings(cli.flags, environ, cli.config_file)
+
+
+def deployment_settings(docs: list[dict[str, Any]], tmp_path: Path) -> list[Settings]:
+    result = []
+    for index, deployment in enumerate(of_kind(docs, "Deployment")):
+        spec = deployment["spec"]["template"]["spec"]
+        result.append(pod_settings(spec, spec["containers"][0], of_kind(docs, "ConfigMap"), tmp_path / str(index)))
+    return result
+
+
+def volume(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(v for v in pod_spec["volumes"] if v["name"] == name)
+
+
+# -- lint and schema -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"sharding": {"enabled": True, "shards": 3}, "serviceMonitor": {"enabled": True},
+     "prometheusRule": {"enabled": True}, "podDisruptionBudget": {"enabled": True}},
+    {"rrsa": {"enabled": True, "mode": "manual", "roleArn": "acs:ram::1234567890123456:role/lag",
+              "oidcProviderArn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee"}},
+], ids=["default", "sharded-monitored", "rrsa-manual"])
+def test_lint_strict_is_clean(extra: dict[str, Any]) -> None:
+    report = helm.lint(str(CHART), values(extra), strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_default_values_without_targets_fail_with_a_clear_message() -> None:
+    with pytest.raises(helm.HelmError, match=r"config\.targets is empty: list at least one target"):
+        render({})
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"sharding": {"enabled": True, "shards": 0}}, r"/sharding/shards.*minimum"),
+    ({"sharding": {"shards": -2}}, r"/sharding/shards.*minimum"),
+    ({"sharding": {"shards": "three"}}, r"/sharding/shards.*integer"),
+    ({"sharding": {"shards": 1.5}}, r"/sharding/shards.*integer"),
+    ({"sharding": {"shards": 1000}}, r"/sharding/shards.*maximum"),
+    ({"replicas": 2}, r"additional properties 'replicas' not allowed"),
+    ({"config": {"poll": {"intervall": "30s"}}}, r"/config/poll.*additional properties 'intervall' not allowed"),
+    ({"config": {"reload": {"x": 1}}}, r"/config.*additional properties 'reload' not allowed"),
+    ({"config": {"api": {"network": "internal"}}}, r"/config/api/network.*(enum|value must be one of)"),
+    ({"config": {"api": {"max_qps": 0}}}, r"/config/api/max_qps.*exclusiveMinimum"),
+    ({"config": {"poll": {"interval": "soon"}}}, r"/config/poll/interval.*pattern"),
+    ({"config": {"targets": [{"instance_id": "x"}]}}, r"/config/targets/0.*missing propert(y|ies) 'groups'"),
+    ({"image": {"pullPolicy": "Sometimes"}}, r"/image/pullPolicy"),
+    ({"port": 70000}, r"/port.*maximum"),
+    ({"rrsa": {"roleArn": "arn:aws:iam::1:role/x"}}, r"/rrsa/roleArn.*pattern"),
+    ({"rrsa": {"tokenExpirationSeconds": 60}}, r"/rrsa/tokenExpirationSeconds.*minimum"),
+    ({"credentials": {"accessKeyID": "x"}}, r"additional properties 'accessKeyID' not allowed"),
+], ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
+def test_schema_rejects_bad_values(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=message):
+        render(values(bad))
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"credentials": {"accessKeyId": "LTAI5t"}}, "must be set together"),
+    ({"credentials": {"existingSecret": "ak", "accessKeyId": "a", "accessKeySecret": "b"}}, "not both"),
+    ({"credentials": {"existingSecret": "ak"}, "config": {"credentials": {"access_key_id_file": "/x"}}},
+     "remove config.credentials"),
+    ({"credentials": {"existingSecret": "ak"}, "rrsa": {"enabled": True, "roleName": "lag"}}, "choose one"),
+    ({"rrsa": {"enabled": True}}, "rrsa.mode=webhook needs rrsa.roleName"),
+    ({"rrsa": {"enabled": True, "mode": "manual", "roleArn": "acs:ram::1:role/x"}},
+     "needs rrsa.roleArn and rrsa.oidcProviderArn"),
+    ({"sharding": {"enabled": True}, "config": {"shard": "0/2"}}, "config.shard and sharding.enabled"),
+    ({"config": {"web": {"listen_address": ":8080"}}}, "set port instead"),
+    ({"extraArgs": ["--shard=1/2"]}, "extraArgs: --shard is set by the chart"),
+    ({"extraArgs": ["--config.file", "/x"]}, "extraArgs: --config.file is set by the chart"),
+    ({"sharding": {"enabled": True, "shards": 200}, "config": {"api": {"max_qps": 1}}}, "below 0.01 per shard"),
+])
+def test_cross_field_rules_fail_naming_the_values(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=message.replace(".", r"\.")):
+        render(values(bad))
+
+
+def test_schema_knows_exactly_the_exporters_config_keys() -> None:
+    """The schema's config section tracks exporter/settings.py: a new or renamed key fails here first."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    config = schema["properties"]["config"]
+    assert config["additionalProperties"] is False
+    assert set(config["properties"]) == set(Settings.model_fields)
+    for name, field in Settings.model_fields.items():
+        section = config["properties"][name]
+        model = field.annotation
+        if name == "targets":
+            section, model = section["items"], Settings.model_fields["targets"].annotation.__args__[0]
+        if isinstance(model, type) and hasattr(model, "model_fields"):
+            assert section["additionalProperties"] is False, name
+            assert set(section["properties"]) == set(model.model_fields), name
+
+
+# -- the default Deployment ------------------------------------------------------------------------------
+
+def test_default_mode_renders_a_hardened_deployment(tmp_path: Path) -> None:
+    docs = render(values())
+    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+    kube_validate(docs, tmp_path)
+
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = exporter_container(deployment)
+    assert deployment["spec"]["replicas"] == 1
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                                      "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}}
+    sc = container["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["ports"] == [{"name": "http", "containerPort": 9897, "protocol": "TCP"}]
+    assert "env" not in container  # no credentials or anything else through the environment by default
+    tmp_mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/tmp")
+    assert "emptyDir" in volume(pod, tmp_mount["name"])
+
+    configmap = one(docs, "ConfigMap")
+    config_mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert f"--config.file={config_mount['mountPath']}/config.yaml" in container["args"]
+    assert volume(pod, "config")["configMap"]["name"] == configmap["metadata"]["name"]
+    checksum = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    assert checksum == hashlib.sha256(configmap["data"]["config.yaml"].rstrip("\n").encode()).hexdigest()
+
+    service = one(docs, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+    settings = deployment_settings(docs, tmp_path)[0]
+    assert settings.web.listen_address == ":9897"
+    assert settings.api.network == "vpc" and settings.api.region == "cn-hangzhou"
+    assert settings.shard == "0/1"
+    assert settings.credentials.access_key_id_file is None
+    assert [(t.instance_id, t.groups) for t in settings.targets] == [
+        ("alikafka_post-cn-0pp1abcd0001", ["orders-consumer", "billing"]),
+        ("alikafka_pre-cn-7mz2efgh0002", ["audit-log"])]
+    assert "Credentials: no AccessKey Secret and no RRSA" in notes(values())
+
+
+def test_demo_mode_needs_no_targets(tmp_path: Path) -> None:
+    docs = render({"extraArgs": ["--demo"]})
+    kube_validate(docs, tmp_path)
+    settings = deployment_settings(docs, tmp_path)[0]
+    assert settings.demo is True and settings.targets == []
+
+
+def test_config_change_rolls_the_pods_and_nothing_else_does() -> None:
+    def checksum(vals: dict[str, Any]) -> str:
+        deployment = one(render(vals), "Deployment")
+        return deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    base = checksum(values())
+    assert checksum(values({"config": {"poll": {"interval": "30s"}}})) != base
+    assert checksum(values({"podLabels": {"team": "kafka"}, "resources": {"limits": {"memory": "1Gi"}}})) == base
+
+
+def test_exporter_options_reach_the_pod(tmp_path: Path) -> None:
+    vals = values({
+        "port": 9400, "service": {"port": 80}, "extraArgs": ["--log.format=json"],
+        "extraEnv": [{"name": "ALIBABA_CLOUD_ECS_METADATA_DISABLED", "value": "true"}],
+        "image": {"tag": "1.2.3"}, "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "monitoring", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {
+            "matchExpressions": [{"key": "pool", "operator": "In", "values": ["ops"]}]}}]}},
+        "podDisruptionBudget": {"enabled": True},
+        "config": {"web": {"telemetry_path": "/lag"}, "log": {"level": "debug"}},
+        "serviceMonitor": {"enabled": True},
+    })
+    docs = render(vals)
+    kube_validate(docs, tmp_path)
+    deployment = one(docs, "Deployment")
+    container = exporter_container(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    assert container["image"] == "ghcr.io/alikafka-exporter/alikafka-exporter:1.2.3"
+    assert container["ports"][0]["containerPort"] == 9400
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["tolerations"][0]["key"] == "dedicated" and "nodeAffinity" in pod["affinity"]
+    assert one(docs, "Service")["spec"]["ports"][0] == {"name": "http", "port": 80, "targetPort": "http",
+                                                        "protocol": "TCP"}
+    assert one(docs, "ServiceMonitor")["spec"]["endpoints"][0]["path"] == "/lag"
+    assert one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    settings = deployment_settings(docs, tmp_path)[0]
+    assert (settings.web.listen_address, settings.web.telemetry_path) == (":9400", "/lag")
+    assert (settings.log.level, settings.log.format) == ("debug", "json")
+
+
+# -- credentials -----------------------------------------------------------------------------------------
+
+def _secret_files(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    """{file path in the container: secret key} for the mounted credentials Secret."""
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "credentials")
+    secret = volume(pod, "credentials")["secret"]
+    return {f"{mount['mountPath']}/{item['path']}": item["key"] for item in secret["items"]}
+
+
+def test_chart_managed_secret_is_mounted_as_files_and_never_in_the_environment(tmp_path: Path) -> None:
+    docs = render(values({"credentials": {"accessKeyId": "LTAI5tExampleId", "accessKeySecret": SECRET_VALUE}}))
+    kube_validate(docs, tmp_path)
+    secret = one(docs, "Secret")
+    assert base64.b64decode(secret["data"]["access_key_secret"]).decode() == SECRET_VALUE
+    for doc in docs:
+        if doc is not secret:
+            assert SECRET_VALUE not in json.dumps(doc)
+            assert base64.b64encode(SECRET_VALUE.encode()).decode() not in json.dumps(doc)
+    deployment = one(docs, "Deployment")
+    pod, container = deployment["spec"]["template"]["spec"], exporter_container(deployment)
+    assert volume(pod, "credentials")["secret"]["secretName"] == secret["metadata"]["name"]
+    assert volume(pod, "credentials")["secret"]["defaultMode"] == 0o440
+    assert "env" not in container
+    files = _secret_files(pod, container)
+    settings = deployment_settings(docs, tmp_path)[0]
+    assert files[str(settings.credentials.access_key_id_file)] == "access_key_id"
+    assert files[str(settings.credentials.access_key_secret_file)] == "access_key_secret"
+    assert settings.credentials.security_token_file is None
+
+
+def test_existing_secret_with_own_key_names_and_a_security_token(tmp_path: Path) -> None:
+    docs = render(values({"credentials": {"existingSecret": "alikafka-ram", "existingSecretKeys": {
+        "accessKeyId": "id", "accessKeySecret": "secret", "securityToken": "sts"}}}))
+    kube_validate(docs, tmp_path)
+    assert of_kind(docs, "Secret") == []
+    deployment = one(docs, "Deployment")
+    pod, container = deployment["spec"]["template"]["spec"], exporter_container(deployment)
+    assert volume(pod, "credentials")["secret"]["secretName"] == "alikafka-ram"
+    files = _secret_files(pod, container)
+    creds = deployment_settings(docs, tmp_path)[0].credentials
+    assert [files[str(creds.access_key_id_file)], files[str(creds.access_key_secret_file)],
+            files[str(creds.security_token_file)]] == ["id", "secret", "sts"]
+
+
+def test_rrsa_webhook_annotates_the_service_account_only(tmp_path: Path) -> None:
+    vals = values({"rrsa": {"enabled": True, "mode": "webhook", "roleName": "alikafka-lag-reader"},
+                   "serviceAccount": {"annotations": {"team": "kafka"}}})
+    docs = render(vals)
+    kube_validate(docs, tmp_path)
+    account = one(docs, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {"pod-identity.alibabacloud.com/role-name": "alikafka-lag-reader",
+                                                  "team": "kafka"}
+    deployment = one(docs, "Deployment")
+    pod, container = deployment["spec"]["template"]["spec"], exporter_container(deployment)
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert "env" not in container  # the ack-pod-identity-webhook injects the token and variables itself
+    assert {v["name"] for v in pod["volumes"]} == {"config", "tmp"}
+    assert deployment_settings(docs, tmp_path)[0].credentials.access_key_id_file is None
+    text = notes(vals)
+    assert f"kubectl label namespace {NAMESPACE} pod-identity.alibabacloud.com/injection=on" in text
+    assert f"system:serviceaccount:{NAMESPACE}:{account['metadata']['name']}" in text
+
+
+def test_rrsa_manual_mounts_the_projected_token_and_sets_the_three_variables(tmp_path: Path) -> None:
+    role = "acs:ram::1234567890123456:role/alikafka-lag-reader"
+    provider = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee"
+    docs = render(values({"rrsa": {"enabled": True, "mode": "manual", "roleArn": role, "oidcProviderArn": provider,
+                                   "tokenExpirationSeconds": 7200}}))
+    kube_validate(docs, tmp_path)
+    assert "annotations" not in one(docs, "ServiceAccount")["metadata"]
+    deployment = one(docs, "Deployment")
+    pod, container = deployment["spec"]["template"]["spec"], exporter_container(deployment)
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["ALIBABA_CLOUD_ROLE_ARN"] == role
+    assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"] == provider
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "rrsa-oidc-token")
+    source = volume(pod, "rrsa-oidc-token")["projected"]["sources"][0]["serviceAccountToken"]
+    assert source == {"audience": "sts.aliyuncs.com", "expirationSeconds": 7200, "path": "token"}
+    assert env["ALIBABA_CLOUD_OIDC_TOKEN_FILE"] == f"{mount['mountPath']}/token"
+    assert mount["mountPath"] == "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens" and mount["readOnly"]
+    deployment_settings(docs, tmp_path)  # the variables are not the exporter's and do not disturb its settings
+
+
+# -- monitoring ------------------------------------------------------------------------------------------
+
+def test_service_monitor_and_prometheus_rule_match_their_crds(tmp_path: Path, promtool: str) -> None:
+    extra_group = {"name": "team-extra", "rules": [{"record": "team:alikafka_lag:max",
+                                                    "expr": "max by (group) (alikafka_consumergroup_group_lag)"}]}
+    docs = render(values({
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}, "interval": "15s",
+                           "metricRelabelings": [{"action": "drop", "sourceLabels": ["__name__"],
+                                                  "regex": "alikafka_exporter_api_request_duration_seconds_bucket"}]},
+        "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"},
+                           "additionalGroups": [extra_group]},
+    }))
+    kube_validate(docs, tmp_path)
+    monitor, rule = one(docs, "ServiceMonitor"), one(docs, "PrometheusRule")
+    crd_validate(monitor)
+    crd_validate(rule)
+    for doc in (monitor, rule):
+        assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        assert doc["metadata"]["namespace"] == NAMESPACE
+    service = one(docs, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "15s")
+
+    shipped = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    assert rule["spec"]["groups"] == [*shipped["groups"], extra_group]
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_crd_check_catches_a_misspelt_field() -> None:
+    """The CRD validation above can fail: an unknown endpoint field is refused."""
+    monitor = one(render(values({"serviceMonitor": {"enabled": True}})), "ServiceMonitor")
+    monitor["spec"]["endpoints"][0]["scrapeIntervall"] = "30s"
+    with pytest.raises(jsonschema.ValidationError, match="scrapeIntervall"):
+        crd_validate(monitor)
+
+
+# -- sharded mode ----------------------------------------------------------------------------------------
+
+def _many_pairs() -> dict[str, Any]:
+    return {"config": {"api": {"max_qps": 6}, "targets": [
+        {"instance_id": f"alikafka_post-cn-{i:012d}", "groups": [f"group-{g}" for g in range(40)]}
+        for i in range(5)]}}
+
+
+def test_sharded_mode_splits_every_pair_exactly_once(tmp_path: Path) -> None:
+    docs = render(values(_many_pairs(), {"sharding": {"enabled": True, "shards": 3},
+                                         "serviceMonitor": {"enabled": True}, "podDisruptionBudget": {"enabled": True}}))
+    kube_validate(docs, tmp_path)
+    deployments = of_kind(docs, "Deployment")
+    assert len(deployments) == 3
+    assert len(of_kind(docs, "ConfigMap")) == 1 and len(of_kind(docs, "Service")) == 1
+    shard_args = [[a for a in exporter_container(d)["args"] if a.startswith("--shard")] for d in deployments]
+    assert sorted(shard_args) == [["--shard=0/3"], ["--shard=1/3"], ["--shard=2/3"]]
+    assert all(d["spec"]["replicas"] == 1 for d in deployments)
+
+    # Selectors never overlap (each Deployment owns its pod), while the Service, hence the
+    # ServiceMonitor, and the PodDisruptionBudget select every shard's pod: every shard is scraped.
+    pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in deployments]
+    for deployment in deployments:
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert sum(selector.items() <= labels.items() for labels in pod_labels) == 1
+    service_selector = one(docs, "Service")["spec"]["selector"]
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= one(docs, "Service")["metadata"]["labels"].items()
+    pdb_selector = one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]
+    assert all(service_selector.items() <= labels.items() and pdb_selector.items() <= labels.items()
+               for labels in pod_labels)
+
+    # The exporter's own shard function, fed each pod's real settings: no overlap, no gap.
+    shards = deployment_settings(docs, tmp_path)
+    assert sorted(s.shard for s in shards) == ["0/3", "1/3", "2/3"]
+    assert {s.api.max_qps for s in shards} == {2.0}  # the release's 6 qps, split
+    whole = set(plan_pairs(deployment_settings(render(values(_many_pairs())), tmp_path / "whole")[0]))
+    assert len(whole) == 200
+    parts = [set(plan_pairs(s)) for s in shards]
+    assert all(parts) and set().union(*parts) == whole
+    assert sum(len(p) for p in parts) == len(whole)
+
+
+def test_sharded_mode_can_keep_max_qps_per_shard(tmp_path: Path) -> None:
+    docs = render(values(_many_pairs(), {"sharding": {"enabled": True, "shards": 4, "splitMaxQps": False}}))
+    assert {s.api.max_qps for s in deployment_settings(docs, tmp_path)} == {6.0}
+    docs = render(values({"sharding": {"enabled": True, "shards": 3}}))  # the default 3 qps, split and floored
+    assert {s.api.max_qps for s in deployment_settings(docs, tmp_path / "b")} == {1.0}
+    docs = render(values({"config": {"api": {"max_qps": 4}}, "sharding": {"enabled": True, "shards": 3}}))
+    assert {s.api.max_qps for s in deployment_settings(docs, tmp_path / "c")} == {1.33}
+
+
+def test_set_style_overrides(tmp_path: Path) -> None:
+    overrides = helm.parse_set_string(
+        "sharding.enabled=true,sharding.shards=4,image.tag=2.0.1,serviceMonitor.enabled=true,"
+        "serviceMonitor.labels.release=prom,config.poll.interval=2m,config.metrics.granularity=topic,"
+        "credentials.existingSecret=ak")
+    docs = render(values(overrides))
+    kube_validate(docs, tmp_path)
+    deployments = of_kind(docs, "Deployment")
+    assert len(deployments) == 4
+    assert {exporter_container(d)["image"].rsplit(":", 1)[1] for d in deployments} == {"2.0.1"}
+    assert one(docs, "ServiceMonitor")["metadata"]["labels"]["release"] == "prom"
+    shards = deployment_settings(docs, tmp_path)
+    assert sorted(s.shard for s in shards) == [f"{i}/4" for i in range(4)]
+    assert {(s.poll.interval, s.metrics.granularity) for s in shards} == {(120.0, "topic")}
+    with pytest.raises(helm.HelmValuesError, match="/sharding/shards"):
+        render(values(helm.parse_set_string("sharding.shards=0")))
+
+
+# -- sidecar ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def consumer_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture parent chart with its file:// dependency on this chart resolved by Helm."""
+    parent = tmp_path_factory.mktemp("parent") / "consumer-app"
+    shutil.copytree(FIXTURES / "consumer-app", parent)
+    chart_yaml = parent / "Chart.yaml"
+    chart_yaml.write_text(chart_yaml.read_text().replace("file://../../../../deploy/helm/alikafka-exporter",
+                                                         f"file://{CHART}"))
+    helm.dependency_update(str(parent))
+    assert [p.name for p in (parent / "charts").iterdir()] == ["alikafka-exporter-0.1.0.tgz"]
+    return parent
+
+
+def _sidecar(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    return pod, next(c for c in pod["containers"] if c["name"] == "alikafka-exporter")
+
+
+def test_sidecar_template_adds_the_exporter_to_the_applications_pod(consumer_chart: Path, tmp_path: Path) -> None:
+    report = helm.lint(str(consumer_chart), strict=True, with_subcharts=True, kube_version="v1.30.0")
+    assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
+    docs = render({}, chart=consumer_chart)
+    kube_validate(docs, tmp_path)
+    # standalone: false leaves only the application's own objects
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [("Deployment", f"{RELEASE}-consumer")]
+    pod, sidecar = _sidecar(docs)
+    assert [c["name"] for c in pod["containers"]] == ["consumer", "alikafka-exporter"]
+    assert sidecar["image"] == "ghcr.io/alikafka-exporter/alikafka-exporter:0.1.0"  # this chart's appVersion
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "readinessProbe" not in sidecar and sidecar["livenessProbe"]["httpGet"]["port"] == "lag-metrics"
+    assert all(v["name"].startswith("alikafka-exporter-") for v in pod["volumes"])
+    assert {m["name"] for m in sidecar["volumeMounts"]} == {v["name"] for v in pod["volumes"]}
+
+    settings = pod_settings(pod, sidecar, [], tmp_path)
+    assert [(t.instance_id, t.groups) for t in settings.targets] == [("alikafka_post-cn-0pp1abcd0001",
+                                                                      ["orders-consumer"])]
+    assert (settings.api.region, settings.api.network, settings.api.max_qps) == ("cn-hangzhou", "vpc", 1.0)
+    assert (settings.poll.interval, settings.metrics.granularity) == (30.0, "topic")
+    secret = next(v for v in pod["volumes"] if "secret" in v)["secret"]
+    mount = next(m for m in sidecar["volumeMounts"] if m["name"].endswith("credentials"))
+    assert secret["secretName"] == "orders-alikafka-ak"
+    assert {f"{mount['mountPath']}/{i['path']}": i["key"] for i in secret["items"]} == {
+        str(settings.credentials.access_key_id_file): "access_key_id",
+        str(settings.credentials.access_key_secret_file): "access_key_secret"}
+
+
+def test_sidecar_with_manual_rrsa_and_its_own_port(consumer_chart: Path, tmp_path: Path) -> None:
+    role = "acs:ram::1234567890123456:role/orders"
+    docs = render({"alikafka-exporter": {
+        "credentials": {"existingSecret": ""},
+        "rrsa": {"enabled": True, "mode": "manual", "roleArn": role,
+                 "oidcProviderArn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee"},
+        "sidecar": {"port": 9400}}, "consumerGroup": "orders-consumer"}, chart=consumer_chart)
+    kube_validate(docs, tmp_path)
+    pod, sidecar = _sidecar(docs)
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert env["ALIBABA_CLOUD_ROLE_ARN"] == role
+    token = next(v for v in pod["volumes"] if "projected" in v)
+    assert token["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "sts.aliyuncs.com"
+    assert sidecar["ports"][0]["containerPort"] == 9400
+    settings = pod_settings(pod, sidecar, [], tmp_path)
+    assert settings.web.listen_address == ":9400" and settings.credentials.access_key_id_file is None
+
+
+def test_sidecar_uses_the_chart_managed_secret_by_its_real_name(consumer_chart: Path, tmp_path: Path) -> None:
+    docs = render({"alikafka-exporter": {"credentials": {"existingSecret": "", "accessKeyId": "LTAI5tExampleId",
+                                                         "accessKeySecret": SECRET_VALUE}}}, chart=consumer_chart)
+    kube_validate(docs, tmp_path)
+    secret = one(docs, "Secret")
+    pod, sidecar = _sidecar(docs)
+    assert next(v for v in pod["volumes"] if "secret" in v)["secret"]["secretName"] == secret["metadata"]["name"]
+    assert SECRET_VALUE not in json.dumps(one(docs, "Deployment"))
+    assert pod_settings(pod, sidecar, [], tmp_path).credentials.access_key_secret_file is not None
+
+
+SUBCHART = '"chart" (index .Subcharts "alikafka-exporter")'
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (f'{SUBCHART} "group" "orders"', 'pass "instanceId"'),
+    (f'{SUBCHART} "instanceId" "alikafka_post-cn-0pp1abcd0001"', 'pass "groups"'),
+    ('"Values" (index .Values "alikafka-exporter") "instanceId" "i" "group" "g"', "set image.tag"),
+    ('"instanceId" "i" "group" "g"', 'pass "chart"'),
+])
+def test_sidecar_template_names_missing_arguments(tmp_path: Path, arguments: str, message: str) -> None:
+    parent = tmp_path / "consumer-app"
+    shutil.copytree(FIXTURES / "consumer-app", parent, ignore=shutil.ignore_patterns("templates"))
+    (parent / "templates").mkdir()
+    (parent / "templates" / "pod.yaml").write_text('{{ include "alikafka-exporter.sidecar" (dict ' + arguments + ") }}\n")
+    shutil.copytree(CHART, parent / "charts" / "alikafka-exporter")
+    with pytest.raises(helm.HelmError, match=message):
+        render({}, chart=parent)
+
+
+def test_sidecar_template_also_takes_plain_values(tmp_path: Path) -> None:
+    """The dict "Values" + "Release" form (for parents that alias the dependency), with image.tag set."""
+    parent = tmp_path / "consumer-app"
+    shutil.copytree(FIXTURES / "consumer-app", parent, ignore=shutil.ignore_patterns("templates"))
+    (parent / "templates").mkdir()
+    (parent / "templates" / "pod.yaml").write_text("""apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+  namespace: {{ .Release.Namespace }}
+spec:
+  containers:
+    - name: app
+      image: app:1
+    {{- include "alikafka-exporter.sidecar" (dict "Values" (index .Values "alikafka-exporter") "Release" .Release
+          "instanceId" "alikafka_post-cn-0pp1abcd0001" "groups" (list "a" "b") "region" "cn-beijing") | nindent 4 }}
+  volumes:
+    {{- include "alikafka-exporter.sidecar.volumes" (dict "Values" (index .Values "alikafka-exporter")) | nindent 4 }}
+""")
+    shutil.copytree(CHART, parent / "charts" / "alikafka-exporter")
+    docs = render({"alikafka-exporter": {"image": {"tag": "9.9.9"}, "credentials": {"existingSecret": ""}}},
+                  chart=parent)
+    kube_validate(docs, tmp_path)
+    pod = one(docs, "Pod")["spec"]
+    sidecar = pod["containers"][1]
+    assert sidecar["image"].endswith(":9.9.9")
+    settings = pod_settings(pod, sidecar, [], tmp_path)
+    assert [(t.instance_id, t.groups) for t in settings.targets] == [("alikafka_post-cn-0pp1abcd0001", ["a", "b"])]
+    assert settings.api.region == "cn-beijing"
+
+
+def test_sidecar_patch_example_applies_with_kubectl(tmp_path: Path) -> None:
+    kubectl = find_tool("kubectl")
+    result = subprocess.run(
+        [kubectl, "patch", "--local", "-f", str(EXAMPLES / "consumer-deployment.yaml"), "--type", "strategic",
+         "--patch-file", str(EXAMPLES / "sidecar-patch.yaml"), "-o", "yaml"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    patched = yaml.safe_load(result.stdout)
+    kube_validate([patched], tmp_path)
+    pod = patched["spec"]["template"]["spec"]
+    assert sorted(c["name"] for c in pod["containers"]) == ["alikafka-exporter", "consumer"]
+    consumer = next(c for c in pod["containers"] if c["name"] == "consumer")
+    assert consumer["env"] == [{"name": "KAFKA_GROUP_ID", "value": "orders-consumer"}]  # the app is untouched
+    sidecar = next(c for c in pod["containers"] if c["name"] == "alikafka-exporter")
+    assert sidecar["securityContext"]["runAsUser"] == 65532
+    settings = pod_settings(pod, sidecar, [], tmp_path)
+    assert [(t.instance_id, t.groups) for t in settings.targets] == [("alikafka_post-cn-0pp1abcd0001",
+                                                                      ["orders-consumer"])]
+    assert settings.api.region == "cn-hangzhou" and settings.credentials.access_key_id_file is not None
+
+
+def test_placeholder_alerts_file_is_a_prometheus_rule_file(promtool: str) -> None:
+    result = subprocess.run([promtool, "check", "rules", str(CHART / "files" / "alerts.yaml")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the rendered pods, run for real -----------------------------------------------------------------------
+
+E2E_INSTANCE = "alikafka_post-cn-helm0000001"
+E2E_GROUPS = [f"group-{n:02d}" for n in range(12)]
+E2E_SCENARIO = f"""
+seed: 7
+instances:
+  - instance_id: {E2E_INSTANCE}
+    region: cn-hangzhou
+    topics:
+      - {{name: orders, partitions: 2, rate: 3}}
+    groups:
+""" + "".join(f"      - {{name: {g}, topics: [orders], members: 1}}\n" for g in E2E_GROUPS)
+UP_LINE = re.compile(r'^alikafka_consumergroup_up\{group="([^"]+)",instance_id="([^"]+)"\} 1\.0$', re.MULTILINE)
+
+
+@pytest.mark.e2e
+def test_rendered_shards_poll_the_simulator_and_split_its_groups(tmp_path: Path) -> None:
+    """Each shard pod's rendered config file, mounted Secret files and arguments, run as the real exporter
+    (--once) against the simulator: every shard succeeds and together they poll every group once."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(E2E_SCENARIO)
+    port = free_port()
+    key_id = "LTAI5tHelmShards"
+    sim_cmd = python_module("exporter.simulator", "--listen", f"127.0.0.1:{port}", "--scenario", str(scenario),
+                            "--access-key", f"{key_id}:{SECRET_VALUE}", "--qps-limit", "GetConsumerProgress=100")
+    docs = render(values({
+        "config": {"api": {"endpoint": f"http://127.0.0.1:{port}/", "max_qps": 30, "max_retries": 0},
+                   "targets": [{"instance_id": E2E_INSTANCE, "groups": E2E_GROUPS}]},
+        "sharding": {"enabled": True, "shards": 3}, "credentials": {"existingSecret": "alikafka-ak"}}))
+    secrets = {"alikafka-ak": {"access_key_id": key_id, "access_key_secret": SECRET_VALUE}}
+    with process(sim_cmd, clean_env(), tmp_path / "sim.log"):
+        wait_for(lambda: True if http_get(f"http://127.0.0.1:{port}/_sim/truth?group=group-00")[0] == 200 else None,
+                 20, "the simulator")
+        runs = []
+        for n, deployment in enumerate(of_kind(docs, "Deployment")):
+            pod = deployment["spec"]["template"]["spec"]
+            args, environ = materialize(pod, exporter_container(deployment), of_kind(docs, "ConfigMap"),
+                                        tmp_path / f"pod{n}", secrets)
+            args = [a for a in args if not a.startswith("--web.listen-address")]
+            runs.append(subprocess.Popen(python_module("exporter", *args, "--once"), env=clean_env(**environ),
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        outputs = [run.communicate(timeout=60) for run in runs]
+    polled = []
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err
+        assert SECRET_VALUE not in out + err
+        polled.append({group for group, instance in UP_LINE.findall(out) if instance == E2E_INSTANCE})
+    assert all(polled)
+    assert sorted(g for part in polled for g in part) == E2E_GROUPS
+
+
+def test_values_example_in_the_deploy_docs_installs(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    block = re.search(r"```yaml\n(# lag-values\.yaml\n.*?)```", text, re.DOTALL)
+    assert block, "docs/deploy.md lost its lag-values.yaml example"
+    docs = render(yaml.safe_load(block.group(1)))
+    kube_validate(docs, tmp_path)
+    crd_validate(one(docs, "ServiceMonitor"))
+    settings = deployment_settings(docs, tmp_path)[0]
+    assert settings.targets[1].instances == "all"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    keys = {i["key"] for i in volume(pod, "credentials")["secret"]["items"]}
+    assert {f"--from-literal={k}=" for k in keys} <= set(re.findall(r"--from-literal=\w+=", text))
