@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +31,11 @@ pytestmark = pytest.mark.e2e
 
 DOCKERFILE = ROOT / "Dockerfile"
 BASE_TAR = ROOT / ".tools" / "container-base" / "rootfs.tar"
+SYSTEMD_TAR = ROOT / ".tools" / "container-base" / "systemd-rootfs.tar"
+UNIT = ROOT / "deploy" / "systemd" / "alikafka-exporter.service"
 BASE_IMAGE = "localhost/alikafka-exporter-test-base:bookworm"
 IMAGE = "localhost/alikafka-exporter:test"
 UID = 65532
-# Fast polling so that readiness (every pair polled once) comes within seconds.
-FAST = ["-e", "ALIKAFKA_EXPORTER_POLL__INTERVAL=3s", "-e", "ALIKAFKA_EXPORTER_API__MAX_QPS=50"]
 HARDENED = ["--read-only", "--read-only-tmpfs=false", "--cap-drop=all", "--security-opt=no-new-privileges"]
 
 
@@ -46,6 +47,15 @@ def run(args: list[str], timeout: float = 120, log: Path | None = None) -> str:
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(args[:6])}... exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}")
     return proc.stdout
+
+
+def require(path: Path) -> None:
+    """Skip when a file made by scripts/install-tools.sh is missing; fail under CI=true."""
+    if not path.is_file():
+        message = f"{path} missing: run scripts/install-tools.sh (make test does)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @dataclass(frozen=True)
@@ -77,11 +87,7 @@ def storage_driver(path: Path) -> str:
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """Build the image once per session: import the local base, then `buildah bud` the Dockerfile."""
     buildah, podman, runc = find_tool("buildah"), find_tool("podman"), find_tool("runc")
-    if not BASE_TAR.is_file():
-        message = f"{BASE_TAR} missing: run scripts/install-tools.sh (make test does)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require(BASE_TAR)
     store = tmp_path_factory.mktemp("containers")
     common = ["--storage-driver", storage_driver(store), "--root", str(store / "root"), "--runroot", str(store / "run")]
     bah = [buildah, *common]
@@ -161,7 +167,7 @@ def test_image_holds_only_the_installed_wheel(engine: Engine) -> None:
 def test_demo_serves_on_a_read_only_root(engine: Engine, container: str) -> None:
     """--demo in the hardened container: /metrics has lag samples, /readyz turns 200, SIGTERM stops it cleanly."""
     port = free_port()
-    engine.podman_run("--detach", "--name", container, *HARDENED, "--publish", f"127.0.0.1:{port}:9897", *FAST,
+    engine.podman_run("--detach", "--name", container, *HARDENED, "--publish", f"127.0.0.1:{port}:9897",
                       engine.image, "--demo")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -198,32 +204,45 @@ instances:
 """
 
 
-def test_default_command_reads_mounted_config_and_credential_files(
-        engine: Engine, container: str, tmp_path: Path) -> None:
-    """The documented way: config and key files mounted read-only at /etc/alikafka-exporter, default CMD."""
-    key_id, secret = "LTAI-image-test", "image-test-secret-0123456789"
-    sim_port, port = free_port(), free_port()
-    (tmp_path / "scenario.yaml").write_text(SCENARIO)
-    etc = tmp_path / "etc"
-    etc.mkdir(mode=0o755)
+KEY_ID, SECRET = "LTAI-image-test", "image-test-secret-0123456789"
+
+
+def write_config(etc: Path, sim_port: int, port: int, key_dir: str | None) -> None:
+    """config.yaml for one pair of the simulator, and the key files (referenced when ``key_dir``)."""
+    etc.mkdir(mode=0o755, parents=True, exist_ok=True)
+    files = (f"credentials:\n  access_key_id_file: {key_dir}/access_key_id\n"
+             f"  access_key_secret_file: {key_dir}/access_key_secret\n") if key_dir else ""
     (etc / "config.yaml").write_text(
-        f"api: {{region: cn-hangzhou, endpoint: 'http://127.0.0.1:{sim_port}/'}}\n"
-        "credentials:\n"
-        "  access_key_id_file: /etc/alikafka-exporter/access_key_id\n"
-        "  access_key_secret_file: /etc/alikafka-exporter/access_key_secret\n"
+        f"api: {{region: cn-hangzhou, endpoint: 'http://127.0.0.1:{sim_port}/'}}\n{files}"
         "poll: {interval: 2s}\n"
         f"web: {{listen_address: '127.0.0.1:{port}'}}\n"
         f"targets: [{{instance_id: {INSTANCE}, groups: [orders-consumer]}}]\n")
-    (etc / "access_key_id").write_text(key_id + "\n")
-    (etc / "access_key_secret").write_text(secret + "\n")
+    (etc / "access_key_id").write_text(KEY_ID + "\n")
+    (etc / "access_key_secret").write_text(SECRET + "\n")
+
+
+@contextmanager
+def simulator(tmp_path: Path, port: int) -> Iterator[None]:
+    """The project's simulator on the host's loopback, with the test's key pair."""
+    (tmp_path / "scenario.yaml").write_text(SCENARIO)
+    sim = python_module("exporter.simulator", "--listen", f"127.0.0.1:{port}",
+                        "--scenario", str(tmp_path / "scenario.yaml"), "--access-key", f"{KEY_ID}:{SECRET}")
+    with process(sim, clean_env(), tmp_path / "sim.log"):
+        wait_for(lambda: True if http_get(f"http://127.0.0.1:{port}/_sim/truth")[0] < 500 else None, 20,
+                 "the simulator")
+        yield
+
+
+def test_default_command_reads_mounted_config_and_credential_files(
+        engine: Engine, container: str, tmp_path: Path) -> None:
+    """The documented way: config and key files mounted read-only at /etc/alikafka-exporter, default CMD."""
+    sim_port, port = free_port(), free_port()
+    etc = tmp_path / "etc"
+    write_config(etc, sim_port, port, key_dir="/etc/alikafka-exporter")
     for path in etc.iterdir():  # readable by the image's user only, as docs/deploy.md says
         os.chown(path, UID, UID)
         path.chmod(0o400)
-    sim = python_module("exporter.simulator", "--listen", f"127.0.0.1:{sim_port}",
-                        "--scenario", str(tmp_path / "scenario.yaml"), "--access-key", f"{key_id}:{secret}")
-    with process(sim, clean_env(), tmp_path / "sim.log"):
-        wait_for(lambda: True if http_get(f"http://127.0.0.1:{sim_port}/_sim/truth")[0] < 500 else None, 20,
-                 "the simulator")
+    with simulator(tmp_path, sim_port):
         engine.podman_run("--detach", "--name", container, *HARDENED, "--network", "host",
                           "--volume", f"{etc}:/etc/alikafka-exporter:ro", engine.image)
         base = f"http://127.0.0.1:{port}"
@@ -236,5 +255,65 @@ def test_default_command_reads_mounted_config_and_credential_files(
     assert f'alikafka_consumergroup_lag{{group="orders-consumer",instance_id="{INSTANCE}"' in body
     assert f'alikafka_consumergroup_up{{group="orders-consumer",instance_id="{INSTANCE}"}} 1' in body
     logs = engine.logs(container)
-    assert secret not in logs
+    assert SECRET not in logs
     assert engine.inspect(container, "{{.State.ExitCode}}") == "0", logs
+
+
+STATUS = "grep -E '^(Uid|CapBnd|NoNewPrivs|Seccomp):' /proc/$(systemctl show -P MainPID alikafka-exporter)/status"
+
+
+def test_systemd_unit_runs_sandboxed_under_systemd(engine: Engine, container: str, tmp_path: Path) -> None:
+    """deploy/systemd's unit, unchanged, under a real systemd booted in a container: the exporter
+    installed as docs/deploy.md says (the image's venv), key files handed over by LoadCredential,
+    running as a dynamic user without capabilities, behind a seccomp filter; then a clean stop."""
+    require(SYSTEMD_TAR)
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    try:
+        run(["tar", "--numeric-owner", "-C", str(rootfs), "-xf", str(SYSTEMD_TAR)])
+        donor = f"{container}-venv"
+        run([*engine.podman, "create", "--name", donor, engine.image])
+        run([*engine.podman, "cp", f"{donor}:/opt/alikafka-exporter", str(rootfs / "opt")])
+        run([*engine.podman, "rm", donor])
+        shutil.copy(UNIT, rootfs / "etc" / "systemd" / "system" / UNIT.name)
+        sim_port, port = free_port(), free_port()
+        etc = rootfs / "etc" / "alikafka-exporter"
+        write_config(etc, sim_port, port, key_dir=None)  # the unit points credentials.*_file at %d
+        for name in ("access_key_id", "access_key_secret"):
+            (etc / name).chmod(0o600)
+        with simulator(tmp_path, sim_port):
+            engine.podman_run("--detach", "--name", container, "--systemd=always", "--network", "host",
+                              "--rootfs", str(rootfs), "/sbin/init")
+            wait_for(lambda: _system_state(engine, container), 60, "systemd to boot")
+            run([*engine.podman, "exec", container, "systemctl", "start", UNIT.name])
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_for(lambda: True if http_get(f"{base}/readyz")[0] == 200 else None, 60, "/readyz 200")
+            except AssertionError as exc:
+                journal = run([*engine.podman, "exec", container, "journalctl", "--no-pager", "-u", UNIT.name])
+                raise AssertionError(f"{exc}\n--- journal ---\n{journal[-3000:]}") from None
+            body = http_get(f"{base}/metrics")[1].decode()
+            status = dict(line.split(":", 1) for line in
+                          run([*engine.podman, "exec", container, "sh", "-c", STATUS]).splitlines())
+            run([*engine.podman, "exec", container, "systemctl", "stop", UNIT.name])
+            show = run([*engine.podman, "exec", container, "systemctl", "show", "-P", "Result", UNIT.name])
+            journal = run([*engine.podman, "exec", container, "journalctl", "--no-pager", "-u", UNIT.name])
+    finally:
+        subprocess.run([*engine.podman, "rm", "--force", "--time", "2", container], capture_output=True, timeout=60,
+                       check=False)
+        shutil.rmtree(rootfs, ignore_errors=True)
+    assert f'alikafka_consumergroup_up{{group="orders-consumer",instance_id="{INSTANCE}"}} 1' in body
+    assert int(status["Uid"].split()[0]) >= 61184  # DynamicUser's range
+    assert int(status["CapBnd"], 16) == 0
+    assert status["NoNewPrivs"].strip() == "1"
+    assert status["Seccomp"].strip() == "2"  # filter mode
+    assert show.strip() == "success"
+    assert "msg=listening" in journal
+    assert SECRET not in journal
+
+
+def _system_state(engine: Engine, name: str) -> str | None:
+    proc = subprocess.run([*engine.podman, "exec", name, "systemctl", "is-system-running"], capture_output=True,
+                          text=True, timeout=30, check=False)
+    state = proc.stdout.strip()
+    return state if state in ("running", "degraded") else None
