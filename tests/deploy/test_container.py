@@ -85,23 +85,24 @@ def storage_driver(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """Build the image once per session: import the local base, then `buildah bud` the Dockerfile."""
+    """Build the image once for this module: import the local base, then `buildah bud` the Dockerfile."""
     buildah, podman, runc = find_tool("buildah"), find_tool("podman"), find_tool("runc")
     require(BASE_TAR)
     store = tmp_path_factory.mktemp("containers")
     common = ["--storage-driver", storage_driver(store), "--root", str(store / "root"), "--runroot", str(store / "run")]
     bah = [buildah, *common]
-    ctr = run([*bah, "from", "scratch"]).strip()
-    run([*bah, "add", "--quiet", ctr, str(BASE_TAR), "/"])
-    run([*bah, "config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ctr])
-    run([*bah, "commit", "--quiet", "--rm", ctr, BASE_IMAGE])
-    run([*bah, "bud", "--isolation", "chroot", "--pull=never", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-         "--tag", IMAGE, "--file", str(DOCKERFILE), str(ROOT)], timeout=900, log=store / "build.log")
     pod = [podman, *common, "--runtime", runc, "--cgroup-manager", "cgroupfs"]
     try:
+        ctr = run([*bah, "from", "scratch"]).strip()
+        run([*bah, "add", "--quiet", ctr, str(BASE_TAR), "/"])
+        run([*bah, "config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ctr])
+        run([*bah, "commit", "--quiet", "--rm", ctr, BASE_IMAGE])
+        run([*bah, "bud", "--isolation", "chroot", "--pull=never", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+             "--tag", IMAGE, "--file", str(DOCKERFILE), str(ROOT)], timeout=900, log=store / "build.log")
         yield Engine(pod, IMAGE)
     finally:
-        subprocess.run([*pod, "rm", "--all", "--force", "--time", "2"], capture_output=True, timeout=60, check=False)
+        for cmd in ([*pod, "rm", "--all", "--force", "--time", "2"], [*bah, "rm", "--all"]):
+            subprocess.run(cmd, capture_output=True, timeout=60, check=False)
         shutil.rmtree(store, ignore_errors=True)
 
 
