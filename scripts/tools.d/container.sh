@@ -5,6 +5,7 @@
 #   .tools/container-base/systemd-rootfs.tar  the same plus systemd, to boot the unit file for real
 # Both trust the CAs in /usr/local/share/ca-certificates/ (the registry proxy's), so pip inside the
 # image build reaches PyPI: that is a property of these local bases only, never of the Dockerfile.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" ;; esac  # debootstrap, chroot
 base=.tools/container-base
 base_release=bookworm
 base_stamp="$base_release python3 systemd v1"

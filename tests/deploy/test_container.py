@@ -39,14 +39,30 @@ UID = 65532
 HARDENED = ["--read-only", "--read-only-tmpfs=false", "--cap-drop=all", "--security-opt=no-new-privileges"]
 
 
+def tool_env() -> dict[str, str]:
+    """The environment for buildah and podman: the sbin directories on PATH (podman's CNI runs iptables)."""
+    return {**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin"}
+
+
+def quiet(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a command whose failure the caller judges (or ignores, when cleaning up)."""
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False, env=tool_env())
+
+
 def run(args: list[str], timeout: float = 120, log: Path | None = None) -> str:
     """Run a command; its stdout, or a failure that shows its output."""
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = quiet(args, timeout)
     if log is not None:
         log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(args[:6])}... exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}")
     return proc.stdout
+
+
+def system_tool(name: str) -> str:
+    """A program from PATH or the sbin directories (runc lives in /usr/sbin, not always on PATH)."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    return found or find_tool(name)
 
 
 def require(path: Path) -> None:
@@ -73,7 +89,7 @@ class Engine:
         return run([*self.podman, "inspect", "--format", template, name]).strip()
 
     def logs(self, name: str) -> str:
-        proc = subprocess.run([*self.podman, "logs", name], capture_output=True, text=True, timeout=30, check=False)
+        proc = quiet([*self.podman, "logs", name])
         return proc.stdout + proc.stderr
 
 
@@ -86,7 +102,7 @@ def storage_driver(path: Path) -> str:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """Build the image once for this module: import the local base, then `buildah bud` the Dockerfile."""
-    buildah, podman, runc = find_tool("buildah"), find_tool("podman"), find_tool("runc")
+    buildah, podman, runc = system_tool("buildah"), system_tool("podman"), system_tool("runc")
     require(BASE_TAR)
     store = tmp_path_factory.mktemp("containers")
     common = ["--storage-driver", storage_driver(store), "--root", str(store / "root"), "--runroot", str(store / "run")]
@@ -102,7 +118,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         yield Engine(pod, IMAGE)
     finally:
         for cmd in ([*pod, "rm", "--all", "--force", "--time", "2"], [*bah, "rm", "--all"]):
-            subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+            quiet(cmd)
         shutil.rmtree(store, ignore_errors=True)
 
 
@@ -113,8 +129,7 @@ def container(engine: Engine) -> Iterator[str]:
     try:
         yield name
     finally:
-        subprocess.run([*engine.podman, "rm", "--force", "--time", "2", name], capture_output=True, timeout=60,
-                       check=False)
+        quiet([*engine.podman, "rm", "--force", "--time", "2", name])
 
 
 def hadolint_bin() -> str:
@@ -300,8 +315,7 @@ def test_systemd_unit_runs_sandboxed_under_systemd(engine: Engine, container: st
             show = run([*engine.podman, "exec", container, "systemctl", "show", "-P", "Result", UNIT.name])
             journal = run([*engine.podman, "exec", container, "journalctl", "--no-pager", "-u", UNIT.name])
     finally:
-        subprocess.run([*engine.podman, "rm", "--force", "--time", "2", container], capture_output=True, timeout=60,
-                       check=False)
+        quiet([*engine.podman, "rm", "--force", "--time", "2", container])
         shutil.rmtree(rootfs, ignore_errors=True)
     assert f'alikafka_consumergroup_up{{group="orders-consumer",instance_id="{INSTANCE}"}} 1' in body
     assert int(status["Uid"].split()[0]) >= 61184  # DynamicUser's range
@@ -314,7 +328,6 @@ def test_systemd_unit_runs_sandboxed_under_systemd(engine: Engine, container: st
 
 
 def _system_state(engine: Engine, name: str) -> str | None:
-    proc = subprocess.run([*engine.podman, "exec", name, "systemctl", "is-system-running"], capture_output=True,
-                          text=True, timeout=30, check=False)
+    proc = quiet([*engine.podman, "exec", name, "systemctl", "is-system-running"])
     state = proc.stdout.strip()
     return state if state in ("running", "degraded") else None
