@@ -11,8 +11,10 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from exporter import __version__, app, logs, webconfig
 from exporter.cli import parse_args
@@ -30,11 +32,16 @@ def _config_error(problems: Sequence[str]) -> int:
     return EXIT_CONFIG
 
 
-def _plan(settings: Settings) -> app.Plan:
-    pairs = app.plan_pairs(settings)
+def _check_targets(settings: Settings) -> Settings:
     if not settings.targets:
         raise ConfigError(["targets (default): no targets configured; use --target INSTANCE_ID=GROUP, "
                            "a config file with targets, or --demo"])
+    return settings
+
+
+def _plan(settings: Settings) -> app.Plan:
+    pairs = app.plan_pairs(settings)
+    _check_targets(settings)
     try:
         provider = default_chain(
             settings.credentials.access_key_id_file,
@@ -48,13 +55,14 @@ def _plan(settings: Settings) -> app.Plan:
     return app.Plan(pairs, settings.api, provider, tuple(settings.targets))
 
 
-def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool) -> int:
+def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool,
+         reload: Callable[[], Settings] | None = None, config_file: Path | None = None) -> int:
     if check_config:
         print("\n".join(app.summary_lines(settings, plan)))
         return EXIT_OK
     if once:
         return asyncio.run(app.run_once(settings, plan))
-    return asyncio.run(app.serve(settings, plan))
+    return asyncio.run(app.serve(settings, plan, reload=reload, config_file=config_file))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config_file = args.config_file or _env_path(os.environ.get(CONFIG_FILE_ENV))
         settings = load_settings(args.flags, os.environ, config_file)
         logs.configure(settings.log.level, settings.log.format)
+        reload = None
         if settings.demo:
             from exporter import demo  # noqa: PLC0415 - the simulator is loaded only when asked for
 
@@ -75,13 +84,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan = _plan(settings)
             # Resolve once now so --check-config and start-up fail early on unreadable key files.
             asyncio.run(plan.credentials.get())
+            flags, environ = args.flags, dict(os.environ)
+            reload = partial(_reload_settings, flags, environ, config_file)
         if settings.web.config_file is not None:
             plan = dataclasses.replace(plan, web=webconfig.load(settings.web.config_file))
     except ConfigError as exc:
         return _config_error(exc.problems)
     except CredentialsError as exc:
         return _config_error([f"credentials: {exc}"])
-    return _run(settings, plan, check_config=args.check_config, once=args.once)
+    return _run(settings, plan, check_config=args.check_config, once=args.once, reload=reload,
+                config_file=config_file)
+
+
+def _reload_settings(flags: dict[str, Any], environ: Mapping[str, str], config_file: Path | None) -> Settings:
+    """The configuration again, from the same flags and environment and the file's current content."""
+    return _check_targets(load_settings(flags, environ, config_file))
 
 
 def _env_path(value: str | None) -> Path | None:

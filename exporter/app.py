@@ -3,7 +3,8 @@
 Everything is built here from validated settings and passed in; nothing is global. The data flows
 one way: the client answers the poller, the poller publishes snapshots, the collector renders the
 latest snapshot, the web layer serves the bytes. A stop signal cancels the poller, closes the HTTP
-server and the API session, well within the 5 s a container runtime allows.
+server and the API session, well within the 5 s a container runtime allows. SIGHUP (or a change of
+the config file) reloads the configuration through :mod:`exporter.reload` and applies it in place.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
-from exporter import __version__, web
+from exporter import __version__, logs, web
 from exporter.analysis import Analyzer
 from exporter.catalog import InstanceCatalog
 from exporter.client import AlikafkaClient, ApiOptions
@@ -28,6 +30,7 @@ from exporter.exposition import Exposition
 from exporter.lag import LagOptions
 from exporter.poller import Poller
 from exporter.ratelimit import RateLimiter
+from exporter.reload import LiveTargets, Reloader, ReloadStatus
 from exporter.settings import Settings, Target
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
@@ -63,16 +66,27 @@ def _discovery(client: ApiCaller | None, settings: Settings) -> Discovery:
                      settings.discovery.page_size)
 
 
+def _collector_options(settings: Settings) -> CollectorOptions:
+    return CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__,
+                            compat=settings.metrics.compat)
+
+
 @contextlib.asynccontextmanager
-async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[Pipeline]:
+async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None = None) -> AsyncIterator[Pipeline]:
     stats = ApiStats()
     limiter = RateLimiter(settings.api.max_qps)
+    status = reload or ReloadStatus()
     async with AlikafkaClient(plan.api, plan.credentials, limiter, stats) as client:
-        options = CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__,
-                                   compat=settings.metrics.compat)
-        # The tail reads the poller and the catalog, built just below (the lambdas bind late).
-        tail = TailCollector(lambda: poller.snapshot, stats, options, instances=lambda: catalog.instances)
-        exposition = Exposition(options, tail, lambda: (poller.snapshot.version, stats.version, catalog.version))
+        options = _collector_options(settings)
+        # The tail reads the poller, the catalog and the exposition, built just below (the lambdas bind late).
+        tail = TailCollector(lambda: poller.snapshot, stats, options, instances=lambda: catalog.instances,
+                             config_reload_ok=lambda: status.successful,
+                             config_reload_time=lambda: status.last_success,
+                             series_limits=lambda: exposition.limits)
+        exposition = Exposition(
+            options, tail, lambda: (poller.snapshot.version, stats.version, catalog.version, status.version),
+            max_series=settings.metrics.max_series,
+        )
         poller = Poller(
             client,
             plan.pairs,
@@ -91,7 +105,7 @@ async def _pipeline(settings: Settings, plan: Plan) -> AsyncIterator[Pipeline]:
         )
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs})
         discovery = _discovery(client, settings) if plan.discovering else None
-        yield Pipeline(poller, catalog, exposition, discovery)
+        yield Pipeline(poller, catalog, exposition, discovery, client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +116,23 @@ class Pipeline:
     catalog: InstanceCatalog
     exposition: Exposition
     discovery: Discovery | None
+    client: ApiCaller
 
     def apply(self, pairs: tuple[Pair, ...]) -> None:
         """Poll these pairs from now on (discovery's answer)."""
         self.poller.set_pairs(pairs)
         self.catalog.track(pairs)
+
+    def reconfigure(self, old: Settings, new: Settings, targets: LiveTargets) -> None:
+        """Apply a reloaded configuration's live keys (see exporter.reload for which are live)."""
+        if (new.log.level, new.log.format) != (old.log.level, old.log.format):
+            logs.configure(new.log.level, new.log.format)
+        self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
+        self.exposition.reconfigure(_collector_options(new), new.metrics.max_series,
+                                    self.poller.snapshot.pairs.values())
+        if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
+                                                                       old.discovery):
+            targets.configure(new)
 
 
 async def run_once(settings: Settings, plan: Plan, out: TextIO = sys.stdout) -> int:
@@ -120,14 +146,25 @@ async def run_once(settings: Settings, plan: Plan, out: TextIO = sys.stdout) -> 
     return 0 if all(s.up for s in snapshot.pairs.values()) else 1
 
 
-async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = None) -> int:
-    """Serve until SIGTERM/SIGINT (or ``stop``): 0 on a clean stop, 1 on a runtime failure."""
+async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = None,
+                reload: Callable[[], Settings] | None = None, config_file: Path | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or ``stop``): 0 on a clean stop, 1 on a runtime failure.
+
+    ``reload`` loads the configuration again (SIGHUP, or a change of ``config_file``'s content); without
+    it (demo mode) SIGHUP only logs that there is nothing to reload.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with _pipeline(settings, plan) as parts:
+    status = ReloadStatus()
+    async with _pipeline(settings, plan, status) as parts:
+        targets = LiveTargets(parts.client, settings, parts.apply)
+        reloader = Reloader(reload or (lambda: settings), settings,
+                            lambda old, new: parts.reconfigure(old, new, targets), config_file, status=status)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, reloader.request if reload is not None else _no_reload)
         poller = parts.poller
         app = web.make_app(
             parts.exposition,
@@ -153,10 +190,10 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
                    "shard": settings.shard},
         )
         workers = [asyncio.create_task(poller.run(), name="poller"),
-                   asyncio.create_task(parts.catalog.run(), name="catalog")]
-        if parts.discovery is not None:
-            workers.append(asyncio.create_task(parts.discovery.run(parts.apply, settings.discovery.refresh),
-                                               name="discovery"))
+                   asyncio.create_task(parts.catalog.run(), name="catalog"),
+                   asyncio.create_task(targets.run(), name="targets")]
+        if reload is not None:
+            workers.append(asyncio.create_task(reloader.run(), name="reload"))
         stopped = asyncio.create_task(stop.wait(), name="stop")
         try:
             await asyncio.wait({*workers, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -167,12 +204,18 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await runner.cleanup()
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGHUP)
         if not stop.is_set():
             failures = [t.exception() for t in workers if t.done() and not t.cancelled()]
             log.error("a worker stopped unexpectedly", extra={"error": repr(failures)})
             return 1
     log.info("stopped")
     return 0
+
+
+def _no_reload() -> None:
+    log.warning("SIGHUP ignored: the demo's configuration cannot be reloaded")
 
 
 def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:

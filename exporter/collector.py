@@ -19,6 +19,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -108,6 +109,29 @@ _COMPAT_FAMILIES = (
            "topic", shared=True),
     Family(KE + "members", "kafka_exporter compatible: alikafka_consumergroup_members.", "group"),
 )
+
+
+# The cardinality guard (metrics.max_series) sheds a pair's detail in steps: 1 its partition-level
+# families, 2 its topic-level ones, 3 its group-level detail. These families, a pair's core, stay.
+CORE_FAMILIES = frozenset({P + "up", P + "last_success_timestamp_seconds", P + "group_lag", P + "max_lag_seconds"})
+SHED_LEVELS = ("partition", "topic", "group")  # what steps 1, 2 and 3 drop
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesLimits:
+    """What the cardinality guard did at the last render, for the exporter's own metrics."""
+
+    limit: int = 0  # 0: no limit
+    series: int = 0  # pair-derived series served
+    dropped: int = 0  # series left out to stay within the limit
+    limited: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(dict.fromkeys(SHED_LEVELS, 0)))
+
+
+def shed_step(family: Family) -> int | None:
+    """The guard's step that drops ``family`` (1-3), or None for a family it never drops."""
+    if family.name in CORE_FAMILIES or family.level == "health":
+        return None
+    return SHED_LEVELS.index(family.level) + 1
 
 
 def families(options: CollectorOptions) -> tuple[Family, ...]:
@@ -275,11 +299,15 @@ class TailCollector:
         options: CollectorOptions,
         config_reload_ok: Callable[[], bool] = lambda: True,
         instances: Callable[[], Mapping[str, InstanceInfo]] = dict,
+        config_reload_time: Callable[[], float | None] = lambda: None,
+        series_limits: Callable[[], SeriesLimits | None] = lambda: None,
     ) -> None:
         self._source = source
         self._stats = stats
         self._options = options
         self._reload_ok = config_reload_ok
+        self._reload_time = config_reload_time
+        self._limits = series_limits
         self._instances = instances
 
     def describe(self) -> list[Metric]:
@@ -336,6 +364,33 @@ class TailCollector:
                       "The poll interval actually achievable under api.max_qps.", snapshot.effective_interval)
         yield _scalar("alikafka_exporter_config_last_reload_successful",
                       "1 if the last configuration load succeeded, else 0.", 1.0 if self._reload_ok() else 0.0)
+        yield _scalar("alikafka_exporter_config_last_reload_success_timestamp_seconds",
+                      "When the configuration was last loaded successfully, in seconds since the epoch.",
+                      self._reload_time())
+        yield _scalar("alikafka_exporter_clock_skew_seconds",
+                      "How far the local clock is from the API server's Date header, ahead or behind, in seconds.",
+                      self._stats.clock_skew)
+        yield from self._series_families()
+
+    def _series_families(self) -> Iterator[Metric]:
+        limits = self._limits()
+        if limits is None:
+            return
+        yield _scalar("alikafka_exporter_series", "Pair-derived series in this exposition (metrics.max_series "
+                      "counts these).", float(limits.series))
+        yield _scalar("alikafka_exporter_series_limit", "The metrics.max_series budget; absent when unlimited.",
+                      float(limits.limit) if limits.limit else None)
+        yield _scalar("alikafka_exporter_series_dropped",
+                      "Series left out to stay within metrics.max_series.", float(limits.dropped))
+        limited = GaugeMetricFamily(
+            "alikafka_exporter_series_limited_groups",
+            "Pairs whose detail metrics.max_series leaves out, by the coarsest level dropped (partition, topic, "
+            "or group: group-level detail beyond the core).",
+            labels=["dropped"],
+        )
+        for level in SHED_LEVELS:
+            limited.add_metric([level], float(limits.limited.get(level, 0)))
+        yield limited
 
 
 def _scalar(name: str, documentation: str, value: float | None) -> GaugeMetricFamily:

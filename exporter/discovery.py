@@ -62,6 +62,11 @@ class Discovery:
         self._last: dict[tuple[str, str], list[str]] = {}  # (what, where) -> names listed last time
         self._failing: dict[tuple[str, str], str] = {}
 
+    def adopt(self, earlier: Discovery) -> None:
+        """Start from what an earlier discovery (before a reload) listed, so a failing listing keeps it."""
+        self._last = dict(earlier._last)
+        self._failing = dict(earlier._failing)
+
     @property
     def needed(self) -> bool:
         """Whether any target has to be listed through the API."""

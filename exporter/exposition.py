@@ -13,13 +13,23 @@ is one series however many groups read it, with the highest value they report; i
 part of one contributing pair (the lowest), re-rendered when another contributor changes the value.
 The few families of the exporter itself are rendered per format by prometheus_client and cached until
 the state changes.
+
+The cardinality guard (``metrics.max_series``) works on the same members: a pair's families are
+grouped by the level they live at, so shedding a level of a pair is leaving some of its members out
+of the join, with no rendering. Series are counted at poll time (a running total), and only when the
+total exceeds the budget is a plan made, once per change: the pairs seen last lose their partition
+level first, then their topic level, then their group-level detail, until the rest fits; every pair
+keeps its core (``up``, last success, group lag, max time lag). A shared series stays while a pair
+that keeps its level reads it, and is carried by the lowest such pair.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -28,12 +38,15 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from exporter.collector import (
+    SHED_LEVELS,
     CollectorOptions,
+    SeriesLimits,
     SharedKey,
     families,
     pair_lines,
     shared_line,
     shared_values,
+    shed_step,
 )
 from exporter.snapshot import Pair, PairState
 
@@ -41,6 +54,8 @@ from exporter.snapshot import Pair, PairState
 # which older Prometheus servers do not know, so the header is pinned to what the body is.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LEVEL = 6
+
+log = logging.getLogger(__name__)
 
 
 def member(data: bytes) -> bytes:
@@ -64,6 +79,8 @@ class _PairEntry:
     members: dict[str, bytes] = field(default_factory=dict)  # family -> gzip member of its lines
     offsets: dict[SharedKey, int] = field(default_factory=dict)  # what this pair reports
     owned: set[SharedKey] = field(default_factory=set)  # shared lines this pair carries
+    counts: dict[str, int] = field(default_factory=dict)  # family -> series (shared families excluded)
+    series: int = 0  # sum of counts
 
 
 class Rendered:
@@ -95,30 +112,58 @@ class Rendered:
 class Exposition:
     """The exposition of every pair plus the exporter's own families, kept ready to serve."""
 
-    def __init__(self, options: CollectorOptions, tail: Collector, tail_key: Callable[[], Hashable]) -> None:
-        self._families = families(options)
-        self._options = options
-        self._shared = tuple(f.name for f in self._families if f.shared)
-        self._headers = {f.name: member(f.header().encode()) for f in self._families}
+    def __init__(self, options: CollectorOptions, tail: Collector, tail_key: Callable[[], Hashable],
+                 max_series: int = 0) -> None:
+        self._max_series = max_series
         self._entries: dict[Pair, _PairEntry] = {}
         self._order: list[Pair] | None = []
         self._by_partition: dict[SharedKey, dict[Pair, int]] = {}
         self._stale_owners: set[Pair] = set()
+        self._seen: dict[Pair, int] = {}  # first-seen order, for the guard (kept across reconfigure)
+        self._series = 0  # pair series without shared ones, at full detail
+        self._shed: dict[Pair, int] = {}  # pair -> how many levels the guard sheds (1-3)
+        self._planned: int | None = None  # version the guard's plan was made at
+        self.limits = SeriesLimits(max_series)
+        self._set_options(options)
         self._tail = CollectorRegistry(auto_describe=False)
         self._tail.register(tail)
         self._tail_key = tail_key
         self.version = 0
         self._cache: dict[bool, tuple[Hashable, Rendered]] = {}
 
+    def _set_options(self, options: CollectorOptions) -> None:
+        self._families = families(options)
+        self._options = options
+        self._shared = tuple(f.name for f in self._families if f.shared)
+        self._headers = {f.name: member(f.header().encode()) for f in self._families}
+        self._steps = {f.name: shed_step(f) for f in self._families}
+
+    def reconfigure(self, options: CollectorOptions, max_series: int, states: Iterable[PairState]) -> None:
+        """Serve under new options (a config reload): every pair is rendered again from its latest state."""
+        self._max_series = max_series
+        if options != self._options:
+            self._set_options(options)
+            self._entries, self._by_partition, self._stale_owners, self._order = {}, {}, set(), None
+            self._series = 0
+            self._shed = {}
+            for state in states:
+                self.update(state)
+        self.version += 1
+
     def update(self, state: PairState) -> None:
         """Take a pair's new state (called by the poller after each poll)."""
         entry = self._entries.get(state.pair)
         if entry is None:
             entry = self._entries[state.pair] = _PairEntry()
+            self._seen.setdefault(state.pair, len(self._seen))
             self._order = None
         before = entry.members
         lines = pair_lines(state, self._options)
         entry.members = {name: member(text.encode()) for name, text in lines.items() if text}
+        entry.counts = {name: text.count("\n") for name, text in lines.items() if text}
+        series = sum(entry.counts.values())
+        self._series += series - entry.series
+        entry.series = series
         if self._shared:
             self._set_offsets(state.pair, entry, shared_values(state, self._options))
             self._render_offsets(state.pair, entry)
@@ -133,6 +178,8 @@ class Exposition:
         self._order = None
         self._set_offsets(pair, entry, {})
         self._stale_owners.discard(pair)
+        self._series -= entry.series
+        self._seen.pop(pair, None)
         self.version += 1
 
     def _set_offsets(self, pair: Pair, entry: _PairEntry, offsets: dict[SharedKey, int]) -> None:
@@ -153,7 +200,7 @@ class Exposition:
 
     def _render_offsets(self, pair: Pair, entry: _PairEntry) -> None:
         """Render the shared lines this pair carries: the series where it is the lowest contributor."""
-        owned = sorted(k for k in entry.offsets if min(self._by_partition[k]) == pair)
+        owned = sorted(k for k in entry.offsets if self._owner(k) == pair)
         entry.owned = set(owned)
         texts: dict[str, list[str]] = {}
         for key in owned:
@@ -164,7 +211,64 @@ class Exposition:
             else:
                 entry.members.pop(name, None)
 
+    def _owner(self, key: SharedKey) -> Pair | None:
+        """The pair carrying a shared series: the lowest contributor that keeps the series' level."""
+        contributors = self._by_partition[key]
+        if not self._shed:
+            return min(contributors)
+        step = self._steps.get(key[0]) or 4
+        return min((p for p in contributors if self._shed.get(p, 0) < step), default=None)
+
+    def _plan(self) -> None:
+        """Decide which pairs shed which levels to stay within the budget (once per version)."""
+        if self._planned == self.version:
+            return
+        self._planned = self.version
+        wanted = self._series + len(self._by_partition)
+        shed, total = self._shedding(wanted) if self._max_series and wanted > self._max_series else ({}, wanted)
+        for pair in {p for p in shed.keys() | self._shed.keys() if shed.get(p) != self._shed.get(p)}:
+            entry = self._entries.get(pair)  # the shared series it read may change carrier
+            for key in entry.offsets if entry is not None else ():
+                self._stale_owners.update(self._by_partition.get(key, ()))
+        self._shed = shed
+        limited = dict.fromkeys(SHED_LEVELS, 0)
+        for step in shed.values():
+            limited[SHED_LEVELS[step - 1]] += 1
+        limits = SeriesLimits(self._max_series, total, wanted - total, MappingProxyType(limited))
+        if limited != dict(self.limits.limited):
+            if shed:
+                log.warning("series limit applies: the newest pairs' detail is left out",
+                            extra={"max_series": self._max_series, "series_wanted": wanted, "series": total,
+                                   **{f"pairs_without_{level}_level": n for level, n in limited.items()}})
+            else:
+                log.info("series limit no longer applies", extra={"max_series": self._max_series, "series": total})
+        self.limits = limits
+
+    def _shedding(self, total: int) -> tuple[dict[Pair, int], int]:
+        """Newest pairs first, one level at a time, until ``total`` fits: (pair -> levels shed, new total)."""
+        by_step: dict[Pair, list[int]] = {}
+        for pair, entry in self._entries.items():
+            counts = by_step[pair] = [0, 0, 0, 0]
+            for name, count in entry.counts.items():
+                counts[self._steps.get(name) or 0] += count
+        readers = {k: len(c) for k, c in self._by_partition.items()}  # pairs keeping the key's level
+        youngest = sorted(self._entries, key=lambda p: -self._seen.get(p, 0))
+        shed: dict[Pair, int] = {}
+        for step in (1, 2, 3):
+            for pair in youngest:
+                if total <= self._max_series:
+                    return shed, total
+                total -= by_step[pair][step]
+                shed[pair] = step
+                for key in self._entries[pair].offsets:
+                    if self._steps.get(key[0]) == step:
+                        readers[key] -= 1
+                        if readers[key] == 0:
+                            total -= 1
+        return shed, total
+
     def _chunks(self) -> list[bytes]:
+        self._plan()
         for owner in self._stale_owners:
             entry = self._entries.get(owner)
             if entry is not None:
@@ -172,11 +276,16 @@ class Exposition:
         self._stale_owners.clear()
         if self._order is None:
             self._order = sorted(self._entries)
-        order = [self._entries[p] for p in self._order]
+        order = [(p, self._entries[p]) for p in self._order]
         chunks: list[bytes] = []
         for family in self._families:
-            chunks.append(self._headers[family.name])
-            chunks.extend(e.members[family.name] for e in order if family.name in e.members)
+            name = family.name
+            chunks.append(self._headers[name])
+            step = None if family.shared else self._steps.get(name)  # shared ones: by their carrier
+            if step is None or not self._shed:
+                chunks.extend(e.members[name] for _, e in order if name in e.members)
+            else:
+                chunks.extend(e.members[name] for p, e in order if name in e.members and self._shed.get(p, 0) < step)
         return chunks
 
     def render(self, *, openmetrics: bool = False) -> Rendered:
@@ -185,13 +294,14 @@ class Exposition:
         cached = self._cache.get(openmetrics)
         if cached is not None and cached[0] == key:
             return cached[1]
+        chunks = self._chunks()  # first: the guard's plan feeds the tail's series metrics
         if openmetrics:
             tail = generate_openmetrics(self._tail)  # type: ignore[no-untyped-call]
             content_type = OPENMETRICS_CONTENT_TYPE
         else:
             tail = generate_latest(self._tail)
             content_type = TEXT_CONTENT_TYPE
-        rendered = Rendered(content_type, [*self._chunks(), member(tail)])
+        rendered = Rendered(content_type, [*chunks, member(tail)])
         self._cache[openmetrics] = (key, rendered)
         return rendered
 

@@ -9,7 +9,7 @@ configured interval (``pairs / max_qps`` is longer), the effective interval stre
 exported, and is logged once; when throttling answers make the client back off, it stretches further
 with the limiter's current rate. Pairs never polled yet are polled at the limiter's pace, so
 ``/readyz`` turns 200 after ``pairs / max_qps`` seconds rather than a whole interval. Pairs can be
-added and removed while running (discovery).
+added and removed while running (discovery, config reload), and the interval changed.
 
 Results are folded into an immutable :class:`~exporter.snapshot.Snapshot`, swapped in whole. A failure
 keeps the pair's last data (``up`` 0) until ``stale_after`` has passed since its last success, then
@@ -117,6 +117,16 @@ class Poller:
             self._states.setdefault(pair, PairState(pair))
         self._pairs = wanted
         self._discovering = False
+        self._publish()
+        self._changed.set()
+
+    def reconfigure(self, *, interval: float, stale_after: float) -> None:
+        """Change the schedule (a config reload); the next slot already uses the new interval."""
+        if (interval, stale_after) == (self._interval, self._stale_after):
+            return
+        self._interval = interval
+        self._stale_after = stale_after
+        self._stretch_logged = None
         self._publish()
         self._changed.set()
 

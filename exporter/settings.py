@@ -241,6 +241,16 @@ class MetricsSettings(BaseModel):
     granularity: Literal["partition", "topic", "group"] = "partition"
     member_labels: bool = False
     compat: Literal["none", "kafka_exporter"] = "none"  # also export kafka_exporter's names (migration)
+    # Most pair series served; 0 = no limit. Over it, detail is shed newest pair first (docs/reliability.md).
+    max_series: Annotated[int, Field(ge=0)] = 1_000_000
+
+
+class ReloadSettings(BaseModel):
+    """How often the config file is checked for a change (SIGHUP reloads at any time)."""
+
+    model_config = _FROZEN
+
+    watch_interval: Annotated[Duration, Field(le=3600)] = 5.0  # 0: only SIGHUP reloads
 
 
 class WebSettings(BaseModel):
@@ -327,6 +337,7 @@ class Settings(BaseSettings):
     lag: LagSettings = LagSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
+    reload: ReloadSettings = ReloadSettings()
     demo: bool = False
 
     @classmethod

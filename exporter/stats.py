@@ -38,7 +38,14 @@ class ApiStats:
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str], int] = {}
         self.durations: dict[str, Histogram] = {}
+        self.clock_skew: float | None = None  # |local - server Date|, seconds, from the last answer with a Date
         self.version = 0
+
+    def observe_clock(self, skew: float) -> None:
+        """Record the distance between the local clock and the API server's (absolute seconds)."""
+        if skew != self.clock_skew:
+            self.clock_skew = skew
+            self.version += 1
 
     def observe(self, action: str, code: str, seconds: float) -> None:
         """Record one HTTP attempt of ``action`` that ended with ``code`` after ``seconds``."""
