@@ -11,6 +11,11 @@ exponential backoff that never undercuts the server's ``x-acs-retry-after``.
 
 Error messages are built from codes and the server's message only: never from URLs or headers,
 which carry the signature and, with STS, the security token.
+
+Every answer's ``Date`` header is compared with the local clock when it arrived (the midpoint of
+the attempt), so a drifting clock shows in ``alikafka_exporter_clock_skew_seconds`` before the
+gateway's 15-minute window refuses it; when it does (``InvalidTimeStamp.Expired``), the error says
+"clock skew" and by how much, instead of looking like a key problem.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -33,11 +39,13 @@ from exporter import __version__, signing
 from exporter.credentials import CredentialProvider, Credentials, CredentialsError
 from exporter.credentials_remote import SessionAware
 from exporter.errors import (
+    CLOCK_SKEW_CODES,
     ApiError,
     AuthError,
     MalformedResponseError,
     ServerError,
     TransportError,
+    clock_skew_message,
     error_class,
     sanitise_code,
 )
@@ -113,6 +121,8 @@ class AlikafkaClient:
         self._concurrency = asyncio.Semaphore(options.max_concurrency)
         self._session: aiohttp.ClientSession | None = None
         self._secrets: tuple[str, ...] = ()
+        self.clock_offset: float | None = None  # local minus server, seconds, from the last Date header
+        self._skew_logged: float | None = None  # the offset the last clock-skew warning gave
 
     async def __aenter__(self) -> AlikafkaClient:
         connector = aiohttp.TCPConnector(limit=self._options.max_concurrency, keepalive_timeout=60)
@@ -180,20 +190,25 @@ class AlikafkaClient:
         )
         async with self._concurrency:
             await self._limiter.acquire()
+            sent = self._clock()
             url, headers = self._sign(action, region, params, creds)
             started = time.monotonic()
             code = "connection_error"
             try:
-                status, body, retry_after = await self._send(url, headers)
+                status, body, retry_after, date = await self._send(url, headers)
+                self._measure_clock(date, sent)
                 result = self._interpret(action, status, body, retry_after)
             except ApiError as exc:
                 code = exc.code
                 if exc.kind == "throttled":
                     self._limiter.throttled(exc.retry_after)
+                if exc.code in CLOCK_SKEW_CODES:
+                    self._report_skew(exc)
                 raise
             else:
                 code = "200"
                 self._limiter.succeeded()
+                self._skew_logged = None
                 return result
             finally:
                 self._stats.observe(action, code, time.monotonic() - started)
@@ -244,7 +259,30 @@ class AlikafkaClient:
         url = endpoint.with_query(None).with_fragment(None)
         return URL(f"{url}?{signing.canonical_query(query)}", encoded=True), headers
 
-    async def _send(self, url: URL, headers: Mapping[str, str]) -> tuple[int, bytes, str | None]:
+    def _measure_clock(self, date: str | None, sent: float) -> None:
+        if not date:
+            return
+        try:
+            server = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        # Date has whole seconds: the server's time was somewhere in [server, server + 1).
+        offset = (sent + self._clock()) / 2 - (server + 0.5)
+        self.clock_offset = offset
+        self._stats.observe_clock(round(abs(offset), 1))
+
+    def _report_skew(self, exc: ApiError) -> None:
+        original = exc.message
+        exc.message = clock_skew_message(self.clock_offset)
+        offset = self.clock_offset
+        if self._skew_logged is None or (offset is not None and abs(offset - self._skew_logged) > 60):
+            self._skew_logged = offset if offset is not None else 0.0
+            log.warning(exc.message, extra={"code": exc.code, "request_id": exc.request_id or "",
+                                            "offset_s": None if offset is None else round(offset, 1)})
+        exc.message += f" ({original})" if original else ""
+        exc.args = (f"{exc.code}: {exc.message}",)
+
+    async def _send(self, url: URL, headers: Mapping[str, str]) -> tuple[int, bytes, str | None, str | None]:
         assert self._session is not None, "use AlikafkaClient as an async context manager"
         try:
             async with self._session.post(url, headers=headers, data=b"") as resp:
@@ -253,7 +291,7 @@ class AlikafkaClient:
                 body = await resp.content.read(MAX_BODY_BYTES + 1)
                 if len(body) > MAX_BODY_BYTES:
                     raise MalformedResponseError("malformed_response", "answer larger than 64 MiB")
-                return resp.status, body, resp.headers.get("x-acs-retry-after")
+                return resp.status, body, resp.headers.get("x-acs-retry-after"), resp.headers.get("Date")
         except TimeoutError:
             raise TransportError("timeout", f"no answer within {self._options.timeout:g}s") from None
         except aiohttp.ClientError as exc:

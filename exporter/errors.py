@@ -98,6 +98,18 @@ _NOT_FOUND_CODES = {"BIZ_SUBSCRIPTION_NOT_FOUND", "BIZ_TOPIC_NOT_FOUND", "BIZ_IN
                     "BIZ_CONSUMER_NOT_EXIST", "BIZ_INSTANCE_NOT_FOUND"}
 
 
+# Refusals of a request signed too far from the server's time (alikafka's gateway and its siblings).
+CLOCK_SKEW_CODES = ("InvalidTimeStamp.Expired", "IllegalTimestamp", "RequestTimeTooSkewed")
+
+
+def clock_skew_message(offset: float | None) -> str:
+    """What to say when the server refused our timestamp; ``offset`` is local minus server, seconds."""
+    if offset is None:
+        return "clock skew: the local clock is more than 15 minutes off the API server's (no Date header to measure)"
+    way = "ahead of" if offset >= 0 else "behind"
+    return f"clock skew: local clock is {abs(offset):.0f} s {way} the API server"
+
+
 def sanitise_code(code: str) -> str:
     """Make a server-supplied code safe and bounded as a label value."""
     cleaned = _SAFE_CODE.sub("_", code.strip())[:64]

@@ -119,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="serve the ECS metadata service under /ecs-metadata with this RAM role")
     parser.add_argument("--imds-token-required", action="store_true",
                         help="metadata service in security hardening mode (IMDSv2 token required)")
+    parser.add_argument("--clock-offset", type=float, default=0.0, metavar="SECONDS",
+                        help="run the gateway's clock this far ahead (negative: behind), to play clock skew")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logs.configure(args.log_level, "logfmt")
@@ -131,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(not sep or not action for action, sep, _ in limits):
             raise ValueError("--qps-limit must be ACTION=QPS")
         sim = Simulator(scenario, keys, seed=args.seed)
+        sim.clock_offset = args.clock_offset
         for action, _, qps in limits:
             sim.set_qps_limit(action, float(qps))
         mount = _credential_services(sim, args)

@@ -2,15 +2,19 @@
 
 ``/`` behaves like ``alikafka.<region>.aliyuncs.com``: POST or GET, RPC parameters in the query
 string or a form body, authentication first, then flow control, then the action. ``/_sim/truth``
-returns the true lag of every partition and ``/_sim/faults`` adds or clears fault rules; they need
-no signature, since no real client calls them.
+returns the true lag of every partition, ``/_sim/faults`` adds or clears fault rules and
+``/_sim/clock`` sets how far the gateway's clock is off (``{"offset": seconds}``, positive: ahead),
+which moves both its timestamp check and its ``Date`` header, as a server with a wrong clock (or a
+client with one) would; they need no signature, since no real client calls them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Mapping
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -82,7 +86,8 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
     action = params.get("Action") or request.headers.get("x-acs-action") or ""
     signature = ""
     try:
-        identity = sim.auth.verify(request.method, request.path, query, form, request.headers, raw, sim.clock())
+        identity = sim.auth.verify(request.method, request.path, query, form, request.headers, raw,
+                                   sim.server_time())
         signature = identity.signature_version
         version = params.get("Version") or request.headers.get("x-acs-version", "")
         if version != API_VERSION:
@@ -138,10 +143,30 @@ async def _faults(request: web.Request) -> web.Response:
     return web.json_response({"faults": len(sim.faults)})
 
 
+async def _clock(request: web.Request) -> web.Response:
+    sim = request.app[_SIM_KEY]
+    try:
+        data = await request.json()
+        offset = data.get("offset") if isinstance(data, dict) else None
+        if isinstance(offset, bool) or not isinstance(offset, int | float) or not math.isfinite(offset):
+            raise ValueError("offset must be a number of seconds")
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    sim.clock_offset = float(offset)
+    return web.json_response({"offset": sim.clock_offset})
+
+
+async def _server_date(request: web.Request, response: web.StreamResponse) -> None:
+    """``Date`` from the gateway's (possibly skewed) clock, as the real one reports its own."""
+    response.headers["Date"] = formatdate(request.app[_SIM_KEY].server_time(), usegmt=True)
+
+
 def build_app(sim: Simulator) -> web.Application:
     """The simulator's aiohttp application."""
     app = web.Application(client_max_size=1024 * 1024)
     app[_SIM_KEY] = sim
+    app.on_response_prepare.append(_server_date)
+    app.router.add_route("POST", "/_sim/clock", _clock)
     app.router.add_route("POST", "/", _gateway)
     app.router.add_route("GET", "/", _gateway)
     app.router.add_get("/_sim/truth", _truth)

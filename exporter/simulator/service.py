@@ -67,6 +67,11 @@ class Simulator:
         self.max_records = 100_000
         self._qps = dict(DEFAULT_QPS)
         self._windows: dict[str, deque[float]] = {}
+        self.clock_offset = 0.0  # how far the gateway's clock runs ahead of the real one (negative: behind)
+
+    def server_time(self) -> float:
+        """The gateway's clock: what it checks request timestamps against and puts in ``Date``."""
+        return self.clock() + self.clock_offset
 
     # --- control ---------------------------------------------------------------------------
     def add_fault(self, rule: FaultRule) -> None:
