@@ -62,9 +62,9 @@ async def test_server_ahead_is_reported_as_local_clock_behind(
 ) -> None:
     """A gateway 20 minutes ahead refuses with InvalidTimeStamp.Expired; the error and the log say 1200 s behind."""
     simulator, url = sim
-    async with aiohttp.ClientSession() as session:  # the simulator's control endpoint, as an operator would use it
-        async with session.post(url + "_sim/clock", json={"offset": 1200}) as resp:
-            assert resp.status == 200
+    # the simulator's control endpoint, as an operator would use it
+    async with aiohttp.ClientSession() as session, session.post(url + "_sim/clock", json={"offset": 1200}) as resp:
+        assert resp.status == 200
     with caplog.at_level(logging.WARNING, logger="exporter.client"):
         stats, client, error = await _poll(url)
     assert isinstance(error, AuthError) and error.code == "InvalidTimeStamp.Expired"
