@@ -1,0 +1,150 @@
+"""Cardinality guard: metrics.max_series sheds the newest pairs' detail, level by level, never their core."""
+
+from __future__ import annotations
+
+import logging
+import random
+import subprocess
+from types import MappingProxyType
+
+import pytest
+
+from exporter.analysis import Insight
+from exporter.collector import CollectorOptions, TailCollector
+from exporter.exposition import Exposition
+from exporter.snapshot import Pair, PairState, Snapshot
+from exporter.stats import ApiStats
+from tests.fakes import progress
+
+OPTS = CollectorOptions(version="t", python_version="3")
+CORE = ("alikafka_consumergroup_up{", "alikafka_consumergroup_last_success_timestamp_seconds{",
+        "alikafka_consumergroup_group_lag{", "alikafka_consumergroup_max_lag_seconds{")
+
+
+def state(pair: Pair, partitions: int, topic: str = "t") -> PairState:
+    data = progress({topic: {p: (100 + p, 90) for p in range(partitions)}})
+    lags = MappingProxyType({(topic, p): 5.0 for p in range(partitions)})
+    return PairState(pair, data, True, 1.0, 1.0, None, 3, Insight(lags, "ok"))
+
+
+def build(max_series: int, states: list[PairState]) -> Exposition:
+    box: list[Exposition] = []
+    tail = TailCollector(Snapshot, ApiStats(), OPTS, series_limits=lambda: box[0].limits)
+    exposition = Exposition(OPTS, tail, lambda: 0, max_series=max_series)
+    box.append(exposition)
+    for s in states:
+        exposition.update(s)
+    return exposition
+
+
+def pair_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines()
+            if line and not line.startswith(("#", "alikafka_exporter_", "alikafka_instance_info"))]
+
+
+def value(text: str, prefix: str) -> float:
+    return float(next(line for line in text.splitlines() if line.startswith(prefix)).rsplit(" ", 1)[1])
+
+
+A, B, C = Pair("i", "a-old", "r"), Pair("i", "b-mid", "r"), Pair("i", "c-new", "r")
+
+
+def test_unlimited_serves_everything_and_counts_it() -> None:
+    """max_series 0: nothing is dropped; the series gauge counts the pair lines; no limit sample."""
+    text = build(0, [state(A, 10), state(B, 10)]).render().body.decode()
+    assert value(text, "alikafka_exporter_series ") == len(pair_lines(text))
+    assert value(text, "alikafka_exporter_series_dropped ") == 0
+    assert "\nalikafka_exporter_series_limit " not in text
+    assert 'alikafka_exporter_series_limited_groups{dropped="partition"} 0.0' in text
+
+
+def test_newest_pair_loses_its_partition_level_first(caplog: pytest.LogCaptureFixture) -> None:
+    """Just over budget: only the newest pair degrades to topic level; the older ones keep everything."""
+    full = len(pair_lines(build(0, [state(A, 10), state(B, 10), state(C, 10)]).render().body.decode()))
+    with caplog.at_level(logging.WARNING, logger="exporter.exposition"):
+        exposition = build(full - 5, [state(A, 10), state(B, 10), state(C, 10)])
+        text = exposition.render().body.decode()
+        exposition.render(openmetrics=True)
+    lines = pair_lines(text)
+    assert len(lines) <= full - 5 and value(text, "alikafka_exporter_series ") == len(lines)
+    assert value(text, "alikafka_exporter_series_dropped ") == full - len(lines)
+    assert value(text, "alikafka_exporter_series_limit ") == full - 5
+    assert 'alikafka_exporter_series_limited_groups{dropped="partition"} 1.0' in text
+    assert not any(line.startswith("alikafka_consumergroup_lag{") and 'group="c-new"' in line for line in lines)
+    assert any(line.startswith("alikafka_consumergroup_topic_lag{") and 'group="c-new"' in line for line in lines)
+    for group in ("a-old", "b-mid"):
+        assert sum(1 for line in lines if line.startswith("alikafka_consumergroup_lag{") and group in line) == 10
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "series limit applies" in warnings[0].getMessage()  # once, not per render
+
+
+def test_tight_budget_keeps_every_pairs_core() -> None:
+    """A budget smaller than the cores: every pair is down to its core, which stays in full."""
+    states = [state(Pair("i", f"g{n}", "r"), 20) for n in range(6)]
+    text = build(3, states).render().body.decode()
+    lines = pair_lines(text)
+    assert all(line.startswith(CORE) for line in lines), [x for x in lines if not x.startswith(CORE)][:3]
+    for family in CORE:
+        assert sum(1 for line in lines if line.startswith(family)) == 6
+    assert 'alikafka_exporter_series_limited_groups{dropped="group"} 6.0' in text
+
+
+def test_end_offset_stays_while_a_full_pair_reads_the_partition() -> None:
+    """The newest pair carried the shared end offsets (lowest name); shed, another reader carries them."""
+    old, new = Pair("i", "z-old", "r"), Pair("i", "a-new", "r")
+    line = 'alikafka_topic_partition_end_offset{instance_id="i",partition="0",topic="t"} 100.0'
+    full = build(0, [state(old, 2), state(new, 2)]).render().body.decode()
+    budget = len(pair_lines(full)) - 1
+    exposition = build(budget, [state(old, 2), state(new, 2)])
+    text = exposition.render().body.decode()
+    assert line in text
+    assert len(pair_lines(text)) == value(text, "alikafka_exporter_series ") <= budget
+    # both shed: the end offsets go too, and the count still matches
+    text = build(12, [state(old, 2), state(new, 2)]).render().body.decode()
+    assert "alikafka_topic_partition_end_offset{" not in text
+    assert len(pair_lines(text)) == value(text, "alikafka_exporter_series ")
+
+
+def test_limit_lifts_when_pairs_leave(caplog: pytest.LogCaptureFixture) -> None:
+    """Removing pairs brings the total under budget: everything is back, and it is logged."""
+    single = len(pair_lines(build(0, [state(A, 10)]).render().body.decode()))
+    exposition = build(single + 5, [state(A, 10), state(B, 10), state(C, 10)])
+    assert value(exposition.render().body.decode(), "alikafka_exporter_series_dropped ") > 0
+    exposition.remove(B)
+    exposition.remove(C)
+    with caplog.at_level(logging.INFO, logger="exporter.exposition"):
+        text = exposition.render().body.decode()
+    assert value(text, "alikafka_exporter_series_dropped ") == 0
+    assert sum(1 for line in pair_lines(text) if line.startswith("alikafka_consumergroup_lag{")) == 10
+    assert any("no longer applies" in r.getMessage() for r in caplog.records)
+
+
+def test_random_updates_respect_the_budget_and_stay_deterministic() -> None:
+    """Random updates and removals: served count equals the gauge, within budget (or only cores), repeatable."""
+    def run() -> list[str]:
+        rng = random.Random(4)
+        pairs = [Pair("i", f"g{n:02d}", "r") for n in range(30)]
+        exposition = build(400, [])
+        bodies = []
+        for step in range(300):
+            pair = rng.choice(pairs)
+            if rng.random() < 0.1:
+                exposition.remove(pair)
+            else:
+                exposition.update(state(pair, rng.randrange(1, 12), rng.choice(["t", "u"])))
+            if step % 25 == 0:
+                text = exposition.render().body.decode()
+                lines = pair_lines(text)
+                assert len(lines) == value(text, "alikafka_exporter_series ")
+                assert len(lines) <= 400 or all(line.startswith(CORE) for line in lines)
+                bodies.append(text)
+        return bodies
+
+    assert run() == run()
+
+
+def test_limited_exposition_passes_promtool(promtool: str) -> None:
+    """A shed exposition with the guard's own families is lint-clean."""
+    body = build(50, [state(A, 10), state(B, 10), state(C, 10)]).render().body
+    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, check=False)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
