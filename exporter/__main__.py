@@ -26,9 +26,13 @@ EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 log = logging.getLogger("exporter")
 
 
-def _config_error(problems: Sequence[str]) -> int:
+# Environment variables holding secret values: never echoed, even inside a config problem.
+SECRET_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
+
+
+def _config_error(problems: Sequence[str], redact: logs.Redactor) -> int:
     for problem in problems:
-        print(f"alikafka-exporter: config error: {problem}", file=sys.stderr)
+        print(redact(f"alikafka-exporter: config error: {problem}"), file=sys.stderr)
     return EXIT_CONFIG
 
 
@@ -67,6 +71,7 @@ def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the exporter; returns the process exit code."""
+    redactor = logs.Redactor(os.environ.get(name) for name in SECRET_ENV)
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         if args.version:
@@ -74,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         config_file = args.config_file or _env_path(os.environ.get(CONFIG_FILE_ENV))
         settings = load_settings(args.flags, os.environ, config_file)
-        logs.configure(settings.log.level, settings.log.format)
+        logs.configure(settings.log.level, settings.log.format, redactor=redactor)
         reload = None
         if settings.demo:
             from exporter import demo  # noqa: PLC0415 - the simulator is loaded only when asked for
@@ -83,15 +88,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             plan = _plan(settings)
             # Resolve once now so --check-config and start-up fail early on unreadable key files.
-            asyncio.run(plan.credentials.get())
+            creds = asyncio.run(plan.credentials.get())
+            redactor.add(creds.access_key_secret.reveal(),
+                         creds.security_token.reveal() if creds.security_token is not None else None)
             flags, environ = args.flags, dict(os.environ)
             reload = partial(_reload_settings, flags, environ, config_file)
         if settings.web.config_file is not None:
             plan = dataclasses.replace(plan, web=webconfig.load(settings.web.config_file))
     except ConfigError as exc:
-        return _config_error(exc.problems)
+        return _config_error(exc.problems, redactor)
     except CredentialsError as exc:
-        return _config_error([f"credentials: {exc}"])
+        return _config_error([f"credentials: {exc}"], redactor)
     return _run(settings, plan, check_config=args.check_config, once=args.once, reload=reload,
                 config_file=config_file)
 

@@ -126,7 +126,7 @@ class Pipeline:
     def reconfigure(self, old: Settings, new: Settings, targets: LiveTargets) -> None:
         """Apply a reloaded configuration's live keys (see exporter.reload for which are live)."""
         if (new.log.level, new.log.format) != (old.log.level, old.log.format):
-            logs.configure(new.log.level, new.log.format)
+            logs.reconfigure(new.log.level, new.log.format)
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
         self.exposition.reconfigure(_collector_options(new), new.metrics.max_series,
                                     self.poller.snapshot.pairs.values())

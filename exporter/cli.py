@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from exporter.settings import ConfigError
 
@@ -28,9 +28,17 @@ class CliArgs:
     version: bool = False
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse reporting usage errors as configuration problems (exit 2, printed redacted by the caller)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing: a bad value given to a flag may be a pasted secret."""
+        raise ConfigError([f"command line: {message} (see --help)"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every flag defaults to None so only given flags override."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="alikafka-exporter",
         description="Prometheus exporter for consumer lag on Alibaba Cloud Message Queue for Apache Kafka.",
     )

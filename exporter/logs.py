@@ -3,6 +3,10 @@
 Call sites use stdlib logging with a constant message and fields in ``extra=``, so the formatter
 can emit them as keys without string interpolation. aiohttp's access log is quiet below debug, and
 its per-request error tracebacks for malformed client input are shortened to one line.
+
+Every line passes a :class:`Redactor` last: the credentials' secret values it knows are replaced by
+``***`` wherever they turn up (a secret pasted into the wrong config field and echoed by a validation
+message, an exception text), as a net under the rule that secrets are never logged in the first place.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, Literal, TextIO
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -55,17 +60,67 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), default=str)
 
 
+class Redactor:
+    """Replaces known secret values with ``***`` in text (as written and as JSON-escaped)."""
+
+    MIN_LENGTH = 6  # shorter values would blank out ordinary words
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._secrets: set[str] = set()
+        self.add(*secrets)
+
+    def add(self, *secrets: str | None) -> None:
+        """Know these values too (None and short values are ignored)."""
+        for secret in secrets:
+            if secret and len(secret) >= self.MIN_LENGTH:
+                self._secrets.update({secret, json.dumps(secret)[1:-1]})
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every known secret replaced."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+
+class _Redacting(logging.Formatter):
+    def __init__(self, inner: logging.Formatter, redactor: Redactor) -> None:
+        super().__init__()
+        self.inner = inner
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor(self.inner.format(record))
+
+
+def _formatter(fmt: str) -> logging.Formatter:
+    return JsonFormatter() if fmt == "json" else LogfmtFormatter()
+
+
 def configure(
-    level: str = "info", fmt: Literal["logfmt", "json"] = "logfmt", stream: TextIO | None = None
+    level: str = "info", fmt: Literal["logfmt", "json"] = "logfmt", stream: TextIO | None = None,
+    redactor: Redactor | None = None,
 ) -> None:
     """Install the formatter on the root logger (replacing earlier handlers)."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    handler.setFormatter(_Redacting(_formatter(fmt), redactor or Redactor()))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    _set_level(level)
+
+
+def reconfigure(level: str, fmt: Literal["logfmt", "json"]) -> None:
+    """Change level and format in place (a config reload), keeping the handlers and their redactor."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, _Redacting):
+            handler.formatter.inner = _formatter(fmt)
+    _set_level(level)
+
+
+def _set_level(level: str) -> None:
+    logging.getLogger().setLevel(level.upper())
     numeric = logging.getLevelName(level.upper())
     # aiohttp logs every request at info; keep that for debug runs only.
     logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)

@@ -1,0 +1,163 @@
+"""Secrets never leave the process: every error path, at debug level, with a distinctive secret and STS token.
+
+The exporter runs as a real process (its stderr is what an operator's log collector sees) against a
+simulator in this test process. Each path is driven for real: unknown key, wrong secret (v1 and v3,
+whose gateway answer echoes a string to sign holding the token), wrong token, refused connections,
+broken answers, bad configuration values (a secret pasted into the wrong field), ``--check-config``,
+``--once``, a reload of a bad file, and the pages. Neither the secret nor the token may appear in
+stdout, stderr, ``/``, ``/metrics`` or ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.demo import SimulatorThread
+from exporter.simulator import Scenario, Simulator
+from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
+
+SECRET = "Qz9sEcReT-AccessKey-7Hk2Lm4Np"
+TOKEN = "Wx3StSToKeN-CAIS-5Rt8Yu1Io"
+OK_ID, WRONG_SECRET_ID, TOKEN_ID = "LTAI-secret-ok", "LTAI-secret-other", "LTAI-secret-token"
+INSTANCE = "alikafka_post-cn-secret01"
+FAULTY = {"g500": "http_500", "ghtml": "html", "gtrunc": "truncated", "gfalse": "success_false",
+          "gnone": "not_found", "gslow": "timeout"}
+SCENARIO = {
+    "seed": 9,
+    "instances": [{"instance_id": INSTANCE, "region": "cn-hangzhou",
+                   "topics": [{"name": "t", "partitions": 2, "rate": 2}],
+                   "groups": [{"name": g, "topics": ["t"]} for g in ["good", *FAULTY]]}],
+    "faults": [{"kind": kind, "group": group, "delay": 3} for group, kind in FAULTY.items()],
+}
+
+
+@pytest.fixture(scope="module")
+def sim_url() -> str:
+    simulator = Simulator(
+        Scenario.from_dict(SCENARIO),
+        {OK_ID: SECRET, WRONG_SECRET_ID: "not-the-one-the-exporter-has", TOKEN_ID: SECRET},
+        security_tokens={OK_ID: TOKEN, WRONG_SECRET_ID: TOKEN, TOKEN_ID: "some-other-sts-token"},
+    )
+    simulator.set_qps_limit("GetConsumerProgress", 1000)
+    return SimulatorThread(simulator).start()
+
+
+def env(url: str, key_id: str = OK_ID, **extra: str) -> dict[str, str]:
+    settings = {"ALIKAFKA_EXPORTER_API__ENDPOINT": url, "ALIKAFKA_EXPORTER_API__TIMEOUT": "1s",
+                "ALIKAFKA_EXPORTER_API__MAX_RETRIES": "1", "ALIKAFKA_EXPORTER_LOG__LEVEL": "debug", **extra}
+    return clean_env(ALIBABA_CLOUD_ACCESS_KEY_ID=key_id, ALIBABA_CLOUD_ACCESS_KEY_SECRET=SECRET,
+                     ALIBABA_CLOUD_SECURITY_TOKEN=TOKEN, **settings)
+
+
+def run(args: list[str], environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", *args], env=environ, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def assert_clean(*texts: str) -> None:
+    for text in texts:
+        assert SECRET not in text, "the AccessKey secret leaked:\n" + text[-2000:]
+        assert TOKEN not in text, "the STS token leaked:\n" + text[-2000:]
+        assert SECRET[:12] not in text and TOKEN[:12] not in text  # not even a prefix
+
+
+TARGET = ["--target", f"{INSTANCE}=good", "--region", "cn-hangzhou"]
+
+
+@pytest.mark.parametrize(("key_id", "signature", "code"), [
+    ("LTAI-nobody", "v3", "InvalidAccessKeyId.NotFound"),
+    (WRONG_SECRET_ID, "v1", "SignatureDoesNotMatch"),
+    (WRONG_SECRET_ID, "v3", "SignatureDoesNotMatch"),
+    (TOKEN_ID, "v3", "InvalidSecurityToken"),
+    (TOKEN_ID, "v1", "InvalidSecurityToken"),
+])
+def test_refused_credentials_in_once_mode(sim_url: str, key_id: str, signature: str, code: str) -> None:
+    """--once with refused credentials exits 1; the code is named, the secret and token are not."""
+    result = run([*TARGET, "--once"], env(sim_url, key_id, ALIKAFKA_EXPORTER_API__SIGNATURE=signature))
+    assert result.returncode == 1, result.stderr
+    assert code in result.stderr
+    assert_clean(result.stdout, result.stderr)
+
+
+def test_network_errors_in_once_mode() -> None:
+    """Nothing listening: connection errors at debug level, retried, reported without the URL's query."""
+    url = f"http://127.0.0.1:{free_port()}/"
+    result = run([*TARGET, "--once"], env(url, ALIKAFKA_EXPORTER_API__SIGNATURE="v1"))
+    assert result.returncode == 1 and "connection_error" in result.stderr
+    assert_clean(result.stdout, result.stderr)
+
+
+def test_secret_in_the_wrong_fields_is_not_echoed(sim_url: str, tmp_path: Path) -> None:
+    """Bad values that are the secret or the token: each problem named (exit 2), none of them shown."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"lag: {{history: {SECRET}}}\ncredentials: {{access_key_secret: {SECRET}}}\n"
+                      f"metrics: {{granularity: {TOKEN}}}\n")
+    result = run(["--config.file", str(config), "--target", SECRET, "--check-config"],
+                 env(sim_url, ALIKAFKA_EXPORTER_POLL__INTERVAL=SECRET,
+                     ALIKAFKA_EXPORTER_API__ENDPOINT=f"https://example.com/?token={TOKEN}"))
+    assert result.returncode == 2
+    assert "targets (flag --target" in result.stderr
+    assert_clean(result.stdout, result.stderr)
+    result = run([*TARGET, "--log.level", SECRET], env(sim_url))
+    assert result.returncode == 2 and "--log.level" in result.stderr
+    assert_clean(result.stdout, result.stderr)
+    config.write_text(f"lag: {{history: {SECRET}}}\ncredentials: {{access_key_secret: {SECRET}}}\n"
+                      f"metrics: {{granularity: {TOKEN}}}\nshard: {TOKEN}\n")
+    result = run(["--config.file", str(config), *TARGET, "--check-config"],
+                 env(sim_url, ALIKAFKA_EXPORTER_POLL__INTERVAL=SECRET, ALIKAFKA_EXPORTER_API__ENDPOINT=f"https://h/?{SECRET}"))
+    assert result.returncode == 2
+    for key in ("lag.history", "credentials.access_key_secret", "metrics.granularity", "shard", "api.endpoint",
+                "poll.interval"):
+        assert f"{key} (" in result.stderr, key
+    assert_clean(result.stdout, result.stderr)
+
+
+def test_secret_pasted_as_a_key_file_path(sim_url: str, tmp_path: Path) -> None:
+    """The secret where the path of its file belongs: the error says the file cannot be read, not its name."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"credentials: {{access_key_id_file: {tmp_path / 'id'}, access_key_secret_file: {SECRET}}}\n")
+    (tmp_path / "id").write_text(OK_ID)
+    result = run(["--config.file", str(config), *TARGET, "--check-config"], env(sim_url))
+    assert result.returncode == 2 and "credentials" in result.stderr
+    assert_clean(result.stdout, result.stderr)
+
+
+def test_check_config_and_a_good_once(sim_url: str) -> None:
+    """The summary names the source only; a successful --once at debug level prints metrics, no secret."""
+    check = run([*TARGET, "--check-config"], env(sim_url))
+    assert check.returncode == 0 and "credentials: " in check.stdout
+    once = run([*TARGET, "--once"], env(sim_url, ALIKAFKA_EXPORTER_API__SIGNATURE="v1"))
+    assert once.returncode == 0, once.stderr
+    assert "alikafka_consumergroup_up" in once.stdout
+    assert_clean(check.stdout, check.stderr, once.stdout, once.stderr)
+
+
+def test_serving_with_api_errors_pages_and_a_bad_reload(sim_url: str, tmp_path: Path) -> None:
+    """A running exporter whose groups hit every kind of API error; pages, metrics and logs stay clean."""
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    groups = ", ".join(["good", *FAULTY])
+    config.write_text(f"targets: [{{instance_id: {INSTANCE}, groups: [{groups}]}}]\napi: {{region: cn-hangzhou}}\n"
+                      "poll: {interval: 2s}\n")
+    log = tmp_path / "exporter.log"
+    base = f"http://127.0.0.1:{port}"
+    cmd = python_module("exporter", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}")
+    with process(cmd, env(sim_url), log) as exporter:
+        wait_for(lambda: True if http_get(base + "/readyz", timeout=5)[0] == 200 else None, 30, "readiness")
+        pages = [http_get(base + path, timeout=5)[1].decode() for path in ("/", "/metrics", "/readyz", "/healthz")]
+        assert "SignatureDoesNotMatch" not in pages[0] and "BIZ_SUBSCRIPTION_NOT_FOUND" in pages[0]
+        config.write_text(config.read_text() + f"poll: {{interval: {SECRET}}}\n")  # a bad reload
+        exporter.send_signal(signal.SIGHUP)
+        wait_for(lambda: True if "config reload failed" in log.read_text() else None, 10, "the failed reload")
+        pages.append(http_get(base + "/metrics", timeout=5)[1].decode())
+        assert "alikafka_exporter_config_last_reload_successful 0.0" in pages[-1]
+        exporter.send_signal(signal.SIGTERM)
+        assert exporter.wait(timeout=5) == 0
+    text = log.read_text()
+    assert "level=debug" in text and "poll failed" in text
+    assert_clean(text, *pages)
