@@ -29,6 +29,7 @@ GROUP_STATES = (
 # LastRebalanceTimestamp is documented in milliseconds while the doc's own sample is in seconds;
 # anything above this (year 5138 in seconds, 1973 in ms) must be milliseconds.
 _MS_THRESHOLD = 100_000_000_000
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class ParseError(ValueError):
@@ -120,7 +121,14 @@ def as_list(value: Any, inner_key: str) -> list[Any]:
 
 
 def as_int(value: Any, field: str) -> int | None:
-    """An integer from an int, an integral float or a numeric string; None when missing."""
+    """An int64 from an int, an integral float or a numeric string; None when missing."""
+    number = _integer(value, field)
+    if number is not None and not _INT64_MIN <= number <= _INT64_MAX:  # the API's int64; past it, not a count
+        raise ParseError(f"{field}: {_describe(value)} is outside the 64-bit integer range")
+    return number
+
+
+def _integer(value: Any, field: str) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):

@@ -397,6 +397,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError([f"{where}: the top level must be a mapping of sections, not {type(data).__name__}"])
+    odd = [key for key in data if not isinstance(key, str)]
+    if odd:
+        raise ConfigError([f"{where}: section names must be text, got {_value_text(key)}" for key in odd])
     return data
 
 
@@ -411,10 +414,14 @@ def _get(layer: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
     return True, node
 
 
+def _printable(part: str) -> str:
+    return part if part.isprintable() else repr(part)  # a key with control characters, shown escaped
+
+
 def _loc_text(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{_printable(part)}" if text else _printable(part))
     return text or "(top level)"
 
 
@@ -443,7 +450,7 @@ class _Layers:
             for part in loc:
                 if isinstance(part, int):
                     break
-                head.append(str(part))
+                head.append(_printable(str(part)))
             return "env " + ENV_PREFIX + "__".join(head).upper()
         for cut in range(len(named), 0, -1):
             if named[:cut] in FLAG_NAMES:
