@@ -64,9 +64,8 @@ NUMBERS = st.one_of(st.integers(-5, 10**6), st.integers(-5, 10**19).map(str),
 
 def partition(garbage: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
     numbers = st.one_of(NUMBERS, NUMBERS, NUMBERS, garbage)  # mostly numbers: whole answers must get through
-    return st.fixed_dictionaries({}, optional={k: numbers for k in
-                                               ("Partition", "BrokerOffset", "ConsumerOffset", "LastTimestamp",
-                                                "MemberId", "ClientId")})
+    fields = ("Partition", "BrokerOffset", "ConsumerOffset", "LastTimestamp", "MemberId", "ClientId")
+    return st.fixed_dictionaries({}, optional=dict.fromkeys(fields, numbers))
 
 
 def shaped(garbage: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
@@ -116,7 +115,7 @@ def test_huge_numbers_are_a_parse_error_not_an_overflow() -> None:
     for huge in ("9" * 400, 1e300, 2**63):
         body = {"ConsumerProgress": {"TopicList": [{"Topic": "t", "OffsetList": [
             {"Partition": 0, "BrokerOffset": huge, "ConsumerOffset": 1}]}]}}
-        with pytest.raises(ParseError, match="BrokerOffset.*64-bit"):
+        with pytest.raises(ParseError, match=r"BrokerOffset.*64-bit"):
             parse_consumer_progress(body)
     body = {"ConsumerProgress": {"TopicList": [{"Topic": "t", "OffsetList": [
         {"Partition": 0, "BrokerOffset": str(2**63 - 1), "ConsumerOffset": 0}]}]}}
@@ -166,10 +165,12 @@ def test_client_envelope_raises_only_api_errors(raw: bytes, status: int, retry_a
 
 # --- the configuration loader ---------------------------------------------------------------------
 
+ALL_KEYS: list[str] = []
 SECTIONS: dict[str, list[str]] = {
     name: list(model.model_fields) if hasattr(model, "model_fields") else []
     for name, model in ((n, f.annotation) for n, f in Settings.model_fields.items())
 }
+ALL_KEYS += [k for keys in SECTIONS.values() for k in keys]
 # A problem line starts with the key (dotted, with [index] for list items) and its source in parentheses.
 PROBLEM = re.compile(r"^\S.*? \((file |env |flag|default|/|ALIKAFKA_EXPORTER_)")
 
@@ -178,14 +179,14 @@ yaml_leaves = st.one_of(st.none(), st.booleans(), st.integers(-(10**20), 10**20)
                         st.sampled_from(["all", "30s", "-1s", "1h30m", ":9897", "0/1", "9/3", "(", "v3", "debug"]))
 yaml_values = st.recursive(yaml_leaves, lambda inner: st.one_of(
     st.lists(inner, max_size=3),
-    st.dictionaries(st.one_of(st.sampled_from([k for ks in SECTIONS.values() for k in ks] + ["instance_id", "groups"]),
+    st.dictionaries(st.one_of(st.sampled_from([*ALL_KEYS, "instance_id", "groups"]),
                               st.text(max_size=5)), inner, max_size=4)), max_leaves=25)
 
 
 def sectioned() -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(
         st.sampled_from([*SECTIONS, "bogus"]),
-        st.one_of(yaml_values, st.dictionaries(st.sampled_from(sum(SECTIONS.values(), [])), yaml_values, max_size=4)),
+        st.one_of(yaml_values, st.dictionaries(st.sampled_from(ALL_KEYS), yaml_values, max_size=4)),
         max_size=5)
 
 
