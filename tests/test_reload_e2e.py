@@ -6,6 +6,7 @@ unchanged pair's series were missing, and its last-success time never went back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -67,7 +68,10 @@ class Scraper(threading.Thread):
 
     def run(self) -> None:
         while not self.done.is_set():
-            status, body = http_get(self.url)
+            try:
+                status, body = http_get(self.url)
+            except OSError:  # the exporter is gone (the test is ending)
+                status, body = 0, b""
             if status == 200:
                 self.scrapes.append(samples(body.decode()))
             time.sleep(0.2)
@@ -105,7 +109,8 @@ def test_reload_keeps_unchanged_pairs_and_applies_the_rest(tmp_path: Path) -> No
         return wait_for(met, timeout, what)
 
     with process(sim_cmd, clean_env(), tmp_path / "sim.log"), \
-            process(exp_cmd, exp_env, tmp_path / "exporter.log") as exporter:
+            process(exp_cmd, exp_env, tmp_path / "exporter.log") as exporter, contextlib.ExitStack() as stop:
+        stop.callback(scraper.done.set)
         wait_for(lambda: True if http_get(f"http://127.0.0.1:{exp_port}/readyz")[0] == 200 else None, 30,
                  "exporter readiness")
         scraper.start()
@@ -134,11 +139,17 @@ def test_reload_keeps_unchanged_pairs_and_applies_the_rest(tmp_path: Path) -> No
 
         # 3. no signal: the watcher sees the content change (a rename over the file, as editors do)
         staged = tmp_path / "v2" / "config.new"
-        staged.write_text(config(["keep", "fresh", "later"], "api: {timeout: 5s}\n"))
+        # a budget a little under what three pairs need: the newest (later) is the one to shed
+        two = failed["alikafka_exporter_series"]
+        budget = int(two + (two - 2) / 2) - 3  # each pair's share, besides the 2 shared end offsets
+        staged.write_text(config(["keep", "fresh", "later"], f"api: {{timeout: 5s}}\nmetrics: {{max_series: {budget}}}\n"))
         os.replace(staged, tmp_path / "v2" / "config.yaml")
-        until(lambda m: series("later") in m and m.get("alikafka_exporter_config_last_reload_successful") == 1.0,
-              "the watcher to reload")
-        assert http_get(metrics)[0] == 200
+        limited = until(lambda m: series("later") in m and m.get("alikafka_exporter_series_dropped", 0) > 0
+                        and m.get("alikafka_exporter_config_last_reload_successful") == 1.0, "the watcher to reload")
+        assert limited["alikafka_exporter_series_limit"] == budget  # metrics keys apply live
+        lag = 'alikafka_consumergroup_lag{{group="{}",instance_id="' + INSTANCE + '",partition="0",topic="events"}}'
+        assert lag.format("keep") in limited and lag.format("fresh") in limited
+        assert lag.format("later") not in limited  # the newest pair sheds first
 
         scraper.done.set()
         scraper.join(timeout=5)
