@@ -10,6 +10,8 @@ stdout, stderr, ``/``, ``/metrics`` or ``/readyz``.
 
 from __future__ import annotations
 
+import io
+import logging
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter import logs
 from exporter.demo import SimulatorThread
 from exporter.simulator import Scenario, Simulator
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
@@ -161,3 +164,28 @@ def test_serving_with_api_errors_pages_and_a_bad_reload(sim_url: str, tmp_path: 
     text = log.read_text()
     assert "level=debug" in text and "poll failed" in text
     assert_clean(text, *pages)
+
+
+def test_redactor_scrubs_log_lines_in_both_formats_and_tracebacks() -> None:
+    """The net under it all: known values vanish from fields, messages and tracebacks, also JSON-escaped."""
+    quoted = 'q"uo\\ted-' + SECRET
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    try:
+        logs.configure("debug", "json", stream, redactor=logs.Redactor([quoted, TOKEN, "short"]))
+        log = logging.getLogger("exporter.test")
+        try:
+            raise ValueError(f"bad value {quoted}")
+        except ValueError:
+            log.exception("failed", extra={"token": TOKEN, "value": quoted})
+        logs.reconfigure("debug", "logfmt")
+        log.debug("again %s", TOKEN, extra={"value": quoted})
+        log.info("a short word stays: short")
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+    out = stream.getvalue()
+    assert out.count("***") >= 5 and "Traceback" in out and "short word stays: short" in out
+    assert_clean(out)
+    assert "uo\\\\ted" not in out and 'uo\\ted' not in out
