@@ -27,10 +27,10 @@ def state(pair: Pair, partitions: int, topic: str = "t") -> PairState:
     return PairState(pair, data, True, 1.0, 1.0, None, 3, Insight(lags, "ok"))
 
 
-def build(max_series: int, states: list[PairState]) -> Exposition:
+def build(max_series: int, states: list[PairState], options: CollectorOptions = OPTS) -> Exposition:
     box: list[Exposition] = []
-    tail = TailCollector(Snapshot, ApiStats(), OPTS, series_limits=lambda: box[0].limits)
-    exposition = Exposition(OPTS, tail, lambda: 0, max_series=max_series)
+    tail = TailCollector(Snapshot, ApiStats(), options, series_limits=lambda: box[0].limits)
+    exposition = Exposition(options, tail, lambda: 0, max_series=max_series)
     box.append(exposition)
     for s in states:
         exposition.update(s)
@@ -119,12 +119,16 @@ def test_limit_lifts_when_pairs_leave(caplog: pytest.LogCaptureFixture) -> None:
     assert any("no longer applies" in r.getMessage() for r in caplog.records)
 
 
-def test_random_updates_respect_the_budget_and_stay_deterministic() -> None:
-    """Random updates and removals: served count equals the gauge, within budget (or only cores), repeatable."""
+@pytest.mark.parametrize("options", [OPTS, CollectorOptions(compat="kafka_exporter", member_labels=True)])
+def test_random_updates_respect_the_budget_and_stay_deterministic(options: CollectorOptions) -> None:
+    """Random updates and removals: served count equals the gauge, within budget (or only cores), repeatable.
+
+    With the kafka_exporter compat families there are shared series at the topic level too.
+    """
     def run() -> list[str]:
         rng = random.Random(4)
         pairs = [Pair("i", f"g{n:02d}", "r") for n in range(30)]
-        exposition = build(400, [])
+        exposition = build(400, [], options)
         bodies = []
         for step in range(300):
             pair = rng.choice(pairs)
