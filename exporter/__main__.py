@@ -60,9 +60,10 @@ def _plan(settings: Settings) -> app.Plan:
 
 
 def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool,
-         reload: Callable[[], Settings] | None = None, config_file: Path | None = None) -> int:
+         reload: Callable[[], Settings] | None = None, config_file: Path | None = None,
+         redact: Callable[[str], str] = str) -> int:
     if check_config:
-        print("\n".join(app.summary_lines(settings, plan)))
+        print(redact("\n".join(app.summary_lines(settings, plan))))
         return EXIT_OK
     if once:
         return asyncio.run(app.run_once(settings, plan))
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CredentialsError as exc:
         return _config_error([f"credentials: {exc}"], redactor)
     return _run(settings, plan, check_config=args.check_config, once=args.once, reload=reload,
-                config_file=config_file)
+                config_file=config_file, redact=redactor)
 
 
 def _reload_settings(flags: dict[str, Any], environ: Mapping[str, str], config_file: Path | None) -> Settings:

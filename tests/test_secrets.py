@@ -132,8 +132,8 @@ def test_secret_pasted_as_a_key_file_path(sim_url: str, tmp_path: Path) -> None:
 
 def test_check_config_and_a_good_once(sim_url: str) -> None:
     """The summary names the source only; a successful --once at debug level prints metrics, no secret."""
-    check = run([*TARGET, "--check-config"], env(sim_url))
-    assert check.returncode == 0 and "credentials: " in check.stdout
+    check = run([*TARGET, "--check-config"], env(sim_url, ALIKAFKA_EXPORTER_API__ENDPOINT=f"{sim_url}{SECRET}/"))
+    assert check.returncode == 0 and "credentials: " in check.stdout and "endpoint cn-hangzhou: " in check.stdout
     once = run([*TARGET, "--once"], env(sim_url, ALIKAFKA_EXPORTER_API__SIGNATURE="v1"))
     assert once.returncode == 0, once.stderr
     assert "alikafka_consumergroup_up" in once.stdout
