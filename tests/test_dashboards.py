@@ -303,6 +303,7 @@ def mapped_values(panel: dict[str, Any]) -> set[str] | None:
     return keys or None
 
 
+@pytest.mark.e2e
 @BOARD_PARAMS
 def test_every_query_returns_data_from_the_demo(name: str, demo: DemoPrometheus) -> None:
     """Each panel query and variable query parses and returns data, as instant and as range query."""
@@ -336,6 +337,7 @@ def test_every_query_returns_data_from_the_demo(name: str, demo: DemoPrometheus)
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.e2e
 def test_the_demo_fills_the_boards(demo: DemoPrometheus) -> None:
     """Spot checks that the numbers mean what the panels say, on the demo's known groups."""
     values, _ = resolve_variables(BOARDS["overview"], demo)
