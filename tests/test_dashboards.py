@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 
 from tests.demo_prometheus import DemoPrometheus, PromError, demo_stack
+from tests.procs import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = {path.stem: json.loads(path.read_text()) for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))}
@@ -350,3 +351,8 @@ def test_the_demo_fills_the_boards(demo: DemoPrometheus) -> None:
     assert (cg_values["instance_id"], cg_values["group"]) == ("alikafka_post-cn-demo0001", "analytics-etl")
     members = next(p for p in data_panels(BOARDS["consumer-group"]) if p["title"] == "Members" and p["type"] == "stat")
     assert float(demo.query(substitute(members["targets"][0]["expr"], cg_values))[0]["value"][1]) == 6
+    # the demo's search-indexer-1 rebalances 15 s after the start: the board counts it
+    rebalances = next(p for p in data_panels(BOARDS["consumer-group"]) if p["title"] == "Rebalances")
+    expr = substitute(rebalances["targets"][0]["expr"], {**cg_values, "group": "search-indexer-1"})
+    wait_for(lambda: [r for r in demo.query(expr) if float(r["value"][1]) >= 1] or None, 30,
+             "a rebalance of search-indexer-1")

@@ -4,7 +4,7 @@ A scenario is data (a YAML file or a dict), validated with clear errors naming t
 into a workload deterministically from its seed and the simulator's start time. Built-ins:
 ``minimal`` (one instance, for tests that reason about exact values) and ``demo`` (several
 instances in two regions and dozens of groups, among them one lagging, one stopped, one stalled
-and one rebalancing).
+and one rebalancing, and one that rebalances every five minutes).
 """
 
 from __future__ import annotations
@@ -342,6 +342,8 @@ def _demo() -> dict[str, Any]:
         ] + [{"name": f"search-indexer-{n}", "topics": ["orders", "clicks"], "delay": 1 + n, "members": 2}
              for n in range(1, 9)],
     }
+    # rebalances while someone watches: 15 s after the start, then every 5 minutes for a day
+    hz["groups"][7]["events"] = [{"at": 15 + 300 * k, "type": "rebalance", "duration": 2 + k % 5} for k in range(288)]
     sh = {
         "instance_id": "alikafka_pre-cn-demo0002", "region": "cn-shanghai", "name": "logistics",
         "topics": [
