@@ -320,6 +320,8 @@ def _minimal() -> dict[str, Any]:
 
 
 def _demo() -> dict[str, Any]:
+    # rebalances while someone watches: 15 s after the start, then every 5 minutes for a day
+    rebalances = [{"at": 15 + 300 * k, "type": "rebalance", "duration": 2 + k % 5} for k in range(288)]
     hz = {
         "instance_id": "alikafka_post-cn-demo0001", "region": "cn-hangzhou", "name": "orders-prod",
         "topics": [
@@ -339,11 +341,9 @@ def _demo() -> dict[str, Any]:
             {"name": "email-sender", "topics": ["orders"], "behaviour": "stopped", "since": -1200, "members": 0},
             {"name": "audit-archiver", "topics": ["audit-log"], "delay": 30, "members": 1},
             {"name": "legacy-sync", "topics": ["legacy-events"], "delay": 5, "members": 1},
-        ] + [{"name": f"search-indexer-{n}", "topics": ["orders", "clicks"], "delay": 1 + n, "members": 2}
-             for n in range(1, 9)],
+        ] + [{"name": f"search-indexer-{n}", "topics": ["orders", "clicks"], "delay": 1 + n, "members": 2,
+              "events": rebalances if n == 1 else []} for n in range(1, 9)],
     }
-    # rebalances while someone watches: 15 s after the start, then every 5 minutes for a day
-    hz["groups"][7]["events"] = [{"at": 15 + 300 * k, "type": "rebalance", "duration": 2 + k % 5} for k in range(288)]
     sh = {
         "instance_id": "alikafka_pre-cn-demo0002", "region": "cn-shanghai", "name": "logistics",
         "topics": [
