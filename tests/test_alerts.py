@@ -125,8 +125,10 @@ def test_demo_data_makes_the_right_alerts_pending(demo: DemoPrometheus) -> None:
     by_name = {rule["alert"]: rule["expr"] for rule in alert_rules()}
     stopped = demo.query(by_name["AlikafkaConsumerGroupStopped"])
     assert {r["metric"]["group"] for r in stopped} == {"email-sender"}
-    for quiet in ("AlikafkaExporterDown", "AlikafkaExporterAbsent", "AlikafkaTargetFailing",
-                  "AlikafkaExporterConfigReloadFailed", "AlikafkaDataStale"):
+    # (not AlikafkaTargetFailing: the demo's simulator throttles at 3 requests a second, like the real API,
+    # so a poll can fail now and then)
+    for quiet in ("AlikafkaExporterDown", "AlikafkaExporterAbsent", "AlikafkaExporterConfigReloadFailed",
+                  "AlikafkaDataStale"):
         assert demo.query(by_name[quiet]) == [], quiet
     pending = wait_for(lambda: [a for a in demo.query("ALERTS") if a["metric"]["alertname"] ==
                                 "AlikafkaConsumerGroupStopped"] or None, 15, "the stopped alert to be pending")
