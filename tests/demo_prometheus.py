@@ -83,11 +83,18 @@ def demo_stack(workdir: Path, prometheus_bin: str, rule_files: Sequence[Path] = 
     prom_cmd = [prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{prom_port}"]
     with ExitStack() as stack:
-        stack.enter_context(process(exp_cmd, exp_env, workdir / "exporter.log"))
-        stack.enter_context(process(prom_cmd, clean_env(), workdir / "prometheus.log"))
+        procs = {"exporter": stack.enter_context(process(exp_cmd, exp_env, workdir / "exporter.log")),
+                 "prometheus": stack.enter_context(process(prom_cmd, clean_env(), workdir / "prometheus.log"))}
         demo = DemoPrometheus(exp_port, prom_port)
-        wait_for(lambda: True if http_get(f"http://127.0.0.1:{exp_port}/readyz")[0] == 200 else None, 60,
-                 "the demo exporter to poll every pair")
+
+        def ready() -> bool | None:
+            for name, proc in procs.items():  # a crash fails at once, with its log
+                if proc.poll() is not None:
+                    log = (workdir / f"{name}.log").read_text(errors="replace")[-2000:]
+                    raise AssertionError(f"{name} exited with {proc.returncode}:\n{log}")
+            return True if http_get(f"http://127.0.0.1:{exp_port}/readyz")[0] == 200 else None
+
+        wait_for(ready, 60, "the demo exporter to poll every pair")
         # the first complete pass scraped, and a few scrapes of it (two samples for every short rate window)
         wait_for(lambda: demo.query("count_over_time(alikafka_exporter_poll_cycle_duration_seconds[1m]) >= 4")
                  or None, 60, "Prometheus to scrape the first complete poll cycle")

@@ -46,8 +46,8 @@ def test_promtool_unit_tests_pass(promtool: str) -> None:
 @pytest.mark.e2e
 def test_unit_tests_fail_on_a_broken_rule(promtool: str, tmp_path: Path) -> None:
     """The unit tests are not vacuous: a threshold moved or a `for` shortened makes them fail."""
-    for old, new in (("max_lag_seconds > 300", "max_lag_seconds > 1000"), ("for: 15m", "for: 2m"),
-                     ('{status="stalled"} == 1', '{status="stalled"} == 0')):
+    for old, new in (("max_lag_seconds) > 300", "max_lag_seconds) > 1000"), ("for: 15m", "for: 2m"),
+                     ('{status="stalled"}) == 1', '{status="stalled"}) == 0')):
         assert old in RULES.read_text()
         broken = tmp_path / "alerts.yaml"
         broken.write_text(RULES.read_text().replace(old, new, 1))
