@@ -29,13 +29,14 @@ def systemd_analyze() -> str:
 
 
 def make_root(tmp_path: Path, unit_text: str) -> Path:
-    """A file-system root holding systemd's own units, this unit and a stand-in for its ExecStart."""
+    """A file-system root holding systemd's own units, this unit and stand-ins for its commands."""
     root = tmp_path / "root"
     shutil.copytree("/lib/systemd/system", root / "lib" / "systemd" / "system", symlinks=True)
-    exe = root / "opt" / "alikafka-exporter" / "bin" / "alikafka-exporter"
-    exe.parent.mkdir(parents=True)
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
+    for command in ("opt/alikafka-exporter/bin/alikafka-exporter", "bin/kill"):  # ExecStart=, ExecReload=
+        exe = root / command
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o755)
     units = root / "etc" / "systemd" / "system"
     units.mkdir(parents=True)
     (units / NAME).write_text(unit_text)
