@@ -228,6 +228,17 @@ def test_default_values_without_targets_fail_with_a_clear_message() -> None:
     ({"rrsa": {"roleArn": "arn:aws:iam::1:role/x"}}, r"/rrsa/roleArn.*pattern"),
     ({"rrsa": {"tokenExpirationSeconds": 60}}, r"/rrsa/tokenExpirationSeconds.*minimum"),
     ({"credentials": {"accessKeyID": "x"}}, r"additional properties 'accessKeyID' not allowed"),
+    ({"config": {"credentials": {"duration_seconds": 600}}}, r"/config/credentials/duration_seconds.*minimum"),
+    ({"config": {"credentials": {"duration_seconds": 50000}}}, r"/config/credentials/duration_seconds.*maximum"),
+    ({"config": {"credentials": {"sts_network": "intranet"}}}, r"/config/credentials/sts_network"),
+    ({"config": {"credentials": {"role_session_name": "x"}}}, r"/config/credentials/role_session_name.*pattern"),
+    ({"config": {"credentials": {"sts_region": "CN Hangzhou"}}}, r"/config/credentials/sts_region.*pattern"),
+    ({"config": {"credentials": {"metadata_endpoint": "100.100.100.200"}}},
+     r"/config/credentials/metadata_endpoint.*pattern"),
+    ({"config": {"credentials": {"sts_endpoint": "https://sts.aliyuncs.com/?x=1"}}},
+     r"/config/credentials/sts_endpoint.*pattern"),
+    ({"config": {"credentials": {"refresh_margin": 7200}}}, r"/config/credentials/refresh_margin.*maximum"),
+    ({"config": {"credentials": {"refresh_margin": "soon"}}}, r"/config/credentials/refresh_margin.*pattern"),
 ], ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
 def test_schema_rejects_bad_values(bad: dict[str, Any], message: str) -> None:
     with pytest.raises(helm.HelmValuesError, match=message):
@@ -268,6 +279,21 @@ def test_schema_knows_exactly_the_exporters_config_keys() -> None:
         if isinstance(model, type) and hasattr(model, "model_fields"):
             assert section["additionalProperties"] is False, name
             assert set(section["properties"]) == set(model.model_fields), name
+
+
+def test_sts_and_metadata_settings_reach_the_exporter_next_to_chart_managed_files(tmp_path: Path) -> None:
+    """config.credentials' STS and ECS keys pass through, also when the chart fills in the file paths."""
+    sts = {"sts_endpoint": "sts-vpc.cn-shanghai.aliyuncs.com", "sts_region": "cn-shanghai", "sts_network": "vpc",
+           "role_session_name": "alikafka-exporter@lag", "duration_seconds": 7200,
+           "metadata_endpoint": "http://100.100.100.200", "refresh_margin": "10m"}
+    docs = render(values({"config": {"credentials": sts}, "credentials": {"existingSecret": "ak"}}))
+    creds = deployment_settings(docs, tmp_path)[0].credentials
+    assert creds.access_key_id_file is not None and creds.access_key_secret_file is not None
+    assert (creds.sts_endpoint, creds.sts_region, creds.sts_network) == ("sts-vpc.cn-shanghai.aliyuncs.com",
+                                                                         "cn-shanghai", "vpc")
+    assert (creds.role_session_name, creds.duration_seconds, creds.refresh_margin) == ("alikafka-exporter@lag",
+                                                                                       7200, 600.0)
+    assert creds.metadata_endpoint == "http://100.100.100.200"
 
 
 # -- the default Deployment ------------------------------------------------------------------------------
@@ -619,7 +645,8 @@ def test_sidecar_with_manual_rrsa_and_its_own_port(consumer_chart: Path, tmp_pat
         "credentials": {"existingSecret": ""},
         "rrsa": {"enabled": True, "mode": "manual", "roleArn": role,
                  "oidcProviderArn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee"},
-        "sidecar": {"port": 9400}}, "consumerGroup": "orders-consumer"}, chart=consumer_chart)
+        "sidecar": {"port": 9400}, "config": {"credentials": {"sts_region": "cn-hangzhou", "sts_network": "vpc"}}},
+        "consumerGroup": "orders-consumer"}, chart=consumer_chart)
     kube_validate(docs, tmp_path)
     pod, sidecar = _sidecar(docs)
     env = {e["name"]: e["value"] for e in sidecar["env"]}
@@ -629,6 +656,7 @@ def test_sidecar_with_manual_rrsa_and_its_own_port(consumer_chart: Path, tmp_pat
     assert sidecar["ports"][0]["containerPort"] == 9400
     settings = pod_settings(pod, sidecar, [], tmp_path)
     assert settings.web.listen_address == ":9400" and settings.credentials.access_key_id_file is None
+    assert (settings.credentials.sts_region, settings.credentials.sts_network) == ("cn-hangzhou", "vpc")
 
 
 def test_sidecar_uses_the_chart_managed_secret_by_its_real_name(consumer_chart: Path, tmp_path: Path) -> None:

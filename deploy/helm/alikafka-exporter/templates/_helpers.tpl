@@ -89,8 +89,12 @@ Cross-field rules that a JSON schema cannot say clearly; each failure names the 
 {{- if and $c.existingSecret (or $c.accessKeyId $c.accessKeySecret) }}
 {{- fail "set either credentials.existingSecret or credentials.accessKeyId/accessKeySecret, not both" }}
 {{- end }}
-{{- if and (include "alikafka-exporter.credentialsSecret" .) (hasKey $v.config "credentials") }}
-{{- fail "config.credentials is managed by the chart when credentials.* are set: remove config.credentials" }}
+{{- if include "alikafka-exporter.credentialsSecret" . }}
+{{- range $key := list "access_key_id_file" "access_key_secret_file" "security_token_file" }}
+{{- if hasKey ($v.config.credentials | default dict) $key }}
+{{- fail (printf "config.credentials.%s is managed by the chart when credentials.* are set: remove config.credentials.%s" $key $key) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and $v.rrsa.enabled (include "alikafka-exporter.credentialsSecret" .) }}
 {{- fail "rrsa.enabled and an AccessKey in credentials.* exclude each other (the AccessKey would win): choose one" }}
@@ -130,7 +134,7 @@ Cross-field rules that a JSON schema cannot say clearly; each failure names the 
 {{- if include "alikafka-exporter.hasSecurityToken" . }}
 {{- $_ := set $creds "security_token_file" (printf "%s/security_token" $dir) }}
 {{- end }}
-{{- $_ := set $cfg "credentials" $creds }}
+{{- $_ := set $cfg "credentials" (merge $creds ($cfg.credentials | default dict)) }}
 {{- end }}
 {{- if and .Values.sharding.enabled .Values.sharding.splitMaxQps }}
 {{- $api := $cfg.api | default dict }}

@@ -20,7 +20,7 @@ Keys of the dict:
   region      the instance's region (default: config.api.region)
 
 The sidecar takes its target from these arguments and the rest of `config` through ALIKAFKA_EXPORTER_*
-environment variables (targets, shard and credentials excepted), so it needs no ConfigMap. Credentials
+environment variables (targets, shard and the credentials files excepted), so it needs no ConfigMap. Credentials
 come from credentials.existingSecret (or the chart-managed Secret) as files, from rrsa.mode=manual, or
 from the application pod's own ServiceAccount (RRSA webhook) or node role. Volumes are named
 alikafka-exporter-* so they cannot clash with the application's.
@@ -49,10 +49,10 @@ alikafka-exporter-* so they cannot clash with the application's.
 {{- with .region }}{{ $args = append $args (printf "--region=%s" .) }}{{ end }}
 {{- $env := list }}
 {{- range $section, $body := $v.config }}
-{{- if not (has $section (list "targets" "shard" "credentials")) }}
+{{- if not (has $section (list "targets" "shard")) }}
 {{- if kindIs "map" $body }}
 {{- range $key, $value := $body }}
-{{- if not (kindIs "invalid" $value) }}
+{{- if and (not (kindIs "invalid" $value)) (not (and (eq $section "credentials") (hasSuffix "_file" $key))) }}
 {{- if and (eq $section "web") (eq $key "listen_address") }}{{ fail "config.web.listen_address: the sidecar listens on sidecar.port" }}{{ end }}
 {{- $text := ternary (toJson $value) (toString $value) (or (kindIs "map" $value) (kindIs "slice" $value)) }}
 {{- $env = append $env (dict "name" (printf "ALIKAFKA_EXPORTER_%s__%s" (upper $section) (upper $key)) "value" $text) }}
