@@ -62,6 +62,65 @@ app.kubernetes.io/component: exporter
 {{- define "alikafka-exporter.configDir" -}}/etc/alikafka-exporter/config{{- end }}
 {{- define "alikafka-exporter.credentialsDir" -}}/etc/alikafka-exporter/credentials{{- end }}
 {{- define "alikafka-exporter.rrsaTokenDir" -}}/var/run/secrets/ack.alibabacloud.com/rrsa-tokens{{- end }}
+{{- define "alikafka-exporter.webConfigDir" -}}/etc/alikafka-exporter/web{{- end }}
+{{- define "alikafka-exporter.tlsDir" -}}/etc/alikafka-exporter/tls{{- end }}
+{{- define "alikafka-exporter.clientCADir" -}}/etc/alikafka-exporter/client-ca{{- end }}
+
+{{/*
+Web config (--web.config.file). "webConfig" is on with TLS, basic auth or a user's whole file; the file
+is the chart's Secret <fullname>-web-config or webConfig.existingSecret. The helpers below return "true"
+or "" so that they can be used in conditions.
+*/}}
+{{- define "alikafka-exporter.webConfigOn" -}}
+{{- $w := .Values.webConfig }}
+{{- if or $w.tls.enabled $w.basicAuth.enabled $w.existingSecret }}true{{ end }}
+{{- end }}
+
+{{- define "alikafka-exporter.webConfigSecret" -}}
+{{- if .Values.webConfig.existingSecret }}
+{{- .Values.webConfig.existingSecret }}
+{{- else if include "alikafka-exporter.webConfigOn" . }}
+{{- printf "%s-web-config" (include "alikafka-exporter.fullname" . | trunc 52 | trimSuffix "-") }}
+{{- end }}
+{{- end }}
+
+{{/* Whether TLS asks for client certificates that the kubelet cannot present. */}}
+{{- define "alikafka-exporter.clientCertRequired" -}}
+{{- $tls := .Values.webConfig.tls }}
+{{- if and $tls.enabled (or $tls.clientCA.secretName $tls.clientCA.configMapName) (eq $tls.clientAuthType "RequireAndVerifyClientCert") }}true{{ end }}
+{{- end }}
+
+{{/*
+Whether HTTP probes are replaced by TCP probes: /healthz and /readyz are behind basic auth and client
+certificates like every route, and the kubelet has neither, unless webConfig.probes.httpHeaders gives
+it an Authorization header (which then stands in the pod spec for anyone who can read it).
+*/}}
+{{- define "alikafka-exporter.tcpProbes" -}}
+{{- $w := .Values.webConfig }}
+{{- if or (include "alikafka-exporter.clientCertRequired" .) (and $w.basicAuth.enabled (not $w.probes.httpHeaders)) }}true{{ end }}
+{{- end }}
+
+{{/* The web config file the chart renders from webConfig.tls, webConfig.basicAuth and webConfig.extraConfig. */}}
+{{- define "alikafka-exporter.webConfigYaml" -}}
+{{- $w := .Values.webConfig }}
+{{- $file := dict }}
+{{- if $w.tls.enabled }}
+{{- $dir := include "alikafka-exporter.tlsDir" . }}
+{{- $tls := dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir) "min_version" $w.tls.minVersion }}
+{{- if or $w.tls.clientCA.secretName $w.tls.clientCA.configMapName }}
+{{- $_ := set $tls "client_ca_file" (printf "%s/ca.crt" (include "alikafka-exporter.clientCADir" .)) }}
+{{- $_ := set $tls "client_auth_type" $w.tls.clientAuthType }}
+{{- with $w.tls.clientAllowedSans }}
+{{- $_ := set $tls "client_allowed_sans" . }}
+{{- end }}
+{{- end }}
+{{- $_ := set $file "tls_server_config" $tls }}
+{{- end }}
+{{- if $w.basicAuth.enabled }}
+{{- $_ := set $file "basic_auth_users" $w.basicAuth.users }}
+{{- end }}
+{{- toYaml (merge $file (deepCopy $w.extraConfig)) }}
+{{- end }}
 
 {{/* The Secret holding the AccessKey: the existing one, the chart-managed one, or "" (none). */}}
 {{- define "alikafka-exporter.credentialsSecret" -}}
@@ -119,6 +178,47 @@ Cross-field rules that a JSON schema cannot say clearly; each failure names the 
 {{- if has $flag (list "--config.file" "--web.listen-address" "--shard" "--target") }}
 {{- fail (printf "extraArgs: %s is set by the chart (use config, port or sharding instead)" $flag) }}
 {{- end }}
+{{- if eq $flag "--web.config.file" }}
+{{- fail "extraArgs: --web.config.file is set by the chart: use webConfig (TLS, basic auth, or webConfig.existingSecret for a whole file)" }}
+{{- end }}
+{{- end }}
+{{- if hasKey ($v.config.web | default dict) "config_file" }}
+{{- fail "config.web.config_file is set by the chart: use webConfig (TLS, basic auth, or webConfig.existingSecret for a whole file)" }}
+{{- end }}
+{{- $w := $v.webConfig }}
+{{- if and $w.tls.enabled (not $w.tls.secretName) }}
+{{- fail "webConfig.tls.enabled needs webConfig.tls.secretName: a Secret of type kubernetes.io/tls (tls.crt, tls.key), e.g. a cert-manager Certificate's spec.secretName" }}
+{{- end }}
+{{- if and $w.tls.clientCA.secretName $w.tls.clientCA.configMapName }}
+{{- fail "webConfig.tls.clientCA: set secretName or configMapName, not both" }}
+{{- end }}
+{{- if and (or $w.tls.clientCA.secretName $w.tls.clientCA.configMapName) (not $w.tls.enabled) }}
+{{- fail "webConfig.tls.clientCA needs webConfig.tls.enabled (client certificates are part of TLS)" }}
+{{- end }}
+{{- if and $w.tls.clientAllowedSans (ne $w.tls.clientAuthType "RequireAndVerifyClientCert") }}
+{{- fail "webConfig.tls.clientAllowedSans needs webConfig.tls.clientAuthType=RequireAndVerifyClientCert" }}
+{{- end }}
+{{- if and $w.basicAuth.users (not $w.basicAuth.enabled) }}
+{{- fail "webConfig.basicAuth.users is set but webConfig.basicAuth.enabled is false: enable it or remove the users" }}
+{{- end }}
+{{- if and $w.basicAuth.enabled (not $w.existingSecret) (not $w.basicAuth.users) }}
+{{- fail "webConfig.basicAuth.enabled needs webConfig.basicAuth.users (name: bcrypt hash), or webConfig.existingSecret holding the whole web config file" }}
+{{- end }}
+{{- if and $w.existingSecret (or $w.basicAuth.users $w.extraConfig) }}
+{{- fail "webConfig.existingSecret holds the whole web config file: move webConfig.basicAuth.users and webConfig.extraConfig into it" }}
+{{- end }}
+{{- if and $w.probes.httpHeaders (not $w.basicAuth.enabled) }}
+{{- fail "webConfig.probes.httpHeaders is only for basic auth (without it the probes need no header): remove it" }}
+{{- end }}
+{{- if and $w.probes.httpHeaders (include "alikafka-exporter.clientCertRequired" .) }}
+{{- fail "webConfig.probes.httpHeaders cannot help: with clientAuthType=RequireAndVerifyClientCert the kubelet has no client certificate, so the probes are TCP probes; remove it" }}
+{{- end }}
+{{- $sm := $v.serviceMonitor }}
+{{- if and $v.standalone $sm.enabled $w.basicAuth.enabled (not $sm.basicAuth.secretName) }}
+{{- fail "webConfig.basicAuth.enabled with serviceMonitor.enabled needs serviceMonitor.basicAuth.secretName: a Secret (in the ServiceMonitor's namespace) with the username and password Prometheus sends" }}
+{{- end }}
+{{- if and $v.standalone $sm.enabled (include "alikafka-exporter.clientCertRequired" .) (not $sm.tlsConfig.clientCertSecret) }}
+{{- fail "webConfig.tls.clientAuthType=RequireAndVerifyClientCert with serviceMonitor.enabled needs serviceMonitor.tlsConfig.clientCertSecret: a kubernetes.io/tls Secret with Prometheus's client certificate" }}
 {{- end }}
 {{- if and $v.standalone (not $v.config.targets) (not (has "--demo" $v.extraArgs)) }}
 {{- fail "config.targets is empty: list at least one target (instance_id and groups, or instances: all), see docs/configuration.md" }}
@@ -171,6 +271,9 @@ its Service while it waits for its first poll.
     {{- range .args }}
     - {{ . | quote }}
     {{- end }}
+    {{- if include "alikafka-exporter.webConfigOn" .ctx }}
+    - {{ printf "--web.config.file=%s/web-config.yml" (include "alikafka-exporter.webConfigDir" .ctx) | quote }}
+    {{- end }}
     {{- range $v.extraArgs }}
     - {{ . | quote }}
     {{- end }}
@@ -189,11 +292,11 @@ its Service while it waits for its first poll.
       protocol: TCP
   {{- with $v.livenessProbe }}
   livenessProbe:
-    {{- include "alikafka-exporter.probe" (dict "probe" . "portName" $.portName) | nindent 4 }}
+    {{- include "alikafka-exporter.probe" (dict "probe" . "portName" $.portName "ctx" $.ctx) | nindent 4 }}
   {{- end }}
   {{- with (ternary nil $v.readinessProbe (eq .portName "lag-metrics")) }}
   readinessProbe:
-    {{- include "alikafka-exporter.probe" (dict "probe" . "portName" $.portName) | nindent 4 }}
+    {{- include "alikafka-exporter.probe" (dict "probe" . "portName" $.portName "ctx" $.ctx) | nindent 4 }}
   {{- end }}
   {{- with $v.resources }}
   resources:
@@ -216,6 +319,21 @@ its Service while it waits for its first poll.
       mountPath: {{ include "alikafka-exporter.rrsaTokenDir" .ctx }}
       readOnly: true
     {{- end }}
+    {{- if include "alikafka-exporter.webConfigOn" .ctx }}
+    - name: {{ .volumePrefix }}web-config
+      mountPath: {{ include "alikafka-exporter.webConfigDir" .ctx }}
+      readOnly: true
+    {{- end }}
+    {{- if $v.webConfig.tls.enabled }}
+    - name: {{ .volumePrefix }}tls
+      mountPath: {{ include "alikafka-exporter.tlsDir" .ctx }}
+      readOnly: true
+    {{- end }}
+    {{- if and $v.webConfig.tls.enabled (or $v.webConfig.tls.clientCA.secretName $v.webConfig.tls.clientCA.configMapName) }}
+    - name: {{ .volumePrefix }}client-ca
+      mountPath: {{ include "alikafka-exporter.clientCADir" .ctx }}
+      readOnly: true
+    {{- end }}
     {{- with .mounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -224,11 +342,31 @@ its Service while it waits for its first poll.
     {{- end }}
 {{- end }}
 
-{{/* A probe whose httpGet port "http" is renamed to the container's port name (the sidecar's differs). */}}
+{{/*
+A probe as the web config allows it. Its httpGet port "http" is renamed to the container's port name
+(the sidecar's differs); with TLS it probes over HTTPS (the kubelet does not verify the certificate);
+when the kubelet cannot authenticate (basic auth without webConfig.probes.httpHeaders, or required
+client certificates) it becomes a TCP probe of the same port with the same timing. Probes that are
+not httpGet are kept as they are.
+*/}}
 {{- define "alikafka-exporter.probe" -}}
 {{- $probe := deepCopy .probe }}
-{{- if and $probe.httpGet (eq (toString $probe.httpGet.port) "http") }}
+{{- $w := .ctx.Values.webConfig }}
+{{- if $probe.httpGet }}
+{{- if eq (toString $probe.httpGet.port) "http" }}
 {{- $_ := set $probe.httpGet "port" .portName }}
+{{- end }}
+{{- if include "alikafka-exporter.tcpProbes" .ctx }}
+{{- $_ := set $probe "tcpSocket" (dict "port" $probe.httpGet.port) }}
+{{- $_ := unset $probe "httpGet" }}
+{{- else }}
+{{- if and $w.tls.enabled (not $probe.httpGet.scheme) }}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" }}
+{{- end }}
+{{- if $w.basicAuth.enabled }}
+{{- $_ := set $probe.httpGet "httpHeaders" (concat ($probe.httpGet.httpHeaders | default list) $w.probes.httpHeaders) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- toYaml $probe }}
 {{- end }}
@@ -262,6 +400,44 @@ its Service while it waits for its first poll.
       - key: access_key_secret
         path: access_key_secret
       {{- end }}
+{{- end }}
+{{- with include "alikafka-exporter.webConfigSecret" .ctx }}
+- name: {{ $.volumePrefix }}web-config
+  secret:
+    secretName: {{ . }}
+    defaultMode: {{ $.secretMode }}
+    items:
+      - key: {{ ternary $v.webConfig.existingSecretKey "web-config.yml" (not (empty $v.webConfig.existingSecret)) }}
+        path: web-config.yml
+{{- end }}
+{{- if $v.webConfig.tls.enabled }}
+- name: {{ .volumePrefix }}tls
+  secret:
+    secretName: {{ $v.webConfig.tls.secretName }}
+    defaultMode: {{ .secretMode }}
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- with $v.webConfig.tls.clientCA }}
+{{- if .secretName }}
+- name: {{ $.volumePrefix }}client-ca
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: {{ $.secretMode }}
+    items:
+      - key: {{ .key }}
+        path: ca.crt
+{{- else if .configMapName }}
+- name: {{ $.volumePrefix }}client-ca
+  configMap:
+    name: {{ .configMapName }}
+    items:
+      - key: {{ .key }}
+        path: ca.crt
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and $v.rrsa.enabled (eq $v.rrsa.mode "manual") }}
 - name: {{ .volumePrefix }}rrsa-oidc-token
