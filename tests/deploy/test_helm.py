@@ -13,9 +13,13 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import http.client
 import json
 import re
 import shutil
+import signal
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -24,13 +28,16 @@ from typing import Any
 import helm_python as helm
 import jsonschema
 import pytest
+import trustme
 import yaml
 
+from exporter import webconfig
 from exporter.app import plan_pairs
 from exporter.cli import parse_args
 from exporter.settings import Settings, load_settings
 from tests.conftest import ROOT, find_tool
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
+from tests.webserve import hash_password
 
 CHART = ROOT / "deploy" / "helm" / "alikafka-exporter"
 EXAMPLES = ROOT / "deploy" / "examples"
@@ -811,3 +818,358 @@ def test_values_example_in_the_deploy_docs_installs(tmp_path: Path) -> None:
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     keys = {i["key"] for i in volume(pod, "credentials")["secret"]["items"]}
     assert {f"--from-literal={k}=" for k in keys} <= set(re.findall(r"--from-literal=\w+=", text))
+
+
+# -- web config: TLS and basic auth ---------------------------------------------------------------------
+
+TLS_SECRET = "lag-exporter-tls"
+SERVER_NAME = f"{RELEASE}-alikafka-exporter.{NAMESPACE}.svc"
+PROBE_PASSWORD = "probe-pa55word"
+SCRAPE_PASSWORD = "scrape-pa55word"
+
+
+@pytest.fixture(scope="module")
+def pki() -> dict[str, Any]:
+    """A CA, the exporter's certificate for its Service name and 127.0.0.1, a client CA, bcrypt hashes."""
+    ca, client_ca = trustme.CA(), trustme.CA()
+    leaf = ca.issue_cert(SERVER_NAME, "127.0.0.1")
+    return {
+        "ca": ca, "client_ca": client_ca, "client": client_ca.issue_cert("prometheus.monitoring"),
+        # kubernetes.io/tls as cert-manager writes it: tls.crt, tls.key and the issuing CA in ca.crt
+        "tls": {"tls.crt": leaf.cert_chain_pems[0].bytes().decode(), "tls.key": leaf.private_key_pem.bytes().decode(),
+                "ca.crt": ca.cert_pem.bytes().decode()},
+        "client_ca_pem": client_ca.cert_pem.bytes().decode(),
+        "hashes": {"prometheus": hash_password(SCRAPE_PASSWORD), "probe": hash_password(PROBE_PASSWORD)},
+    }
+
+
+def _tls(**extra: Any) -> dict[str, Any]:
+    return {"webConfig": {"tls": {"enabled": True, "secretName": TLS_SECRET, **extra}}}
+
+
+def _auth(pki: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"webConfig": {"basicAuth": {"enabled": True, "users": pki["hashes"]}, **extra}}
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _secrets(docs: list[dict[str, Any]], pki: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The rendered Secrets decoded, plus the ones a user (or cert-manager) provides."""
+    found = {s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s.get("data", {}).items()}
+             for s in of_kind(docs, "Secret")}
+    return {TLS_SECRET: pki["tls"], "client-ca": {"ca.crt": pki["client_ca_pem"]},
+            "prometheus-client": {}, **found}
+
+
+def _user_configmaps(pki: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"metadata": {"name": "scraper-cas"}, "data": {"ca.crt": pki["client_ca_pem"]}}]
+
+
+def pod_web_config(pod: dict[str, Any], container: dict[str, Any], docs: list[dict[str, Any]],
+                   pki: dict[str, Any], tmp_path: Path,
+                   extra_secrets: dict[str, dict[str, str]] | None = None) -> tuple[list[str], webconfig.WebConfig]:
+    """The container's arguments with its mounted files written out, and its --web.config.file loaded by the
+    exporter's own loader (which also loads the certificates, key and client CA it names)."""
+    args, environ = materialize(pod, container, of_kind(docs, "ConfigMap") + _user_configmaps(pki), tmp_path,
+                                {**_secrets(docs, pki), **(extra_secrets or {})})
+    cli = parse_args(args)
+    settings = load_settings(cli.flags, environ, cli.config_file)
+    assert settings.web.config_file is not None
+    return args, webconfig.load(settings.web.config_file)
+
+
+def _probes(container: dict[str, Any]) -> list[dict[str, Any]]:
+    return [container[k] for k in ("livenessProbe", "readinessProbe") if k in container]
+
+
+WEB_MODES: dict[str, tuple[dict[str, Any], ...]] = {
+    "tls": (_tls(),),
+    "tls13-client-cert-required": (_tls(minVersion="TLS13", clientCA={"secretName": "client-ca"},
+                                        clientAllowedSans=["prometheus.monitoring"]),
+                                   {"serviceMonitor": {"tlsConfig": {"clientCertSecret": "prometheus-client"}}}),
+    "tls-client-cert-if-given-configmap": (_tls(clientCA={"configMapName": "scraper-cas"},
+                                                clientAuthType="VerifyClientCertIfGiven"),),
+    "basic-auth-only": (),
+    "tls-basic-auth": (_tls(),),
+    "tls-basic-auth-probe-header": (_tls(),),
+}
+
+
+@pytest.mark.parametrize("mode", list(WEB_MODES))
+def test_web_config_modes_render_valid_objects_and_a_loadable_file(
+        mode: str, pki: dict[str, Any], tmp_path: Path) -> None:
+    auth = "basic-auth" in mode
+    layers = list(WEB_MODES[mode])
+    if auth:
+        headers = [{"name": "Authorization", "value": _basic("probe", PROBE_PASSWORD)}] if "header" in mode else []
+        layers.append(_auth(pki, probes={"httpHeaders": headers}))
+        layers.append({"serviceMonitor": {"basicAuth": {"secretName": "prometheus-scrape-auth"}}})
+    vals = values({"serviceMonitor": {"enabled": True}}, *layers)
+    report = helm.lint(str(CHART), vals, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
+    docs = render(vals)
+    kube_validate(docs, tmp_path)
+    monitor = one(docs, "ServiceMonitor")
+    crd_validate(monitor)
+
+    deployment = one(docs, "Deployment")
+    pod, container = deployment["spec"]["template"]["spec"], exporter_container(deployment)
+    _, loaded = pod_web_config(pod, container, docs, pki, tmp_path)
+    tls = loaded.tls_server_config
+    assert tls.enabled == (mode != "basic-auth-only")
+    assert set(loaded.basic_auth_users) == (set(pki["hashes"]) if auth else set())
+    secret = one(docs, "Secret")  # the web config, in a Secret of its own: it holds the bcrypt hashes
+    assert volume(pod, "web-config")["secret"]["secretName"] == secret["metadata"]["name"]
+    assert volume(pod, "web-config")["secret"]["defaultMode"] == 0o440
+    assert all(h not in json.dumps(deployment) for h in pki["hashes"].values())
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["checksum/web-config"]
+    if tls.enabled:
+        assert volume(pod, "tls")["secret"] == {"secretName": TLS_SECRET, "defaultMode": 0o440, "items": [
+            {"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}
+        # a directory mount (no subPath), so the kubelet's update of a renewed certificate reaches the pod
+        assert not any("subPath" in m for m in container["volumeMounts"])
+
+    endpoint = monitor["spec"]["endpoints"][0]
+    probes = _probes(container)
+    assert len(probes) == 2
+    if mode == "tls13-client-cert-required":
+        assert (tls.min_version, tls.auth, tls.client_allowed_sans) == ("TLS13", "RequireAndVerifyClientCert",
+                                                                        ["prometheus.monitoring"])
+        assert endpoint["tlsConfig"]["cert"] == {"secret": {"name": "prometheus-client", "key": "tls.crt"}}
+        assert endpoint["tlsConfig"]["keySecret"] == {"name": "prometheus-client", "key": "tls.key"}
+    if mode == "tls-client-cert-if-given-configmap":
+        assert tls.auth == "VerifyClientCertIfGiven"
+        assert volume(pod, "client-ca")["configMap"]["name"] == "scraper-cas"
+    # The kubelet has no client certificate and no password: such probes are TCP probes of the port.
+    if mode == "tls13-client-cert-required" or mode == "basic-auth-only" or mode == "tls-basic-auth":
+        assert all(p["tcpSocket"] == {"port": "http"} and "httpGet" not in p for p in probes)
+        assert {p["periodSeconds"] for p in probes} == {20, 10}  # the timing is kept
+    else:
+        scheme = "HTTPS" if tls.enabled else "HTTP"
+        assert [p["httpGet"].get("scheme", "HTTP") for p in probes] == [scheme, scheme]
+        assert [p["httpGet"]["path"] for p in probes] == ["/healthz", "/readyz"]
+        if auth:  # the user's documented choice: the probe user's header in the pod spec
+            assert all(p["httpGet"]["httpHeaders"] == [{"name": "Authorization",
+                                                        "value": _basic("probe", PROBE_PASSWORD)}] for p in probes)
+    if tls.enabled:
+        assert endpoint["scheme"] == "https"
+        assert endpoint["tlsConfig"]["serverName"] == SERVER_NAME
+        assert endpoint["tlsConfig"]["ca"] == {"secret": {"name": TLS_SECRET, "key": "ca.crt"}}
+    else:
+        assert endpoint["scheme"] == "http" and "tlsConfig" not in endpoint
+    if auth:
+        assert endpoint["basicAuth"] == {"username": {"name": "prometheus-scrape-auth", "key": "username"},
+                                         "password": {"name": "prometheus-scrape-auth", "key": "password"}}
+    else:
+        assert "basicAuth" not in endpoint
+    if "header" not in mode:
+        for password in (PROBE_PASSWORD, SCRAPE_PASSWORD):
+            assert password not in json.dumps(docs)
+            assert base64.b64encode(password.encode()).decode()[:12] not in json.dumps(docs)
+
+
+def test_web_config_off_by_default_and_extra_keys_merge(pki: dict[str, Any], tmp_path: Path) -> None:
+    deployment = one(render(values()), "Deployment")
+    container = exporter_container(deployment)
+    assert not any(a.startswith("--web.config.file") for a in container["args"])
+    assert "checksum/web-config" not in deployment["spec"]["template"]["metadata"]["annotations"]
+
+    docs = render(values(_tls(), {"webConfig": {"extraConfig": {
+        "http_server_config": {"headers": {"X-Frame-Options": "deny"}},
+        "rate_limit": {"interval": "100ms", "burst": 50},
+        "tls_server_config": {"cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+                              "cert_file": "/elsewhere.crt"}}}}))
+    deployment = one(docs, "Deployment")
+    _, loaded = pod_web_config(deployment["spec"]["template"]["spec"], exporter_container(deployment), docs, pki,
+                               tmp_path)
+    assert loaded.http_server_config.headers == {"X-Frame-Options": "deny"}
+    assert (loaded.rate_limit.interval, loaded.rate_limit.burst) == (0.1, 50)
+    assert loaded.tls_server_config.cipher_suites == ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
+    assert loaded.tls_server_config.cert_file is not None
+    assert loaded.tls_server_config.cert_file.name == "tls.crt"  # the chart's mount wins
+
+
+def test_existing_web_config_secret_is_mounted_whole(pki: dict[str, Any], tmp_path: Path) -> None:
+    """A user's whole file (for example kept in a secret store): the chart mounts it and the TLS Secret."""
+    file = yaml.safe_dump({"tls_server_config": {"cert_file": "/etc/alikafka-exporter/tls/tls.crt",
+                                                 "key_file": "/etc/alikafka-exporter/tls/tls.key"},
+                           "basic_auth_users": {"prometheus": pki["hashes"]["prometheus"]}})
+    vals = values(_tls(), {"webConfig": {"existingSecret": "my-web-config", "existingSecretKey": "web.yml",
+                                         "basicAuth": {"enabled": True}},
+                           "serviceMonitor": {"enabled": True, "basicAuth": {"secretName": "scrape-auth"}}})
+    docs = render(vals)
+    kube_validate(docs, tmp_path)
+    crd_validate(one(docs, "ServiceMonitor"))
+    assert of_kind(docs, "Secret") == []
+    deployment = one(docs, "Deployment")
+    pod, container = deployment["spec"]["template"]["spec"], exporter_container(deployment)
+    assert volume(pod, "web-config")["secret"]["secretName"] == "my-web-config"
+    assert "checksum/web-config" not in deployment["spec"]["template"]["metadata"]["annotations"]
+    assert all("tcpSocket" in p for p in _probes(container))
+    _, loaded = pod_web_config(pod, container, docs, pki, tmp_path, {"my-web-config": {"web.yml": file}})
+    assert loaded.tls_server_config.enabled and set(loaded.basic_auth_users) == {"prometheus"}
+
+
+def test_web_config_change_rolls_the_pods(pki: dict[str, Any]) -> None:
+    def annotations(*layers: dict[str, Any]) -> dict[str, str]:
+        deployment = one(render(values(*layers)), "Deployment")
+        return dict(deployment["spec"]["template"]["metadata"]["annotations"])
+
+    base = annotations(_tls(), _auth(pki))
+    assert annotations(_tls(), _auth(pki), {"rollOnConfigChange": False})["checksum/web-config"] == \
+        base["checksum/web-config"]  # the exporter reads the web config only at start: always rolled
+    other_user = {"webConfig": {"basicAuth": {"users": {"prometheus": hash_password("other")}}}}
+    assert annotations(_tls(), _auth(pki), other_user)["checksum/web-config"] != base["checksum/web-config"]
+    assert annotations(_tls(minVersion="TLS13"), _auth(pki))["checksum/web-config"] != base["checksum/web-config"]
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"webConfig": {"basicAuth": {"users": {"prometheus": "s3cret"}}}}, r"/webConfig/basicAuth/users/prometheus.*pattern"),
+    ({"webConfig": {"basicAuth": {"users": {"a:b": "$2y$10$" + "a" * 53}}}},
+     r"/webConfig/basicAuth/users.*additional properties 'a:b' not allowed"),
+    ({"webConfig": {"basicAuth": {"users": {"p": "$2y$03$" + "a" * 53}}}}, r"/webConfig/basicAuth/users/p.*pattern"),
+    ({"webConfig": {"tls": {"minVersion": "TLS11"}}}, r"/webConfig/tls/minVersion"),
+    ({"webConfig": {"tls": {"clientAuthType": "RequireAnyClientCert"}}}, r"/webConfig/tls/clientAuthType"),
+    ({"webConfig": {"tls": {"secretName": "Not_A_Name"}}}, r"/webConfig/tls/secretName.*pattern"),
+    ({"webConfig": {"extraConfig": {"basic_auth_users": {}}}}, r"additional properties 'basic_auth_users'"),
+    ({"webConfig": {"probes": {"httpHeaders": [{"name": "Authorization"}]}}}, r"/webConfig/probes/httpHeaders/0"),
+    ({"serviceMonitor": {"tlsConfig": {"insecure": True}}}, r"additional properties 'insecure' not allowed"),
+    ({"rollOnConfigChange": "yes"}, r"/rollOnConfigChange"),
+], ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
+def test_web_config_schema_rejects_bad_values(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=message):
+        render(values(bad))
+
+
+HASH = "$2y$10$" + "a" * 53
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"webConfig": {"tls": {"enabled": True}}}, "webConfig.tls.enabled needs webConfig.tls.secretName"),
+    ({"webConfig": {"tls": {"enabled": True, "secretName": "t", "clientCA": {"secretName": "a",
+                                                                             "configMapName": "b"}}}}, "not both"),
+    ({"webConfig": {"tls": {"clientCA": {"secretName": "a"}}}}, "clientCA needs webConfig.tls.enabled"),
+    ({"webConfig": {"tls": {"enabled": True, "secretName": "t", "clientAllowedSans": ["x"],
+                            "clientAuthType": "VerifyClientCertIfGiven"}}}, "clientAllowedSans needs"),
+    ({"webConfig": {"basicAuth": {"users": {"p": HASH}}}}, "basicAuth.enabled is false"),
+    ({"webConfig": {"basicAuth": {"enabled": True}}}, "needs webConfig.basicAuth.users"),
+    ({"webConfig": {"existingSecret": "w", "basicAuth": {"enabled": True, "users": {"p": HASH}}}},
+     "move webConfig.basicAuth.users"),
+    ({"webConfig": {"probes": {"httpHeaders": [{"name": "X", "value": "y"}]}}}, "only for basic auth"),
+    ({"webConfig": {"tls": {"enabled": True, "secretName": "t", "clientCA": {"secretName": "c"}},
+                    "basicAuth": {"enabled": True, "users": {"p": HASH}},
+                    "probes": {"httpHeaders": [{"name": "Authorization", "value": "Basic x"}]}}}, "cannot help"),
+    ({"webConfig": {"basicAuth": {"enabled": True, "users": {"p": HASH}}}, "serviceMonitor": {"enabled": True}},
+     "needs serviceMonitor.basicAuth.secretName"),
+    ({"webConfig": {"tls": {"enabled": True, "secretName": "t", "clientCA": {"secretName": "c"}}},
+      "serviceMonitor": {"enabled": True}}, "needs serviceMonitor.tlsConfig.clientCertSecret"),
+    ({"extraArgs": ["--web.config.file=/x"]}, "extraArgs: --web.config.file is set by the chart: use webConfig"),
+    ({"config": {"web": {"config_file": "/x"}}}, "config.web.config_file is set by the chart"),
+])
+def test_web_config_cross_field_rules(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        render(values(bad))
+
+
+def test_sidecar_with_tls_and_basic_auth(consumer_chart: Path, pki: dict[str, Any], tmp_path: Path) -> None:
+    docs = render({"alikafka-exporter": {
+        "webConfig": {"tls": {"enabled": True, "secretName": TLS_SECRET},
+                      "basicAuth": {"enabled": True, "users": pki["hashes"]}}}}, chart=consumer_chart)
+    kube_validate(docs, tmp_path)
+    pod, sidecar = _sidecar(docs)
+    web_secret = next(s for s in of_kind(docs, "Secret") if "web-config.yml" in s["data"])
+    assert volume(pod, "alikafka-exporter-web-config")["secret"]["secretName"] == web_secret["metadata"]["name"]
+    assert volume(pod, "alikafka-exporter-web-config")["secret"]["defaultMode"] == 0o444
+    assert volume(pod, "alikafka-exporter-tls")["secret"]["secretName"] == TLS_SECRET
+    assert all(v["name"].startswith("alikafka-exporter-") for v in pod["volumes"])
+    assert {m["name"] for m in sidecar["volumeMounts"]} == {v["name"] for v in pod["volumes"]}
+    assert sidecar["livenessProbe"]["tcpSocket"] == {"port": "lag-metrics"} and "readinessProbe" not in sidecar
+    secrets = {"orders-alikafka-ak": {"access_key_id": "LTAI5tId", "access_key_secret": SECRET_VALUE}}
+    _, loaded = pod_web_config(pod, sidecar, docs, pki, tmp_path, secrets)
+    assert loaded.tls_server_config.enabled and set(loaded.basic_auth_users) == set(pki["hashes"])
+
+    # TLS without auth: the sidecar's liveness probe speaks HTTPS
+    docs = render({"alikafka-exporter": {"webConfig": {"tls": {"enabled": True, "secretName": TLS_SECRET}}}},
+                  chart=consumer_chart)
+    _, sidecar = _sidecar(docs)
+    assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "lag-metrics", "scheme": "HTTPS"}
+
+
+# -- config changes: roll the pods, or let the exporter reload ---------------------------------------------
+
+@pytest.mark.parametrize("roll", [True, False])
+def test_roll_on_config_change_switch(roll: bool, tmp_path: Path) -> None:
+    def pod_template(*layers: dict[str, Any]) -> dict[str, Any]:
+        return one(render(values({"rollOnConfigChange": roll}, *layers)), "Deployment")["spec"]["template"]
+
+    base = pod_template()
+    changed = pod_template({"config": {"poll": {"interval": "30s"}}})
+    annotations = base["metadata"].get("annotations") or {}
+    if roll:
+        assert "checksum/config" in annotations and changed != base
+    else:  # the pod template, so the pods, stay as they are; only the ConfigMap changes
+        assert "checksum/config" not in annotations and changed == base
+    # Either way the ConfigMap is mounted as a directory: the kubelet's update reaches the running pod
+    # (a subPath mount would never see it), and the exporter's file watcher finds the new content.
+    mount = next(m for m in base["spec"]["containers"][0]["volumeMounts"] if m["name"] == "config")
+    assert "subPath" not in mount and mount["readOnly"] is True
+    docs = render(values({"rollOnConfigChange": roll}))
+    kube_validate(docs, tmp_path)
+    assert deployment_settings(docs, tmp_path)[0].poll.interval == 60.0
+
+
+# -- the rendered TLS and basic auth pod, run for real ----------------------------------------------------------
+
+def _https_get(port: int, context: ssl.SSLContext, path: str, authorization: str | None = None) -> tuple[int, bytes]:
+    """GET over TLS to 127.0.0.1, verifying the certificate against the ServiceMonitor's serverName."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with context.wrap_socket(raw, server_hostname=SERVER_NAME) as sock:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.sock = sock
+        conn.request("GET", path, headers={"Authorization": authorization} if authorization else {})
+        response = conn.getresponse()
+        return response.status, response.read()
+
+
+@pytest.mark.e2e
+def test_rendered_tls_and_basic_auth_pod_serves_https_to_its_scraper(pki: dict[str, Any], tmp_path: Path) -> None:
+    """The Deployment's own arguments, rendered web config Secret and cert-manager-style TLS Secret run the
+    real exporter (--demo): the ServiceMonitor's CA and serverName verify its certificate, the scrape
+    user gets the metrics, no or a wrong password gets 401 (on /healthz too, hence the TCP probes), and
+    the TCP probe's connect succeeds."""
+    vals = values(_tls(), _auth(pki), {"extraArgs": ["--demo"], "serviceMonitor": {
+        "enabled": True, "basicAuth": {"secretName": "scrape-auth"}}})
+    docs = render(vals)
+    deployment = one(docs, "Deployment")
+    pod, container = deployment["spec"]["template"]["spec"], exporter_container(deployment)
+    args, loaded = pod_web_config(pod, container, docs, pki, tmp_path)
+    port = free_port()
+    args = [a for a in args if not a.startswith("--web.listen-address")] + [f"--web.listen-address=127.0.0.1:{port}"]
+    endpoint = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    ca_ref = endpoint["tlsConfig"]["ca"]["secret"]
+    context = ssl.create_default_context(cadata=_secrets(docs, pki)[ca_ref["name"]][ca_ref["key"]])
+    good = _basic("prometheus", SCRAPE_PASSWORD)
+    with process(python_module("exporter", *args), clean_env(), tmp_path / "exporter.log") as exporter:
+        def scraped() -> bytes | None:
+            status, body = _https_get(port, context, endpoint["path"], good)
+            return body if status == 200 and b"alikafka_consumergroup_lag{" in body else None
+
+        body = wait_for(scraped, 30, "the exporter to serve metrics over TLS")
+        assert b"alikafka_exporter_build_info" in body
+        assert _https_get(port, context, "/metrics", _basic("prometheus", "wrong"))[0] == 401
+        assert _https_get(port, context, "/metrics")[0] == 401
+        assert _https_get(port, context, "/healthz")[0] == 401  # why the kubelet's HTTP probes could not pass
+        assert _https_get(port, context, "/healthz", _basic("probe", PROBE_PASSWORD))[0] == 200
+        with socket.create_connection(("127.0.0.1", port), timeout=5):  # what the TCP probes do
+            pass
+        with pytest.raises(ssl.SSLCertVerificationError):  # a name the certificate does not carry
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            context.wrap_socket(raw, server_hostname="elsewhere.example").close()
+        exporter.send_signal(signal.SIGTERM)
+        assert exporter.wait(timeout=10) == 0
+    log = (tmp_path / "exporter.log").read_text()
+    assert "tls=true" in log and "basic_auth=true" in log
+    assert "Traceback" not in log and SCRAPE_PASSWORD not in log
+    assert loaded.tls_server_config.enabled
