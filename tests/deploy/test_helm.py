@@ -1122,10 +1122,11 @@ def test_roll_on_config_change_switch(roll: bool, tmp_path: Path) -> None:
 
 # -- the rendered TLS and basic auth pod, run for real ----------------------------------------------------------
 
-def _https_get(port: int, context: ssl.SSLContext, path: str, authorization: str | None = None) -> tuple[int, bytes]:
-    """GET over TLS to 127.0.0.1, verifying the certificate against the ServiceMonitor's serverName."""
+def _https_get(port: int, context: ssl.SSLContext, server_name: str, path: str,
+               authorization: str | None = None) -> tuple[int, bytes]:
+    """GET over TLS to 127.0.0.1, verifying the certificate for ``server_name`` (the ServiceMonitor's)."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-    with context.wrap_socket(raw, server_hostname=SERVER_NAME) as sock:
+    with context.wrap_socket(raw, server_hostname=server_name) as sock:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.sock = sock
         conn.request("GET", path, headers={"Authorization": authorization} if authorization else {})
@@ -1151,22 +1152,22 @@ def test_rendered_tls_and_basic_auth_pod_serves_https_to_its_scraper(pki: dict[s
     ca_ref = endpoint["tlsConfig"]["ca"]["secret"]
     context = ssl.create_default_context(cadata=_secrets(docs, pki)[ca_ref["name"]][ca_ref["key"]])
     good = _basic("prometheus", SCRAPE_PASSWORD)
+    name = endpoint["tlsConfig"]["serverName"]
     with process(python_module("exporter", *args), clean_env(), tmp_path / "exporter.log") as exporter:
         def scraped() -> bytes | None:
-            status, body = _https_get(port, context, endpoint["path"], good)
+            status, body = _https_get(port, context, name, endpoint["path"], good)
             return body if status == 200 and b"alikafka_consumergroup_lag{" in body else None
 
         body = wait_for(scraped, 30, "the exporter to serve metrics over TLS")
         assert b"alikafka_exporter_build_info" in body
-        assert _https_get(port, context, "/metrics", _basic("prometheus", "wrong"))[0] == 401
-        assert _https_get(port, context, "/metrics")[0] == 401
-        assert _https_get(port, context, "/healthz")[0] == 401  # why the kubelet's HTTP probes could not pass
-        assert _https_get(port, context, "/healthz", _basic("probe", PROBE_PASSWORD))[0] == 200
+        assert _https_get(port, context, name, "/metrics", _basic("prometheus", "wrong"))[0] == 401
+        assert _https_get(port, context, name, "/metrics")[0] == 401
+        assert _https_get(port, context, name, "/healthz")[0] == 401  # why the kubelet's HTTP probes could not pass
+        assert _https_get(port, context, name, "/healthz", _basic("probe", PROBE_PASSWORD))[0] == 200
         with socket.create_connection(("127.0.0.1", port), timeout=5):  # what the TCP probes do
             pass
         with pytest.raises(ssl.SSLCertVerificationError):  # a name the certificate does not carry
-            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-            context.wrap_socket(raw, server_hostname="elsewhere.example").close()
+            _https_get(port, context, "elsewhere.example", "/healthz")
         exporter.send_signal(signal.SIGTERM)
         assert exporter.wait(timeout=10) == 0
     log = (tmp_path / "exporter.log").read_text()
