@@ -1174,3 +1174,35 @@ def test_rendered_tls_and_basic_auth_pod_serves_https_to_its_scraper(pki: dict[s
     assert "tls=true" in log and "basic_auth=true" in log
     assert "Traceback" not in log and SCRAPE_PASSWORD not in log
     assert loaded.tls_server_config.enabled
+
+
+def test_tls_example_in_the_deploy_docs_installs(pki: dict[str, Any], tmp_path: Path) -> None:
+    """docs/deploy.md's cert-manager Certificate and lag-tls-values.yaml fit together and with the chart."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    base = re.search(r"```yaml\n(# lag-values\.yaml\n.*?)```", text, re.DOTALL)
+    tls_values = re.search(r"```yaml\n(# lag-tls-values\.yaml.*?)```", text, re.DOTALL)
+    certificate = re.search(r"```yaml\n(# cert-manager:.*?)```", text, re.DOTALL)
+    assert base and tls_values and certificate, "docs/deploy.md lost its TLS example"
+    vals = yaml.safe_load(base.group(1))
+    _merge(vals, yaml.safe_load(tls_values.group(1)))
+    docs = render(vals)
+    kube_validate(docs, tmp_path)
+    monitor = one(docs, "ServiceMonitor")
+    crd_validate(monitor)
+    cert = yaml.safe_load(certificate.group(1))
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
+    assert cert["metadata"]["namespace"] == NAMESPACE and cert["metadata"]["name"] == f"{RELEASE}-alikafka-exporter"
+    assert endpoint["tlsConfig"]["ca"]["secret"]["name"] == cert["spec"]["secretName"]
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert volume(pod, "tls")["secret"]["secretName"] == cert["spec"]["secretName"]
+    scrape_secret = endpoint["basicAuth"]["password"]["name"]
+    assert f"create secret generic {scrape_secret}" in text
+    assert {"--from-literal=username=", "--from-literal=password="} <= set(re.findall(r"--from-literal=\w+=", text))
+    _, loaded = pod_web_config(pod, exporter_container(deployment), docs, pki, tmp_path, {
+        cert["spec"]["secretName"]: pki["tls"],
+        "alikafka-exporter-ak": {"access_key_id": "LTAI5tId", "access_key_secret": SECRET_VALUE}})
+    assert loaded.tls_server_config.enabled and set(loaded.basic_auth_users) == {"prometheus"}
+    assert all("tcpSocket" in p for p in _probes(exporter_container(deployment)))
