@@ -980,15 +980,14 @@ def test_web_config_off_by_default_and_extra_keys_merge(pki: dict[str, Any], tmp
         "http_server_config": {"headers": {"X-Frame-Options": "deny"}},
         "rate_limit": {"interval": "100ms", "burst": 50},
         "tls_server_config": {"cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
-                              "cert_file": "/elsewhere.crt"}}}}))
+                              "max_version": "TLS12"}}}}))
     deployment = one(docs, "Deployment")
     _, loaded = pod_web_config(deployment["spec"]["template"]["spec"], exporter_container(deployment), docs, pki,
                                tmp_path)
     assert loaded.http_server_config.headers == {"X-Frame-Options": "deny"}
     assert (loaded.rate_limit.interval, loaded.rate_limit.burst) == (0.1, 50)
     assert loaded.tls_server_config.cipher_suites == ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
-    assert loaded.tls_server_config.cert_file is not None
-    assert loaded.tls_server_config.cert_file.name == "tls.crt"  # the chart's mount wins
+    assert (loaded.tls_server_config.min_version, loaded.tls_server_config.max_version) == ("TLS12", "TLS12")
 
 
 def test_existing_web_config_secret_is_mounted_whole(pki: dict[str, Any], tmp_path: Path) -> None:
@@ -1034,6 +1033,8 @@ def test_web_config_change_rolls_the_pods(pki: dict[str, Any]) -> None:
     ({"webConfig": {"tls": {"clientAuthType": "RequireAnyClientCert"}}}, r"/webConfig/tls/clientAuthType"),
     ({"webConfig": {"tls": {"secretName": "Not_A_Name"}}}, r"/webConfig/tls/secretName.*pattern"),
     ({"webConfig": {"extraConfig": {"basic_auth_users": {}}}}, r"additional properties 'basic_auth_users'"),
+    ({"webConfig": {"extraConfig": {"tls_server_config": {"client_auth_type": "VerifyClientCertIfGiven"}}}},
+     r"/webConfig/extraConfig/tls_server_config.*additional properties 'client_auth_type'"),
     ({"webConfig": {"probes": {"httpHeaders": [{"name": "Authorization"}]}}}, r"/webConfig/probes/httpHeaders/0"),
     ({"serviceMonitor": {"tlsConfig": {"insecure": True}}}, r"additional properties 'insecure' not allowed"),
     ({"rollOnConfigChange": "yes"}, r"/rollOnConfigChange"),
@@ -1053,6 +1054,9 @@ HASH = "$2y$10$" + "a" * 53
     ({"webConfig": {"tls": {"clientCA": {"secretName": "a"}}}}, "clientCA needs webConfig.tls.enabled"),
     ({"webConfig": {"tls": {"enabled": True, "secretName": "t", "clientAllowedSans": ["x"],
                             "clientAuthType": "VerifyClientCertIfGiven"}}}, "clientAllowedSans needs"),
+    ({"webConfig": {"tls": {"enabled": True, "secretName": "t", "clientAllowedSans": ["x"]}}}, "clientAllowedSans needs"),
+    ({"webConfig": {"extraConfig": {"tls_server_config": {"max_version": "TLS12"}}}},
+     "extraConfig.tls_server_config needs webConfig.tls.enabled"),
     ({"webConfig": {"basicAuth": {"users": {"p": HASH}}}}, "basicAuth.enabled is false"),
     ({"webConfig": {"basicAuth": {"enabled": True}}}, "needs webConfig.basicAuth.users"),
     ({"webConfig": {"existingSecret": "w", "basicAuth": {"enabled": True, "users": {"p": HASH}}}},

@@ -195,8 +195,11 @@ Cross-field rules that a JSON schema cannot say clearly; each failure names the 
 {{- if and (or $w.tls.clientCA.secretName $w.tls.clientCA.configMapName) (not $w.tls.enabled) }}
 {{- fail "webConfig.tls.clientCA needs webConfig.tls.enabled (client certificates are part of TLS)" }}
 {{- end }}
-{{- if and $w.tls.clientAllowedSans (ne $w.tls.clientAuthType "RequireAndVerifyClientCert") }}
-{{- fail "webConfig.tls.clientAllowedSans needs webConfig.tls.clientAuthType=RequireAndVerifyClientCert" }}
+{{- if and $w.tls.clientAllowedSans (or (ne $w.tls.clientAuthType "RequireAndVerifyClientCert") (not (or $w.tls.clientCA.secretName $w.tls.clientCA.configMapName))) }}
+{{- fail "webConfig.tls.clientAllowedSans needs webConfig.tls.clientCA and webConfig.tls.clientAuthType=RequireAndVerifyClientCert" }}
+{{- end }}
+{{- if and $w.extraConfig.tls_server_config (not $w.tls.enabled) }}
+{{- fail "webConfig.extraConfig.tls_server_config needs webConfig.tls.enabled" }}
 {{- end }}
 {{- if and $w.basicAuth.users (not $w.basicAuth.enabled) }}
 {{- fail "webConfig.basicAuth.users is set but webConfig.basicAuth.enabled is false: enable it or remove the users" }}
