@@ -36,7 +36,7 @@ from exporter.app import plan_pairs
 from exporter.cli import parse_args
 from exporter.settings import Settings, load_settings
 from tests.conftest import ROOT, find_tool
-from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
+from tests.procs import clean_env, free_port, http_get, process, prom_query, python_module, wait_for
 from tests.webserve import hash_password
 
 CHART = ROOT / "deploy" / "helm" / "alikafka-exporter"
@@ -1138,12 +1138,27 @@ def _https_get(port: int, context: ssl.SSLContext, server_name: str, path: str,
         return response.status, response.read()
 
 
+def _scrape_job(endpoint: dict[str, Any], secrets: dict[str, dict[str, str]], port: int, tmp_path: Path) -> str:
+    """A Prometheus job with what the Prometheus Operator makes of the ServiceMonitor endpoint's scheme,
+    tlsConfig and basicAuth (Secret values written to files), scraping 127.0.0.1:port."""
+    tls, auth = endpoint["tlsConfig"], endpoint["basicAuth"]
+    ca = tmp_path / "prometheus-ca.crt"
+    ca.write_text(secrets[tls["ca"]["secret"]["name"]][tls["ca"]["secret"]["key"]])
+    job = {"job_name": "servicemonitor", "scheme": endpoint["scheme"], "metrics_path": endpoint["path"],
+           "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+           "tls_config": {"ca_file": str(ca), "server_name": tls["serverName"]},
+           "basic_auth": {"username": secrets[auth["username"]["name"]][auth["username"]["key"]],
+                          "password": secrets[auth["password"]["name"]][auth["password"]["key"]]}}
+    return yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": [job]})
+
+
 @pytest.mark.e2e
-def test_rendered_tls_and_basic_auth_pod_serves_https_to_its_scraper(pki: dict[str, Any], tmp_path: Path) -> None:
+def test_rendered_tls_and_basic_auth_pod_serves_https_to_its_scraper(
+        pki: dict[str, Any], tmp_path: Path, prometheus_bin: str) -> None:
     """The Deployment's own arguments, rendered web config Secret and cert-manager-style TLS Secret run the
     real exporter (--demo): the ServiceMonitor's CA and serverName verify its certificate, the scrape
-    user gets the metrics, no or a wrong password gets 401 (on /healthz too, hence the TCP probes), and
-    the TCP probe's connect succeeds."""
+    user gets the metrics, no or a wrong password gets 401 (on /healthz too, hence the TCP probes), the
+    TCP probe's connect succeeds, and a real Prometheus configured from the ServiceMonitor scrapes it."""
     vals = values(_tls(), _auth(pki), {"extraArgs": ["--demo"], "serviceMonitor": {
         "enabled": True, "basicAuth": {"secretName": "scrape-auth"}}})
     docs = render(vals)
@@ -1172,6 +1187,14 @@ def test_rendered_tls_and_basic_auth_pod_serves_https_to_its_scraper(pki: dict[s
             pass
         with pytest.raises(ssl.SSLCertVerificationError):  # a name the certificate does not carry
             _https_get(port, context, "elsewhere.example", "/healthz")
+        secrets = {**_secrets(docs, pki), "scrape-auth": {"username": "prometheus", "password": SCRAPE_PASSWORD}}
+        (tmp_path / "prometheus.yml").write_text(_scrape_job(endpoint, secrets, port, tmp_path))
+        prom_port = free_port()
+        prom_cmd = [prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{prom_port}"]
+        with process(prom_cmd, clean_env(), tmp_path / "prometheus.log"):
+            up = wait_for(lambda: prom_query(prom_port, "up") or None, 30, "Prometheus to scrape the exporter")
+            assert [r["value"][1] for r in up] == ["1"], (tmp_path / "prometheus.log").read_text()[-2000:]
         exporter.send_signal(signal.SIGTERM)
         assert exporter.wait(timeout=10) == 0
     log = (tmp_path / "exporter.log").read_text()
