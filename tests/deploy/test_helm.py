@@ -15,6 +15,7 @@ import copy
 import hashlib
 import http.client
 import json
+import os
 import re
 import shutil
 import signal
@@ -1233,3 +1234,77 @@ def test_tls_example_in_the_deploy_docs_installs(pki: dict[str, Any], tmp_path: 
         "alikafka-exporter-ak": {"access_key_id": "LTAI5tId", "access_key_secret": SECRET_VALUE}})
     assert loaded.tls_server_config.enabled and set(loaded.basic_auth_users) == {"prometheus"}
     assert all("tcpSocket" in p for p in _probes(exporter_container(deployment)))
+
+
+RELOAD_INSTANCE = "alikafka_post-cn-helmreload1"
+RELOAD_SCENARIO = f"""
+seed: 3
+instances:
+  - instance_id: {RELOAD_INSTANCE}
+    region: cn-hangzhou
+    topics:
+      - {{name: events, partitions: 1, rate: 2}}
+    groups:
+      - {{name: keep, topics: [events], members: 1}}
+      - {{name: gone, topics: [events], members: 1}}
+      - {{name: fresh, topics: [events], members: 1}}
+"""
+
+
+@pytest.mark.e2e
+def test_without_rolling_the_running_pod_reloads_the_upgraded_configmap(tmp_path: Path) -> None:
+    """rollOnConfigChange: false. A `helm upgrade` that changes the targets leaves the pod template as it
+    was; the new ConfigMap, swapped in the way the kubelet updates a mounted ConfigMap (the ..data
+    symlink), is picked up by the running exporter's file watcher: the removed group goes, the new one
+    comes, with no restart."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(RELOAD_SCENARIO)
+    sim_port, exp_port = free_port(), free_port()
+    key = ("LTAI5tHelmReload", SECRET_VALUE)
+
+    def release(groups: list[str]) -> list[dict[str, Any]]:
+        return render({"rollOnConfigChange": False, "config": {
+            "api": {"region": "cn-hangzhou", "endpoint": f"http://127.0.0.1:{sim_port}/", "max_qps": 20},
+            "poll": {"interval": "1s"}, "reload": {"watch_interval": "1s"},
+            "targets": [{"instance_id": RELOAD_INSTANCE, "groups": groups}]}})
+
+    before, after = release(["keep", "gone"]), release(["keep", "fresh"])
+    assert one(before, "Deployment") == one(after, "Deployment")  # nothing for Kubernetes to roll
+    assert one(before, "ConfigMap") != one(after, "ConfigMap")
+
+    # The volume as the kubelet lays it out: config.yaml -> ..data/config.yaml, ..data -> a timestamped dir.
+    mount = tmp_path / "config"
+    for version, docs in (("..2026_12_01_v1", before), ("..2026_12_01_v2", after)):
+        (mount / version).mkdir(parents=True)
+        for name, text in one(docs, "ConfigMap")["data"].items():
+            (mount / version / name).write_text(text)
+    (mount / "..data").symlink_to("..2026_12_01_v1")
+    (mount / "config.yaml").symlink_to("..data/config.yaml")
+    container = exporter_container(one(before, "Deployment"))
+    config_dir = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "config")
+    args = [a.replace(config_dir, str(mount)) for a in container["args"] if not a.startswith("--web.listen-address")]
+
+    def up(group: str) -> str:
+        return f'alikafka_consumergroup_up{{group="{group}",instance_id="{RELOAD_INSTANCE}"}} 1.0'
+
+    def metrics_with(present: str, absent: str) -> str | None:
+        status, body = http_get(f"http://127.0.0.1:{exp_port}/metrics")
+        text = body.decode()
+        return text if status == 200 and up(present) in text and up(absent) not in text else None
+
+    sim_cmd = python_module("exporter.simulator", "--listen", f"127.0.0.1:{sim_port}", "--scenario", str(scenario),
+                            "--access-key", f"{key[0]}:{key[1]}")
+    exp_env = clean_env(ALIBABA_CLOUD_ACCESS_KEY_ID=key[0], ALIBABA_CLOUD_ACCESS_KEY_SECRET=key[1])
+    with process(sim_cmd, clean_env(), tmp_path / "sim.log"), \
+            process(python_module("exporter", *args, f"--web.listen-address=127.0.0.1:{exp_port}"), exp_env,
+                    tmp_path / "exporter.log") as exporter:
+        wait_for(lambda: metrics_with("gone", "fresh"), 30, "the first ConfigMap's targets")
+        (mount / "..data_tmp").symlink_to("..2026_12_01_v2")
+        os.replace(mount / "..data_tmp", mount / "..data")  # the kubelet's atomic update
+        text = wait_for(lambda: metrics_with("fresh", "gone"), 30, "the exporter to reload the new ConfigMap")
+        assert up("keep") in text
+        assert "alikafka_exporter_config_last_reload_successful 1.0" in text
+        exporter.send_signal(signal.SIGTERM)
+        assert exporter.wait(timeout=10) == 0
+    log = (tmp_path / "exporter.log").read_text()
+    assert 'reason="file changed"' in log and "Traceback" not in log and SECRET_VALUE not in log
