@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?= --demo
+DURATION ?= 600
 
-.PHONY: run test lint typecheck pytest tools clean bench-lag bench-scrape bench-cycle
+.PHONY: run test lint typecheck pytest tools clean bench-lag bench-scrape bench-cycle soak
 
 $(BIN)/alikafka-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,9 @@ bench-scrape: $(BIN)/alikafka-exporter
 
 bench-cycle: $(BIN)/alikafka-exporter
 	$(BIN)/python -m benchmarks.cycle --tier M --qps 20 --seconds 300
+
+soak: $(BIN)/alikafka-exporter
+	$(BIN)/python -m benchmarks.soak --seconds $(DURATION)
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tier", default="M", choices=sorted(TIERS))
     parser.add_argument("--qps", type=float, default=20.0)
     parser.add_argument("--seconds", type=int, default=300)
+    parser.add_argument("--trace", action="store_true", help="print polls/s and the cycle gauge every read")
     args = parser.parse_args(argv)
     scenario, pairs = TIERS[args.tier]
     sim_port, exp_port = _free_port(), _free_port()
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             env={**env, "ALIBABA_CLOUD_ACCESS_KEY_ID": "AK", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "SK"})
         cycles: list[float] = []
         text = ""
+        last_ok, last_at = 0.0, time.monotonic()
         try:
             started = time.monotonic()
             while time.monotonic() - started < args.seconds:
@@ -82,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                 with urllib.request.urlopen(f"http://127.0.0.1:{exp_port}/metrics", timeout=30) as response:
                     text = response.read().decode()
                 cycle = _metric(text, "alikafka_exporter_poll_cycle_duration_seconds")
+                if args.trace:
+                    ok_now = _metric(text, "alikafka_exporter_api_requests_total",
+                                     '{action="GetConsumerProgress",code="200"}') or 0
+                    rate = (ok_now - last_ok) / (time.monotonic() - last_at)
+                    print(f"t={time.monotonic() - started:6.1f}s polls/s={rate:5.2f} "
+                          f"cycle={cycle}", file=sys.stderr, flush=True)
+                    last_ok, last_at = ok_now, time.monotonic()
                 if cycle is not None and (not cycles or cycle != cycles[-1]):
                     cycles.append(cycle)
             cpu, rss = _cpu_rss(exporter.pid)
@@ -94,18 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     throttled = _metric(text, "alikafka_exporter_api_requests_total",
                         '{action="GetConsumerProgress",code="Throttling.User"}') or 0
     effective = _metric(text, "alikafka_exporter_effective_poll_interval_seconds")
+    duration_sum = _metric(text, "alikafka_exporter_api_request_duration_seconds_sum", '{action="GetConsumerProgress"}')
+    duration_count = _metric(text, "alikafka_exporter_api_request_duration_seconds_count",
+                             '{action="GetConsumerProgress"}')
+    latency_ms = 1000 * (duration_sum or 0) / max(duration_count or 0, 1)
     floor = pairs / args.qps
     complete = cycles[1:] or cycles  # the first pass runs at the limiter's pace from a cold start
     print(f"Machine: {os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; date "
           f"{time.strftime('%Y-%m-%d')}; command: python -m benchmarks.cycle --tier {args.tier} --qps {args.qps:g} "
           f"--seconds {args.seconds}\n")
     print("| tier | pairs | qps (limit = max_qps) | floor s | effective interval s | cycles | cycle median s | "
-          "cycle max s | median / floor | throttled | polls | CPU ms/poll | RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "cycle max s | median / floor | throttled | polls | mean request ms | CPU ms/poll | RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     median = statistics.median(complete) if complete else float("nan")
     print(f"| {args.tier} | {pairs} | {args.qps:g} | {floor:.1f} | {effective or float('nan'):.1f} | "
           f"{len(complete)} | {median:.1f} | {max(complete, default=float('nan')):.1f} | {median / floor:.3f} | "
-          f"{throttled:.0f} | {ok:.0f} | {1000 * cpu / max(ok, 1):.2f} | {rss:.0f} |")
+          f"{throttled:.0f} | {ok:.0f} | {latency_ms:.1f} | {1000 * cpu / max(ok, 1):.2f} | {rss:.0f} |")
     return 0 if throttled == 0 and median <= floor * 1.05 else 1
 
 

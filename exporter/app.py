@@ -101,6 +101,7 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
             on_update=exposition.update,
             on_remove=exposition.remove,
             current_qps=lambda: limiter.current_qps,
+            backlog=lambda: limiter.waiting,
             discovering=plan.discovering,
         )
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs})

@@ -189,13 +189,14 @@ class AlikafkaClient:
             s.reveal() for s in (creds.access_key_secret, creds.security_token) if s is not None
         )
         async with self._concurrency:
-            await self._limiter.acquire()
-            sent = self._clock()
-            url, headers = self._sign(action, region, params, creds)
-            started = time.monotonic()
             code = "connection_error"
+            started = time.monotonic()
             try:
-                status, body, retry_after, date = await self._send(url, headers)
+                async with self._limiter.request() as ticket:
+                    sent = self._clock()
+                    url, headers = self._sign(action, region, params, creds)
+                    started = time.monotonic()
+                    status, body, retry_after, date = await self._send(url, headers, ticket.answered)
                 self._measure_clock(date, sent)
                 result = self._interpret(action, status, body, retry_after)
             except ApiError as exc:
@@ -282,10 +283,13 @@ class AlikafkaClient:
         exc.message += f" ({original})" if original else ""
         exc.args = (f"{exc.code}: {exc.message}",)
 
-    async def _send(self, url: URL, headers: Mapping[str, str]) -> tuple[int, bytes, str | None, str | None]:
+    async def _send(
+        self, url: URL, headers: Mapping[str, str], answered: Callable[[], None]
+    ) -> tuple[int, bytes, str | None, str | None]:
         assert self._session is not None, "use AlikafkaClient as an async context manager"
         try:
             async with self._session.post(url, headers=headers, data=b"") as resp:
+                answered()  # the server has counted this request by now: the limiter's window may move
                 if resp.content_length is not None and resp.content_length > MAX_BODY_BYTES:
                     raise MalformedResponseError("malformed_response", "answer larger than 64 MiB")
                 body = await resp.content.read(MAX_BODY_BYTES + 1)

@@ -43,14 +43,16 @@ class PartitionHistory:
     """(offset, time) points of one partition, time-ordered with non-decreasing offsets.
 
     Two typed arrays (8 bytes a value) rather than lists or deques of Python numbers: with a hundred
-    thousand partitions the difference is hundreds of megabytes.
+    thousand partitions the difference is hundreds of megabytes. ``seen`` (the last reading's time,
+    for forgetting partitions no longer polled) lives here rather than in a second dictionary.
     """
 
-    __slots__ = ("offsets", "times")
+    __slots__ = ("offsets", "seen", "times")
 
     def __init__(self) -> None:
         self.offsets: array[int] = array("q")
         self.times: array[float] = array("d")
+        self.seen = -math.inf
 
     def add(self, offset: int, at: float, options: LagOptions) -> None:
         """Record that the end offset was ``offset`` at ``at``."""
@@ -122,7 +124,6 @@ class LagEstimator:
     def __init__(self, options: LagOptions | None = None) -> None:
         self.options = options or LagOptions()
         self._histories: dict[PartitionKey, PartitionHistory] = {}
-        self._seen: dict[PartitionKey, float] = {}
         self._last_sweep = -math.inf
 
     def __len__(self) -> int:
@@ -134,7 +135,7 @@ class LagEstimator:
         if history is None:
             history = self._histories[key] = PartitionHistory()
         history.add(broker, at, self.options)
-        self._seen[key] = at
+        history.seen = at
         if at - self._last_sweep > self.options.history / 4:
             self._forget_before(at - self.options.history)
             self._last_sweep = at
@@ -151,6 +152,5 @@ class LagEstimator:
         return len(history.offsets) if history else 0
 
     def _forget_before(self, cutoff: float) -> None:
-        for key in [k for k, seen in self._seen.items() if seen < cutoff]:
-            del self._seen[key]
+        for key in [k for k, history in self._histories.items() if history.seen < cutoff]:
             del self._histories[key]

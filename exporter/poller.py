@@ -7,9 +7,12 @@ limits), and a pair still in flight when its slot comes round is skipped instead
 The slot is ``effective_interval / pairs``. When the rate limit cannot poll every pair within the
 configured interval (``pairs / max_qps`` is longer), the effective interval stretches to that, is
 exported, and is logged once; when throttling answers make the client back off, it stretches further
-with the limiter's current rate. Pairs never polled yet are polled at the limiter's pace, so
-``/readyz`` turns 200 after ``pairs / max_qps`` seconds rather than a whole interval. Pairs can be
-added and removed while running (discovery, config reload), and the interval changed.
+with the limiter's current rate. In that rate-bound mode (and for pairs never polled yet, so
+``/readyz`` turns 200 after ``pairs / max_qps`` seconds rather than a whole interval) the limiter sets
+the pace: a poll is started every ``1 / current_qps`` seconds as long as at most two calls wait at the
+limiter (``backlog``), so its queue is never empty and never long, and a round takes what the limiter
+admits rather than a planned slot plus whatever the loop lost. Pairs can be added and removed while
+running (discovery, config reload), and the interval changed.
 
 Results are folded into an immutable :class:`~exporter.snapshot.Snapshot`, swapped in whole. A failure
 keeps the pair's last data (``up`` 0) until ``stale_after`` has passed since its last success, then
@@ -34,10 +37,12 @@ from exporter.snapshot import Pair, PairState, PollError, Snapshot
 log = logging.getLogger(__name__)
 
 ACTION = "GetConsumerProgress"
-# Share of the rate the schedule plans for: the rest absorbs listing calls and arrival jitter at the
-# gateway (which counts requests when they arrive, not when they leave). 0.96 keeps a full round within
-# 5% of the floor pairs / max_qps.
-HEADROOM = 0.96
+# Share of the rate the effective interval plans for when rate-bound: the limiter gives up one round
+# trip per floor(max_qps) requests to stay exact at the server (about 1% locally), listing calls share
+# the budget. The schedule itself follows the limiter, so this only sets the exported estimate.
+HEADROOM = 0.98
+# Calls that may wait at the limiter before the rate-bound schedule holds back the next poll.
+BACKLOG = 2
 
 
 class ProgressSource(Protocol):
@@ -65,6 +70,7 @@ class Poller:
         on_remove: Callable[[Pair], None] | None = None,
         analyzer: Analyzer | None = None,
         current_qps: Callable[[], float] | None = None,
+        backlog: Callable[[], int] | None = None,
         discovering: bool = False,
     ) -> None:
         self._source = source
@@ -74,6 +80,7 @@ class Poller:
         self._stale_after = stale_after
         self._max_qps = max_qps
         self._current_qps = current_qps or (lambda: max_qps)
+        self._backlog = backlog or (lambda: 0)
         self._clock = clock
         self._monotonic = monotonic
         self._on_update = on_update
@@ -150,13 +157,22 @@ class Poller:
                 if pair not in self._in_flight:
                     self._in_flight.add(pair)
                     tasks.create_task(self._poll(pair, cycle), name=f"poll {pair.instance_id}/{pair.group}")
-                slot = 1 / (self._current_qps() * HEADROOM) if first_time else self._slot()
+                slot = self._slot()
+                paced = first_time or slot * self._current_qps() <= 1 / HEADROOM + 1e-9
+                if paced:
+                    slot = 1 / max(self._current_qps(), 1e-3)
                 # Absolute deadlines, so time spent between slots does not accumulate into drift;
-                # after a stall (a long GC, a busy host) the schedule resumes without a burst.
-                deadline = max(deadline + slot, self._monotonic() - slot)
+                # after a stall (a long GC, a busy host) the schedule resumes without a burst (and when
+                # paced by the limiter, catches up to a second: the limiter's window bounds them anyway).
+                deadline = max(deadline + slot, self._monotonic() - (max(4 * slot, 1.0) if paced else slot))
                 self._changed.clear()
-                with contextlib.suppress(TimeoutError):  # a membership change ends the slot early
-                    await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, deadline - self._monotonic()))
+                while True:
+                    with contextlib.suppress(TimeoutError):  # a membership change ends the slot early
+                        await asyncio.wait_for(self._changed.wait(),
+                                               timeout=max(0.0, deadline - self._monotonic()))
+                    if not paced or self._changed.is_set() or self._backlog() <= BACKLOG:
+                        break
+                    deadline = self._monotonic() + slot / 4  # the limiter is behind: let it take this one first
 
     def _slot(self) -> float:
         effective = self.effective_interval

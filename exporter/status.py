@@ -25,6 +25,7 @@ The rules are checked in this order, and the first that holds wins:
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections import deque
 from dataclasses import dataclass
 
@@ -45,40 +46,84 @@ class StatusOptions:
     max_samples: int = 3600  # hard bound on a stretched window
 
 
+Key = tuple[str, int]  # (topic, partition)
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """What one poll says about a group, reduced to what the rules need."""
+    """What one poll says about a group, reduced to what the rules need.
+
+    Compact, since a window holds ten of them for every group: the committed offsets are one typed
+    array aligned with ``keys`` (topics, each with its partition numbers), and ``keys`` is the very same
+    tuple in successive samples of a group whose partitions did not change (8 bytes a partition a
+    sample, not a tuple of tuples). ``lagging`` has one byte per partition: 1 where it had lag.
+    """
 
     lag: int
     members: int
     state: str
-    committed: tuple[tuple[tuple[str, int], int], ...]  # ((topic, partition), offset), sorted
-    lagging_partitions: frozenset[tuple[str, int]]
+    keys: tuple[tuple[str, tuple[int, ...]], ...]  # (topic, partitions) with a committed offset, sorted
+    offsets: array[int]  # their committed offsets
+    lagging: bytes
     at: float = 0.0
     time_lag: float | None = None  # the group's max time lag at this poll
 
     @classmethod
-    def of(cls, progress: ConsumerProgress, at: float = 0.0, time_lag: float | None = None) -> Sample:
-        """Reduce a parsed answer (received at ``at``, with the group's max time lag)."""
-        committed = []
-        lagging = set()
+    def of(cls, progress: ConsumerProgress, at: float = 0.0, time_lag: float | None = None,
+           previous: Sample | None = None) -> Sample:
+        """Reduce a parsed answer (received at ``at``, with the group's max time lag); ``previous``
+        is the group's last sample, whose ``keys`` are reused when equal."""
+        rows = []
         total = 0
         for topic in progress.topics:
             for p in topic.partitions:
                 if p.consumer_offset is None:
                     continue
-                committed.append(((topic.topic, p.partition), p.consumer_offset))
-                if p.lag:
-                    lagging.add((topic.topic, p.partition))
-                    total += p.lag
-        lag = total if committed else (progress.total_diff or 0)
-        return cls(lag, len(progress.member_ids), progress.state, tuple(sorted(committed)), frozenset(lagging), at,
-                   time_lag)
+                lag = p.lag or 0
+                rows.append(((topic.topic, p.partition), p.consumer_offset, 1 if lag else 0))
+                total += lag
+        rows.sort()
+        grouped: dict[str, list[int]] = {}
+        for (topic_name, partition), _, _ in rows:
+            grouped.setdefault(topic_name, []).append(partition)
+        keys = tuple((name, tuple(partitions)) for name, partitions in grouped.items())
+        if previous is not None and previous.keys == keys:
+            keys = previous.keys
+        lag = total if rows else (progress.total_diff or 0)
+        return cls(lag, len(progress.member_ids), progress.state, keys, array("q", [r[1] for r in rows]),
+                   bytes(r[2] for r in rows), at, time_lag)
+
+    @property
+    def partitions(self) -> list[Key]:
+        """The (topic, partition) of each committed offset, in order."""
+        return [(topic, partition) for topic, partitions in self.keys for partition in partitions]
+
+    @property
+    def committed(self) -> dict[Key, int]:
+        """Committed offset by partition."""
+        return dict(zip(self.partitions, self.offsets, strict=True))
+
+    @property
+    def lagging_partitions(self) -> frozenset[Key]:
+        """The partitions that had lag at this poll."""
+        return frozenset(k for k, lagging in zip(self.partitions, self.lagging, strict=True) if lagging)
 
 
 def _went_back(before: Sample, after: Sample) -> bool:
-    old = dict(before.committed)
-    return any(offset < old[key] for key, offset in after.committed if key in old)
+    if before.keys is after.keys:
+        return any(new < old for old, new in zip(before.offsets, after.offsets, strict=True))
+    old = before.committed
+    return any(offset < old[key] for key, offset in zip(after.partitions, after.offsets, strict=True) if key in old)
+
+
+def _same_commits(a: Sample, b: Sample) -> bool:
+    return a.keys == b.keys and a.offsets == b.offsets
+
+
+def _lagging_in_both(a: Sample, b: Sample) -> bool:
+    if a.keys is b.keys:
+        return any(x and y for x, y in zip(a.lagging, b.lagging, strict=True))
+    return bool(a.lagging_partitions & b.lagging_partitions)
 
 
 def evaluate(samples: list[Sample], options: StatusOptions) -> str:  # noqa: PLR0911 - one return per rule
@@ -93,8 +138,8 @@ def evaluate(samples: list[Sample], options: StatusOptions) -> str:  # noqa: PLR
     if any(_went_back(a, b) for a, b in itertools.pairwise(samples)):
         return "rewound"
     if latest.lag > 0 and latest.members > 0 and latest.at - samples[0].at >= options.min_span:
-        unmoved = all(s.committed == latest.committed for s in samples)
-        if unmoved and samples[0].lagging_partitions & latest.lagging_partitions:
+        unmoved = all(_same_commits(s, latest) for s in samples)
+        if unmoved and _lagging_in_both(samples[0], latest):
             return "stalled"
     if latest.lag > 0 and _falling_behind(samples, options):
         return "lagging"
@@ -138,7 +183,7 @@ class StatusTracker:
         window = self._windows.get(group)
         if window is None:
             window = self._windows[group] = deque(maxlen=self.options.max_samples)
-        window.append(Sample.of(progress, at, time_lag))
+        window.append(Sample.of(progress, at, time_lag, window[-1] if window else None))
         while len(window) > self.options.window and at - window[1].at >= self.options.min_span:
             window.popleft()
         return evaluate(list(window), self.options)

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.errors import NotFoundError, ServerError
 from exporter.models import ConsumerProgress
-from exporter.poller import Poller
+from exporter.poller import HEADROOM, Poller
 from exporter.snapshot import Pair
 from tests.fakes import Clock, FakeSource, exposition_text, progress
 
@@ -117,17 +117,17 @@ async def test_schedule_spreads_pairs_never_overlaps_and_isolates_slow_pairs() -
 
 
 def test_effective_interval_reflects_the_rate_limit() -> None:
-    """With more pairs than max_qps allows per interval, the interval stretches to pairs / (96% of max_qps)."""
+    """With more pairs than max_qps allows per interval, the interval stretches to pairs / (98% of max_qps)."""
     pairs = [Pair("i", f"g{n}", "r") for n in range(300)]
     source = FakeSource(lambda _i, _g: progress({}))
     stretched = Poller(source, pairs, interval=60, stale_after=180, max_qps=3).snapshot.effective_interval
-    assert stretched == pytest.approx(300 / (3 * 0.96))
+    assert stretched == pytest.approx(300 / (3 * HEADROOM))
     assert stretched <= 300 / 3 * 1.05  # within 5% of the floor
     assert Poller(source, pairs[:10], interval=60, stale_after=180, max_qps=3).snapshot.effective_interval == 60
     qps = [3.0]
     backing_off = Poller(source, pairs, interval=60, stale_after=180, max_qps=3, current_qps=lambda: qps[0])
     qps[0] = 1.5
-    assert backing_off.effective_interval == pytest.approx(300 / (1.5 * 0.96))
+    assert backing_off.effective_interval == pytest.approx(300 / (1.5 * HEADROOM))
 
 
 async def test_stretched_schedule_warns_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -146,7 +146,7 @@ async def test_stretched_schedule_warns_once(caplog: pytest.LogCaptureFixture) -
             await task
     warnings = [r for r in caplog.records if r.getMessage() == "poll interval stretched by the API rate limit"]
     assert len(warnings) == 1
-    assert warnings[0].effective_interval_s == pytest.approx(20 / 9.6, abs=0.1)  # type: ignore[attr-defined]
+    assert warnings[0].effective_interval_s == pytest.approx(20 / (10 * HEADROOM), abs=0.1)  # type: ignore[attr-defined]
     assert poller.snapshot.cycle_duration is not None
 
 

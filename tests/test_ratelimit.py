@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 
 import pytest
+from aiohttp.test_utils import TestServer
 
+from exporter.client import AlikafkaClient
+from exporter.credentials import Credentials, Secret, StaticProvider
 from exporter.ratelimit import RateLimiter
+from exporter.simulator import FaultRule, Scenario, Simulator, build_app
+from exporter.stats import ApiStats
+from tests.fakes import ApiTestOptions
 
 
 def max_in_window(starts: list[float], window: float = 1.0) -> int:
@@ -81,7 +88,8 @@ async def test_backed_off_rate_is_enforced() -> None:
 
 
 async def test_no_burst_after_a_pause() -> None:
-    """Calls queued behind a pause start 1/qps apart, not all at once when it ends."""
+    """Calls queued behind a pause start 1/qps apart (less the 10 ms the virtual schedule tolerates), not all at
+    once when it ends."""
     limiter = RateLimiter(10)
     limiter.pause_until(time.monotonic() + 0.2)
     starts: list[float] = []
@@ -92,4 +100,67 @@ async def test_no_burst_after_a_pause() -> None:
 
     await asyncio.gather(*(one() for _ in range(5)))
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.095
+    assert min(gaps) >= 0.089
+
+
+async def test_never_exceeds_max_qps_at_the_server_whatever_the_jitter() -> None:
+    """Requests reach the server after a random delay and answer after another: the arrivals, as the
+    server counts them, never hold more than floor(max_qps) in any one-second window. (A window of
+    start times alone fails this: a slow request followed a second later by a fast one collide.)"""
+    rng = random.Random(5)
+    limiter = RateLimiter(20)
+    arrivals: list[float] = []
+
+    async def one() -> None:
+        async with limiter.request() as ticket:
+            await asyncio.sleep(rng.choice([0.0, 0.0, 0.002, 0.15]))  # on the way: mostly fast, some slow
+            arrivals.append(time.monotonic())  # the server counts it here
+            await asyncio.sleep(rng.uniform(0, 0.02))  # the server builds the answer
+            ticket.answered()
+            await asyncio.sleep(0.01)  # the client reads the body after the headers
+
+    started = time.monotonic()
+    await asyncio.gather(*(one() for _ in range(70)))
+    elapsed = time.monotonic() - started
+    assert max_in_window(arrivals) <= 20
+    assert elapsed < 70 / 20 * 1.25, "exact, but not much slower than the limit"
+
+
+async def test_an_unanswered_request_holds_its_place() -> None:
+    """While a request is in flight the server may still count it: the window cannot move past it."""
+    limiter = RateLimiter(1)
+    gate = asyncio.Event()
+
+    async def slow() -> None:
+        async with limiter.request():
+            await gate.wait()
+
+    task = asyncio.create_task(slow())
+    await asyncio.sleep(0)
+    second = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(1.3)
+    assert not second.done() and limiter.waiting == 1
+    gate.set()
+    answered = time.monotonic()
+    await asyncio.wait_for(second, 1.5)
+    assert time.monotonic() - answered >= 0.99, "a full second after the answer, not after the start"
+    await task
+
+
+async def test_real_simulator_at_its_limit_never_throttles() -> None:
+    """The client at max_qps equal to the simulator's limit, with uneven latency, never gets Throttling.User."""
+    simulator = Simulator(Scenario.builtin("minimal"), access_keys={"AK": "SK"}, seed=3)
+    simulator.set_qps_limit("GetConsumerProgress", 10)
+    simulator.add_fault(FaultRule(kind="latency", delay=0.12, probability=0.3))
+    server = TestServer(build_app(simulator), host="127.0.0.1")
+    await server.start_server()
+    stats = ApiStats()
+    client = AlikafkaClient(ApiTestOptions(str(server.make_url("/"))),
+                            StaticProvider(Credentials("AK", Secret("SK"), None), "test"), RateLimiter(10), stats)
+    try:
+        async with client:
+            await asyncio.gather(*(client.get_consumer_progress("cn-hangzhou", "alikafka_post-cn-test0001",
+                                                                "orders-consumer") for _ in range(35)))
+    finally:
+        await server.close()
+    assert stats.requests == {("GetConsumerProgress", "200"): 35}

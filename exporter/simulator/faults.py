@@ -2,8 +2,9 @@
 
 A rule matches requests by action, instance and group, fires a fixed number of times or with a
 probability (from the simulator's seeded RNG, so runs repeat), and changes the answer: an error
-status, a delay, a dropped connection, a broken body, or one of the response shapes the
-documentation and real XML-to-JSON conversion produce.
+status, a delay, a dropped connection, a broken body, an expired STS token, a gateway clock that
+disagrees with the client's, or one of the response shapes the documentation and real XML-to-JSON
+conversion produce.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from typing import Any, Literal
 
 FaultKind = Literal[
     "http_500", "http_503", "throttle", "timeout", "latency", "reset", "html", "truncated", "single_object",
-    "numbers_as_strings", "missing_wrappers", "success_false", "root_wrapper", "not_found",
+    "numbers_as_strings", "missing_wrappers", "success_false", "root_wrapper", "not_found", "token_expired",
+    "clock_skew",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
 # Kinds that rewrite a successful body rather than replace the answer.
 SHAPE_KINDS = frozenset({"single_object", "numbers_as_strings", "missing_wrappers", "root_wrapper"})
+# Kinds that change what the gateway's authentication sees rather than the answer: ``clock_skew``
+# moves the gateway's clock by ``delay`` seconds for the matching requests, so a skew beyond the
+# signature's 15-minute window is refused as ``InvalidTimeStamp.Expired`` by the real check.
+AUTH_KINDS = frozenset({"clock_skew"})
 
 
 @dataclass
@@ -32,7 +38,7 @@ class FaultRule:
     group: str | None = None
     count: int | None = None  # None: until cleared
     probability: float = 1.0
-    delay: float = 1.0  # latency and timeout, seconds
+    delay: float = 1.0  # latency and timeout, seconds; clock_skew: the gateway clock's offset
 
     def matches(self, action: str, params: dict[str, str], rng: random.Random) -> bool:
         """Whether this rule fires for a request (consuming one of its ``count`` if it does)."""

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from exporter.simulator.auth import GatewayError
-from exporter.simulator.faults import FAULT_KINDS, SHAPE_KINDS, FaultRule, reshape
+from exporter.simulator.faults import AUTH_KINDS, FAULT_KINDS, SHAPE_KINDS, FaultRule, reshape
 from exporter.simulator.service import API_VERSION, Simulator, new_request_id
 
 _HTML_502 = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
@@ -39,17 +39,29 @@ def _error(exc: GatewayError, host: str) -> web.Response:
     return web.json_response(body, status=exc.status, headers=headers)
 
 
-def _first_match(sim: Simulator, action: str, params: Mapping[str, str]) -> FaultRule | None:
-    for rule in sim.faults:
-        if rule.matches(action, dict(params), sim.rng):
-            return rule
+async def _first_match(sim: Simulator, action: str, params: Mapping[str, str]) -> FaultRule | None:
+    """The first matching rule that decides the answer; ``latency`` rules on the way add their delay and
+    let the next rules match too (a slow answer can still be an error)."""
+    for rule in list(sim.faults):
+        if rule.kind not in AUTH_KINDS and rule.matches(action, dict(params), sim.rng):
+            if rule.kind != "latency":
+                return rule
+            await asyncio.sleep(rule.delay)
     return None
 
 
+def _clock_skew(sim: Simulator, action: str, params: Mapping[str, str]) -> float:
+    """The gateway clock's offset for this request (a ``clock_skew`` rule), 0 without one."""
+    for rule in sim.faults:
+        if rule.kind == "clock_skew" and rule.matches(action, dict(params), sim.rng):
+            return rule.delay
+    return 0.0
+
+
 async def _fault_answer(rule: FaultRule, request: web.Request) -> web.StreamResponse | None:
-    """The answer a non-shape fault gives, or None to carry on (latency) after its delay."""
+    """The answer a non-shape fault gives, or None to carry on (a timeout that the client gave up on)."""
     kind = rule.kind
-    if kind in ("timeout", "latency"):
+    if kind == "timeout":
         await asyncio.sleep(rule.delay)
         return None
     if kind == "reset":
@@ -66,6 +78,8 @@ async def _fault_answer(rule: FaultRule, request: web.Request) -> web.StreamResp
         "http_503": GatewayError(503, "ServiceUnavailable", "The request has failed due to a temporary failure."),
         "throttle": GatewayError(400, "Throttling.User", "Request was denied due to user flow control.", 200),
         "not_found": GatewayError(400, "BIZ_SUBSCRIPTION_NOT_FOUND", "The consumer group does not exist."),
+        # An STS token past its expiry: the credentials were valid when issued, the client must refresh.
+        "token_expired": GatewayError(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired."),
     }
     if kind in errors:
         return _error(errors[kind], request.host)
@@ -86,8 +100,8 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
     action = params.get("Action") or request.headers.get("x-acs-action") or ""
     signature = ""
     try:
-        identity = sim.auth.verify(request.method, request.path, query, form, request.headers, raw,
-                                   sim.server_time())
+        now = sim.server_time() + _clock_skew(sim, action, params)
+        identity = sim.auth.verify(request.method, request.path, query, form, request.headers, raw, now)
         signature = identity.signature_version
         version = params.get("Version") or request.headers.get("x-acs-version", "")
         if version != API_VERSION:
@@ -95,7 +109,7 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
         if not action:
             raise GatewayError(400, "MissingAction", "Action is mandatory for this request.")
         sim.admit(action, sim.clock())
-        rule = _first_match(sim, action, params)
+        rule = await _first_match(sim, action, params)
         if rule is not None and rule.kind not in SHAPE_KINDS:
             answer = await _fault_answer(rule, request)
             if answer is not None:

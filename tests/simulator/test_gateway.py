@@ -280,3 +280,29 @@ def test_demo_scenario_has_the_promised_groups() -> None:
     assert lag("orders-consumer") < 12 * 60 * 8  # healthy: within delay + commit interval of the head
     shanghai = sim.instances["alikafka_pre-cn-demo0002"]
     assert shanghai.groups["tracking-aggregator"].state_at(clock.now) == "PREPARING_REBALANCE"
+
+
+async def test_expired_token_and_clock_skew_faults(gateway: tuple[Simulator, str, ClientSession, Clock]) -> None:
+    """token_expired answers like an STS token past expiry; clock_skew beyond 15 minutes fails the real
+    timestamp check, a small skew passes it."""
+    sim, base, session, _ = gateway
+    sim.add_fault(FaultRule(kind="token_expired", count=1))
+    status, body, _ = await call(session, v1_url(base, PROGRESS))
+    assert (status, body["Code"]) == (400, "InvalidSecurityToken.Expired")
+    sim.add_fault(FaultRule(kind="clock_skew", delay=60.0, count=1))
+    assert (await call(session, v1_url(base, PROGRESS)))[0] == 200
+    sim.add_fault(FaultRule(kind="clock_skew", delay=-1200.0, count=1))
+    status, body, _ = await call(session, v1_url(base, PROGRESS))
+    assert (status, body["Code"]) == (400, "InvalidTimeStamp.Expired")
+    assert (await call(session, v1_url(base, PROGRESS)))[0] == 200
+
+
+async def test_latency_composes_with_the_next_rule(gateway: tuple[Simulator, str, ClientSession, Clock]) -> None:
+    """A latency rule delays the answer and lets a later rule decide it: slow and failing."""
+    sim, base, session, _ = gateway
+    sim.add_fault(FaultRule(kind="latency", delay=0.2))
+    sim.add_fault(FaultRule(kind="http_500", count=1))
+    started = time.monotonic()
+    assert (await call(session, v1_url(base, PROGRESS)))[0] == 500
+    assert time.monotonic() - started >= 0.19
+    assert (await call(session, v1_url(base, PROGRESS)))[0] == 200

@@ -1,0 +1,392 @@
+"""Fault soak: the exporter against a misbehaving simulator for a bounded time, scraped all along.
+
+Run: ``.venv/bin/python -m benchmarks.soak --seconds 600`` (``make soak DURATION=600``); the short form
+(``--seconds 40``) runs in CI as ``tests/test_soak.py``.
+
+The simulator (its own process) serves ``scale-s`` (10 groups x 10 partitions) and the exporter (its
+own process) polls those groups plus one that does not exist, every 2 s, while three scraper threads
+read ``/metrics`` back to back. Faults, through the simulator's ``/_sim/faults``:
+
+- from the start, on every request with small probabilities: 500, 503, timeouts (longer than
+  ``api.timeout``), slow answers, connection resets, HTML 502 pages, truncated bodies, throttling,
+  expired STS tokens and a gateway clock 20 minutes off (refused by the signature check);
+- at a fifth of the run, one group (``gen-g00009``) starts failing for good with 500s: a retry
+  storm on that pair;
+- at half the run a burst of throttling answers to every call, at 60% bursts of expired tokens and
+  clock skew.
+
+Checked, and reported with the numbers: the exporter stays up; its RSS grows less than 10% after the
+warm-up (the first quarter); every healthy pair's last success stays younger than ``poll.stale_after``;
+the failing pair shows ``up 0`` and its data is dropped after ``stale_after`` (not before), the missing
+group has ``up 0`` and no data; counters (``*_total``, histogram buckets, counts and sums) never
+decrease between two scrapes of one scraper; no traceback and no error line in the log; the log stays
+under ``LOG_LINES_PER_MINUTE`` (a retry storm must not flood it). Exit status 0 when every check holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.exposition import decompress
+
+INSTANCE = "alikafka_post-cn-scale0001"
+HEALTHY = tuple(f"gen-g{i:05d}" for i in range(9))
+FAILING = "gen-g00009"  # fails for good from a fifth of the run
+MISSING = "gen-missing"  # never existed: BIZ_SUBSCRIPTION_NOT_FOUND from the first poll
+INTERVAL = 2.0
+STALE_AFTER = 15.0
+API_TIMEOUT = 1.5
+MAX_RETRIES = 2
+LOG_LINES_PER_MINUTE = 120  # failures and recoveries of pairs, never one line per retried attempt
+RSS_GROWTH_LIMIT = 0.10
+SCRAPERS = 3
+SCRAPE_PAUSE = 0.05  # between one scraper's scrapes: continuous, without taking a whole core
+
+# Standing transient faults on every call: (kind, probability, delay).
+TRANSIENT = (
+    ("http_500", 0.03, 0.0), ("http_503", 0.03, 0.0), ("timeout", 0.01, API_TIMEOUT + 0.5),
+    ("latency", 0.05, 0.4), ("reset", 0.02, 0.0), ("html", 0.02, 0.0), ("truncated", 0.01, 0.0),
+    ("throttle", 0.02, 0.0), ("token_expired", 0.005, 0.0), ("clock_skew", 0.005, -1200.0),
+)
+
+
+@dataclass
+class Result:
+    """What a soak measured, and which checks failed."""
+
+    seconds: float
+    polls_ok: float = 0.0
+    polls_failed: float = 0.0
+    scrapes: int = 0
+    scrape_errors: int = 0
+    scrape_ms: list[float] = field(default_factory=list)
+    rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (elapsed, MB)
+    counter_decreases: list[str] = field(default_factory=list)
+    healthy_max_age: float = 0.0
+    failing_fault_at: float | None = None
+    failing_up0_after: float | None = None
+    failing_gone_after: float | None = None
+    missing_up0: bool = False
+    missing_had_data: bool = False
+    log_lines: int = 0
+    log_bad: list[str] = field(default_factory=list)
+    alive: bool = True
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def rss_growth(self) -> float:
+        """Largest RSS after the warm-up over the RSS when the warm-up ended, less one."""
+        warm = [mb for at, mb in self.rss_mb if at >= self.seconds / 4]
+        return max(warm) / warm[0] - 1 if warm else 0.0
+
+    @property
+    def log_per_minute(self) -> float:
+        """Log lines per minute over the run."""
+        return self.log_lines * 60 / self.seconds
+
+    @property
+    def ok(self) -> bool:
+        """Every check held."""
+        return not self.failures
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _get(url: str, gzip: bool = False, timeout: float = 10.0) -> str:
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"} if gzip else {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        data = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            data = decompress(data)  # every member, not only the first
+    return data.decode()
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def _monotonic_names(text: str) -> set[str]:
+    names = set()
+    for family in text_string_to_metric_families(text):
+        if family.type in ("counter", "histogram", "summary"):
+            names.update(s.name for s in family.samples)
+    return names
+
+
+def _fault(sim_url: str, **rule: object) -> None:
+    request = urllib.request.Request(f"{sim_url}_sim/faults", data=json.dumps(rule).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        response.read()
+
+
+class _Scraper(threading.Thread):
+    """Reads /metrics back to back; records latency, errors and counters going backwards."""
+
+    def __init__(self, url: str, gzip: bool, result: Result, lock: threading.Lock, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.url, self.gzip, self.result, self.lock, self.stop = url, gzip, result, lock, stop
+
+    def run(self) -> None:
+        last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            try:
+                text = _get(self.url, self.gzip)
+                elapsed = (time.perf_counter() - started) * 1000  # the scrape, not the parsing below
+                samples = _samples(text)
+                monotonic = _monotonic_names(text)
+            except Exception as exc:  # any failed scrape is a finding
+                with self.lock:
+                    self.result.scrape_errors += 1
+                    self.result.failures.append(f"scrape failed: {type(exc).__name__}: {exc}")
+                time.sleep(0.5)
+                continue
+            decreases = [f"{name}{dict(labels)}: {last[(name, labels)]} -> {value}"
+                         for (name, labels), value in samples.items()
+                         if name in monotonic and (name, labels) in last and value < last[(name, labels)]]
+            last = {k: v for k, v in samples.items() if k[0] in monotonic}
+            time.sleep(SCRAPE_PAUSE)
+            with self.lock:
+                self.result.scrapes += 1
+                self.result.scrape_ms.append(elapsed)
+                self.result.counter_decreases.extend(decreases)
+
+
+def _config(path: Path, sim_port: int) -> None:
+    groups = ", ".join([*HEALTHY, FAILING, MISSING])
+    path.write_text(
+        f"api: {{endpoint: 'http://127.0.0.1:{sim_port}/', region: cn-hangzhou, max_qps: 20, max_concurrency: 4, "
+        f"timeout: {API_TIMEOUT}s, max_retries: {MAX_RETRIES}}}\n"
+        f"poll: {{interval: {INTERVAL:g}s, stale_after: {STALE_AFTER:g}s}}\n"
+        f"targets: [{{instance_id: {INSTANCE}, groups: [{groups}]}}]\n")
+
+
+def _check_pairs(text: str, elapsed: float, result: Result) -> None:
+    samples = _samples(text)
+    now = time.time()
+    for group in HEALTHY:
+        stamp = samples.get(("alikafka_consumergroup_last_success_timestamp_seconds",
+                             (("group", group), ("instance_id", INSTANCE))))
+        if stamp is None:
+            if elapsed > 3 * INTERVAL + API_TIMEOUT * (MAX_RETRIES + 1):
+                result.failures.append(f"{group}: no successful poll by {elapsed:.0f}s")
+            continue
+        age = now - stamp
+        result.healthy_max_age = max(result.healthy_max_age, age)
+        if age >= STALE_AFTER:
+            result.failures.append(f"{group}: last success {age:.1f}s ago at {elapsed:.0f}s (stale_after "
+                                   f"{STALE_AFTER:g}s)")
+    up = samples.get(("alikafka_consumergroup_up", (("group", FAILING), ("instance_id", INSTANCE))))
+    has_lag = any(name == "alikafka_consumergroup_lag" and ("group", FAILING) in labels for name, labels in samples)
+    if result.failing_fault_at is not None:
+        since = elapsed - result.failing_fault_at
+        if up == 0 and result.failing_up0_after is None:
+            result.failing_up0_after = since
+        if up == 0 and not has_lag and result.failing_gone_after is None:
+            result.failing_gone_after = since
+    missing_up = samples.get(("alikafka_consumergroup_up", (("group", MISSING), ("instance_id", INSTANCE))))
+    result.missing_up0 = result.missing_up0 or missing_up == 0
+    if missing_up == 1 or any(n == "alikafka_consumergroup_lag" and ("group", MISSING) in labels
+                              for n, labels in samples):
+        result.missing_had_data = True
+
+
+def _judge(result: Result, log: str) -> None:
+    lines = log.splitlines()
+    result.log_lines = len(lines)
+    result.log_bad = [line for line in lines if "Traceback" in line or "level=error" in line][:5]
+    checks = [
+        (result.alive, "the exporter process exited"),
+        (result.scrape_errors == 0, f"{result.scrape_errors} scrapes failed"),
+        (not result.counter_decreases, f"counters decreased: {result.counter_decreases[:3]}"),
+        (result.rss_growth < RSS_GROWTH_LIMIT, f"RSS grew {100 * result.rss_growth:.1f}% after the warm-up"),
+        (result.failing_up0_after is not None, f"{FAILING} never showed up 0"),
+        (result.failing_gone_after is not None, f"{FAILING}'s data was never dropped"),
+        (result.failing_gone_after is None or result.failing_gone_after >= STALE_AFTER - INTERVAL,
+         f"{FAILING}'s data was dropped after {result.failing_gone_after}s, before stale_after"),
+        (result.failing_gone_after is None
+         or result.failing_gone_after <= STALE_AFTER + 3 * INTERVAL + API_TIMEOUT * (MAX_RETRIES + 1) + 2,
+         f"{FAILING}'s data was dropped only after {result.failing_gone_after}s"),
+        (result.missing_up0 and not result.missing_had_data, f"{MISSING} should have up 0 and no data"),
+        (not result.log_bad, f"error or traceback in the log: {result.log_bad}"),
+        (result.log_per_minute <= LOG_LINES_PER_MINUTE, f"{result.log_per_minute:.0f} log lines per minute"),
+    ]
+    result.failures.extend(message for ok, message in checks if not ok)
+
+
+def run(seconds: float, *, verbose: bool = False, keep_log: Path | None = None) -> Result:
+    """Run one soak of ``seconds`` and return what it measured (``result.ok``: every check held)."""
+    sim_port, exp_port = _free_port(), _free_port()
+    sim_url, metrics = f"http://127.0.0.1:{sim_port}/", f"http://127.0.0.1:{exp_port}/metrics"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALIKAFKA_"))}
+    result = Result(seconds)
+    lock, stop = threading.Lock(), threading.Event()
+    with tempfile.TemporaryDirectory() as tmp:
+        config, log_path = Path(tmp) / "config.yaml", Path(tmp) / "exporter.log"
+        _config(config, sim_port)
+        sim = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{sim_port}",
+                                "--scenario", "builtin:scale-s", "--access-key", "AK:SK", "--seed", "11",
+                                "--qps-limit", "GetConsumerProgress=20", "--log.level", "warning"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with log_path.open("w") as log_file:
+            exporter = None
+            try:
+                _wait_for(sim_url + "_sim/truth")
+                for kind, probability, delay in TRANSIENT:
+                    _fault(sim_url, kind=kind, probability=probability, delay=delay)
+                exporter = subprocess.Popen(
+                    [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address",
+                     f"127.0.0.1:{exp_port}", "--log.level", "info"],
+                    env={**env, "ALIBABA_CLOUD_ACCESS_KEY_ID": "AK", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "SK"},
+                    stdout=log_file, stderr=subprocess.STDOUT)
+                _wait_for(metrics)
+                scrapers = [_Scraper(metrics, n % 2 == 0, result, lock, stop) for n in range(SCRAPERS)]
+                for scraper in scrapers:
+                    scraper.start()
+                _watch(seconds, sim_url, metrics, exporter, result, lock, verbose)
+            finally:
+                stop.set()
+                if exporter is not None:
+                    result.alive = result.alive and exporter.poll() is None
+                    exporter.terminate()
+                    exporter.wait(15)
+                sim.terminate()
+                sim.wait(15)
+        log = log_path.read_text()
+        if keep_log is not None:
+            keep_log.write_text(log)
+        _judge(result, log)
+    return result
+
+
+def _wait_for(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _get(url, timeout=2)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        else:
+            return
+
+
+def _watch(seconds: float, sim_url: str, metrics: str, exporter: subprocess.Popen[bytes], result: Result,
+           lock: threading.Lock, verbose: bool) -> None:
+    """The run's timeline: faults at their moments, a check of every pair and the RSS every second."""
+    started = time.monotonic()
+    events = [(0.2, "failing"), (0.5, "throttle_burst"), (0.6, "auth_burst")]
+    text = ""
+    while (elapsed := time.monotonic() - started) < seconds:
+        while events and elapsed >= events[0][0] * seconds:
+            _, event = events.pop(0)
+            if event == "failing":
+                _fault(sim_url, kind="http_500", group=FAILING)
+                result.failing_fault_at = elapsed
+            elif event == "throttle_burst":
+                _fault(sim_url, kind="throttle", count=8)
+            else:
+                _fault(sim_url, kind="token_expired", count=4)
+                _fault(sim_url, kind="clock_skew", count=4, delay=1200.0)
+        if exporter.poll() is not None:
+            result.alive = False
+            return
+        try:
+            text = _get(metrics, timeout=10)
+        except OSError as exc:
+            with lock:
+                result.scrape_errors += 1
+                result.failures.append(f"monitor scrape failed: {exc}")
+        else:
+            with lock:
+                _check_pairs(text, elapsed, result)
+        result.rss_mb.append((elapsed, _rss_mb(exporter.pid)))
+        if verbose:
+            print(f"t={elapsed:5.1f}s rss={result.rss_mb[-1][1]:.1f}MB scrapes={result.scrapes} "
+                  f"failures={len(result.failures)}", file=sys.stderr, flush=True)
+        time.sleep(1.0)
+    samples = _samples(text) if text else {}
+    for (name, labels), value in samples.items():
+        if name == "alikafka_exporter_api_requests_total" and ("action", "GetConsumerProgress") in labels:
+            if ("code", "200") in labels:
+                result.polls_ok += value
+            else:
+                result.polls_failed += value
+
+
+def report(result: Result, command: str) -> str:
+    """A markdown table of one soak."""
+    ms = sorted(result.scrape_ms) or [float("nan")]
+    rss = [mb for _, mb in result.rss_mb] or [float("nan")]
+    warm = [mb for at, mb in result.rss_mb if at >= result.seconds / 4] or [float("nan")]
+    rows = [
+        f"Machine: {os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; date "
+        f"{time.strftime('%Y-%m-%d')}; command: {command}\n",
+        "| duration s | API attempts ok / failed | scrapes (errors) | scrape p50 / p99 ms | RSS MB warm / max "
+        "(growth) | counter decreases | healthy max age s | failing: up 0 after / dropped after s | log lines "
+        "(per min) | tracebacks, errors | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {result.seconds:.0f} | {result.polls_ok:.0f} / {result.polls_failed:.0f} | {result.scrapes} "
+        f"({result.scrape_errors}) | {statistics.median(ms):.1f} / {ms[int(0.99 * (len(ms) - 1))]:.1f} | "
+        f"{warm[0]:.0f} / {max(rss):.0f} ({100 * result.rss_growth:+.1f}%) | {len(result.counter_decreases)} | "
+        f"{result.healthy_max_age:.1f} | {_fmt(result.failing_up0_after)} / {_fmt(result.failing_gone_after)} | "
+        f"{result.log_lines} ({result.log_per_minute:.0f}) | {len(result.log_bad)} | "
+        f"{'pass' if result.ok else 'FAIL'} |",
+    ]
+    if result.failures:
+        rows.append("\nFailed checks:\n" + "\n".join(f"- {f}" for f in dict.fromkeys(result.failures)))
+    return "\n".join(rows)
+
+
+def _fmt(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a soak, print its table, exit 0 when every check held."""
+    parser = argparse.ArgumentParser(description="fault soak")
+    parser.add_argument("--seconds", type=float, default=600.0)
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--keep-log", type=Path, help="copy the exporter's log here")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        result = run(args.seconds, verbose=args.verbose, keep_log=args.keep_log)
+        print(report(result, f"python -m benchmarks.soak --seconds {args.seconds:g}"))
+        return 0 if result.ok else 1
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
