@@ -66,6 +66,11 @@ def utc(stamp: float) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _configured_interval(snapshot: Snapshot, options: PageOptions) -> float | None:
+    """The poller's interval when the snapshot carries it (it follows config reloads), else the start-up one."""
+    return snapshot.interval if snapshot.interval is not None else options.poll_interval
+
+
 def _when(stamp: float | None, now: float) -> str:
     """A table cell: relative time, with the absolute UTC time below it."""
     if stamp is None:
@@ -192,7 +197,7 @@ def render(snapshot: Snapshot, options: PageOptions, now: float | None = None) -
     facts = [f"version <b>{esc(options.version)}</b>"]
     if options.started is not None:
         facts.append(f"uptime <b>{duration(now - options.started)}</b>")
-    interval = duration(options.poll_interval)
+    interval = duration(_configured_interval(snapshot, options))
     effective = duration(snapshot.effective_interval)
     facts.append(f"poll interval <b>{interval}</b> (effective <b>{effective}</b>)")
     if snapshot.cycle_duration is not None:
@@ -251,7 +256,7 @@ def as_json(snapshot: Snapshot, options: PageOptions, now: float | None = None) 
     return {
         "version": options.version, "demo": options.demo, "now": now,
         "uptime_seconds": None if options.started is None else now - options.started,
-        "poll_interval_seconds": options.poll_interval,
+        "poll_interval_seconds": _configured_interval(snapshot, options),
         "effective_poll_interval_seconds": snapshot.effective_interval,
         "cycle_duration_seconds": snapshot.cycle_duration,
         "discovering": snapshot.discovering,

@@ -93,7 +93,7 @@ class Poller:
         self._changed = asyncio.Event()
         self._discovering = discovering
         self._snapshot = Snapshot(MappingProxyType(dict(self._states)), 0, None, self.effective_interval,
-                                  discovering)
+                                  discovering, interval)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -273,5 +273,5 @@ class Poller:
         old = self._snapshot
         self._snapshot = Snapshot(
             MappingProxyType(dict(self._states)), old.version + 1, self._cycle_duration, self.effective_interval,
-            self._discovering,
+            self._discovering, self._interval,
         )

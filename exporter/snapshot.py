@@ -71,6 +71,7 @@ class Snapshot:
     cycle_duration: float | None = None
     effective_interval: float | None = None
     discovering: bool = False  # the first discovery listing has not finished yet
+    interval: float | None = None  # the configured poll.interval, which a config reload can change
 
     @property
     def ready(self) -> bool:

@@ -202,3 +202,11 @@ def test_rendering_two_thousand_pairs_is_cheap() -> None:
     print(f"status page, 2000 pairs: {best * 1000:.1f} ms, {len(page) / 1024:.0f} KiB")
     assert len(Tables(page).body_rows("targets")) == 501
     assert best < 0.5
+
+
+def test_header_follows_a_reloaded_poll_interval() -> None:
+    """After a reload the poller's snapshot carries the new interval; the page shows it, not the start-up one."""
+    snap = Snapshot(MappingProxyType({}), 3, None, 30.0, False, 30.0)
+    options = PageOptions(version="1", poll_interval=60.0)
+    assert "poll interval <b>30s</b>" in render(snap, options, now=NOW)
+    assert as_json(snap, options, now=NOW)["poll_interval_seconds"] == 30.0
