@@ -10,6 +10,8 @@ the exporter-toolkit does: an unauthenticated client learns nothing, not even th
 
 from __future__ import annotations
 
+import asyncio
+import json
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -147,14 +149,21 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
     page_options = page.PageOptions(options.version, options.demo, options.telemetry_path, options.poll_interval,
                                     time.time() if options.started is None else options.started)
 
+    # A page over tens of thousands of pairs takes 0.1 s or more to build: it is built in a worker thread
+    # from the immutable snapshot, two at a time, so scrapes of /metrics are not held up behind it.
+    page_slots = asyncio.Semaphore(2)
+
     async def index(request: web.Request) -> web.Response:
         fmt = request.query.get("format", "html")
-        if fmt == "json":
-            return web.json_response(page.as_json(snapshot(), page_options), headers={"Cache-Control": "no-store"})
-        if fmt != "html":
+        if fmt not in ("html", "json"):
             return web.Response(status=400, text="format must be html or json\n")
-        return web.Response(text=page.render(snapshot(), page_options), content_type="text/html",
-                            headers={"Cache-Control": "no-store"})
+        snap = snapshot()
+        async with page_slots:
+            if fmt == "json":
+                body = await asyncio.to_thread(lambda: json.dumps(page.as_json(snap, page_options)))
+                return web.Response(text=body, content_type="application/json", headers={"Cache-Control": "no-store"})
+            html = await asyncio.to_thread(page.render, snap, page_options)
+        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
     async def add_headers(_: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(access.headers)
