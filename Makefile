@@ -1,6 +1,8 @@
 # Two entry points for a fresh clone with Python 3.11+ and make:
 #   make run    - the exporter against the built-in simulated alikafka API (no cloud account needed)
-#   make test   - lint, type checks and the whole test suite (installs Prometheus/promtool into .tools/)
+#   make test   - lint, type checks and the whole test suite; first runs scripts/install-tools.sh (one file per
+#                 tool in scripts/tools.d/): Prometheus/promtool into .tools/, and with root via apt curl,
+#                 openssl, chromium, kubectl, buildah/podman/runc/debootstrap/systemd plus a Debian rootfs
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

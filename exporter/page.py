@@ -34,7 +34,7 @@ class PageOptions:
 
     version: str = "0"
     demo: bool = False
-    telemetry_path: str = "/metrics"
+    links: tuple[tuple[str, str], ...] = ()  # the navigation bar, (label, href): web.py knows the routes
     poll_interval: float | None = None  # the configured poll.interval
     started: float | None = None  # process start, epoch seconds (for the uptime)
     max_rows: int = 500  # target rows shown; the rest are counted
@@ -218,13 +218,12 @@ def render(snapshot: Snapshot, options: PageOptions, now: float | None = None) -
     if snapshot.discovering:
         banners.append("<p class='banner'>Listing instances and consumer groups: targets appear when "
                        "discovery answers.</p>")
-    path = esc(options.telemetry_path)
+    nav = "".join(f'<a href="{esc(href)}">{esc(label)}</a>' for label, href in options.links)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>alikafka-exporter</title><style>{_CSS}</style></head>
 <body><h1>alikafka-exporter</h1>
-<nav><a href="{path}">metrics</a><a href="/healthz">/healthz</a><a href="/readyz">/readyz</a>\
-<a href="/?format=json">JSON</a></nav>
+<nav>{nav}</nav>
 {"".join(banners)}<ul class="facts">{"".join(f"<li>{f}</li>" for f in facts)}</ul>
 <h2>Worst groups by time lag</h2>
 <table id="worst"><thead><tr><th>Instance</th><th>Group</th><th>Lag (messages)</th><th>Time lag</th>

@@ -273,8 +273,12 @@ class WebSettings(BaseModel):
     @field_validator("telemetry_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/") or value in ("/", "/healthz", "/readyz") or re.search(r"[\s?#]", value):
-            raise ValueError("must start with / and not be /, /healthz or /readyz")
+        # The routes are web.py's; imported when a value is validated, since web.py (through webconfig)
+        # imports this module.
+        from exporter.web import RESERVED_PATHS  # noqa: PLC0415 - import cycle
+
+        if not value.startswith("/") or value in RESERVED_PATHS or re.search(r"[\s?#]", value):
+            raise ValueError(f"must start with / and not be {', '.join(RESERVED_PATHS)} (the exporter's own routes)")
         return value
 
     @property

@@ -28,6 +28,12 @@ from exporter.server import HttpLimits, serve
 from exporter.snapshot import Snapshot
 from exporter.webconfig import CertificateReloader, ReloadingContext, SanPolicy, WebConfig
 
+# The fixed routes; web.telemetry_path is the one the settings choose, and may not take these.
+INDEX_PATH = "/"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+RESERVED_PATHS = (INDEX_PATH, HEALTH_PATH, READY_PATH)
+
 
 @dataclass(frozen=True, slots=True)
 class WebOptions:
@@ -146,8 +152,11 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
         pending = sum(1 for s in snap.pairs.values() if s.polls == 0)
         return web.Response(status=503, text=f"not ready: {pending} of {len(snap.pairs)} targets not polled yet\n")
 
-    page_options = page.PageOptions(options.version, options.demo, options.telemetry_path, options.poll_interval,
-                                    time.time() if options.started is None else options.started)
+    links = (("metrics", options.telemetry_path), (HEALTH_PATH, HEALTH_PATH), (READY_PATH, READY_PATH),
+             ("JSON", f"{INDEX_PATH}?format=json"))
+    page_options = page.PageOptions(version=options.version, demo=options.demo, links=links,
+                                    poll_interval=options.poll_interval,
+                                    started=time.time() if options.started is None else options.started)
 
     # A page over tens of thousands of pairs takes 0.1 s or more to build: it is built in a worker thread
     # from the immutable snapshot, two at a time, so scrapes of /metrics are not held up behind it.
@@ -172,9 +181,9 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
     if access.headers:
         app.on_response_prepare.append(add_headers)
     app.router.add_get(options.telemetry_path, metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/", index)
+    app.router.add_get(HEALTH_PATH, healthz)
+    app.router.add_get(READY_PATH, readyz)
+    app.router.add_get(INDEX_PATH, index)
     return app
 
 

@@ -12,7 +12,7 @@ from exporter.collector import CollectorOptions, TailCollector
 from exporter.exposition import Exposition
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
 from exporter.stats import ApiStats
-from exporter.web import WebOptions, make_app
+from exporter.web import RESERVED_PATHS, WebOptions, make_app
 from tests.fakes import progress
 
 A = Pair("alikafka_post-cn-a", "orders", "cn-hangzhou")
@@ -120,3 +120,24 @@ async def test_exposition_cache_renders_once_per_state() -> None:
     stats.observe("GetConsumerProgress", "200", 0.1)
     second = exposition.render()
     assert second is not first and b'code="200"' in second.body
+
+
+async def test_status_page_links_are_the_apps_routes(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    """Every link of the page's navigation answers 200, the custom telemetry path included."""
+    client = await client_for(aiohttp_client, Holder(polled()), path="/custom")
+    nav = (await (await client.get("/")).text()).split("<nav>")[1].split("</nav>")[0]
+    hrefs = [part.split('"')[0].replace("&amp;", "&") for part in nav.split('href="')[1:]]
+    assert "/custom" in hrefs and "/healthz" in hrefs and "/readyz" in hrefs and len(hrefs) == 4
+    for href in hrefs:
+        assert (await client.get(href)).status == 200, href
+
+
+def test_reserved_paths_are_the_apps_routes() -> None:
+    """The paths web.telemetry_path may not take are exactly the fixed routes the app serves."""
+    stats = ApiStats()
+    snap = polled()
+    exposition = Exposition(CollectorOptions(), TailCollector(lambda: snap, stats, CollectorOptions()),
+                            lambda: (snap.version, stats.version))
+    app = make_app(exposition, lambda: snap, WebOptions(telemetry_path="/custom"))
+    routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None and r.method == "GET"}
+    assert routes - {"/custom"} == set(RESERVED_PATHS)
