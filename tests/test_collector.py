@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from types import MappingProxyType
 
 from exporter.analysis import Insight
 from exporter.collector import CollectorOptions, TailCollector
-from exporter.exposition import render_states
+from exporter.exposition import Exposition, render_states
 from exporter.models import InstanceInfo, RebalanceInfo
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
 from exporter.stats import ApiStats
 from tests.fakes import progress
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.prom"
+DOC = Path(__file__).parent.parent / "docs" / "metrics.md"
 NOW = 1_800_000_000.0
 
 ORDERS = Pair("alikafka_post-cn-a", "orders-consumer", "cn-hangzhou")
@@ -144,10 +146,62 @@ def test_no_forbidden_labels() -> None:
         assert len(line.rsplit("}", 1)[-1].split()) == 1 if "}" in line else len(line.split()) == 2
 
 
+FULL_SERIES = 68  # pair-derived series of sample_snapshot() with member labels; one less makes the guard shed
+
+
+def render_every_family() -> str:
+    """An exposition with every family in it: member labels, a series budget (the cardinality guard's own
+    families), a configuration reload time and a clock skew, besides what :func:`render` gives."""
+    options = CollectorOptions(member_labels=True, version="0.1.0", python_version="3.11.7")
+    instances = {"alikafka_post-cn-a": InstanceInfo("alikafka_post-cn-a", "orders-prod", "cn-hangzhou", "v3",
+                                                    "professional", True)}
+    snap = sample_snapshot()
+    stats = sample_stats()
+    stats.observe_clock(1.0)
+    exposition: list[Exposition] = []
+    tail = TailCollector(lambda: snap, stats, options, instances=lambda: instances,
+                         config_reload_time=lambda: NOW, series_limits=lambda: exposition[0].limits)
+    exposition.append(Exposition(options, tail, lambda: 0, max_series=FULL_SERIES - 1))
+    for state in snap.pairs.values():
+        exposition[0].update(state)
+    return exposition[0].render().body.decode()
+
+
+def served_families(text: str) -> set[str]:
+    """Families with at least one sample (a ``# TYPE`` line alone does not count)."""
+    names = {line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE")}
+    samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    suffixes = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
+    return {name for name, kind in names.items()
+            if any(name + suffix in samples for suffix in ("", *suffixes.get(kind, ())))}
+
+
+def undocumented(doc: str, emitted: set[str]) -> list[str]:
+    """What docs/metrics.md (``doc``) lacks for the ``emitted`` families: a heading, a sample, or the reverse."""
+    problems = [f"{family}: no heading" for family in emitted if f"### `{family}`" not in doc]
+    problems += [f"{family}: no sample" for family in emitted
+                 if not re.search(rf"^{family}(_bucket|_sum|_count)?[{{ ]", doc, re.MULTILINE)]
+    documented = {line.split("`")[1] for line in doc.splitlines() if line.startswith("### `")}
+    problems += [f"{family}: documented, never emitted" for family in documented - emitted]
+    return sorted(problems)
+
+
 def test_every_family_is_documented_with_a_sample() -> None:
-    """docs/metrics.md has a heading and an exposition sample for every family the exporter emits."""
-    doc = (Path(__file__).parent.parent / "docs" / "metrics.md").read_text()
-    emitted = families(render(CollectorOptions(member_labels=True)))
-    for family in emitted:
-        assert f"### `{family}`" in doc, f"{family} is not documented"
-        assert f"\n{family}" in doc, f"{family} has no sample"
+    """docs/metrics.md has a heading and an exposition sample for every family the exporter emits, and
+    documents none it does not emit, so every documented family is emitted and checked here."""
+    text = render_every_family()
+    emitted = served_families(text)
+    assert families(text) == emitted, "a family has no sample in this exposition: give the test data for it"
+    assert {"alikafka_exporter_series", "alikafka_exporter_series_limit", "alikafka_exporter_series_dropped",
+            "alikafka_exporter_series_limited_groups"} <= emitted
+    assert re.search(r'^alikafka_exporter_series_limited_groups\{dropped="partition"\} [1-9]', text, re.MULTILINE)
+    assert undocumented(DOC.read_text(), emitted) == []
+
+
+def test_docs_check_catches_a_missing_family() -> None:
+    """The check fails when one family's section is missing from the docs."""
+    doc = DOC.read_text()
+    start = doc.index("### `alikafka_exporter_series_limit`")
+    trimmed = doc[:start] + doc[doc.index("### ", start + 4):]
+    assert undocumented(trimmed, served_families(render_every_family())) == [
+        "alikafka_exporter_series_limit: no heading", "alikafka_exporter_series_limit: no sample"]
