@@ -196,6 +196,15 @@ def test_units_thresholds_and_layout(name: str) -> None:
                 cells[(x, y)] = panel["title"]
 
 
+def test_the_boards_filter_by_instance_group_and_topic() -> None:
+    """Issue 7's variables: instance, group and topic on the overview, instance and group on the health board."""
+    names = {name: [v["name"] for v in variables(board)] for name, board in BOARDS.items()}
+    assert names["overview"] == ["datasource", "job", "instance_id", "group", "topic"]
+    assert names["exporter-health"] == ["datasource", "job", "instance", "instance_id", "group"]
+    topic = variables(BOARDS["overview"])[-1]
+    assert topic["allValue"] == ".*"  # All must keep the groups without topic data (see the filter's `or up`)
+
+
 def test_links_point_at_existing_boards_and_variables() -> None:
     uids = {board["uid"]: board for board in BOARDS.values()}
     found = 0
@@ -291,8 +300,8 @@ def resolve_variables(board: dict[str, Any], demo: DemoPrometheus) -> tuple[dict
         if not options:
             problems.append(f"${var['name']}: {query}: no values")
             continue
-        if var.get("multi") and var.get("includeAll"):  # "All", as Grafana sends it without a custom all value
-            values[var["name"]] = "(" + "|".join(regex_escape(o) for o in options) + ")"
+        if var.get("multi") and var.get("includeAll"):  # "All": the custom all value, else every option
+            values[var["name"]] = var.get("allValue") or "(" + "|".join(regex_escape(o) for o in options) + ")"
         else:  # the first option, Grafana's default
             values[var["name"]] = options[0]
     return values, problems
@@ -357,3 +366,21 @@ def test_the_demo_fills_the_boards(demo: DemoPrometheus) -> None:
     expr = substitute(rebalances["targets"][0]["expr"], {**cg_values, "group": "search-indexer-1"})
     wait_for(lambda: [r for r in demo.query(expr) if float(r["value"][1]) >= 1] or None, 30,
              "a rebalance of search-indexer-1")
+
+
+@pytest.mark.e2e
+def test_topic_variable_keeps_the_groups_reading_it(demo: DemoPrometheus) -> None:
+    """One topic chosen: the overview's group panels show exactly the groups that read it."""
+    values, _ = resolve_variables(BOARDS["overview"], demo)
+    topic_lag = demo.query("count by (topic) (count by (topic, instance_id, group) (alikafka_consumergroup_topic_lag))")
+    readers = {r["metric"]["topic"]: int(float(r["value"][1])) for r in topic_lag}
+    topic = min(readers, key=lambda t: (readers[t], t))
+    assert 0 < readers[topic] < 31
+    chosen = {**values, "topic": "(" + regex_escape(topic) + ")"}
+    board = {p["title"]: p for p in data_panels(BOARDS["overview"])}
+    count = demo.query(substitute(board["Groups"]["targets"][0]["expr"], chosen))
+    assert float(count[0]["value"][1]) == readers[topic]
+    table = demo.query(substitute(board["Groups by time lag"]["targets"][0]["expr"], chosen))
+    expected = demo.query(f'group by (instance_id, group) (alikafka_consumergroup_topic_lag{{topic="{topic}"}})')
+    assert {(r["metric"]["instance_id"], r["metric"]["group"]) for r in table} == {
+        (r["metric"]["instance_id"], r["metric"]["group"]) for r in expected}
