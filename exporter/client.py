@@ -1,7 +1,12 @@
 """The signed alikafka OpenAPI client: the only code that speaks HTTP to the cloud API.
 
-It owns the process's one aiohttp session; the RRSA and ECS credential fetchers
-(:mod:`exporter.credentials_remote`, which says why they are apart) borrow it while it is open.
+It owns the process's one aiohttp session. Besides the signed alikafka calls it carries the two
+unsigned requests credentials need, STS ``AssumeRoleWithOIDC`` (RRSA) and the ECS metadata service,
+through :class:`PlainTransport`: :mod:`exporter.credentials_remote` decides what to ask and how to
+read the answer, this module sends it. So every byte to the cloud leaves from here, with the same
+session, error typing, secret-free messages and ``ApiStats`` accounting; those requests only skip what
+belongs to the alikafka API (signing, its rate limit and concurrency limit, retries: the providers
+retry by their own policy).
 
 One aiohttp session (keep-alive) per process; every call passes one shared rate limiter and one
 concurrency limit, so the account's quota is respected however many pairs are polled. Each
@@ -27,17 +32,17 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlencode
 
 import aiohttp
 from yarl import URL
 
 from exporter import __version__, signing
 from exporter.credentials import CredentialProvider, Credentials, CredentialsError
-from exporter.credentials_remote import SessionAware
 from exporter.errors import (
     CLOCK_SKEW_CODES,
     ApiError,
@@ -86,6 +91,129 @@ class ApiResponse:
     request_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PlainRequest:
+    """One unsigned request to a credentials service, described without any HTTP library's types.
+
+    ``action`` names it in ``alikafka_exporter_api_requests_total`` (``AssumeRoleWithOIDC``,
+    ``ECSMetadata``); ``form`` is sent as an ``application/x-www-form-urlencoded`` body;
+    ``timeout`` bounds the whole exchange, ``connect_timeout`` and ``read_timeout`` (when set) its
+    connection and each read, so an unreachable metadata service fails in about a second.
+    """
+
+    action: str
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    form: Mapping[str, str] | None = None
+    timeout: float = 10.0
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    max_body: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PlainAnswer:
+    """Whatever the service answered: status, headers (case-insensitive names) and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class PlainTransport:
+    """Sends :class:`PlainRequest` s: over the client's session while one is attached, else a one-off one.
+
+    The one-off session serves the start-up credentials check, which runs in its own short event
+    loop before any client exists; once :class:`AlikafkaClient` opens, it attaches its session and
+    its :class:`~exporter.stats.ApiStats` (:meth:`attach`), and every attempt is counted there by
+    ``action`` and code (``200``, the answer's JSON ``Code``, the HTTP status, ``timeout`` or
+    ``connection_error``), as the API's are. Failures to get an answer raise
+    :class:`~exporter.errors.TransportError` (``timeout``, ``connection_error``) or
+    :class:`~exporter.errors.MalformedResponseError` (a body over ``max_body``); their messages never
+    hold the URL, which may carry a token. Redirects are not followed.
+    """
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._stats: ApiStats | None = None
+
+    def attach(self, session: aiohttp.ClientSession | None, stats: ApiStats | None = None) -> None:
+        """Use ``session`` and count in ``stats`` from now on (None: back to one-off sessions, uncounted)."""
+        self._session = session
+        self._stats = stats if session is not None else None
+
+    @property
+    def attached(self) -> bool:
+        """Whether requests go over a client's session now."""
+        return self._session is not None and not self._session.closed
+
+    async def send(self, request: PlainRequest) -> PlainAnswer:
+        """Send one request and return the answer, whatever its status."""
+        started = time.monotonic()
+        code = "connection_error"
+        stats = self._stats
+        try:
+            session = self._session
+            if session is not None and not session.closed:
+                answer = await self._exchange(session, request)
+            else:
+                async with aiohttp.ClientSession(headers={"User-Agent": f"alikafka-exporter/{__version__}"}) as own:
+                    answer = await self._exchange(own, request)
+        except ApiError as exc:
+            code = exc.code
+            raise
+        else:
+            code = _answer_code(answer)
+            return answer
+        finally:
+            if stats is not None:
+                stats.observe(request.action, code, time.monotonic() - started)
+
+    @staticmethod
+    async def _exchange(session: aiohttp.ClientSession, request: PlainRequest) -> PlainAnswer:
+        limits = aiohttp.ClientTimeout(total=request.timeout, sock_connect=request.connect_timeout,
+                                       sock_read=request.read_timeout)
+        data = urlencode(dict(request.form)).encode() if request.form is not None else None
+        headers = dict(request.headers)
+        if data is not None:
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            async with session.request(request.method, request.url, headers=headers, data=data, timeout=limits,
+                                       allow_redirects=False) as resp:
+                body = await resp.content.read(request.max_body + 1)
+                if len(body) > request.max_body:
+                    raise MalformedResponseError("malformed_response", f"answer larger than {request.max_body} bytes")
+                return PlainAnswer(resp.status, resp.headers, body)
+        except TimeoutError:
+            raise TransportError("timeout", "no answer in time") from None
+        except aiohttp.ClientError as exc:
+            # The exception's text can include the URL (with a token in its query); use its type only.
+            raise TransportError("connection_error", type(exc).__name__) from None
+
+
+def _answer_code(answer: PlainAnswer) -> str:
+    """The ``code`` label of an answer: 200, else the Alibaba-style JSON ``Code``, else the HTTP status."""
+    if answer.status == 200:
+        return "200"
+    try:
+        parsed = json.loads(answer.body)
+    except (ValueError, UnicodeDecodeError):
+        parsed = None
+    code = _lookup(parsed, "Code") if isinstance(parsed, Mapping) else None
+    return sanitise_code(str(code)) if code not in (None, "") else str(answer.status)
+
+
+@runtime_checkable
+class UsesPlainTransport(Protocol):
+    """A credentials provider that sends through a :class:`PlainTransport` (the client attaches to it)."""
+
+    @property
+    def transport(self) -> PlainTransport:
+        """The transport its requests go through."""
+        ...
+
+
 def _lookup(body: Mapping[str, Any], name: str) -> Any:
     """Read ``Code``/``code``, ``RequestId``/``requestId`` and the like."""
     if name in body:
@@ -132,15 +260,15 @@ class AlikafkaClient:
             headers={"User-Agent": f"alikafka-exporter/{__version__}"},
             auto_decompress=True,
         )
-        if isinstance(self._credentials, SessionAware):  # RRSA and ECS fetch over this same session
-            self._credentials.attach_session(self._session)
+        if isinstance(self._credentials, UsesPlainTransport):  # RRSA and ECS fetch over this same session
+            self._credentials.transport.attach(self._session, self._stats)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if isinstance(self._credentials, SessionAware):
-            self._credentials.attach_session(None)
+        if isinstance(self._credentials, UsesPlainTransport):
+            self._credentials.transport.attach(None)
         if self._session is not None:
             await self._session.close()
             self._session = None

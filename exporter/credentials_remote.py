@@ -3,15 +3,19 @@
 Steps 3 and 4 of the default chain (contract section 5). Both hand out short-lived STS
 credentials and are refreshed ahead of expiry by :class:`~exporter.credentials.RefreshingProvider`.
 
-Why this module speaks HTTP although "only the client speaks HTTP to the cloud": that rule keeps
-signing, retries, rate limiting and secret redaction of *API calls* in one place. These two
-requests are not API calls: they are unsigned (AssumeRoleWithOIDC is anonymous, the metadata
-service trusts the instance), they are not subject to the account's alikafka quota, and they need
-their own timeouts (one second for the metadata service, so a machine outside ECS does not hang
-at start). So the HTTP is kept here, in one small class (:class:`CredentialsHttp`), and it does
-not own a connection pool: :class:`~exporter.client.AlikafkaClient` hands it the process's one
-aiohttp session when it opens (:meth:`attach_session`). Only outside a running client, for the
-start-up check that runs in its own short event loop, a one-off session is opened and closed.
+This module holds the protocol, not the HTTP: what to ask STS and the metadata service, how to
+read their answers, which failures are worth retrying and when to refresh. The requests themselves
+are plain descriptions (:class:`~exporter.client.PlainRequest`) handed to
+:class:`~exporter.client.PlainTransport`, because only :mod:`exporter.client` speaks HTTP to the
+cloud: that keeps the one aiohttp session, the timeouts' enforcement, the typing of network
+failures and the per-action accounting (``AssumeRoleWithOIDC``, ``ECSMetadata`` in
+``alikafka_exporter_api_requests_total``) in one place. These requests are unsigned (AssumeRoleWithOIDC
+is anonymous, the metadata service trusts the instance), are not subject to the alikafka quota and
+need their own timeouts (one second for the metadata service, so a machine outside ECS does not hang
+at start), so they bypass the client's signing, rate limiter and retries, not its transport.
+Each provider has a transport; :class:`~exporter.client.AlikafkaClient` attaches its session to it
+while open. Before that (the start-up check runs in its own short event loop) the transport opens a
+one-off session per request.
 
 Nothing here logs or raises a secret: error messages carry the service's code and message
 (with the OIDC token masked), never a response body that could hold keys.
@@ -29,13 +33,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-from urllib.parse import quote, urlencode
+from typing import Any, Protocol
+from urllib.parse import quote
 
-import aiohttp
-
-from exporter import __version__
+from exporter.client import PlainAnswer, PlainRequest, PlainTransport
 from exporter.credentials import Credentials, CredentialsError, RefreshingProvider, Secret
+from exporter.errors import ApiError
 
 ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
 ENV_OIDC_PROVIDER_ARN = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
@@ -55,7 +58,6 @@ METADATA_TOKEN_TTL = 21600  # seconds, the documented maximum
 TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"  # noqa: S105 - a header name
 TOKEN_HEADER = "X-aliyun-ecs-metadata-token"  # noqa: S105 - a header name
 _CREDENTIALS_PATH = "/latest/meta-data/ram/security-credentials/"
-_MAX_BODY = 1024 * 1024
 _SESSION_NAME = re.compile(r"[A-Za-z0-9.@_-]{2,64}")
 _RETRYABLE_CODES = ("Throttling", "ServiceUnavailable", "InternalError")
 
@@ -102,52 +104,14 @@ class RemoteDefaults:
     refresh_margin: float = 300.0
 
 
-@runtime_checkable
-class SessionAware(Protocol):
-    """A provider that sends HTTP and should use the client's session while the client is open."""
-
-    def attach_session(self, session: aiohttp.ClientSession | None) -> None:
-        """Use ``session`` from now on (None: back to one-off sessions)."""
-
-
-class CredentialsHttp:
-    """The one place credentials requests go out: the attached session, or a one-off one."""
-
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    def attach_session(self, session: aiohttp.ClientSession | None) -> None:
-        """Share the client's session (its pool and lifetime)."""
-        self._session = session
-
-    async def request(
-        self, method: str, url: str, *, headers: Mapping[str, str], limits: aiohttp.ClientTimeout,
-        data: bytes | None = None,
-    ) -> tuple[int, bytes]:
-        """Send one request; returns (status, body). Network failures raise a transient error."""
-        session = self._session
-        if session is not None and not session.closed:
-            return await self._send(session, method, url, headers, limits, data)
-        async with aiohttp.ClientSession(headers={"User-Agent": f"alikafka-exporter/{__version__}"}) as own:
-            return await self._send(own, method, url, headers, limits, data)
-
-    @staticmethod
-    async def _send(
-        session: aiohttp.ClientSession, method: str, url: str, headers: Mapping[str, str],
-        limits: aiohttp.ClientTimeout, data: bytes | None,
-    ) -> tuple[int, bytes]:
-        try:
-            async with session.request(method, url, headers=dict(headers), data=data, timeout=limits,
-                                       allow_redirects=False) as resp:
-                body = await resp.content.read(_MAX_BODY + 1)
-                if len(body) > _MAX_BODY:
-                    raise RemoteCredentialsError("answer larger than 1 MiB", transient=True)
-                return resp.status, body
-        except TimeoutError:
-            raise RemoteCredentialsError("no answer in time", transient=True) from None
-        except aiohttp.ClientError as exc:
-            # The exception text may include the URL; the type is enough to tell what happened.
-            raise RemoteCredentialsError(f"connection failed ({type(exc).__name__})", transient=True) from None
+async def _send(transport: PlainTransport, request: PlainRequest) -> PlainAnswer:
+    """Send through the client's transport; failing to get an answer is a transient credentials error."""
+    try:
+        return await transport.send(request)
+    except ApiError as exc:
+        what = "no answer in time" if exc.code == "timeout" else (
+            f"connection failed ({exc.message})" if exc.code == "connection_error" else exc.message)
+        raise RemoteCredentialsError(what, transient=True) from None
 
 
 def parse_expiration(text: Any) -> float:
@@ -193,11 +157,12 @@ class _Retrying(RefreshingProvider):
         self._attempts = attempts
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._http = CredentialsHttp()
+        self._transport = PlainTransport()
 
-    def attach_session(self, session: aiohttp.ClientSession | None) -> None:
-        """Send through the client's session while it is open."""
-        self._http.attach_session(session)
+    @property
+    def transport(self) -> PlainTransport:
+        """Where this provider's requests go out (the client attaches its session to it)."""
+        return self._transport
 
     async def _with_retries(self, once: Callable[[], Awaitable[Credentials]], attempts: int) -> Credentials:
         for attempt in range(attempts):
@@ -239,7 +204,7 @@ class RrsaProvider(_Retrying):
         self.sts_endpoint = sts_endpoint
         self.session_name = session_name
         self.duration_seconds = duration_seconds
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self.assumed_role_arn: str | None = None
 
     @property
@@ -274,10 +239,10 @@ class RrsaProvider(_Retrying):
             "RoleSessionName": self.session_name, "DurationSeconds": str(self.duration_seconds),
         }
         # A form body, not the query string: the token then stays out of URLs that proxies log.
-        status, body = await self._http.request(
-            "POST", self.sts_endpoint, limits=self._timeout, data=urlencode(form).encode(),
-            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
-        parsed = _json_object(body)
+        answer = await _send(self._transport, PlainRequest(
+            "AssumeRoleWithOIDC", "POST", self.sts_endpoint, headers={"Accept": "application/json"}, form=form,
+            timeout=self._timeout))
+        status, parsed = answer.status, _json_object(answer.body)
         what = f"STS AssumeRoleWithOIDC for {self.role_arn}"
         if status != 200 or parsed is None or not isinstance(parsed.get("Credentials"), dict):
             raise self._failure(what, status, parsed, token)
@@ -327,8 +292,7 @@ class EcsRoleProvider(_Retrying):
         self.role_name = role_name
         self.imdsv1_allowed = imdsv1_allowed
         self._hint = hint
-        self._timeout = aiohttp.ClientTimeout(total=connect_timeout + read_timeout + 1, sock_connect=connect_timeout,
-                                              sock_read=read_timeout)
+        self._timeouts = (connect_timeout + read_timeout + 1, connect_timeout, read_timeout)  # total, connect, read
         self._answered = False
         self._discovered: str | None = None
         self.used_v1 = False
@@ -345,8 +309,11 @@ class EcsRoleProvider(_Retrying):
         return await self._with_retries(self._fetch_once, self._attempts if self._answered else 1)
 
     async def _call(self, method: str, path: str, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        total, connect, read = self._timeouts
+        request = PlainRequest("ECSMetadata", method, self.endpoint + path, headers=headers, timeout=total,
+                               connect_timeout=connect, read_timeout=read)
         try:
-            answer = await self._http.request(method, self.endpoint + path, headers=headers, limits=self._timeout)
+            answer = await _send(self._transport, request)
         except RemoteCredentialsError as exc:
             if self._answered:
                 raise RemoteCredentialsError(f"the ECS metadata service at {self.endpoint} did not answer: {exc}",
@@ -355,7 +322,7 @@ class EcsRoleProvider(_Retrying):
             raise RemoteCredentialsError(f"no credentials found: the ECS metadata service at {self.endpoint} did not "
                                          f"answer ({exc}); not an ECS instance?{hint}", transient=True) from None
         self._answered = True
-        return answer
+        return answer.status, answer.body
 
     async def _token(self) -> str | None:
         status, body = await self._call("PUT", "/latest/api/token", {TOKEN_TTL_HEADER: str(METADATA_TOKEN_TTL)})

@@ -23,7 +23,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exporter.client import AlikafkaClient
+from exporter.client import AlikafkaClient, PlainRequest, PlainTransport
 from exporter.credentials import (
     CredentialProvider,
     Credentials,
@@ -34,7 +34,7 @@ from exporter.credentials import (
     default_chain,
 )
 from exporter.credentials_remote import EcsRoleProvider, RemoteDefaults, RrsaProvider
-from exporter.errors import AuthError
+from exporter.errors import AuthError, MalformedResponseError, TransportError
 from exporter.ratelimit import RateLimiter
 from exporter.settings import ConfigError, load_settings
 from exporter.simulator import Scenario, Simulator, build_app
@@ -124,11 +124,15 @@ async def test_rrsa_chain_polls_with_sts_credentials(world: World, tmp_path: Pat
     provider = default_chain(None, None, None, world.rrsa_env(token_file), options)
     assert isinstance(provider, RrsaProvider)
     assert provider.source.startswith(f"rrsa (role {ROLE}")
-    async with AlikafkaClient(ApiTestOptions(world.base), provider, RateLimiter(1000), ApiStats(),
+    stats = ApiStats()
+    async with AlikafkaClient(ApiTestOptions(world.base), provider, RateLimiter(1000), stats,
                               clock=world.clock) as client:
-        assert provider._http._session is client._session  # STS is called over the client's one session
+        assert provider.transport._session is client._session  # STS is called over the client's one session
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
-    assert provider._http._session is None
+    assert not provider.transport.attached
+    # The client's transport counted the STS exchange next to the API call, by its own action name.
+    assert stats.requests == {("AssumeRoleWithOIDC", "200"): 1, ("GetConsumerProgress", "200"): 1}
+    assert stats.durations["AssumeRoleWithOIDC"].total == 1
     await poll(world, provider)  # cached: one STS call for both
     assert [(r.status, r.session_name) for r in world.sts.records] == [(200, "exporter-pod-1")]
     assert provider.assumed_role_arn == f"{ROLE}/exporter-pod-1"
@@ -193,8 +197,12 @@ async def test_sts_outage_rides_on_valid_credentials_then_fails_clearly(world: W
     creds = await provider.get()
     world.sts.unavailable = 1000
     world.clock.now += 700  # inside the margin: a refresh is due and fails
-    await poll(world, provider)
+    stats = ApiStats()
+    async with AlikafkaClient(ApiTestOptions(world.base, max_retries=0), provider, RateLimiter(1000), stats,
+                              clock=world.clock) as client:
+        await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert [r.code for r in world.sts.records[1:]] == ["ServiceUnavailable"] * 3  # retried with backoff
+    assert stats.requests[("AssumeRoleWithOIDC", "ServiceUnavailable")] == 3  # each attempt, by STS's code
     world.clock.now += 2  # within the retry pause: no new STS request on this poll
     await poll(world, provider)
     assert len(world.sts.records) == 4
@@ -270,6 +278,55 @@ async def test_sts_parameter_checks(world: World) -> None:
     assert body["AssumedRoleUser"]["Arn"] == f"{ROLE}/ok-name" and body["OIDCTokenInfo"]["VerificationInfo"]
 
 
+async def test_plain_transport_types_failures_and_counts_them() -> None:
+    """The client's plain transport: form bodies, no redirects, typed errors without the URL, per-action counts."""
+    seen: list[tuple[str, str]] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append((request.content_type, (await request.read()).decode()))
+        return web.json_response({"Code": "Throttling.User", "Message": "slow down"}, status=400)
+
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(text="late")
+
+    async def big(_: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 2048)
+
+    async def moved(_: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "/echo"})
+
+    app = web.Application()
+    app.router.add_post("/echo", echo)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/big", big)
+    app.router.add_get("/moved", moved)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    transport, stats = PlainTransport(), ApiStats()
+    base = str(server.make_url("/"))
+    try:
+        async with aiohttp.ClientSession() as session:
+            transport.attach(session, stats)
+            answer = await transport.send(PlainRequest("X", "POST", base + "echo", form={"OIDCToken": "a b&c"}))
+            assert (answer.status, seen) == (400, [("application/x-www-form-urlencoded", "OIDCToken=a+b%26c")])
+            moved = await transport.send(PlainRequest("X", "GET", base + "moved"))
+            assert moved.status == 302 and moved.headers["location"] == "/echo"
+            with pytest.raises(TransportError, match="timeout: no answer in time"):
+                await transport.send(PlainRequest("X", "GET", base + "slow?token=SECRET", timeout=0.3))
+            with pytest.raises(MalformedResponseError, match="larger than 1024 bytes"):
+                await transport.send(PlainRequest("X", "GET", base + "big", max_body=1024))
+            with pytest.raises(TransportError) as info:
+                await transport.send(PlainRequest("X", "GET", f"http://127.0.0.1:{free_port()}/?token=SECRET"))
+            assert info.value.code == "connection_error" and "SECRET" not in str(info.value)
+            transport.attach(None)
+            await transport.send(PlainRequest("X", "GET", base + "moved"))  # one-off session, uncounted
+    finally:
+        await server.close()
+    assert stats.requests == {("X", "Throttling.User"): 1, ("X", "302"): 1, ("X", "timeout"): 1,
+                              ("X", "malformed_response"): 1, ("X", "connection_error"): 1}
+
+
 # --- ECS RAM role -----------------------------------------------------------------------------------
 
 
@@ -284,9 +341,13 @@ async def test_ecs_imdsv2_path(hardened: World) -> None:
     """Nothing else configured: the metadata service's role credentials, via an IMDSv2 token."""
     provider = default_chain(None, None, None, {}, RemoteDefaults(metadata_endpoint=hardened.imds_url))
     assert isinstance(provider, EcsRoleProvider)
-    await poll(hardened, provider)
+    stats = ApiStats()
+    async with AlikafkaClient(ApiTestOptions(hardened.base), provider, RateLimiter(1000), stats,
+                              clock=hardened.clock) as client:
+        await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert [(r.method, r.mode, r.status) for r in hardened.imds.records] == [
         ("PUT", "v2", 200), ("GET", "v2", 200), ("GET", "v2", 200)]
+    assert stats.requests[("ECSMetadata", "200")] == 3  # token, role name, credentials
     assert "AlikafkaExporterRole" in provider.source and "IMDSv2" in provider.source
 
 
@@ -347,7 +408,7 @@ async def test_ecs_unreachable_fails_fast_naming_the_other_sources() -> None:
     provider = default_chain(None, None, None, {}, RemoteDefaults(metadata_endpoint=f"http://127.0.0.1:{port}"))
     started = time.monotonic()
     with pytest.raises(CredentialsError) as info:
-        await provider.get()
+        await provider.get()  # no client open: the transport's one-off session, not counted anywhere
     assert time.monotonic() - started < 2.5
     message = str(info.value)
     assert "did not answer" in message and "not an ECS instance?" in message
