@@ -2,8 +2,9 @@
 
 The default chain (contract section 5) is: mounted secret files from the config, then the
 ``ALIBABA_CLOUD_*`` environment, then RRSA and the ECS RAM role (in
-:mod:`exporter.credentials_remote`, since they fetch over HTTP). Files are re-read whenever they
-change, so a rotated Kubernetes Secret takes effect without a restart. Providers hand out
+:mod:`exporter.credentials_remote`, which asks STS and the metadata service for them through the
+client's transport). Files are re-read whenever they change, so a rotated Kubernetes Secret takes
+effect without a restart. Providers hand out
 :class:`Credentials` that may expire; :class:`RefreshingProvider` is the base for the STS-backed
 sources that refresh ahead of expiry with one refresh in flight at a time.
 

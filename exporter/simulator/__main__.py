@@ -24,7 +24,7 @@ from aiohttp import web
 from exporter import logs
 from exporter.simulator import Scenario, ScenarioError, Simulator, build_app
 from exporter.simulator.imds import MetadataService, add_metadata_routes
-from exporter.simulator.sts import StsService, add_sts_routes
+from exporter.simulator.sts import StsService, add_sts_controls, add_sts_routes
 
 log = logging.getLogger("exporter.simulator")
 KEYS_ENV = "ALIKAFKA_SIMULATOR_ACCESS_KEYS"
@@ -58,7 +58,7 @@ def _generated_key() -> dict[str, str]:
 
 
 def _credential_services(sim: Simulator, args: argparse.Namespace) -> Callable[[web.Application], None]:
-    """STS at /sts/ and the ECS metadata service under /ecs-metadata, when asked for (--sts, --ecs-role)."""
+    """STS at /sts/ (its controls at /_sim/sts) and the ECS metadata service under /ecs-metadata, when asked for."""
     sts = None
     if args.sts:
         sts = StsService(sim, session_lifetime=args.sts_lifetime)
@@ -76,6 +76,7 @@ def _credential_services(sim: Simulator, args: argparse.Namespace) -> Callable[[
     def mount(app: web.Application) -> None:
         if sts is not None:
             add_sts_routes(app, sts, "/sts/")
+            add_sts_controls(app, sts)
         if metadata is not None:
             add_metadata_routes(app, metadata, "/ecs-metadata")
 

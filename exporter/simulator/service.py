@@ -64,6 +64,7 @@ class Simulator:
         self.rng = random.Random(scenario.spec.seed if seed is None else seed)  # noqa: S311 - simulation
         self.faults: list[FaultRule] = scenario.faults()
         self.requests: list[RequestRecord] = []
+        self.code_counts: dict[str, int] = {}  # every served request's code, unbounded (requests is trimmed)
         self.max_records = 100_000
         self._qps = dict(DEFAULT_QPS)
         self._windows: dict[str, deque[float]] = {}
@@ -103,6 +104,7 @@ class Simulator:
         """Remember a served request (bounded)."""
         if len(self.requests) >= self.max_records:
             del self.requests[: self.max_records // 2]
+        self.code_counts[code] = self.code_counts.get(code, 0) + 1
         safe = {k: v for k, v in params.items() if k not in ("Signature", "SecurityToken")}
         self.requests.append(RequestRecord(self.clock(), action, safe, status, code, signature))
 

@@ -232,6 +232,41 @@ def add_sts_routes(app: web.Application, sts: StsService, path: str = "/") -> No
     app.router.add_route("GET", path, handle)
 
 
+def add_sts_controls(app: web.Application, sts: StsService, path: str = "/_sim/sts") -> None:
+    """Test controls at ``path``, unsigned like the other ``/_sim/`` ones (no real client calls them).
+
+    GET: what STS has served (requests, issued credentials, codes) and how many gateway requests were
+    refused because an issued key had really expired (``InvalidSecurityToken.Expired`` from the
+    expiry check, not from a ``token_expired`` fault rule, which records ``fault:token_expired``);
+    with ``?secrets=1`` also the issued secrets and tokens, so a test can check that none of them
+    reached a log. POST ``{"unavailable": n}``: answer the next ``n`` requests with 503.
+    """
+
+    async def control(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            try:
+                data = await request.json()
+                count = data.get("unavailable") if isinstance(data, dict) else None
+                if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                    raise ValueError("unavailable must be a whole number of requests")
+            except ValueError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            sts.unavailable = count
+            return web.json_response({"unavailable": sts.unavailable})
+        codes: dict[str, int] = {}
+        for record in sts.records:
+            codes[record.code] = codes.get(record.code, 0) + 1
+        body: dict[str, Any] = {"requests": len(sts.records), "issued": codes.get("200", 0), "codes": codes,
+                                "expired_key_refusals": sts.sim.code_counts.get("InvalidSecurityToken.Expired", 0)}
+        if request.query.get("secrets") == "1":
+            body["secrets"] = [s for k, v in sts.sim.auth.keys.items() if k.startswith("STS.")
+                               for s in (v.secret, v.security_token) if s]
+        return web.json_response(body)
+
+    app.router.add_route("GET", path, control)
+    app.router.add_route("POST", path, control)
+
+
 def build_sts_app(sts: StsService) -> web.Application:
     """STS alone, at ``/``, as ``sts.aliyuncs.com`` serves it."""
     app = web.Application(client_max_size=1024 * 1024)
