@@ -15,12 +15,24 @@ read ``/metrics`` back to back. Faults, through the simulator's ``/_sim/faults``
 - at half the run a burst of throttling answers to every call, at 60% bursts of expired tokens and
   clock skew.
 
+Credentials really expire (``--credentials rrsa``, the default): the exporter gets its keys from the
+simulator's STS through RRSA (``ALIBABA_CLOUD_ROLE_ARN``, ``..._OIDC_PROVIDER_ARN``, ``..._OIDC_TOKEN_FILE``)
+and the simulator caps their lifetime (``--sts-lifetime``, by default the run's length / 2.5 within
+16-60 s), so they are refreshed several times while the faults above run; the gateway refuses a key
+once it has expired. At 40% of the run STS is down for four requests (one whole refresh, with its
+retries, fails; the current keys must carry the polls until the next attempt). ``--credentials
+static`` uses a fixed AccessKey pair instead.
+
 Checked, and reported with the numbers: the exporter stays up; its RSS grows less than 10% after the
 warm-up (the first quarter); every healthy pair's last success stays younger than ``poll.stale_after``;
 the failing pair shows ``up 0`` and its data is dropped after ``stale_after`` (not before), the missing
 group has ``up 0`` and no data; counters (``*_total``, histogram buckets, counts and sums) never
 decrease between two scrapes of one scraper; no traceback and no error line in the log; the log stays
-under ``LOG_LINES_PER_MINUTE`` (a retry storm must not flood it). Exit status 0 when every check holds.
+under ``LOG_LINES_PER_MINUTE`` (a retry storm must not flood it). With RRSA also: STS issued keys at
+least ``max(3, seconds / lifetime)`` times (refreshes happened), the outage's 503s were all served,
+the gateway never refused a really expired key, no poll failed for want of credentials, and neither
+the OIDC token nor any issued secret or security token appears in the log. Exit status 0 when every
+check holds.
 """
 
 from __future__ import annotations
@@ -56,6 +68,9 @@ LOG_LINES_PER_MINUTE = 120  # failures and recoveries of pairs, never one line p
 RSS_GROWTH_LIMIT = 0.10
 SCRAPERS = 3
 SCRAPE_PAUSE = 0.05  # between one scraper's scrapes: continuous, without taking a whole core
+ROLE = "acs:ram::1234567890123456:role/alikafka-exporter"
+OIDC_PROVIDER = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-soak"
+STS_OUTAGE = 4  # 503s at 40% of the run: one refresh's three attempts, then the first retry's first
 
 # Standing transient faults on every call: (kind, probability, delay).
 TRANSIENT = (
@@ -86,6 +101,14 @@ class Result:
     log_lines: int = 0
     log_bad: list[str] = field(default_factory=list)
     alive: bool = True
+    credentials: str = "static"
+    sts_lifetime: float | None = None
+    sts_issued: int = 0  # AssumeRoleWithOIDC answered with keys, by the simulator's count
+    sts_codes: dict[str, int] = field(default_factory=dict)
+    sts_counted: float = 0.0  # the exporter's own api_requests_total{action="AssumeRoleWithOIDC",code="200"}
+    expired_key_refusals: int = 0  # the gateway refused a really expired key
+    credentials_failures: int = 0  # log lines of polls failing for want of credentials
+    secrets_in_log: int = 0
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -188,8 +211,32 @@ def _config(path: Path, sim_port: int) -> None:
     path.write_text(
         f"api: {{endpoint: 'http://127.0.0.1:{sim_port}/', region: cn-hangzhou, max_qps: 20, max_concurrency: 4, "
         f"timeout: {API_TIMEOUT}s, max_retries: {MAX_RETRIES}}}\n"
+        f"credentials: {{sts_endpoint: 'http://127.0.0.1:{sim_port}/sts/', role_session_name: soak}}\n"
         f"poll: {{interval: {INTERVAL:g}s, stale_after: {STALE_AFTER:g}s}}\n"
         f"targets: [{{instance_id: {INSTANCE}, groups: [{groups}]}}]\n")
+
+
+def default_lifetime(seconds: float) -> float:
+    """STS lifetime for a run: short enough for several refreshes, long enough to ride out an STS outage.
+
+    Credentials living under twice ``credentials.refresh_margin`` are refreshed half-way through; a
+    failed refresh is retried 5 s later (``RefreshingProvider.retry_pause``), so below 16 s the retry
+    would land at the expiry itself.
+    """
+    return min(60.0, max(16.0, seconds / 2.5))
+
+
+def _sts_state(sim_url: str, secrets: bool = False) -> dict[str, object]:
+    with urllib.request.urlopen(f"{sim_url}_sim/sts{'?secrets=1' if secrets else ''}", timeout=5) as response:
+        data: dict[str, object] = json.loads(response.read())
+    return data
+
+
+def _sts_outage(sim_url: str, count: int) -> None:
+    request = urllib.request.Request(f"{sim_url}_sim/sts", data=json.dumps({"unavailable": count}).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        response.read()
 
 
 def _check_pairs(text: str, elapsed: float, result: Result) -> None:
@@ -222,10 +269,12 @@ def _check_pairs(text: str, elapsed: float, result: Result) -> None:
         result.missing_had_data = True
 
 
-def _judge(result: Result, log: str) -> None:
+def _judge(result: Result, log: str, secrets: list[str]) -> None:
     lines = log.splitlines()
     result.log_lines = len(lines)
     result.log_bad = [line for line in lines if "Traceback" in line or "level=error" in line][:5]
+    result.credentials_failures = sum("credentials_unavailable" in line for line in lines)
+    result.secrets_in_log = sum(1 for secret in secrets if secret and secret in log)
     checks = [
         (result.alive, "the exporter process exited"),
         (result.scrape_errors == 0, f"{result.scrape_errors} scrapes failed"),
@@ -241,24 +290,54 @@ def _judge(result: Result, log: str) -> None:
         (result.missing_up0 and not result.missing_had_data, f"{MISSING} should have up 0 and no data"),
         (not result.log_bad, f"error or traceback in the log: {result.log_bad}"),
         (result.log_per_minute <= LOG_LINES_PER_MINUTE, f"{result.log_per_minute:.0f} log lines per minute"),
+        (result.secrets_in_log == 0, f"{result.secrets_in_log} secrets or tokens appear in the log"),
     ]
+    if result.credentials == "rrsa":
+        assert result.sts_lifetime is not None
+        wanted = max(3, int(result.seconds / result.sts_lifetime))
+        checks += [
+            (result.sts_issued >= wanted, f"STS issued keys {result.sts_issued} times, fewer than {wanted}"),
+            (result.sts_codes.get("ServiceUnavailable", 0) == STS_OUTAGE,
+             f"the STS outage was not served whole: {result.sts_codes}"),
+            (result.sts_counted >= 1, "the exporter's api_requests_total does not count AssumeRoleWithOIDC"),
+            (result.expired_key_refusals == 0,
+             f"the gateway refused {result.expired_key_refusals} requests signed with an expired key"),
+            (result.credentials_failures == 0, f"{result.credentials_failures} polls failed without credentials"),
+        ]
     result.failures.extend(message for ok, message in checks if not ok)
 
 
-def run(seconds: float, *, verbose: bool = False, keep_log: Path | None = None) -> Result:
-    """Run one soak of ``seconds`` and return what it measured (``result.ok``: every check held)."""
+def run(seconds: float, *, credentials: str = "rrsa", sts_lifetime: float | None = None, verbose: bool = False,
+        keep_log: Path | None = None) -> Result:
+    """Run one soak of ``seconds`` and return what it measured (``result.ok``: every check held).
+
+    ``credentials``: ``rrsa`` (keys from the simulator's STS, living ``sts_lifetime`` seconds, by
+    default :func:`default_lifetime`) or ``static`` (a fixed AccessKey pair).
+    """
+    if credentials not in ("rrsa", "static"):
+        raise ValueError(f"credentials must be rrsa or static, got {credentials!r}")
     sim_port, exp_port = _free_port(), _free_port()
     sim_url, metrics = f"http://127.0.0.1:{sim_port}/", f"http://127.0.0.1:{exp_port}/metrics"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALIKAFKA_"))}
-    result = Result(seconds)
+    result = Result(seconds, credentials=credentials)
     lock, stop = threading.Lock(), threading.Event()
+    secrets = ["SK"]
     with tempfile.TemporaryDirectory() as tmp:
         config, log_path = Path(tmp) / "config.yaml", Path(tmp) / "exporter.log"
+        token_file = Path(tmp) / "oidc-token"
         _config(config, sim_port)
-        sim = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{sim_port}",
-                                "--scenario", "builtin:scale-s", "--access-key", "AK:SK", "--seed", "11",
-                                "--qps-limit", "GetConsumerProgress=20", "--log.level", "warning"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sim_args = [sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{sim_port}",
+                    "--scenario", "builtin:scale-s", "--access-key", "AK:SK", "--seed", "11",
+                    "--qps-limit", "GetConsumerProgress=20", "--log.level", "warning"]
+        exporter_env = {**env, "ALIBABA_CLOUD_ACCESS_KEY_ID": "AK", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "SK"}
+        if credentials == "rrsa":
+            result.sts_lifetime = sts_lifetime or default_lifetime(seconds)
+            sim_args += ["--sts", f"{ROLE}={OIDC_PROVIDER}", "--oidc-token-file", str(token_file),
+                         "--sts-lifetime", f"{result.sts_lifetime:g}"]
+            exporter_env = {**env, "ALIBABA_CLOUD_ROLE_ARN": ROLE, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": OIDC_PROVIDER,
+                            "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token_file),
+                            "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+        sim = subprocess.Popen(sim_args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with log_path.open("w") as log_file:
             exporter = None
             try:
@@ -268,8 +347,7 @@ def run(seconds: float, *, verbose: bool = False, keep_log: Path | None = None) 
                 exporter = subprocess.Popen(
                     [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address",
                      f"127.0.0.1:{exp_port}", "--log.level", "info"],
-                    env={**env, "ALIBABA_CLOUD_ACCESS_KEY_ID": "AK", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "SK"},
-                    stdout=log_file, stderr=subprocess.STDOUT)
+                    env=exporter_env, stdout=log_file, stderr=subprocess.STDOUT)
                 _wait_for(metrics)
                 scrapers = [_Scraper(metrics, n % 2 == 0, result, lock, stop) for n in range(SCRAPERS)]
                 for scraper in scrapers:
@@ -281,13 +359,29 @@ def run(seconds: float, *, verbose: bool = False, keep_log: Path | None = None) 
                     result.alive = result.alive and exporter.poll() is None
                     exporter.terminate()
                     exporter.wait(15)
+                if credentials == "rrsa" and sim.poll() is None:
+                    _read_sts(sim_url, result, secrets, token_file)
                 sim.terminate()
                 sim.wait(15)
         log = log_path.read_text()
         if keep_log is not None:
             keep_log.write_text(log)
-        _judge(result, log)
+        _judge(result, log, secrets)
     return result
+
+
+def _read_sts(sim_url: str, result: Result, secrets: list[str], token_file: Path) -> None:
+    """The simulator's account of STS, and every secret it handed out (to look for in the log)."""
+    state = _sts_state(sim_url, secrets=True)
+    result.sts_issued = int(str(state["issued"]))
+    codes = state["codes"]
+    result.sts_codes = {str(k): int(v) for k, v in codes.items()} if isinstance(codes, dict) else {}
+    result.expired_key_refusals = int(str(state["expired_key_refusals"]))
+    issued = state.get("secrets")
+    if isinstance(issued, list):
+        secrets.extend(str(s) for s in issued)
+    with contextlib.suppress(OSError):
+        secrets.append(token_file.read_text().strip())
 
 
 def _wait_for(url: str, timeout: float = 30.0) -> None:
@@ -307,7 +401,7 @@ def _watch(seconds: float, sim_url: str, metrics: str, exporter: subprocess.Pope
            lock: threading.Lock, verbose: bool) -> None:
     """The run's timeline: faults at their moments, a check of every pair and the RSS every second."""
     started = time.monotonic()
-    events = [(0.2, "failing"), (0.5, "throttle_burst"), (0.6, "auth_burst")]
+    events = [(0.2, "failing"), (0.4, "sts_outage"), (0.5, "throttle_burst"), (0.6, "auth_burst")]
     text = ""
     while (elapsed := time.monotonic() - started) < seconds:
         while events and elapsed >= events[0][0] * seconds:
@@ -315,6 +409,9 @@ def _watch(seconds: float, sim_url: str, metrics: str, exporter: subprocess.Pope
             if event == "failing":
                 _fault(sim_url, kind="http_500", group=FAILING)
                 result.failing_fault_at = elapsed
+            elif event == "sts_outage":
+                if result.credentials == "rrsa":
+                    _sts_outage(sim_url, STS_OUTAGE)
             elif event == "throttle_burst":
                 _fault(sim_url, kind="throttle", count=8)
             else:
@@ -339,6 +436,9 @@ def _watch(seconds: float, sim_url: str, metrics: str, exporter: subprocess.Pope
         time.sleep(1.0)
     samples = _samples(text) if text else {}
     for (name, labels), value in samples.items():
+        if name == "alikafka_exporter_api_requests_total" and labels == (("action", "AssumeRoleWithOIDC"),
+                                                                         ("code", "200")):
+            result.sts_counted = value
         if name == "alikafka_exporter_api_requests_total" and ("action", "GetConsumerProgress") in labels:
             if ("code", "200") in labels:
                 result.polls_ok += value
@@ -365,6 +465,16 @@ def report(result: Result, command: str) -> str:
         f"{result.log_lines} ({result.log_per_minute:.0f}) | {len(result.log_bad)} | "
         f"{'pass' if result.ok else 'FAIL'} |",
     ]
+    if result.credentials == "rrsa":
+        rows += [
+            "",
+            "| credentials | STS lifetime s | STS keys issued (exporter counted) | STS answers by code | expired-key "
+            "refusals | polls without credentials | secrets in log |",
+            "|---|---|---|---|---|---|---|",
+            f"| rrsa | {result.sts_lifetime:g} | {result.sts_issued} ({result.sts_counted:.0f}) | "
+            f"{', '.join(f'{k}: {v}' for k, v in sorted(result.sts_codes.items()))} | {result.expired_key_refusals} | "
+            f"{result.credentials_failures} | {result.secrets_in_log} |",
+        ]
     if result.failures:
         rows.append("\nFailed checks:\n" + "\n".join(f"- {f}" for f in dict.fromkeys(result.failures)))
     return "\n".join(rows)
@@ -380,10 +490,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--keep-log", type=Path, help="copy the exporter's log here")
+    parser.add_argument("--credentials", choices=("rrsa", "static"), default="rrsa",
+                        help="keys from the simulator's STS that expire (default), or a fixed AccessKey pair")
+    parser.add_argument("--sts-lifetime", type=float, default=None, metavar="SECONDS",
+                        help="lifetime of the STS keys (default: the run's length / 2.5, within 16-60 s)")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        result = run(args.seconds, verbose=args.verbose, keep_log=args.keep_log)
-        print(report(result, f"python -m benchmarks.soak --seconds {args.seconds:g}"))
+        result = run(args.seconds, credentials=args.credentials, sts_lifetime=args.sts_lifetime,
+                     verbose=args.verbose, keep_log=args.keep_log)
+        print(report(result, " ".join(["python -m benchmarks.soak", *(argv if argv is not None else sys.argv[1:])])))
         return 0 if result.ok else 1
     return 130
 
