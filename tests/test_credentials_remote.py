@@ -38,8 +38,9 @@ from exporter.errors import AuthError, MalformedResponseError, TransportError
 from exporter.ratelimit import RateLimiter
 from exporter.settings import ConfigError, load_settings
 from exporter.simulator import Scenario, Simulator, build_app
+from exporter.simulator.faults import FaultRule
 from exporter.simulator.imds import MetadataService, add_metadata_routes
-from exporter.simulator.sts import StsService, add_sts_routes, build_sts_app
+from exporter.simulator.sts import StsService, add_sts_controls, add_sts_routes, build_sts_app
 from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions, Clock
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
@@ -80,6 +81,7 @@ async def _world(clock: Clock | None, **imds: object) -> AsyncIterator[World]:
     metadata = MetadataService(sim, **imds)  # type: ignore[arg-type]
     app = build_app(sim)
     add_sts_routes(app, sts, "/sts/")
+    add_sts_controls(app, sts)
     add_metadata_routes(app, metadata, "/imds")
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -254,9 +256,23 @@ async def test_expired_sts_key_is_refused_by_the_gateway(world: World, tmp_path:
     token_file = tmp_path / "token"
     token_file.write_text(world.sts.issue_oidc_token(lifetime=86400))
     creds = await rrsa(world, token_file, duration_seconds=900).get()
+    world.sim.add_fault(FaultRule(kind="token_expired", count=1))
+    with pytest.raises(AuthError, match=r"InvalidSecurityToken\.Expired"):
+        await poll(world, StaticProvider(creds, "valid, refused by a fault rule"))
     world.clock.now += 901
     with pytest.raises(AuthError, match=r"InvalidSecurityToken\.Expired"):
         await poll(world, StaticProvider(creds, "stale"))
+    # /_sim/sts (the soak's source) tells the real expiry from the fault, and outages are set there.
+    async with aiohttp.ClientSession() as http:
+        async with http.post(world.base + "_sim/sts", json={"unavailable": 2}) as resp:
+            assert resp.status == 200 and world.sts.unavailable == 2
+        async with http.post(world.base + "_sim/sts", json={"unavailable": -1}) as resp:
+            assert resp.status == 400
+        async with http.get(world.base + "_sim/sts?secrets=1") as resp:
+            state = await resp.json()
+    assert (state["issued"], state["codes"], state["expired_key_refusals"]) == (1, {"200": 1}, 1)
+    assert creds.security_token is not None
+    assert set(state["secrets"]) == {creds.access_key_secret.reveal(), creds.security_token.reveal()}
 
 
 async def test_sts_parameter_checks(world: World) -> None:
