@@ -1,4 +1,4 @@
-"""The signed alikafka OpenAPI client: the only code that speaks HTTP to the cloud API.
+"""The alikafka OpenAPI client, and the only code that speaks HTTP to the cloud (API, STS, ECS metadata).
 
 It owns the process's one aiohttp session. Besides the signed alikafka calls it carries the two
 unsigned requests credentials need, STS ``AssumeRoleWithOIDC`` (RRSA) and the ECS metadata service,
