@@ -18,7 +18,7 @@ read ``/metrics`` back to back. Faults, through the simulator's ``/_sim/faults``
 Credentials really expire (``--credentials rrsa``, the default): the exporter gets its keys from the
 simulator's STS through RRSA (``ALIBABA_CLOUD_ROLE_ARN``, ``..._OIDC_PROVIDER_ARN``, ``..._OIDC_TOKEN_FILE``)
 and the simulator caps their lifetime (``--sts-lifetime``, by default the run's length / 2.5 within
-16-60 s), so they are refreshed several times while the faults above run; the gateway refuses a key
+20-60 s), so they are refreshed several times while the faults above run; the gateway refuses a key
 once it has expired. At 40% of the run STS is down for four requests (one whole refresh, with its
 retries, fails; the current keys must carry the polls until the next attempt). ``--credentials
 static`` uses a fixed AccessKey pair instead.
@@ -220,10 +220,10 @@ def default_lifetime(seconds: float) -> float:
     """STS lifetime for a run: short enough for several refreshes, long enough to ride out an STS outage.
 
     Credentials living under twice ``credentials.refresh_margin`` are refreshed half-way through; a
-    failed refresh is retried 5 s later (``RefreshingProvider.retry_pause``), so below 16 s the retry
-    would land at the expiry itself.
+    failed refresh (up to 1.5 s of attempts) is retried 5 s later (``RefreshingProvider.retry_pause``):
+    from 20 s up, that retry comes at least 3.5 s before the expiry; at 13 s it would come at it.
     """
-    return min(60.0, max(16.0, seconds / 2.5))
+    return min(60.0, max(20.0, seconds / 2.5))
 
 
 def _sts_state(sim_url: str, secrets: bool = False) -> dict[str, object]:
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--credentials", choices=("rrsa", "static"), default="rrsa",
                         help="keys from the simulator's STS that expire (default), or a fixed AccessKey pair")
     parser.add_argument("--sts-lifetime", type=float, default=None, metavar="SECONDS",
-                        help="lifetime of the STS keys (default: the run's length / 2.5, within 16-60 s)")
+                        help="lifetime of the STS keys (default: the run's length / 2.5, within 20-60 s)")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         result = run(args.seconds, credentials=args.credentials, sts_lifetime=args.sts_lifetime,
