@@ -27,6 +27,7 @@ from exporter.simulator.service import API_VERSION, Simulator, new_request_id
 _HTML_502 = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
              b"</center><hr><center>Tengine</center></body></html>")
 _SIM_KEY: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
+_SKEW_KEY: web.RequestKey[float] = web.RequestKey("clock_skew", float)  # the offset a clock_skew fault gave
 
 
 def _error(exc: GatewayError, host: str) -> web.Response:
@@ -100,7 +101,9 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
     action = params.get("Action") or request.headers.get("x-acs-action") or ""
     signature = ""
     try:
-        now = sim.server_time() + _clock_skew(sim, action, params)
+        skew = _clock_skew(sim, action, params)
+        request[_SKEW_KEY] = skew  # the answer's Date header comes from the same skewed clock
+        now = sim.server_time() + skew
         identity = sim.auth.verify(request.method, request.path, query, form, request.headers, raw, now)
         signature = identity.signature_version
         version = params.get("Version") or request.headers.get("x-acs-version", "")
@@ -172,7 +175,8 @@ async def _clock(request: web.Request) -> web.Response:
 
 async def _server_date(request: web.Request, response: web.StreamResponse) -> None:
     """``Date`` from the gateway's (possibly skewed) clock, as the real one reports its own."""
-    response.headers["Date"] = formatdate(request.app[_SIM_KEY].server_time(), usegmt=True)
+    skew = request.get(_SKEW_KEY, 0.0)
+    response.headers["Date"] = formatdate(request.app[_SIM_KEY].server_time() + skew, usegmt=True)
 
 
 def build_app(sim: Simulator) -> web.Application:

@@ -6,6 +6,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
@@ -292,9 +293,12 @@ async def test_expired_token_and_clock_skew_faults(gateway: tuple[Simulator, str
     sim.add_fault(FaultRule(kind="clock_skew", delay=60.0, count=1))
     assert (await call(session, v1_url(base, PROGRESS)))[0] == 200
     sim.add_fault(FaultRule(kind="clock_skew", delay=-1200.0, count=1))
-    status, body, _ = await call(session, v1_url(base, PROGRESS))
+    status, body, headers = await call(session, v1_url(base, PROGRESS))
     assert (status, body["Code"]) == (400, "InvalidTimeStamp.Expired")
-    assert (await call(session, v1_url(base, PROGRESS)))[0] == 200
+    # the skewed gateway reports its own clock in Date, so a client can measure the offset from it
+    assert abs(parsedate_to_datetime(headers["Date"]).timestamp() - (sim.server_time() - 1200)) <= 2
+    status, _, headers = await call(session, v1_url(base, PROGRESS))
+    assert status == 200 and abs(parsedate_to_datetime(headers["Date"]).timestamp() - sim.server_time()) <= 2
 
 
 async def test_latency_composes_with_the_next_rule(gateway: tuple[Simulator, str, ClientSession, Clock]) -> None:
