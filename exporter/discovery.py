@@ -27,6 +27,11 @@ from exporter.snapshot import Pair
 
 log = logging.getLogger(__name__)
 
+# Most GetConsumerList pages one instance's listing asks for (at the default page size of 100,
+# 50,000 groups: far above alikafka's group quotas), so a server that pages wrongly cannot spend
+# the rate budget forever.
+MAX_PAGES = 500
+
 
 class ApiCaller(Protocol):
     """The slice of the client discovery needs."""
@@ -53,14 +58,17 @@ class Discovery:
     """Resolves targets to pairs, keeping the last good answer of every listing."""
 
     def __init__(self, client: ApiCaller | None, targets: Sequence[Target], default_region: str | None,
-                 shard: tuple[int, int] = (0, 1), page_size: int = 100) -> None:
+                 shard: tuple[int, int] = (0, 1), page_size: int = 100,
+                 max_pages: int = MAX_PAGES) -> None:
         self._client = client
         self._targets = targets
         self._default_region = default_region
         self._shard = shard
         self._page_size = page_size
+        self._max_pages = max_pages
         self._last: dict[tuple[str, str], list[str]] = {}  # (what, where) -> names listed last time
         self._failing: dict[tuple[str, str], str] = {}
+        self._capped: set[str] = set()  # instances whose listing hit MAX_PAGES (warned once)
 
     def adopt(self, earlier: Discovery) -> None:
         """Start from what an earlier discovery (before a reload) listed, so a failing listing keeps it."""
@@ -128,18 +136,31 @@ class Discovery:
         return [i.instance_id for i in parse_instance_list(response.body) if i.running]
 
     async def _groups(self, region: str, instance_id: str) -> list[str]:
-        names: list[str] = []
-        page = 1
-        while True:
+        """Every group of the instance, page by page, ending however the server pages.
+
+        It ends at an empty page, at the reported ``Total``, at a short page when there is no total,
+        and at a page that adds no name not seen yet: a server that ignores ``CurrentPage`` (older
+        API versions had no paging) answers every page with the same groups, and would otherwise be
+        asked for pages forever, each spending the rate budget. ``max_pages`` bounds the rest.
+        """
+        names: dict[str, None] = {}
+        for page in range(1, self._max_pages + 1):
             params = {"RegionId": region, "InstanceId": instance_id, "CurrentPage": str(page),
                       "PageSize": str(self._page_size)}
             response = await self._api().call("GetConsumerList", region, params)
             listed, total = parse_consumer_list(response.body)
-            names += listed
-            if not listed or (total is not None and len(names) >= total) or (total is None and
-                                                                              len(listed) < self._page_size):
-                return list(dict.fromkeys(names))
-            page += 1
+            before = len(names)
+            names.update(dict.fromkeys(listed))
+            if (not listed or len(names) == before or (total is not None and len(names) >= total)
+                    or (total is None and len(listed) < self._page_size)):
+                self._capped.discard(instance_id)
+                return list(names)
+        if instance_id not in self._capped:
+            self._capped.add(instance_id)
+            log.warning("group listing stopped at the page cap; groups beyond it are not polled",
+                        extra={"instance_id": instance_id, "region": region, "pages": self._max_pages,
+                               "page_size": self._page_size, "groups": len(names)})
+        return list(names)
 
     async def run(self, apply: Callable[[tuple[Pair, ...]], None], refresh: float) -> None:
         """List every ``refresh`` seconds and hand the pairs to ``apply`` (until cancelled)."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter import app
@@ -108,3 +109,63 @@ async def test_once_with_discovery_and_shard(demo: tuple[Simulator, AlikafkaClie
     expected = {g for i, _, g in sim.pairs() if i == HZ and in_shard(Pair(HZ, g, "cn-hangzhou"), (1, 2))}
     assert groups == expected
     assert 0 < len(groups) < 15
+
+
+def unpaged_app(answer: Any, pages: list[int]) -> web.Application:
+    """A GetConsumerList server of its own making: ``answer(page)`` is the body (paging is up to it)."""
+    async def handle(request: web.Request) -> web.Response:
+        page = int(request.query.get("CurrentPage", "1"))
+        pages.append(page)
+        return web.json_response({"RequestId": f"r{page}", "Success": True, "Code": 200, **answer(page)})
+    application = web.Application()
+    application.router.add_post("/", handle)
+    return application
+
+
+@pytest.fixture
+async def own_server() -> AsyncIterator[Any]:
+    servers: list[TestServer] = []
+
+    async def start(answer: Any, pages: list[int]) -> AlikafkaClient:
+        server = TestServer(unpaged_app(answer, pages), host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return AlikafkaClient(ApiTestOptions(str(server.make_url("/")), max_retries=0),
+                              StaticProvider(Credentials("AK", Secret("SK")), "t"), RateLimiter(1000), ApiStats(),
+                              sleep=no_sleep)
+    yield start
+    for server in servers:
+        await server.close()
+
+
+def groups_page(names: list[str], total: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"ConsumerList": {"ConsumerVO": [{"ConsumerId": n} for n in names]}}
+    return body if total is None else {**body, "Total": total}
+
+
+@pytest.mark.parametrize("total", [None, 400], ids=["no-total", "total-too-high"])
+async def test_paging_ends_when_the_server_ignores_it(own_server: Any, total: int | None) -> None:
+    """A server that answers every page with the same 150 groups (no paging, no or a wrong Total): 2 pages."""
+    pages: list[int] = []
+    names = [f"g{n}" for n in range(150)]
+    async with await own_server(lambda _page: groups_page(names, total), pages) as client:
+        spec = target(instance_id="i-1", region="r", groups="all")
+        pairs = await Discovery(client, [spec], None).resolve()
+    assert sorted(p.group for p in pairs) == sorted(names)
+    assert pages == [1, 2]  # the second page added nothing new: the listing ends there
+
+
+async def test_paging_stops_at_the_page_cap_and_warns_once(own_server: Any,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A server inventing new groups on every page forever is asked max_pages pages, warned about once."""
+    pages: list[int] = []
+    async with await own_server(lambda page: groups_page([f"p{page}-{n}" for n in range(10)]), pages) as client:
+        discovery = Discovery(client, [target(instance_id="i-endless", region="r", groups="all")], None,
+                              page_size=10, max_pages=7)
+        with caplog.at_level(logging.WARNING, logger="exporter.discovery"):
+            first = await discovery.resolve()
+            again = await discovery.resolve()
+    assert len(first) == len(again) == 70
+    assert pages == list(range(1, 8)) * 2
+    warnings = [r for r in caplog.records if "page cap" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].__dict__["instance_id"] == "i-endless"
