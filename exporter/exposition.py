@@ -26,6 +26,7 @@ that keeps its level reads it, and is carried by the lowest such pair.
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ from exporter.snapshot import Pair, PairState
 # which older Prometheus servers do not know, so the header is pinned to what the body is.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LEVEL = 6
+# While the cardinality guard applies, how often a change of its counts may be logged again.
+GUARD_LOG_EVERY = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +130,11 @@ class Exposition:
     """The exposition of every pair plus the exporter's own families, kept ready to serve."""
 
     def __init__(self, options: CollectorOptions, tail: Collector, tail_key: Callable[[], Hashable],
-                 max_series: int = 0) -> None:
+                 max_series: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self._max_series = max_series
+        self._clock = clock
+        self._guard_since: float | None = None  # when the guard started applying (None: it does not)
+        self._guard_logged: float | None = None  # when it was last logged
         self._entries: dict[Pair, _PairEntry] = {}
         self._order: list[Pair] | None = []
         self._by_partition: dict[SharedKey, dict[Pair, int]] = {}
@@ -249,14 +255,29 @@ class Exposition:
         for step in shed.values():
             limited[SHED_LEVELS[step - 1]] += 1
         limits = SeriesLimits(self._max_series, total, wanted - total, MappingProxyType(limited))
-        if limited != dict(self.limits.limited):
-            if shed:
-                log.warning("series limit applies: the newest pairs' detail is left out",
-                            extra={"max_series": self._max_series, "series_wanted": wanted, "series": total,
-                                   **{f"pairs_without_{level}_level": n for level, n in limited.items()}})
-            else:
-                log.info("series limit no longer applies", extra={"max_series": self._max_series, "series": total})
+        self._report(bool(shed), limited != dict(self.limits.limited), limits)
         self.limits = limits
+
+    def _report(self, applies: bool, changed: bool, limits: SeriesLimits) -> None:
+        """Log when the guard starts and stops applying; while it applies, a change at most every GUARD_LOG_EVERY.
+
+        Ephemeral groups coming and going change the counts at nearly every poll: the metrics follow
+        them, the log must not.
+        """
+        fields = {"max_series": self._max_series, "series_wanted": limits.series + limits.dropped,
+                  "series": limits.series,
+                  **{f"pairs_without_{level}_level": n for level, n in limits.limited.items()}}
+        now = self._clock()
+        if applies and self._guard_since is None:
+            log.warning("series limit applies: the newest pairs' detail is left out", extra=fields)
+            self._guard_since = self._guard_logged = now
+        elif applies and changed and now - (self._guard_logged or now) >= GUARD_LOG_EVERY:
+            log.warning("series limit still applies, its counts changed",
+                        extra={**fields, "applies_for_s": round(now - (self._guard_since or now))})
+            self._guard_logged = now
+        elif not applies and self._guard_since is not None:
+            log.info("series limit no longer applies", extra={"max_series": self._max_series, "series": limits.series})
+            self._guard_since = self._guard_logged = None
 
     def _shedding(self, total: int) -> tuple[dict[Pair, int], int]:
         """Newest pairs first, one level at a time, until ``total`` fits: (pair -> levels shed, new total)."""

@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 import pytest
 
+from exporter import exposition as exposition_module
 from exporter.analysis import Insight
 from exporter.collector import CollectorOptions, TailCollector
 from exporter.exposition import Exposition
@@ -152,3 +153,38 @@ def test_limited_exposition_passes_promtool(promtool: str) -> None:
     body = build(50, [state(A, 10), state(B, 10), state(C, 10)]).render().body
     result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, check=False)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_churn_does_not_repeat_the_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Ephemeral groups coming and going over budget: one warning at the start, another only after
+    GUARD_LOG_EVERY with the counts of then, one info line when the limit stops applying."""
+    now = [0.0]
+    single = len(pair_lines(build(0, [state(A, 10)]).render().body.decode()))
+    box: list[Exposition] = []
+    tail = TailCollector(Snapshot, ApiStats(), OPTS, series_limits=lambda: box[0].limits)
+    exposition = Exposition(OPTS, tail, lambda: 0, max_series=2 * single + 5, clock=lambda: now[0])
+    box.append(exposition)
+    for s in (state(A, 10), state(B, 10)):
+        exposition.update(s)
+    with caplog.at_level(logging.INFO, logger="exporter.exposition"):
+        limited_seen = set()
+        for n in range(40):  # one poll every 5 s: a new ephemeral group, an old one gone, a varying size
+            now[0] += 5
+            exposition.update(state(Pair("i", f"eph-{n}", "r"), 5 + n % 7))
+            if n >= 2:
+                exposition.remove(Pair("i", f"eph-{n - 2}", "r"))
+            text = exposition.render().body.decode()
+            limited_seen.add(value(text, "alikafka_exporter_series_dropped "))
+        assert len(limited_seen) > 3  # the counts really churned
+        messages = [r.getMessage() for r in caplog.records]
+        assert messages == ["series limit applies: the newest pairs' detail is left out"]
+        now[0] += exposition_module.GUARD_LOG_EVERY
+        exposition.update(state(Pair("i", "eph-late", "r"), 3))
+        exposition.render()
+        assert [r.getMessage() for r in caplog.records][1:] == ["series limit still applies, its counts changed"]
+        assert caplog.records[-1].__dict__["applies_for_s"] == now[0] - 5  # since the first render over budget
+        for pair in [p for p in exposition._entries if p not in (A, B)]:
+            exposition.remove(pair)
+        exposition.render()
+        exposition.render()
+    assert [r.getMessage() for r in caplog.records][2:] == ["series limit no longer applies"]
