@@ -29,7 +29,7 @@ from exporter.discovery import ApiCaller, Discovery, parse_shard
 from exporter.exposition import Exposition
 from exporter.lag import LagOptions
 from exporter.poller import Poller
-from exporter.ratelimit import RateLimiter
+from exporter.ratelimit import RateLimiter, enforced_rate
 from exporter.reload import LiveTargets, Reloader, ReloadStatus
 from exporter.settings import Settings, Target
 from exporter.snapshot import Pair
@@ -75,6 +75,9 @@ def _collector_options(settings: Settings) -> CollectorOptions:
 async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None = None) -> AsyncIterator[Pipeline]:
     stats = ApiStats()
     limiter = RateLimiter(settings.api.max_qps)
+    if limiter.max_qps != settings.api.max_qps:
+        log.warning("api.max_qps is enforced rounded down to whole requests per second",
+                    extra={"max_qps": settings.api.max_qps, "enforced_qps": limiter.max_qps})
     status = reload or ReloadStatus()
     async with AlikafkaClient(plan.api, plan.credentials, limiter, stats) as client:
         options = _collector_options(settings)
@@ -92,7 +95,7 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
             plan.pairs,
             interval=settings.poll.interval,
             stale_after=settings.poll.stale_after,
-            max_qps=settings.api.max_qps,
+            max_qps=limiter.max_qps,
             analyzer=Analyzer(
                 LagOptions(settings.lag.history, settings.lag.max_points, settings.lag.max_age),
                 StatusOptions(settings.lag.status_window, settings.lag.status_min_polls,
@@ -242,11 +245,16 @@ def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:
         f"signature: {settings.api.signature}",
         f"credentials: {plan.credentials.source}",
         f"poll interval: {settings.poll.interval:g}s, stale after {settings.poll.stale_after:g}s, "
-        f"max_qps {settings.api.max_qps:g}",
+        f"max_qps {settings.api.max_qps:g}{_enforced_note(settings.api.max_qps)}",
         f"listen: {settings.web.listen_address}{settings.web.telemetry_path}",
         f"web config: {web_summary(plan.web)}",
     ]
     return lines
+
+
+def _enforced_note(max_qps: float) -> str:
+    enforced = enforced_rate(max_qps)
+    return f" (enforced as {enforced:g}: whole requests per second above 1)" if enforced != max_qps else ""
 
 
 def web_summary(config: WebConfig | None) -> str:

@@ -7,12 +7,13 @@ limits), and a pair still in flight when its slot comes round is skipped instead
 The slot is ``effective_interval / pairs``. When the rate limit cannot poll every pair within the
 configured interval (``pairs / max_qps`` is longer), the effective interval stretches to that, is
 exported, and is logged once; when throttling answers make the client back off, it stretches further
-with the limiter's current rate. In that rate-bound mode (and for pairs never polled yet, so
-``/readyz`` turns 200 after ``pairs / max_qps`` seconds rather than a whole interval) the limiter sets
-the pace: a poll is started every ``1 / current_qps`` seconds as long as at most two calls wait at the
-limiter (``backlog``), so its queue is never empty and never long, and a round takes what the limiter
-admits rather than a planned slot plus whatever the loop lost. Pairs can be added and removed while
-running (discovery, config reload), and the interval changed.
+with the limiter's current rate. Both are the rates the limiter enforces (whole requests per second
+from 1 up: ``max_qps`` 2.5 plans with 2), never the configured fraction. In that rate-bound mode
+(and for pairs never polled yet, so ``/readyz`` turns 200 after ``pairs / max_qps`` seconds rather
+than a whole interval) the limiter sets the pace: a poll is started every ``1 / current_qps`` seconds
+as long as at most two calls wait at the limiter (``backlog``), so its queue is never empty and never
+long, and a round takes what the limiter admits rather than a planned slot plus whatever the loop lost.
+Pairs can be added and removed while running (discovery, config reload), and the interval changed.
 
 Results are folded into an immutable :class:`~exporter.snapshot.Snapshot`, swapped in whole. A failure
 keeps the pair's last data (``up`` 0) until ``stale_after`` has passed since its last success, then
@@ -32,6 +33,7 @@ from typing import Protocol
 from exporter.analysis import Analyzer
 from exporter.errors import ApiError
 from exporter.models import ConsumerProgress
+from exporter.ratelimit import enforced_rate
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,8 @@ class Poller:
         self._pairs: list[Pair] = list(dict.fromkeys(pairs))
         self._interval = interval
         self._stale_after = stale_after
-        self._max_qps = max_qps
-        self._current_qps = current_qps or (lambda: max_qps)
+        self._max_qps = enforced_rate(max_qps)  # what the limiter admits: 2.5 runs as 2
+        self._current_qps = current_qps or (lambda: self._max_qps)
         self._backlog = backlog or (lambda: 0)
         self._clock = clock
         self._monotonic = monotonic

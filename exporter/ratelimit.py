@@ -22,6 +22,11 @@ It also backs off when the service says it is over the account's limit (other pr
 same account count too): a throttling answer cuts the rate by a fifth and holds every caller for the
 server's retry-after; each success then gives back 2% of ``max_qps``, so a shared account settles on
 what is actually left for this process (additive increase, multiplicative decrease).
+
+So the rate enforced is a whole number of requests per second from 1 up (``floor``: 2.5 runs as 2,
+and 2.5 x 0.8 after a throttling answer as 2), and exact below 1. :attr:`RateLimiter.max_qps` and
+:attr:`RateLimiter.current_qps` report that enforced rate, never the unrounded one, so whatever plans
+with them (the poller's effective interval, its pacing) plans with what is actually admitted.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ from collections.abc import AsyncIterator, Callable
 # was descheduled, a garbage collection ran): within the window's bound, so the server never sees more.
 CATCH_UP = 0.5
 _OPEN = math.inf  # an entry whose answer has not come back: the server may admit it at any time
+
+
+def enforced_rate(qps: float) -> float:
+    """The steady rate the limiter admits when allowed ``qps``: whole requests per second from 1 up."""
+    return float(math.floor(qps)) if qps >= 1 else qps
 
 
 class Ticket:
@@ -73,7 +83,7 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         self._answer = asyncio.Event()
         self._paused_until = 0.0
-        self._max = max_qps
+        self._max = enforced_rate(max_qps)  # backing off and recovering work from what is enforced
         self._factor = 1.0
         self._waiting = 0
         self._next = -math.inf  # the theoretical time of the next start
@@ -85,8 +95,9 @@ class RateLimiter:
 
     @property
     def current_qps(self) -> float:
-        """The rate allowed now: ``max_qps`` scaled down after throttling, recovering on success."""
-        return self._max * self._factor
+        """The rate enforced now: ``max_qps`` scaled down after throttling (recovering on success), rounded down
+        to whole requests per second when 1 or more."""
+        return enforced_rate(self._max * self._factor)
 
     @property
     def waiting(self) -> int:

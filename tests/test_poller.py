@@ -10,6 +10,7 @@ import pytest
 from exporter.errors import NotFoundError, ServerError
 from exporter.models import ConsumerProgress
 from exporter.poller import HEADROOM, Poller
+from exporter.ratelimit import RateLimiter
 from exporter.snapshot import Pair
 from tests.fakes import Clock, FakeSource, exposition_text, progress
 
@@ -183,3 +184,18 @@ async def test_topics_and_partitions_that_leave_disappear_at_next_success() -> N
     assert 'topic="gone"' not in after
     assert 'partition="1",topic="keep"' not in after
     assert 'partition="0",topic="keep"} 4.0' in after
+
+
+@pytest.mark.parametrize(("max_qps", "enforced"), [(2.5, 2.0), (0.5, 0.5), (1.9, 1.0)])
+def test_effective_interval_uses_the_enforced_rate(max_qps: float, enforced: float) -> None:
+    """A fractional max_qps above 1 plans with what the limiter admits (2.5 -> 2), not 2.5 (25% too short);
+    below 1 the rate is exact. Alone or fed by the limiter's current rate, the answer is the same."""
+    pairs = [Pair("i", f"g{n}", "r") for n in range(120)]
+    source = FakeSource(lambda _i, _g: progress({}))
+    alone = Poller(source, pairs, interval=10, stale_after=180, max_qps=max_qps)
+    limiter = RateLimiter(max_qps)
+    fed = Poller(source, pairs, interval=10, stale_after=180, max_qps=limiter.max_qps,
+                 current_qps=lambda: limiter.current_qps)
+    expected = 120 / (enforced * HEADROOM)
+    assert alone.snapshot.effective_interval == pytest.approx(expected)
+    assert fed.snapshot.effective_interval == pytest.approx(expected)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
+import logging
 import random
 import time
 
 import pytest
 from aiohttp.test_utils import TestServer
 
+from exporter import app
 from exporter.client import AlikafkaClient
 from exporter.credentials import Credentials, Secret, StaticProvider
+from exporter.poller import HEADROOM
 from exporter.ratelimit import RateLimiter
+from exporter.settings import load_settings
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions
@@ -65,7 +70,7 @@ async def test_throttling_halves_the_rate_and_successes_recover_it() -> None:
     limiter.throttled(0.0)
     assert limiter.current_qps == pytest.approx(8)
     limiter.throttled(None)
-    assert limiter.current_qps == pytest.approx(6.4)
+    assert limiter.current_qps == 6  # 6.4 allowed: enforced as 6 whole requests per second
     for _ in range(100):
         limiter.succeeded()
     assert limiter.current_qps == 10
@@ -164,3 +169,54 @@ async def test_real_simulator_at_its_limit_never_throttles() -> None:
     finally:
         await server.close()
     assert stats.requests == {("GetConsumerProgress", "200"): 35}
+
+
+async def test_fractional_rates_report_what_is_enforced() -> None:
+    """max_qps 2.5 is enforced as 2 per second, and max_qps/current_qps say 2 (also after a back-off: 2 x 0.8
+    runs as 1); 0.5 is enforced exactly, one request every 2 s. What they report is what the starts show."""
+    fast, slow = RateLimiter(2.5), RateLimiter(0.5)
+    assert (fast.max_qps, fast.current_qps, slow.max_qps, slow.current_qps) == (2, 2, 0.5, 0.5)
+
+    async def starts(limiter: RateLimiter, count: int) -> list[float]:
+        out = []
+        for _ in range(count):
+            await limiter.acquire()
+            out.append(time.monotonic())
+        return out
+
+    fast_starts, slow_starts = await asyncio.gather(starts(fast, 5), starts(slow, 2))
+    assert max_in_window(fast_starts) <= 2
+    observed = (len(fast_starts) - 1) / (fast_starts[-1] - fast_starts[0])
+    assert observed == pytest.approx(fast.current_qps, rel=0.05)
+    assert slow_starts[1] - slow_starts[0] == pytest.approx(1 / slow.current_qps, abs=0.02)
+    fast.throttled(0.0)
+    assert fast.current_qps == 1  # 2.5 configured, 2 enforced, cut by a fifth: 1.6, enforced as 1
+    slow.throttled(0.0)
+    assert slow.current_qps == pytest.approx(0.4)
+
+
+async def test_exporter_exports_and_says_the_enforced_rate(caplog: pytest.LogCaptureFixture) -> None:
+    """--once at max_qps 2.5 against the simulator: one warning says 2 is enforced, the exported effective
+    interval is planned with 2 (2 pairs / (2 x 98%) > the 1 s interval; 2.5 would give 1 s), and
+    --check-config says so too."""
+    simulator = Simulator(Scenario.builtin("minimal"), access_keys={"AK": "SK"})
+    server = TestServer(build_app(simulator), host="127.0.0.1")
+    await server.start_server()
+    try:
+        settings = load_settings({"targets": [{"instance_id": "alikafka_post-cn-test0001", "region": "cn-hangzhou",
+                                               "groups": ["orders-consumer", "billing"]}],
+                                  "api": {"endpoint": str(server.make_url("/")), "max_qps": 2.5},
+                                  "poll": {"interval": "1s"}}, {}, None)
+        plan = app.Plan(app.plan_pairs(settings), settings.api, StaticProvider(Credentials("AK", Secret("SK")), "t"),
+                        tuple(settings.targets))
+        out = io.StringIO()
+        with caplog.at_level(logging.WARNING, logger="exporter.app"):
+            assert await app.run_once(settings, plan, out) == 0
+    finally:
+        await server.close()
+    warnings = [r for r in caplog.records if "max_qps" in r.getMessage()]
+    assert len(warnings) == 1
+    assert (warnings[0].__dict__["max_qps"], warnings[0].__dict__["enforced_qps"]) == (2.5, 2)
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("alikafka_exporter_effective_poll_interval"))
+    assert float(line.split()[1]) == pytest.approx(2 / (2 * HEADROOM))
+    assert any("max_qps 2.5 (enforced as 2" in x for x in app.summary_lines(settings, plan))

@@ -35,6 +35,7 @@ import yaml
 from exporter import webconfig
 from exporter.app import plan_pairs
 from exporter.cli import parse_args
+from exporter.ratelimit import RateLimiter
 from exporter.settings import Settings, load_settings
 from tests.conftest import ROOT, find_tool
 from tests.procs import clean_env, free_port, http_get, process, prom_query, python_module, wait_for
@@ -574,10 +575,32 @@ def test_sharded_mode_splits_every_pair_exactly_once(tmp_path: Path) -> None:
 def test_sharded_mode_can_keep_max_qps_per_shard(tmp_path: Path) -> None:
     docs = render(values(_many_pairs(), {"sharding": {"enabled": True, "shards": 4, "splitMaxQps": False}}))
     assert {s.api.max_qps for s in deployment_settings(docs, tmp_path)} == {6.0}
-    docs = render(values({"sharding": {"enabled": True, "shards": 3}}))  # the default 3 qps, split and floored
+    docs = render(values({"sharding": {"enabled": True, "shards": 3}}))  # the default 3 qps, split
     assert {s.api.max_qps for s in deployment_settings(docs, tmp_path / "b")} == {1.0}
-    docs = render(values({"config": {"api": {"max_qps": 4}}, "sharding": {"enabled": True, "shards": 3}}))
-    assert {s.api.max_qps for s in deployment_settings(docs, tmp_path / "c")} == {1.33}
+
+
+@pytest.mark.parametrize(("total", "shards", "share", "unused"), [
+    (3, 2, 1.0, "1.00"),  # the chart's defaults: 1.5 each would run as 1 each anyway; said, not silent
+    (4, 3, 1.0, "1.00"),
+    (10, 4, 2.0, "2.00"),
+    (2.5, 1, 2.0, "0.50"),  # even unsharded the limiter would enforce 2
+    (6, 3, 2.0, None),
+    (1, 3, 0.33, None),  # below 1 per shard the share is exact: the limiter spaces requests 1 / share apart
+    (1.5, 2, 0.75, None),
+])
+def test_sharded_max_qps_shares_are_what_the_limiter_enforces(tmp_path: Path, total: float, shards: int,
+                                                               share: float, unused: str | None) -> None:
+    """A share of 1 or more is a whole number (floor(total / shards)), the remainder unused and said in
+    NOTES; below 1 it is exact to 0.01. Either way the shards together never exceed the total, and each
+    shard's share is exactly what its limiter enforces."""
+    vals = values({"config": {"api": {"max_qps": total}}, "sharding": {"enabled": True, "shards": shards}})
+    settings = deployment_settings(render(vals), tmp_path)
+    assert {s.api.max_qps for s in settings} == {share}
+    assert all(RateLimiter(s.api.max_qps).max_qps == s.api.max_qps for s in settings)
+    assert share * shards <= total
+    text = notes(vals)
+    assert f"API rate: {share:g} requests/s per shard, of config.api.max_qps {total:g}" in text
+    assert (f"({unused} unused" in text) if unused else ("unused" not in text)
 
 
 def test_set_style_overrides(tmp_path: Path) -> None:

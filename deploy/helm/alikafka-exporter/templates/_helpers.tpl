@@ -228,6 +228,28 @@ Cross-field rules that a JSON schema cannot say clearly; each failure names the 
 {{- end }}
 {{- end }}
 
+{{/*
+One shard's share of config.api.max_qps with sharding.splitMaxQps. The exporter's limiter enforces a rate of
+1 or more as whole requests per second (2.5 runs as 2), so a share of 1 or more is a whole number,
+floor(max_qps / shards), and the remainder (max_qps - shards x share) is left unused: 3 qps over 2 shards
+is 1 each. Below 1 per shard the share is exact (the limiter spaces requests 1 / share apart), floored to
+0.01 so the shards together never exceed the total.
+*/}}
+{{- define "alikafka-exporter.maxQpsShare" -}}
+{{- $qps := dig "api" "max_qps" 3 .Values.config | float64 }}
+{{- $shards := .Values.sharding.shards }}
+{{- $exact := divf $qps $shards }}
+{{- if ge $exact 1.0 }}
+{{- floor $exact | int }}
+{{- else }}
+{{- $share := divf (floor (mulf $exact 100)) 100 }}
+{{- if le $share 0.0 }}
+{{- fail (printf "config.api.max_qps (%v) split over %v shards is below 0.01 per shard: raise max_qps or use fewer shards" $qps $shards) }}
+{{- end }}
+{{- $share }}
+{{- end }}
+{{- end }}
+
 {{/* The effective configuration file: config plus what the chart manages (credential paths, qps share). */}}
 {{- define "alikafka-exporter.configYaml" -}}
 {{- $cfg := deepCopy .Values.config }}
@@ -241,13 +263,7 @@ Cross-field rules that a JSON schema cannot say clearly; each failure names the 
 {{- end }}
 {{- if and .Values.sharding.enabled .Values.sharding.splitMaxQps }}
 {{- $api := $cfg.api | default dict }}
-{{- $qps := $api.max_qps | default 3 }}
-{{- /* floored to 0.01 so the shards together never exceed the total */}}
-{{- $share := divf (floor (mulf (divf $qps .Values.sharding.shards) 100)) 100 }}
-{{- if le $share 0.0 }}
-{{- fail (printf "config.api.max_qps (%v) split over %v shards is below 0.01 per shard: raise max_qps or use fewer shards" $qps .Values.sharding.shards) }}
-{{- end }}
-{{- $_ := set $api "max_qps" $share }}
+{{- $_ := set $api "max_qps" (include "alikafka-exporter.maxQpsShare" . | float64) }}
 {{- $_ := set $cfg "api" $api }}
 {{- end }}
 {{- toYaml $cfg }}
