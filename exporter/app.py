@@ -28,6 +28,7 @@ from exporter.credentials import CredentialProvider
 from exporter.discovery import ApiCaller, Discovery, parse_shard
 from exporter.exposition import Exposition
 from exporter.lag import LagOptions
+from exporter.models import InstanceInfo
 from exporter.poller import Poller
 from exporter.ratelimit import RateLimiter, enforced_rate
 from exporter.reload import LiveTargets, Reloader, ReloadStatus
@@ -61,9 +62,15 @@ def plan_pairs(settings: Settings) -> tuple[Pair, ...]:
     return _discovery(None, settings).static_pairs()
 
 
-def _discovery(client: ApiCaller | None, settings: Settings) -> Discovery:
+def _discovery(client: ApiCaller | None, settings: Settings,
+               on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> Discovery:
     return Discovery(client, settings.targets, settings.api.region, parse_shard(settings.shard),
-                     settings.discovery.page_size)
+                     settings.discovery.page_size, on_instances=on_instances)
+
+
+def _listed_regions(settings: Settings) -> frozenset[str]:
+    """The regions discovery lists the instances of, so the catalog takes them from its answers."""
+    return _discovery(None, settings).instance_regions
 
 
 def _collector_options(settings: Settings) -> CollectorOptions:
@@ -107,8 +114,9 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
             backlog=lambda: limiter.waiting,
             discovering=plan.discovering,
         )
-        catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs})
-        discovery = _discovery(client, settings) if plan.discovering else None
+        catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs},
+                                  settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
+        discovery = _discovery(client, settings, catalog.observe) if plan.discovering else None
         yield Pipeline(poller, catalog, exposition, discovery, client)
 
 
@@ -136,6 +144,7 @@ class Pipeline:
                                     self.poller.snapshot.pairs.values())
         if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
                                                                        old.discovery):
+            self.catalog.configure(new.discovery.refresh, _listed_regions(new))
             targets.configure(new)
 
 
@@ -164,7 +173,7 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
             loop.add_signal_handler(sig, stop.set)
     status = ReloadStatus()
     async with _pipeline(settings, plan, status) as parts:
-        targets = LiveTargets(parts.client, settings, parts.apply)
+        targets = LiveTargets(parts.client, settings, parts.apply, parts.catalog.observe)
         reloader = Reloader(reload or (lambda: settings), settings,
                             lambda old, new: parts.reconfigure(old, new, targets), config_file, status=status)
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -1,16 +1,25 @@
 """The instance catalog: names, series and editions of the polled instances, for ``alikafka_instance_info``.
 
-One GetInstanceList call per region of the configured targets, at start and then every
-``refresh`` seconds, through the same client (so the same rate limit) as the polls. The answer is
-descriptive only: when the call fails (for example a RAM policy without ``alikafka:ListInstance``)
-the last known catalog stays, the failure is logged once, and lag polling is unaffected.
+Its source is GetInstanceList, one call per region of the polled pairs, and it makes none that
+discovery already makes: a region that ``instances: all`` lists is described from discovery's own
+answers (:meth:`InstanceCatalog.observe`, called with every listing discovery gets), and only the
+other regions (explicit instance ids) are listed by the catalog itself, at start and then every
+``discovery.refresh`` (the same cadence), through the same client and rate limit as the polls. The
+regions are those of the pairs polled now: a region a reload removes is no longer called.
+
+The answer is descriptive only: when a call fails (for example a RAM policy without
+``alikafka:ListInstance``) the last known answer stays, the failure is logged once, and lag polling
+is unaffected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
@@ -20,8 +29,6 @@ from exporter.models import InstanceInfo, ParseError, parse_instance_list
 from exporter.snapshot import Pair
 
 log = logging.getLogger(__name__)
-
-REFRESH_SECONDS = 600.0
 
 
 class ApiCaller(Protocol):
@@ -34,25 +41,51 @@ class InstanceCatalog:
     """Instance attributes by id for the instances being polled; ``version`` grows on each change."""
 
     def __init__(self, client: ApiCaller, regions: Iterable[str], instance_ids: Iterable[str],
-                 refresh: float = REFRESH_SECONDS) -> None:
+                 refresh: float, fed: Iterable[str] = ()) -> None:
         self._client = client
-        self._regions = tuple(sorted(set(regions)))
+        self._regions = frozenset(regions)
         self._wanted = frozenset(instance_ids)
         self._refresh = refresh
+        self._fed = frozenset(fed)  # regions discovery lists: described from its answers, never called here
+        self._listed: dict[str, Mapping[str, InstanceInfo]] = {}  # region -> its last good answer, by id
         self._failing: dict[str, str] = {}
+        self._wake = asyncio.Event()
         self.instances: Mapping[str, InstanceInfo] = MappingProxyType({})
         self.version = 0
 
-    def track(self, pairs: Iterable[Pair]) -> None:
-        """Describe these pairs' instances from now on (discovery changed them)."""
-        pairs = list(pairs)
-        self._regions = tuple(sorted({p.region for p in pairs} | set(self._regions)))
-        self._wanted = frozenset(p.instance_id for p in pairs)
+    @property
+    def own_regions(self) -> tuple[str, ...]:
+        """The regions the catalog lists itself (those of the polled pairs that discovery does not list)."""
+        return tuple(sorted(self._regions - self._fed))
 
-    async def refresh_once(self) -> None:
-        """Ask every region once; keep a region's last answer when its call fails."""
-        found = dict(self.instances)
-        for region in self._regions:
+    def configure(self, refresh: float, fed: Iterable[str]) -> None:
+        """Follow a reloaded configuration: its ``discovery.refresh`` and the regions discovery lists."""
+        self._refresh = refresh
+        self._fed = frozenset(fed)
+        self._wake.set()
+
+    def track(self, pairs: Iterable[Pair]) -> None:
+        """Describe these pairs' instances, in these pairs' regions only, from now on."""
+        pairs = list(pairs)
+        self._regions = frozenset(p.region for p in pairs)
+        self._wanted = frozenset(p.instance_id for p in pairs)
+        for region in [r for r in self._listed if r not in self._regions]:
+            del self._listed[region]
+            self._failing.pop(region, None)
+        if any(r not in self._listed for r in self.own_regions):
+            self._wake.set()  # a new region of our own: list it now, not a whole refresh later
+        self._publish()
+
+    def observe(self, region: str, listed: Sequence[InstanceInfo]) -> None:
+        """A GetInstanceList answer discovery got: the region's instances as of now."""
+        self._listed[region] = {i.instance_id: i for i in listed}
+        self._publish()
+
+    async def refresh_once(self, *, missing_only: bool = False) -> None:
+        """Ask each region of our own once (or only those never answered); a failing one keeps its last answer."""
+        for region in self.own_regions:
+            if missing_only and region in self._listed:
+                continue
             try:
                 response = await self._client.call("GetInstanceList", region, {"RegionId": region})
                 listed = parse_instance_list(response.body)
@@ -64,9 +97,13 @@ class InstanceCatalog:
                 continue
             if self._failing.pop(region, None) is not None:
                 log.info("instance list recovered", extra={"region": region})
-            for stale in [i for i, info in found.items() if info.region == region]:
-                del found[stale]
-            found.update({i.instance_id: i for i in listed if i.instance_id in self._wanted})
+            if region in self._regions:  # not removed while the call was out
+                self._listed[region] = {i.instance_id: i for i in listed}
+        self._publish()
+
+    def _publish(self) -> None:
+        found = {i: info for region in sorted(self._regions) for i, info in self._listed.get(region, {}).items()
+                 if i in self._wanted}
         if found != dict(self.instances):
             self.instances = MappingProxyType(found)
             self.version += 1
@@ -79,7 +116,14 @@ class InstanceCatalog:
         self._failing[region] = exc.code
 
     async def run(self) -> None:
-        """Refresh forever (until cancelled)."""
+        """List our own regions every ``refresh`` seconds, and a new one at once (until cancelled)."""
+        last_full = -math.inf
         while True:
-            await self.refresh_once()
-            await asyncio.sleep(self._refresh)
+            self._wake.clear()
+            started = time.monotonic()
+            full = started >= last_full + self._refresh
+            await self.refresh_once(missing_only=not full)
+            if full:
+                last_full = started
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, last_full + self._refresh - time.monotonic()))

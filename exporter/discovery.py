@@ -4,9 +4,11 @@
 ``groups: all`` lists an instance's consumer groups page by page (GetConsumerList), filtered by
 ``group_allow``/``group_deny``. Listing happens at start and every ``discovery.refresh``, through the
 same client and rate limit as the polls, so new groups appear and deleted ones disappear without a
-restart. When a listing fails, the pairs it found last time are kept (and the failure logged once):
-a flaky listing must not make series vanish. ``--shard I/N`` keeps the pairs whose stable hash falls
-in shard I, so N replicas share an account's pairs with no overlap and no gap.
+restart. Each GetInstanceList answer also goes to the instance catalog (``on_instances``), which so
+makes no call of its own for these regions. When a listing fails, the pairs it found last time are
+kept (and the failure logged once): a flaky listing must not make series vanish. ``--shard I/N``
+keeps the pairs whose stable hash falls in shard I, so N replicas share an account's pairs with no
+overlap and no gap.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Protocol
 
 from exporter.client import ApiResponse
 from exporter.errors import ApiError
-from exporter.models import ParseError, parse_consumer_list, parse_instance_list
+from exporter.models import InstanceInfo, ParseError, parse_consumer_list, parse_instance_list
 from exporter.settings import Target
 from exporter.snapshot import Pair
 
@@ -59,8 +61,10 @@ class Discovery:
 
     def __init__(self, client: ApiCaller | None, targets: Sequence[Target], default_region: str | None,
                  shard: tuple[int, int] = (0, 1), page_size: int = 100,
-                 max_pages: int = MAX_PAGES) -> None:
+                 max_pages: int = MAX_PAGES,
+                 on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> None:
         self._client = client
+        self._on_instances = on_instances  # every GetInstanceList answer, for alikafka_instance_info
         self._targets = targets
         self._default_region = default_region
         self._shard = shard
@@ -89,15 +93,24 @@ class Discovery:
                 pairs += [Pair(target.instance_id, g, region) for g in target.groups]
         return tuple(p for p in dict.fromkeys(pairs) if in_shard(p, self._shard))
 
+    @property
+    def instance_regions(self) -> frozenset[str]:
+        """The regions whose instances are listed (``instances: all``): each listed once per :meth:`resolve`."""
+        return frozenset(t.region or self._default_region or "" for t in self._targets if t.instance_id is None)
+
     async def resolve(self) -> tuple[Pair, ...]:
-        """Every pair of every target in this shard, listing what must be listed."""
+        """Every pair of every target in this shard, listing what must be listed (each listing once)."""
         pairs: list[Pair] = []
+        running: dict[str, list[str]] = {}  # region -> its running instances, listed once for all its targets
         for target in self._targets:
             region = target.region or self._default_region or ""
             if target.instance_id is not None:
                 instances = [target.instance_id]
             else:
-                instances = await self._listed("instances", region, partial(self._running_instances, region))
+                if region not in running:
+                    running[region] = await self._listed("instances", region,
+                                                         partial(self._running_instances, region))
+                instances = running[region]
             for instance_id in instances:
                 if isinstance(target.groups, str):
                     names = await self._listed("groups", f"{region}/{instance_id}",
@@ -133,7 +146,10 @@ class Discovery:
 
     async def _running_instances(self, region: str) -> list[str]:
         response = await self._api().call("GetInstanceList", region, {"RegionId": region})
-        return [i.instance_id for i in parse_instance_list(response.body) if i.running]
+        listed = parse_instance_list(response.body)
+        if self._on_instances is not None:
+            self._on_instances(region, listed)
+        return [i.instance_id for i in listed if i.running]
 
     async def _groups(self, region: str, instance_id: str) -> list[str]:
         """Every group of the instance, page by page, ending however the server pages.

@@ -22,12 +22,13 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exporter.discovery import ApiCaller, Discovery, parse_shard
+from exporter.models import InstanceInfo
 from exporter.settings import ConfigError, Settings
 from exporter.snapshot import Pair
 
@@ -195,9 +196,11 @@ class LiveTargets:
     first listing after the reload keeps the pairs it knew.
     """
 
-    def __init__(self, client: ApiCaller | None, settings: Settings, apply: Callable[[tuple[Pair, ...]], None]) -> None:
+    def __init__(self, client: ApiCaller | None, settings: Settings, apply: Callable[[tuple[Pair, ...]], None],
+                 on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> None:
         self._client = client
         self._apply = apply
+        self._on_instances = on_instances
         self._wake = asyncio.Event()
         self.discovery: Discovery | None = None
         self._refresh = settings.discovery.refresh
@@ -205,7 +208,7 @@ class LiveTargets:
 
     def _set(self, settings: Settings) -> None:
         discovery = Discovery(self._client, settings.targets, settings.api.region, parse_shard(settings.shard),
-                              settings.discovery.page_size)
+                              settings.discovery.page_size, on_instances=self._on_instances)
         self._refresh = settings.discovery.refresh
         if discovery.needed:
             if self.discovery is not None:

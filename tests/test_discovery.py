@@ -169,3 +169,18 @@ async def test_paging_stops_at_the_page_cap_and_warns_once(own_server: Any,
     assert pages == list(range(1, 8)) * 2
     warnings = [r for r in caplog.records if "page cap" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].__dict__["instance_id"] == "i-endless"
+
+
+async def test_a_region_is_listed_once_per_resolve(demo: tuple[Simulator, AlikafkaClient, ApiStats]) -> None:
+    """Two instances: all targets of one region (different filters) share one GetInstanceList, whose answer
+    goes to on_instances (the catalog) with every instance, running or not."""
+    _, client, stats = demo
+    seen: list[tuple[str, list[str]]] = []
+    targets = [target(instances="all", region="cn-hangzhou", groups="all", group_allow="^a"),
+               target(instances="all", region="cn-hangzhou", groups="all", group_allow="^n")]
+    discovery = Discovery(client, targets, None, on_instances=lambda r, infos: seen.append(
+        (r, sorted(i.instance_id for i in infos))))
+    assert discovery.instance_regions == {"cn-hangzhou"}
+    await discovery.resolve()
+    assert stats.requests[("GetInstanceList", "200")] == 1
+    assert seen == [("cn-hangzhou", ["alikafka_post-cn-demo0001", "alikafka_serverless-cn-demo0003"])]
