@@ -91,7 +91,7 @@ class RateLimiter:
     @property
     def max_qps(self) -> float:
         """The steady rate actually enforced (``max_qps`` rounded down when above 1)."""
-        return self._slots / self._window
+        return self._max
 
     @property
     def current_qps(self) -> float:
