@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import logging
 import random
 import time
@@ -93,10 +92,12 @@ async def test_backed_off_rate_is_enforced() -> None:
 
 
 async def test_no_burst_after_a_pause() -> None:
-    """Calls queued behind a pause start 1/qps apart (less the 10 ms the virtual schedule tolerates), not all at
-    once when it ends."""
+    """Calls queued behind a pause start on a 1/qps schedule from its end (less the 10 ms the virtual schedule
+    tolerates), not all at once when it ends. (A start the event loop delays lets the next catch up, so the
+    schedule, not each gap, is the bound: on a busy machine one gap can be short after a long one.)"""
     limiter = RateLimiter(10)
-    limiter.pause_until(time.monotonic() + 0.2)
+    resume = time.monotonic() + 0.2
+    limiter.pause_until(resume)
     starts: list[float] = []
 
     async def one() -> None:
@@ -104,8 +105,7 @@ async def test_no_burst_after_a_pause() -> None:
         starts.append(time.monotonic())
 
     await asyncio.gather(*(one() for _ in range(5)))
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.089
+    assert all(start >= resume + k * 0.1 - 0.011 for k, start in enumerate(starts)), [s - resume for s in starts]
 
 
 async def test_never_exceeds_max_qps_at_the_server_whatever_the_jitter() -> None:
