@@ -203,7 +203,7 @@ def load(path: Path, text: str, environ: dict[str, str] | None = None) -> None:
         assert exc.problems
         for problem in exc.problems:
             assert PROBLEM.match(problem), problem
-            assert problem.isprintable() and "Traceback" not in problem, problem
+            assert problem.isprintable() and "Traceback (most recent call last)" not in problem, problem
 
 
 @FAST
