@@ -340,6 +340,7 @@ def run(seconds: float, *, credentials: str = "rrsa", sts_lifetime: float | None
         sim = subprocess.Popen(sim_args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with log_path.open("w") as log_file:
             exporter = None
+            scrapers: list[_Scraper] = []
             try:
                 _wait_for(sim_url + "_sim/truth")
                 for kind, probability, delay in TRANSIENT:
@@ -355,6 +356,8 @@ def run(seconds: float, *, credentials: str = "rrsa", sts_lifetime: float | None
                 _watch(seconds, sim_url, metrics, exporter, result, lock, verbose)
             finally:
                 stop.set()
+                for scraper in scrapers:  # a scrape in flight must finish before the exporter stops
+                    scraper.join(10)
                 if exporter is not None:
                     result.alive = result.alive and exporter.poll() is None
                     exporter.terminate()
