@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ARGS ?= --demo
 DURATION ?= 600
 
-.PHONY: run test lint typecheck pytest tools clean bench-lag bench-scrape bench-cycle soak
+.PHONY: run test lint typecheck pytest tools clean bench bench-lag bench-scrape bench-cycle soak
 
 $(BIN)/alikafka-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,15 +34,28 @@ pytest: $(BIN)/alikafka-exporter tools
 
 test: lint typecheck pytest
 
-bench-lag: $(BIN)/alikafka-exporter
-	$(BIN)/python -m benchmarks.lag_accuracy
+# Benchmarks are commands, not tests (docs/performance.md). `make bench` runs the whole set, each step
+# bounded by `timeout`: lag accuracy (~15 s), scrape cost at tiers S, M, L (~6 min), the full cycle at tier L
+# at the rate limit (5 min); about 12 minutes in all, at most 30.
+CYCLE_TIER ?= L
+CYCLE_QPS ?= 40
+CYCLE_SECONDS ?= 300
 
+bench: bench-lag bench-scrape bench-cycle
+
+bench-lag: $(BIN)/alikafka-exporter
+	timeout 300 $(BIN)/python -m benchmarks.lag_accuracy
+
+# wrk drives the load; installed from Debian when missing and run as root, else named.
 bench-scrape: $(BIN)/alikafka-exporter
-	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
-	$(BIN)/python -m benchmarks.scrape --tiers S,M,L
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q wrk >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }; } || \
+		{ echo "wrk is needed: apt-get install -y wrk (as root)" >&2; exit 2; }
+	timeout 900 $(BIN)/python -m benchmarks.scrape --tiers S,M,L
 
 bench-cycle: $(BIN)/alikafka-exporter
-	$(BIN)/python -m benchmarks.cycle --tier M --qps 20 --seconds 300
+	timeout $$(( $(CYCLE_SECONDS) + 120 )) $(BIN)/python -m benchmarks.cycle --tier $(CYCLE_TIER) \
+		--qps $(CYCLE_QPS) --seconds $(CYCLE_SECONDS)
 
 soak: $(BIN)/alikafka-exporter
 	$(BIN)/python -m benchmarks.soak --seconds $(DURATION)
