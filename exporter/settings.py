@@ -419,7 +419,8 @@ def _get(layer: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
 
 
 def _printable(part: str) -> str:
-    return part if part.isprintable() else repr(part)  # a key with control characters, shown escaped
+    # A key with control characters, blank or with spaces around it is shown quoted, so it can be seen.
+    return part if part.isprintable() and part and part == part.strip() else repr(part)
 
 
 def _loc_text(loc: tuple[int | str, ...]) -> str:

@@ -232,3 +232,12 @@ env_names = st.one_of(
 def test_environment_values_load_or_name_every_problem(path: Path, environ: dict[str, str]) -> None:
     """Any ALIKAFKA_EXPORTER_* variables (JSON for sections and lists, plain text for the rest)."""
     load(path, "", environ)
+
+
+def test_blank_and_padded_keys_are_shown_quoted(path: Path) -> None:
+    """A key that is only spaces (found by hypothesis) or has spaces around it is quoted in the problem."""
+    path.write_text("' ': 1\nmetrics:\n  ' granularity': topic\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, {}, path)
+    assert any(p.startswith("' ' (file ") for p in caught.value.problems), caught.value.problems
+    assert any(p.startswith("metrics.' granularity' (file ") for p in caught.value.problems), caught.value.problems
