@@ -98,6 +98,7 @@ class _PairEntry:
     owned: set[SharedKey] = field(default_factory=set)  # shared lines this pair carries
     counts: dict[str, int] = field(default_factory=dict)  # family -> series (shared families excluded)
     series: int = 0  # sum of counts
+    by_step: tuple[int, ...] = (0, 0, 0, 0)  # series by the guard step that sheds them (0: core)
 
 
 class Rendered:
@@ -143,6 +144,8 @@ class Exposition:
         self._series = 0  # pair series without shared ones, at full detail
         self._shed: dict[Pair, int] = {}  # pair -> how many levels the guard sheds (1-3)
         self._planned: int | None = None  # version the guard's plan was made at
+        self._plan_inputs_changed = True  # a pair, its counts or the shared keys it reads changed since
+        self._kept: dict[int, list[tuple[Pair, _PairEntry]]] | None = None  # step -> pairs keeping it, in order
         self.limits = SeriesLimits(max_series)
         self._set_options(options)
         self._tail = CollectorRegistry(auto_describe=False)
@@ -161,6 +164,7 @@ class Exposition:
     def reconfigure(self, options: CollectorOptions, max_series: int, states: Iterable[PairState]) -> None:
         """Serve under new options (a config reload): every pair is rendered again from its latest state."""
         self._max_series = max_series
+        self._plan_inputs_changed = True
         if options != self._options:
             self._set_options(options)
             self._entries, self._by_partition, self._stale_owners, self._order = {}, {}, set(), None
@@ -177,6 +181,7 @@ class Exposition:
             entry = self._entries[state.pair] = _PairEntry()
             self._seen.setdefault(state.pair, len(self._seen))
             self._order = None
+            self._plan_inputs_changed = True
         before = entry.members
         lines = pair_lines(state, self._options)
         entry.members = {name: member(text.encode()) for name, text in lines.items() if text}
@@ -184,8 +189,17 @@ class Exposition:
         series = sum(entry.counts.values())
         self._series += series - entry.series
         entry.series = series
+        by_step = [0, 0, 0, 0]
+        for name, count in entry.counts.items():
+            by_step[self._steps.get(name) or 0] += count
+        if tuple(by_step) != entry.by_step:
+            entry.by_step = tuple(by_step)
+            self._plan_inputs_changed = True
         if self._shared:
-            self._set_offsets(state.pair, entry, shared_values(state, self._options))
+            offsets = shared_values(state, self._options)
+            if offsets.keys() != entry.offsets.keys():
+                self._plan_inputs_changed = True
+            self._set_offsets(state.pair, entry, offsets)
             self._render_offsets(state.pair, entry)
         if entry.members != before or self._stale_owners:
             self.version += 1
@@ -196,6 +210,7 @@ class Exposition:
         if entry is None:
             return
         self._order = None
+        self._plan_inputs_changed = True
         self._set_offsets(pair, entry, {})
         self._stale_owners.discard(pair)
         self._series -= entry.series
@@ -240,16 +255,25 @@ class Exposition:
         return min((p for p in contributors if self._shed.get(p, 0) < step), default=None)
 
     def _plan(self) -> None:
-        """Decide which pairs shed which levels to stay within the budget (once per version)."""
+        """Decide which pairs shed which levels to stay within the budget.
+
+        The plan depends only on the pairs, their first-seen order, their series per level, the shared keys
+        they read and the budget: a poll that changes values but none of these (the usual one) keeps it.
+        """
         if self._planned == self.version:
             return
         self._planned = self.version
+        if not self._plan_inputs_changed:
+            return
+        self._plan_inputs_changed = False
         wanted = self._series + len(self._by_partition)
         shed, total = self._shedding(wanted) if self._max_series and wanted > self._max_series else ({}, wanted)
         for pair in {p for p in shed.keys() | self._shed.keys() if shed.get(p) != self._shed.get(p)}:
             entry = self._entries.get(pair)  # the shared series it read may change carrier
             for key in entry.offsets if entry is not None else ():
                 self._stale_owners.update(self._by_partition.get(key, ()))
+        if shed != self._shed:
+            self._kept = None
         self._shed = shed
         limited = dict.fromkeys(SHED_LEVELS, 0)
         for step in shed.values():
@@ -281,24 +305,19 @@ class Exposition:
 
     def _shedding(self, total: int) -> tuple[dict[Pair, int], int]:
         """Newest pairs first, one level at a time, until ``total`` fits: (pair -> levels shed, new total)."""
-        by_step: dict[Pair, list[int]] = {}
-        for pair, entry in self._entries.items():
-            counts = by_step[pair] = [0, 0, 0, 0]
-            for name, count in entry.counts.items():
-                counts[self._steps.get(name) or 0] += count
-        readers = {k: len(c) for k, c in self._by_partition.items()}  # pairs keeping the key's level
-        youngest = sorted(self._entries, key=lambda p: -self._seen.get(p, 0))
+        readers: dict[SharedKey, int] = {}  # pairs keeping the key's level, for the keys a shed pair reads
+        youngest = sorted(self._entries.items(), key=lambda item: -self._seen.get(item[0], 0))
         shed: dict[Pair, int] = {}
         for step in (1, 2, 3):
-            for pair in youngest:
+            for pair, entry in youngest:
                 if total <= self._max_series:
                     return shed, total
-                total -= by_step[pair][step]
+                total -= entry.by_step[step]
                 shed[pair] = step
-                for key in self._entries[pair].offsets:
+                for key in entry.offsets:
                     if self._steps.get(key[0]) == step:
-                        readers[key] -= 1
-                        if readers[key] == 0:
+                        left = readers[key] = readers.get(key, len(self._by_partition[key])) - 1
+                        if left == 0:
                             total -= 1
         return shed, total
 
@@ -311,16 +330,18 @@ class Exposition:
         self._stale_owners.clear()
         if self._order is None:
             self._order = sorted(self._entries)
-        order = [(p, self._entries[p]) for p in self._order]
+            self._kept = None
+        if self._kept is None:  # per step, the pairs that keep it: made again only when the plan or pairs change
+            order = [(p, self._entries[p]) for p in self._order]
+            self._kept = {0: order}
+            for step in (1, 2, 3):
+                self._kept[step] = [(p, e) for p, e in order if self._shed.get(p, 0) < step] if self._shed else order
         chunks: list[bytes] = []
         for family in self._families:
             name = family.name
             chunks.append(self._headers[name])
             step = None if family.shared else self._steps.get(name)  # shared ones: by their carrier
-            if step is None or not self._shed:
-                chunks.extend(e.members[name] for _, e in order if name in e.members)
-            else:
-                chunks.extend(e.members[name] for p, e in order if name in e.members and self._shed.get(p, 0) < step)
+            chunks.extend(e.members[name] for _, e in self._kept[step or 0] if name in e.members)
         return chunks
 
     def render(self, *, openmetrics: bool = False) -> Rendered:
