@@ -99,6 +99,7 @@ class _PairEntry:
     counts: dict[str, int] = field(default_factory=dict)  # family -> series (shared families excluded)
     series: int = 0  # sum of counts
     by_step: tuple[int, ...] = (0, 0, 0, 0)  # series by the guard step that sheds them (0: core)
+    oldest_of: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # shared keys, by step, it reads oldest
 
 
 class Rendered:
@@ -141,6 +142,9 @@ class Exposition:
         self._by_partition: dict[SharedKey, dict[Pair, int]] = {}
         self._stale_owners: set[Pair] = set()
         self._seen: dict[Pair, int] = {}  # first-seen order, for the guard (kept across reconfigure)
+        self._next_seen = 0  # ranks are never reused, so the order has no ties
+        self._oldest: dict[SharedKey, Pair] = {}  # shared key -> its reader seen first: the last the guard sheds
+        self._youngest: list[tuple[Pair, _PairEntry]] | None = None  # pairs newest first, the guard's order
         self._series = 0  # pair series without shared ones, at full detail
         self._shed: dict[Pair, int] = {}  # pair -> how many levels the guard sheds (1-3)
         self._planned: int | None = None  # version the guard's plan was made at
@@ -168,6 +172,7 @@ class Exposition:
         if options != self._options:
             self._set_options(options)
             self._entries, self._by_partition, self._stale_owners, self._order = {}, {}, set(), None
+            self._oldest, self._youngest = {}, None
             self._series = 0
             self._shed = {}
             for state in states:
@@ -179,8 +184,10 @@ class Exposition:
         entry = self._entries.get(state.pair)
         if entry is None:
             entry = self._entries[state.pair] = _PairEntry()
-            self._seen.setdefault(state.pair, len(self._seen))
-            self._order = None
+            if state.pair not in self._seen:
+                self._seen[state.pair] = self._next_seen
+                self._next_seen += 1
+            self._order = self._youngest = None
             self._plan_inputs_changed = True
         before = entry.members
         lines = pair_lines(state, self._options)
@@ -209,7 +216,7 @@ class Exposition:
         entry = self._entries.pop(pair, None)
         if entry is None:
             return
-        self._order = None
+        self._order = self._youngest = None
         self._plan_inputs_changed = True
         self._set_offsets(pair, entry, {})
         self._stale_owners.discard(pair)
@@ -218,20 +225,36 @@ class Exposition:
         self.version += 1
 
     def _set_offsets(self, pair: Pair, entry: _PairEntry, offsets: dict[SharedKey, int]) -> None:
+        seen = self._seen
         for key in entry.offsets.keys() - offsets.keys():
             contributors = self._by_partition[key]
             del contributors[pair]
-            if contributors:
-                self._stale_owners.add(min(contributors))
+            if self._oldest[key] == pair:
+                entry.oldest_of[self._steps.get(key[0]) or 0] -= 1
+                del self._oldest[key]
+            if contributors:  # its carrier may be any of them (the lowest keeping the level): all re-render
+                self._stale_owners.update(contributors)
+                if key not in self._oldest:
+                    self._oldest_becomes(key, min(contributors, key=lambda p: seen[p]))
             else:
                 del self._by_partition[key]
         for key, value in offsets.items():
             contributors = self._by_partition.setdefault(key, {})
+            if pair not in contributors:
+                oldest = self._oldest.get(key)
+                if oldest is None or seen[pair] < seen[oldest]:
+                    if oldest is not None:
+                        self._entries[oldest].oldest_of[self._steps.get(key[0]) or 0] -= 1
+                    self._oldest_becomes(key, pair, entry)
             if contributors.get(pair) != value:
                 # the value or the owner may change: every other contributor re-renders what it carries
                 self._stale_owners.update(p for p in contributors if p != pair)
             contributors[pair] = value
         entry.offsets = offsets
+
+    def _oldest_becomes(self, key: SharedKey, pair: Pair, entry: _PairEntry | None = None) -> None:
+        self._oldest[key] = pair
+        (entry or self._entries[pair]).oldest_of[self._steps.get(key[0]) or 0] += 1
 
     def _render_offsets(self, pair: Pair, entry: _PairEntry) -> None:
         """Render the shared lines this pair carries: the series where it is the lowest contributor."""
@@ -305,20 +328,16 @@ class Exposition:
 
     def _shedding(self, total: int) -> tuple[dict[Pair, int], int]:
         """Newest pairs first, one level at a time, until ``total`` fits: (pair -> levels shed, new total)."""
-        readers: dict[SharedKey, int] = {}  # pairs keeping the key's level, for the keys a shed pair reads
-        youngest = sorted(self._entries.items(), key=lambda item: -self._seen.get(item[0], 0))
+        if self._youngest is None:
+            self._youngest = sorted(self._entries.items(), key=lambda item: -self._seen[item[0]])
         shed: dict[Pair, int] = {}
         for step in (1, 2, 3):
-            for pair, entry in youngest:
+            for pair, entry in self._youngest:
                 if total <= self._max_series:
                     return shed, total
-                total -= entry.by_step[step]
+                # a shared series of this level goes with the last of its readers to lose the level: the oldest
+                total -= entry.by_step[step] + entry.oldest_of[step]
                 shed[pair] = step
-                for key in entry.offsets:
-                    if self._steps.get(key[0]) == step:
-                        left = readers[key] = readers.get(key, len(self._by_partition[key])) - 1
-                        if left == 0:
-                            total -= 1
         return shed, total
 
     def _chunks(self) -> list[bytes]:

@@ -188,3 +188,61 @@ def test_churn_does_not_repeat_the_warning(caplog: pytest.LogCaptureFixture) -> 
         exposition.render()
         exposition.render()
     assert [r.getMessage() for r in caplog.records][2:] == ["series limit no longer applies"]
+
+
+def reference_plan(exposition: Exposition) -> dict[Pair, int]:
+    """The guard's plan made from scratch, straight from the documented rule, for comparison."""
+    entries, steps, by_partition = exposition._entries, exposition._steps, exposition._by_partition
+    total = sum(e.series for e in entries.values()) + len(by_partition)
+    readers = {key: len(c) for key, c in by_partition.items()}
+    shed: dict[Pair, int] = {}
+    if not exposition._max_series or total <= exposition._max_series:
+        return shed
+    for step in (1, 2, 3):
+        for pair in sorted(entries, key=lambda p: -exposition._seen[p]):
+            if total <= exposition._max_series:
+                return shed
+            total -= sum(count for name, count in entries[pair].counts.items() if steps.get(name) == step)
+            shed[pair] = step
+            for key in entries[pair].offsets:
+                if steps.get(key[0]) == step:
+                    readers[key] -= 1
+                    total -= readers[key] == 0
+    return shed
+
+
+@pytest.mark.parametrize("options", [OPTS, CollectorOptions(compat="kafka_exporter", member_labels=True)])
+def test_plan_kept_across_updates_matches_one_made_from_scratch(options: CollectorOptions) -> None:
+    """Random polls (same shape or not), new pairs and removals: the plan the exposition keeps between
+    changes equals one made from scratch, and its body equals that of an exposition fed the same states
+    fresh in the same first-seen order."""
+    rng = random.Random(11)
+    pairs = [Pair("i", f"g{n:02d}", "r") for n in range(40)]
+    exposition = build(700, [], options)
+    current: dict[Pair, PairState] = {}
+    plans = set()
+    for step in range(400):
+        pair = rng.choice(pairs)
+        if rng.random() < 0.1:
+            exposition.remove(pair)
+            current.pop(pair, None)
+        elif pair in current and rng.random() < 0.5:  # same partitions: values only, or fewer time lags known
+            old = current[pair]
+            assert old.insight is not None
+            lags = old.insight.time_lags
+            if rng.random() < 0.5:
+                lags = MappingProxyType({k: v for k, v in lags.items() if rng.random() < 0.7})
+            current[pair] = PairState(pair, old.progress, True, 2.0, 2.0, None, old.polls + 1,
+                                      Insight(lags, "ok"))
+            exposition.update(current[pair])
+        else:
+            current[pair] = state(pair, rng.randrange(1, 12), rng.choice(["t", "u", "v"]))
+            exposition.update(current[pair])
+        if step % 3 == 0:
+            text = exposition.render().body.decode()
+            assert exposition._shed == reference_plan(exposition), step
+            plans.add(tuple(sorted(exposition._shed.items())))
+            if step % 30 == 0:
+                fresh = build(700, sorted(current.values(), key=lambda s: exposition._seen[s.pair]), options)
+                assert fresh.render().body.decode() == text, step
+    assert len(plans) > 10  # the plan really moved
