@@ -353,8 +353,8 @@ class Exposition:
         if self._kept is None:  # per step, the pairs that keep it: made again only when the plan or pairs change
             order = [(p, self._entries[p]) for p in self._order]
             self._kept = {0: order}
-            for step in (1, 2, 3):
-                self._kept[step] = [(p, e) for p, e in order if self._shed.get(p, 0) < step] if self._shed else order
+            for level in (1, 2, 3):
+                self._kept[level] = [(p, e) for p, e in order if self._shed.get(p, 0) < level] if self._shed else order
         chunks: list[bytes] = []
         for family in self._families:
             name = family.name
