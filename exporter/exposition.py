@@ -17,10 +17,14 @@ the state changes.
 The cardinality guard (``metrics.max_series``) works on the same members: a pair's families are
 grouped by the level they live at, so shedding a level of a pair is leaving some of its members out
 of the join, with no rendering. Series are counted at poll time (a running total), and only when the
-total exceeds the budget is a plan made, once per change: the pairs seen last lose their partition
-level first, then their topic level, then their group-level detail, until the rest fits; every pair
-keeps its core (``up``, last success, group lag, max time lag). A shared series stays while a pair
-that keeps its level reads it, and is carried by the lowest such pair.
+total exceeds the budget is a plan made: the pairs seen last lose their partition level first, then
+their topic level, then their group-level detail, until the rest fits; every pair keeps its core
+(``up``, last success, group lag, max time lag). A shared series stays while a pair that keeps its
+level reads it, and is carried by the lowest such pair. The plan's inputs are kept per pair at poll
+time (series per level, and how many shared series it is the oldest reader of: a shared series goes
+when its oldest reader is shed, the last of its readers in the order), so a plan is one pass over the
+pairs, and it is made again only when a pair, its counts or the shared keys it reads changed: the usual
+poll changes values only and keeps the plan.
 """
 
 from __future__ import annotations
