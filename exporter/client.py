@@ -42,7 +42,7 @@ import aiohttp
 from yarl import URL
 
 from exporter import __version__, signing
-from exporter.credentials import CredentialProvider, Credentials, CredentialsError
+from exporter.credentials import CredentialProvider, Credentials, CredentialsError, iso_utc
 from exporter.errors import (
     CLOCK_SKEW_CODES,
     ApiError,
@@ -155,7 +155,7 @@ class PlainTransport:
         stats = self._stats
         try:
             session = self._session
-            if session is not None and not session.closed:
+            if session is not None and self.attached:
                 answer = await self._exchange(session, request)
             else:
                 async with aiohttp.ClientSession(headers={"User-Agent": f"alikafka-exporter/{__version__}"}) as own:
@@ -200,7 +200,7 @@ def _answer_code(answer: PlainAnswer) -> str:
         parsed = json.loads(answer.body)
     except (ValueError, UnicodeDecodeError):
         parsed = None
-    code = _lookup(parsed, "Code") if isinstance(parsed, Mapping) else None
+    code = lookup(parsed, "Code") if isinstance(parsed, Mapping) else None
     return sanitise_code(str(code)) if code not in (None, "") else str(answer.status)
 
 
@@ -214,15 +214,11 @@ class UsesPlainTransport(Protocol):
         ...
 
 
-def _lookup(body: Mapping[str, Any], name: str) -> Any:
+def lookup(body: Mapping[str, Any], name: str) -> Any:
     """Read ``Code``/``code``, ``RequestId``/``requestId`` and the like."""
     if name in body:
         return body[name]
     return body.get(name[0].lower() + name[1:])
-
-
-def _iso_utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 class AlikafkaClient:
@@ -360,7 +356,7 @@ class AlikafkaClient:
                 SignatureMethod="HMAC-SHA1",
                 SignatureVersion="1.0",
                 SignatureNonce=nonce,
-                Timestamp=_iso_utc(now),
+                Timestamp=iso_utc(now),
             )
             if creds.security_token is not None:
                 query["SecurityToken"] = creds.security_token.reveal()
@@ -372,7 +368,7 @@ class AlikafkaClient:
                 "host": endpoint.raw_authority,
                 "x-acs-action": action,
                 "x-acs-version": API_VERSION,
-                "x-acs-date": _iso_utc(now),
+                "x-acs-date": iso_utc(now),
                 "x-acs-signature-nonce": nonce,
                 "x-acs-content-sha256": signing.EMPTY_SHA256,
             }
@@ -452,10 +448,10 @@ class AlikafkaClient:
             raise MalformedResponseError("malformed_response", "HTTP 200 with a body that is not a JSON object",
                                          http_status=status)
         body = unwrap_root(parsed, action)
-        request_id = _lookup(body, "RequestId")
+        request_id = lookup(body, "RequestId")
         request_id = str(request_id) if request_id is not None else None
-        code_value = _lookup(body, "Code")
-        success = _lookup(body, "Success")
+        code_value = lookup(body, "Code")
+        success = lookup(body, "Success")
         if status == 200 and success is None and code_value is None:
             raise MalformedResponseError("malformed_response", "HTTP 200 without Success or Code",
                                          request_id=request_id, http_status=status)
@@ -466,7 +462,7 @@ class AlikafkaClient:
         ):
             return ApiResponse(body, request_id)
         code = sanitise_code(str(code_value)) if code_value not in (None, "", 200, "200") else str(status)
-        message = self._redact(str(_lookup(body, "Message") or ""))
+        message = self._redact(str(lookup(body, "Message") or ""))
         cls = error_class(code, status)
         delay = None
         if retry_after is not None:

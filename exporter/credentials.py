@@ -228,7 +228,7 @@ class RefreshingProvider(ABC):
                     self._failing = True
                     return cached
                 if cached is not None and cached.expiration is not None:
-                    raise CredentialsError(f"{self.source}: credentials expired at {_iso(cached.expiration)} "
+                    raise CredentialsError(f"{self.source}: credentials expired at {iso_utc(cached.expiration)} "
                                            f"and could not be refreshed: {exc}") from None
                 raise
             if self._failing:
@@ -239,7 +239,8 @@ class RefreshingProvider(ABC):
             return fresh
 
 
-def _iso(epoch: float) -> str:
+def iso_utc(epoch: float) -> str:
+    """``2026-12-01T09:00:00Z``: the API's timestamp format, and how expiry times are shown."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
@@ -257,7 +258,8 @@ def default_chain(
     answers is known at the first :meth:`~CredentialProvider.get`, whose error then names the rest.
     """
     # Imported here: the remote providers build on RefreshingProvider, defined in this module.
-    from exporter.credentials_remote import RemoteDefaults, remote_provider  # noqa: PLC0415
+    from exporter.credentials_remote import remote_provider  # noqa: PLC0415
+    from exporter.settings import CredentialsSettings  # noqa: PLC0415
 
     if id_file is not None and secret_file is not None:
         return FileProvider(id_file, secret_file, token_file)
@@ -271,7 +273,7 @@ def default_chain(
     if key_id or secret:
         missing = ENV_SECRET if key_id else ENV_ID
         raise CredentialsError(f"{missing} is not set while its partner is; set both")
-    provider = remote_provider(environ, remote or RemoteDefaults())
+    provider = remote_provider(environ, remote or CredentialsSettings())
     if provider is not None:
         return provider
     raise CredentialsError(

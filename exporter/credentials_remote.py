@@ -31,13 +31,12 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from exporter.client import PlainAnswer, PlainRequest, PlainTransport
-from exporter.credentials import Credentials, CredentialsError, RefreshingProvider, Secret
+from exporter.client import PlainAnswer, PlainRequest, PlainTransport, lookup
+from exporter.credentials import Credentials, CredentialsError, RefreshingProvider, Secret, iso_utc
 from exporter.errors import ApiError
 
 ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
@@ -89,19 +88,6 @@ class RemoteOptions(Protocol):
     def metadata_endpoint(self) -> str: ...
     @property
     def refresh_margin(self) -> float: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteDefaults:
-    """The settings' defaults, for callers without settings (tests, tools)."""
-
-    sts_endpoint: str = ""
-    sts_region: str = ""
-    sts_network: str = "public"
-    role_session_name: str = ""
-    duration_seconds: int = 3600
-    metadata_endpoint: str = DEFAULT_METADATA_ENDPOINT
-    refresh_margin: float = 300.0
 
 
 async def _send(transport: PlainTransport, request: PlainRequest) -> PlainAnswer:
@@ -234,7 +220,7 @@ class RrsaProvider(_Retrying):
         token = self._read_token()
         form = {
             "Action": "AssumeRoleWithOIDC", "Version": STS_VERSION, "Format": "JSON",
-            "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock())),
+            "Timestamp": iso_utc(self._clock()),
             "RoleArn": self.role_arn, "OIDCProviderArn": self.oidc_provider_arn, "OIDCToken": token,
             "RoleSessionName": self.session_name, "DurationSeconds": str(self.duration_seconds),
         }
@@ -259,9 +245,9 @@ class RrsaProvider(_Retrying):
     def _failure(what: str, status: int, parsed: Mapping[str, Any] | None, token: str) -> RemoteCredentialsError:
         if parsed is None:
             return RemoteCredentialsError(f"{what} failed: HTTP {status} without a JSON body", transient=status >= 500)
-        code = str(parsed.get("Code") or parsed.get("code") or f"HTTP {status}")
-        message = str(parsed.get("Message") or parsed.get("message") or "").replace(token, "***")[:300]
-        request_id = parsed.get("RequestId") or parsed.get("requestId")
+        code = str(lookup(parsed, "Code") or f"HTTP {status}")
+        message = str(lookup(parsed, "Message") or "").replace(token, "***")[:300]
+        request_id = lookup(parsed, "RequestId")
         transient = status >= 500 or code.startswith(_RETRYABLE_CODES)
         tail = f" (RequestId {request_id})" if request_id else ""
         if status == 200:

@@ -33,10 +33,10 @@ from exporter.credentials import (
     StaticProvider,
     default_chain,
 )
-from exporter.credentials_remote import EcsRoleProvider, RemoteDefaults, RrsaProvider
+from exporter.credentials_remote import EcsRoleProvider, RrsaProvider
 from exporter.errors import AuthError, MalformedResponseError, TransportError
 from exporter.ratelimit import RateLimiter
-from exporter.settings import ConfigError, load_settings
+from exporter.settings import ConfigError, CredentialsSettings, load_settings
 from exporter.simulator import Scenario, Simulator, build_app
 from exporter.simulator.faults import FaultRule
 from exporter.simulator.imds import MetadataService, add_metadata_routes
@@ -122,7 +122,7 @@ async def test_rrsa_chain_polls_with_sts_credentials(world: World, tmp_path: Pat
     """The RRSA variables select STS; its credentials (key, secret, token) pass the gateway."""
     token_file = tmp_path / "token"
     token_file.write_text(world.sts.issue_oidc_token())
-    options = RemoteDefaults(sts_endpoint=world.sts_url, role_session_name="exporter-pod-1")
+    options = CredentialsSettings(sts_endpoint=world.sts_url, role_session_name="exporter-pod-1")
     provider = default_chain(None, None, None, world.rrsa_env(token_file), options)
     assert isinstance(provider, RrsaProvider)
     assert provider.source.startswith(f"rrsa (role {ROLE}")
@@ -355,7 +355,7 @@ async def hardened() -> AsyncIterator[World]:
 
 async def test_ecs_imdsv2_path(hardened: World) -> None:
     """Nothing else configured: the metadata service's role credentials, via an IMDSv2 token."""
-    provider = default_chain(None, None, None, {}, RemoteDefaults(metadata_endpoint=hardened.imds_url))
+    provider = default_chain(None, None, None, {}, CredentialsSettings(metadata_endpoint=hardened.imds_url))
     assert isinstance(provider, EcsRoleProvider)
     stats = ApiStats()
     async with AlikafkaClient(ApiTestOptions(hardened.base), provider, RateLimiter(1000), stats,
@@ -370,7 +370,7 @@ async def test_ecs_imdsv2_path(hardened: World) -> None:
 async def test_ecs_role_from_env_and_refresh(hardened: World) -> None:
     """ALIBABA_CLOUD_ECS_METADATA names the role (no lookup); credentials are refreshed before expiry."""
     env = {"ALIBABA_CLOUD_ECS_METADATA": "AlikafkaExporterRole"}
-    chosen = default_chain(None, None, None, env, RemoteDefaults(metadata_endpoint=hardened.imds_url))
+    chosen = default_chain(None, None, None, env, CredentialsSettings(metadata_endpoint=hardened.imds_url))
     assert isinstance(chosen, EcsRoleProvider) and chosen.role_name == "AlikafkaExporterRole"
     provider = EcsRoleProvider(hardened.imds_url, role_name=chosen.role_name, imdsv1_allowed=False,
                                clock=hardened.clock, sleep=_sleep)
@@ -400,7 +400,7 @@ async def test_hardened_mode_refuses_imdsv1(hardened: World) -> None:
 async def test_ecs_v1_fallback_when_allowed_and_refused_when_disabled(tmp_path: Path) -> None:
     """A service without IMDSv2: v1 is used unless ALIBABA_CLOUD_IMDSV1_DISABLED=true."""
     async for w in _world(Clock(1_800_000_000.0), v2_supported=False):
-        options = RemoteDefaults(metadata_endpoint=w.imds_url)
+        options = CredentialsSettings(metadata_endpoint=w.imds_url)
         await poll(w, default_chain(None, None, None, {}, options))
         assert [(r.method, r.mode, r.status) for r in w.imds.records] == [
             ("PUT", "v2", 404), ("GET", "v1", 200), ("GET", "v1", 200)]
@@ -415,13 +415,13 @@ async def test_ecs_v1_fallback_when_allowed_and_refused_when_disabled(tmp_path: 
 async def test_ecs_disabled_env_skips_it() -> None:
     """ALIBABA_CLOUD_ECS_METADATA_DISABLED=true: no metadata step, the error lists the other sources."""
     with pytest.raises(CredentialsError, match=r"no credentials found.*RRSA.*ECS_METADATA_DISABLED=true"):
-        default_chain(None, None, None, NO_ECS, RemoteDefaults())
+        default_chain(None, None, None, NO_ECS, CredentialsSettings())
 
 
 async def test_ecs_unreachable_fails_fast_naming_the_other_sources() -> None:
     """Off ECS (nothing listening): one quick attempt, and the error says what else to configure."""
     port = free_port()  # bound, then closed: nothing listens there
-    provider = default_chain(None, None, None, {}, RemoteDefaults(metadata_endpoint=f"http://127.0.0.1:{port}"))
+    provider = default_chain(None, None, None, {}, CredentialsSettings(metadata_endpoint=f"http://127.0.0.1:{port}"))
     started = time.monotonic()
     with pytest.raises(CredentialsError) as info:
         await provider.get()  # no client open: the transport's one-off session, not counted anywhere
@@ -457,20 +457,20 @@ def test_sts_endpoint_resolution(tmp_path: Path) -> None:
     env = {"ALIBABA_CLOUD_ROLE_ARN": ROLE, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER,
            "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(tmp_path / "t")}
 
-    def endpoint(options: RemoteDefaults, **extra: str) -> str:
+    def endpoint(options: CredentialsSettings, **extra: str) -> str:
         provider = default_chain(None, None, None, {**env, **extra}, options)
         assert isinstance(provider, RrsaProvider)
         return provider.sts_endpoint
 
-    assert endpoint(RemoteDefaults()) == "https://sts.aliyuncs.com/"
-    assert endpoint(RemoteDefaults(sts_region="cn-shanghai")) == "https://sts.cn-shanghai.aliyuncs.com/"
-    assert endpoint(RemoteDefaults(sts_region="cn-shanghai", sts_network="vpc")) == \
+    assert endpoint(CredentialsSettings()) == "https://sts.aliyuncs.com/"
+    assert endpoint(CredentialsSettings(sts_region="cn-shanghai")) == "https://sts.cn-shanghai.aliyuncs.com/"
+    assert endpoint(CredentialsSettings(sts_region="cn-shanghai", sts_network="vpc")) == \
         "https://sts-vpc.cn-shanghai.aliyuncs.com/"
-    assert endpoint(RemoteDefaults(), ALIBABA_CLOUD_STS_REGION="cn-beijing", ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED="true") \
+    assert endpoint(CredentialsSettings(), ALIBABA_CLOUD_STS_REGION="cn-beijing", ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED="true") \
         == "https://sts-vpc.cn-beijing.aliyuncs.com/"
-    assert endpoint(RemoteDefaults(), ALIBABA_CLOUD_STS_ENDPOINT="sts.example.internal") == \
+    assert endpoint(CredentialsSettings(), ALIBABA_CLOUD_STS_ENDPOINT="sts.example.internal") == \
         "https://sts.example.internal/"
-    assert endpoint(RemoteDefaults(sts_endpoint="http://127.0.0.1:1/sts/"),
+    assert endpoint(CredentialsSettings(sts_endpoint="http://127.0.0.1:1/sts/"),
                     ALIBABA_CLOUD_STS_ENDPOINT="ignored.example") == "http://127.0.0.1:1/sts/"
     with pytest.raises(CredentialsError, match="ALIBABA_CLOUD_ROLE_SESSION_NAME must be"):
         default_chain(None, None, None, {**env, "ALIBABA_CLOUD_ROLE_SESSION_NAME": "no spaces allowed"})
