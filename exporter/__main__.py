@@ -18,16 +18,12 @@ from typing import Any
 
 from exporter import __version__, app, logs, webconfig
 from exporter.cli import parse_args
-from exporter.credentials import CredentialsError, default_chain
+from exporter.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, default_chain
 from exporter.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 
 log = logging.getLogger("exporter")
-
-
-# Environment variables holding secret values: never echoed, even inside a config problem.
-SECRET_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
 
 
 def _config_error(problems: Sequence[str], redact: logs.Redactor) -> int:
@@ -72,7 +68,8 @@ def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the exporter; returns the process exit code."""
-    redactor = logs.Redactor(os.environ.get(name) for name in SECRET_ENV)
+    # Secret values from the environment are never echoed, even inside a config problem.
+    redactor = logs.Redactor(os.environ.get(name) for name in (ENV_SECRET, ENV_TOKEN))
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         if args.version:

@@ -13,7 +13,6 @@ overlap and no gap.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -177,12 +176,6 @@ class Discovery:
                         extra={"instance_id": instance_id, "region": region, "pages": self._max_pages,
                                "page_size": self._page_size, "groups": len(names)})
         return list(names)
-
-    async def run(self, apply: Callable[[tuple[Pair, ...]], None], refresh: float) -> None:
-        """List every ``refresh`` seconds and hand the pairs to ``apply`` (until cancelled)."""
-        while True:
-            apply(await self.resolve())
-            await asyncio.sleep(refresh)
 
 
 def _wanted(name: str, target: Target) -> bool:

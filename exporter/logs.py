@@ -67,6 +67,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: set[str] = set()
+        self._longest_first: tuple[str, ...] = ()  # the order replacements are tried in, kept by add()
         self.add(*secrets)
 
     def add(self, *secrets: str | None) -> None:
@@ -74,10 +75,11 @@ class Redactor:
         for secret in secrets:
             if secret and len(secret) >= self.MIN_LENGTH:
                 self._secrets.update({secret, json.dumps(secret)[1:-1]})
+        self._longest_first = tuple(sorted(self._secrets, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
         """``text`` with every known secret replaced."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._longest_first:
             if secret in text:
                 text = text.replace(secret, "***")
         return text

@@ -203,7 +203,6 @@ class LiveTargets:
         self._on_instances = on_instances
         self._wake = asyncio.Event()
         self.discovery: Discovery | None = None
-        self._refresh = settings.discovery.refresh
         self._set(settings)
 
     def _set(self, settings: Settings) -> None:

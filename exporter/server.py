@@ -106,13 +106,12 @@ class _Busy(asyncio.Protocol):
 class GuardedSite(web.TCPSite):
     """A TCP site with a TLS handshake timeout and a cap on open connections."""
 
-    __slots__ = ("_limits", "refused")
+    __slots__ = ("_limits",)
 
     def __init__(self, runner: web.BaseRunner, host: str | None, port: int, ssl_context: ssl.SSLContext | None,
                  limits: HttpLimits) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context, reuse_address=True)
         self._limits = limits
-        self.refused = 0
 
     async def start(self) -> None:
         """Listen; each accepted connection gets aiohttp's handler, or a 503 when over the cap."""
@@ -122,14 +121,13 @@ class GuardedSite(web.TCPSite):
 
         def protocol() -> asyncio.Protocol:
             if len(server.connections) >= self._limits.max_connections:
-                self.refused += 1
                 return _Busy()
             return server()
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             protocol, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=True,
+            reuse_address=self._reuse_address,
             ssl_handshake_timeout=self._limits.handshake_timeout if self._ssl_context else None,
         )
         self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port

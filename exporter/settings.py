@@ -70,6 +70,9 @@ def _empty_to_none(value: Any) -> Any:
 OptionalPath = Annotated[Path | None, BeforeValidator(_empty_to_none)]
 
 
+_URL = r"https?://[^/?#\s]+(/[^?#\s]*)?"  # a URL with a host and no query
+
+
 class ApiSettings(BaseModel):
     """How to reach and call the alikafka OpenAPI."""
 
@@ -89,7 +92,7 @@ class ApiSettings(BaseModel):
     @classmethod
     def _check_endpoint(cls, value: str) -> str:
         value = value.strip()
-        if value and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+        if value and not re.fullmatch(_URL, value):
             raise ValueError("must be an http:// or https:// URL with a host and no query")
         return value
 
@@ -99,9 +102,6 @@ class ApiSettings(BaseModel):
             return self.endpoint
         host = "alikafka-vpc" if self.network == "vpc" else "alikafka"
         return f"https://{host}.{region}.aliyuncs.com/"
-
-
-_URL = r"https?://[^/?#\s]+(/[^?#\s]*)?"
 
 
 class CredentialsSettings(BaseModel):

@@ -312,14 +312,14 @@ def ssl_context(tls: TlsServerConfig) -> ssl.SSLContext:
     else:
         context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     context.set_alpn_protocols(["http/1.1"])
-    chosen = [CIPHERS[name] for name in tls.cipher_suites if name in CIPHERS]
+    chosen = {name: CIPHERS[name] for name in tls.cipher_suites if name in CIPHERS}  # TLS 1.3 names are not
+    for name, openssl_name in chosen.items():
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(openssl_name)
+        except ssl.SSLError:
+            raise TlsError("cipher_suites", f"{name} is not available in this OpenSSL build") from None
     if chosen:
-        for name, openssl_name in zip(tls.cipher_suites, chosen, strict=False):
-            try:
-                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(openssl_name)
-            except ssl.SSLError:
-                raise TlsError("cipher_suites", f"{name} is not available in this OpenSSL build") from None
-        context.set_ciphers(":".join(chosen))
+        context.set_ciphers(":".join(chosen.values()))
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
     except ssl.SSLError as exc:
@@ -366,7 +366,6 @@ class CertificateReloader:
         self._key = _stat_key(self._paths)
         self._context = build(tls)
         self._failed: tuple[tuple[int, int, int, int], ...] | None = None
-        self.reloads = 0
 
     def current(self) -> ssl.SSLContext:
         """The context for a new connection, reloading first when the files changed."""
@@ -381,7 +380,6 @@ class CertificateReloader:
                         extra={"key": f"tls_server_config.{exc.key}", "error": str(exc)})
             return self._context
         self._context, self._key, self._failed = context, key, None
-        self.reloads += 1
         log.info("TLS certificate reloaded", extra={"cert_file": str(self._tls.cert_file)})
         return self._context
 
