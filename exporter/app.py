@@ -182,7 +182,7 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
         app = web.make_app(
             parts.exposition,
             lambda: poller.snapshot,
-            web.WebOptions(settings.web.telemetry_path, __version__, settings.demo, settings.poll.interval),
+            web.WebOptions(settings.web.telemetry_path, __version__, settings.demo),
             web.Access.of(plan.web) if plan.web is not None else None,
         )
         try:

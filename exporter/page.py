@@ -35,7 +35,6 @@ class PageOptions:
     version: str = "0"
     demo: bool = False
     links: tuple[tuple[str, str], ...] = ()  # the navigation bar, (label, href): web.py knows the routes
-    poll_interval: float | None = None  # the configured poll.interval
     started: float | None = None  # process start, epoch seconds (for the uptime)
     max_rows: int = 500  # target rows shown; the rest are counted
     top_groups: int = 15  # rows of the worst-groups table
@@ -64,11 +63,6 @@ def duration(seconds: float | None) -> str:
 def utc(stamp: float) -> str:
     """An epoch time as ``2026-12-01 07:42:46 UTC``."""
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _configured_interval(snapshot: Snapshot, options: PageOptions) -> float | None:
-    """The poller's interval when the snapshot carries it (it follows config reloads), else the start-up one."""
-    return snapshot.interval if snapshot.interval is not None else options.poll_interval
 
 
 def _when(stamp: float | None, now: float) -> str:
@@ -197,7 +191,7 @@ def render(snapshot: Snapshot, options: PageOptions, now: float | None = None) -
     facts = [f"version <b>{esc(options.version)}</b>"]
     if options.started is not None:
         facts.append(f"uptime <b>{duration(now - options.started)}</b>")
-    interval = duration(_configured_interval(snapshot, options))
+    interval = duration(snapshot.interval)  # the poller's, so it follows config reloads
     effective = duration(snapshot.effective_interval)
     facts.append(f"poll interval <b>{interval}</b> (effective <b>{effective}</b>)")
     if snapshot.cycle_duration is not None:
@@ -255,7 +249,7 @@ def as_json(snapshot: Snapshot, options: PageOptions, now: float | None = None) 
     return {
         "version": options.version, "demo": options.demo, "now": now,
         "uptime_seconds": None if options.started is None else now - options.started,
-        "poll_interval_seconds": _configured_interval(snapshot, options),
+        "poll_interval_seconds": snapshot.interval,
         "effective_poll_interval_seconds": snapshot.effective_interval,
         "cycle_duration_seconds": snapshot.cycle_duration,
         "discovering": snapshot.discovering,

@@ -42,7 +42,6 @@ class WebOptions:
     telemetry_path: str = "/metrics"
     version: str = "0"
     demo: bool = False
-    poll_interval: float | None = None  # shown on the status page
     started: float | None = None  # process start (epoch seconds); None: when the app is built
 
 
@@ -155,7 +154,6 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
     links = (("metrics", options.telemetry_path), (HEALTH_PATH, HEALTH_PATH), (READY_PATH, READY_PATH),
              ("JSON", f"{INDEX_PATH}?format=json"))
     page_options = page.PageOptions(version=options.version, demo=options.demo, links=links,
-                                    poll_interval=options.poll_interval,
                                     started=time.time() if options.started is None else options.started)
 
     # A page over tens of thousands of pairs takes 0.1 s or more to build: it is built in a worker thread

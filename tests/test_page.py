@@ -82,7 +82,7 @@ def fleet() -> Snapshot:
         PairState(Pair("alikafka_post-cn-b", "billing", "cn-shanghai"), progress({"t": {0: (9, 1)}}), False,
                   NOW - 3, NOW - 3700, throttled, 9, Insight(MappingProxyType({("t", 0): 3.0}), "unknown")),
         PairState(Pair("alikafka_post-cn-b", "new", "cn-shanghai")),
-        effective_interval=75.0, cycle_duration=12.5,
+        effective_interval=75.0, cycle_duration=12.5, interval=60.0,
     )
 
 
@@ -140,7 +140,7 @@ def test_worst_groups_by_time_lag_then_messages() -> None:
 
 def test_header_facts_and_demo_banner() -> None:
     """Version, uptime, configured and effective interval, counts; the demo banner only in demo mode."""
-    options = PageOptions(version="1.2.3", demo=True, poll_interval=60.0, started=NOW - 3725)
+    options = PageOptions(version="1.2.3", demo=True, started=NOW - 3725)
     page = render(fleet(), options, now=NOW)
     text = "".join(Tables(page).text)
     for fact in ("version 1.2.3", "uptime 1h 2m", "poll interval 1m 0s (effective 1m 15s)", "last cycle 12s",
@@ -173,7 +173,7 @@ def test_big_fleet_is_capped_and_counted() -> None:
 
 def test_json_view_has_the_same_facts() -> None:
     """The JSON view: counts, intervals, every target with its error, worst groups in page order."""
-    data = as_json(fleet(), PageOptions(version="9", poll_interval=60.0, started=NOW - 10), now=NOW)
+    data = as_json(fleet(), PageOptions(version="9", started=NOW - 10), now=NOW)
     assert data["counts"] == {"ok": 5, "failing": 1, "stale": 1}
     assert data["uptime_seconds"] == 10 and data["effective_poll_interval_seconds"] == 75.0
     ghost = next(t for t in data["targets"] if t["group"] == "ghost")
@@ -205,8 +205,8 @@ def test_rendering_two_thousand_pairs_is_cheap() -> None:
 
 
 def test_header_follows_a_reloaded_poll_interval() -> None:
-    """After a reload the poller's snapshot carries the new interval; the page shows it, not the start-up one."""
+    """After a reload the poller's snapshot carries the new interval, and the page shows what it carries."""
     snap = Snapshot(MappingProxyType({}), 3, None, 30.0, False, 30.0)
-    options = PageOptions(version="1", poll_interval=60.0)
+    options = PageOptions(version="1")
     assert "poll interval <b>30s</b>" in render(snap, options, now=NOW)
     assert as_json(snap, options, now=NOW)["poll_interval_seconds"] == 30.0
