@@ -161,9 +161,8 @@ class Reloader:
         self.status.version += 1
         return ok
 
-    async def _settled(self) -> str | None:
-        """The file's digest once two reads ``settle`` seconds apart agree (at most a few tries)."""
-        current = digest(self._path)
+    async def _settled(self, current: str | None) -> str | None:
+        """The file's digest once two reads ``settle`` seconds apart agree (at most a few tries), from ``current``."""
         for _ in range(10):
             await asyncio.sleep(self._settle)
             again = digest(self._path)
@@ -183,8 +182,8 @@ class Reloader:
                 self._wanted.clear()
                 self._hash = digest(self._path)
                 self.reload("signal")
-            elif digest(self._path) != self._hash:
-                self._hash = await self._settled()
+            elif (seen := digest(self._path)) != self._hash:
+                self._hash = await self._settled(seen)
                 self.reload("file changed")
 
 
