@@ -38,7 +38,10 @@ KE = "kafka_consumergroup_"  # kafka_exporter's consumer group families (compat)
 KE_PARTITION_OFFSET = "kafka_topic_partition_current_offset"
 KE_TOPIC_PARTITIONS = "kafka_topic_partitions"
 # A series shared by every group that reads a topic: (family, instance_id, topic, partition or None).
-SharedKey = tuple[str, str, str, int | None]
+# (family, instance_id, topic): one topic's shared series of one family, valued per partition (None: the
+# topic's own series). Keyed by topic, not by partition, so the bookkeeping costs a small dict per topic.
+TopicKey = tuple[str, str, str]
+SharedValues = dict[TopicKey, dict[int | None, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,7 @@ class Family:
     name: str
     help: str
     level: Literal["partition", "topic", "group", "health"]
-    shared: bool = False  # one series per partition or topic, whichever groups report it (SharedKey)
+    shared: bool = False  # one series per partition or topic, whichever groups report it (TopicKey)
 
     def header(self) -> str:
         """The ``# HELP`` and ``# TYPE`` lines."""
@@ -154,37 +157,44 @@ def _line(name: str, labels: Mapping[str, str], value: float) -> str:
     return f"{name}{{{inner}}} {floatToGoString(value)}\n"  # type: ignore[no-untyped-call]
 
 
-def shared_line(key: SharedKey, value: int) -> str:
+def shared_line(key: TopicKey, partition: int | None, value: int) -> str:
     """The one line of a shared series (see :func:`shared_values`)."""
-    family, instance_id, topic, partition = key
+    family, instance_id, topic = key
     labels = {"instance_id": instance_id, "topic": topic}
     if partition is not None:
         labels["partition"] = str(partition)
     return _line(family, labels, float(value))
 
 
-def shared_values(state: PairState, options: CollectorOptions) -> dict[SharedKey, int]:
-    """The values this pair's data gives the shared series (nothing without data).
+def shared_values(state: PairState, options: CollectorOptions) -> SharedValues:
+    """The values this pair's data gives the shared series (nothing without data), per topic.
 
     Shared series are per partition or per topic, not per group: every group reading the topic
-    reports them, and the exposition keeps one line each, with the highest value reported.
+    reports them, and the exposition keeps one line each, with the highest value reported. The
+    kafka_exporter offset family has the end offsets' values and gets the same dict, not a copy.
     """
     if state.progress is None or options.granularity == "group":
         return {}
     compat = options.compat == "kafka_exporter"
     partitions = options.granularity == "partition"
     instance_id = state.pair.instance_id
-    out: dict[SharedKey, int] = {}
+    out: SharedValues = {}
     for topic in state.progress.topics:
         if compat and topic.partitions:
-            out[(KE_TOPIC_PARTITIONS, instance_id, topic.topic, None)] = len(topic.partitions)
+            out[(KE_TOPIC_PARTITIONS, instance_id, topic.topic)] = {None: len(topic.partitions)}
         if not partitions:
             continue
-        for p in topic.partitions:
-            if p.broker_offset is not None:
-                out[(END_OFFSET, instance_id, topic.topic, p.partition)] = p.broker_offset
-                if compat:
-                    out[(KE_PARTITION_OFFSET, instance_id, topic.topic, p.partition)] = p.broker_offset
+        ends: dict[int | None, int] = {p.partition: p.broker_offset for p in topic.partitions
+                                       if p.broker_offset is not None}
+        key = (END_OFFSET, instance_id, topic.topic)
+        if key in out:  # the topic listed twice: a repeated partition's last value wins, as in the parser
+            out[key].update(ends)
+        elif ends:
+            out[key] = ends
+    if compat:
+        for (family, instance, name), values in list(out.items()):
+            if family == END_OFFSET:
+                out[(KE_PARTITION_OFFSET, instance, name)] = values
     return out
 
 

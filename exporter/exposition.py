@@ -10,7 +10,11 @@ from the same members when asked for.
 
 The end offset of a partition (and, with the kafka_exporter compat families, a topic's partition count)
 is one series however many groups read it, with the highest value they report; its line is rendered as
-part of one contributing pair (the lowest), re-rendered when another contributor changes the value.
+part of one contributing pair (the lowest: its carrier), re-rendered when another contributor changes the
+value. The bookkeeping is per topic (its readers, sorted), not per partition: a hundred thousand
+partitions read by one group each would otherwise cost a dictionary each. A reader whose values change
+makes only the carrier render again; a change of readers or of the partitions they report may move any
+carrier of the topic, so all of its readers render again.
 The few families of the exporter itself are rendered per format by prometheus_client and cached until
 the state changes.
 
@@ -29,6 +33,7 @@ poll changes values only and keeps the plan.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 import zlib
@@ -46,7 +51,8 @@ from exporter.collector import (
     SHED_LEVELS,
     CollectorOptions,
     SeriesLimits,
-    SharedKey,
+    SharedValues,
+    TopicKey,
     families,
     pair_lines,
     shared_line,
@@ -98,8 +104,7 @@ def decompress(data: bytes) -> bytes:
 @dataclass
 class _PairEntry:
     members: dict[str, bytes] = field(default_factory=dict)  # family -> gzip member of its lines
-    offsets: dict[SharedKey, int] = field(default_factory=dict)  # what this pair reports
-    owned: set[SharedKey] = field(default_factory=set)  # shared lines this pair carries
+    offsets: SharedValues = field(default_factory=dict)  # the shared series' values this pair reports
     counts: dict[str, int] = field(default_factory=dict)  # family -> series (shared families excluded)
     series: int = 0  # sum of counts
     by_step: tuple[int, ...] = (0, 0, 0, 0)  # series by the guard step that sheds them (0: core)
@@ -143,11 +148,13 @@ class Exposition:
         self._guard_logged: float | None = None  # when it was last logged
         self._entries: dict[Pair, _PairEntry] = {}
         self._order: list[Pair] | None = []
-        self._by_partition: dict[SharedKey, dict[Pair, int]] = {}
+        self._readers: dict[TopicKey, list[Pair]] = {}  # pairs reporting a topic's shared series, sorted
+        self._topic_series: dict[TopicKey, int] = {}  # distinct shared series of the topic key
+        self._shared_series = 0  # their sum
+        self._oldest_counts: dict[TopicKey, dict[Pair, int]] = {}  # reader -> the topic's series it reads oldest
         self._stale_owners: set[Pair] = set()
         self._seen: dict[Pair, int] = {}  # first-seen order, for the guard (kept across reconfigure)
         self._next_seen = 0  # ranks are never reused, so the order has no ties
-        self._oldest: dict[SharedKey, Pair] = {}  # shared key -> its reader seen first: the last the guard sheds
         self._youngest: list[tuple[Pair, _PairEntry]] | None = None  # pairs newest first, the guard's order
         self._series = 0  # pair series without shared ones, at full detail
         self._shed: dict[Pair, int] = {}  # pair -> how many levels the guard sheds (1-3)
@@ -175,9 +182,9 @@ class Exposition:
         self._plan_inputs_changed = True
         if options != self._options:
             self._set_options(options)
-            self._entries, self._by_partition, self._stale_owners, self._order = {}, {}, set(), None
-            self._oldest, self._youngest = {}, None
-            self._series = 0
+            self._entries, self._stale_owners, self._order, self._youngest = {}, set(), None, None
+            self._readers, self._topic_series, self._oldest_counts = {}, {}, {}
+            self._series = self._shared_series = 0
             self._shed = {}
             for state in states:
                 self.update(state)
@@ -207,11 +214,10 @@ class Exposition:
             entry.by_step = tuple(by_step)
             self._plan_inputs_changed = True
         if self._shared:
-            offsets = shared_values(state, self._options)
-            if offsets.keys() != entry.offsets.keys():
+            if self._set_offsets(state.pair, entry, shared_values(state, self._options)):
                 self._plan_inputs_changed = True
-            self._set_offsets(state.pair, entry, offsets)
             self._render_offsets(state.pair, entry)
+            self._stale_owners.discard(state.pair)
         if entry.members != before or self._stale_owners:
             self.version += 1
 
@@ -228,58 +234,90 @@ class Exposition:
         self._seen.pop(pair, None)
         self.version += 1
 
-    def _set_offsets(self, pair: Pair, entry: _PairEntry, offsets: dict[SharedKey, int]) -> None:
-        seen = self._seen
-        for key in entry.offsets.keys() - offsets.keys():
-            contributors = self._by_partition[key]
-            del contributors[pair]
-            if self._oldest[key] == pair:
-                entry.oldest_of[self._steps.get(key[0]) or 0] -= 1
-                del self._oldest[key]
-            if contributors:  # its carrier may be any of them (the lowest keeping the level): all re-render
-                self._stale_owners.update(contributors)
-                if key not in self._oldest:
-                    self._oldest_becomes(key, min(contributors, key=lambda p: seen[p]))
-            else:
-                del self._by_partition[key]
-        for key, value in offsets.items():
-            contributors = self._by_partition.setdefault(key, {})
-            if pair not in contributors:
-                oldest = self._oldest.get(key)
-                if oldest is None or seen[pair] < seen[oldest]:
-                    if oldest is not None:
-                        self._entries[oldest].oldest_of[self._steps.get(key[0]) or 0] -= 1
-                    self._oldest_becomes(key, pair, entry)
-            if contributors.get(pair) != value:
-                # the value or the owner may change: every other contributor re-renders what it carries
-                self._stale_owners.update(p for p in contributors if p != pair)
-            contributors[pair] = value
+    def _set_offsets(self, pair: Pair, entry: _PairEntry, offsets: SharedValues) -> bool:
+        """Record what a pair reports; True when the readers of a topic or their partitions changed."""
+        before = entry.offsets
+        moved: list[TopicKey] = []  # topics whose carriers and oldest readers are made again
+        for key in before.keys() - offsets.keys():
+            self._readers[key].remove(pair)
+            moved.append(key)
+        for key, values in offsets.items():
+            old = before.get(key)
+            if old is None:
+                bisect.insort(self._readers.setdefault(key, []), pair)
+                moved.append(key)
+            elif old.keys() != values.keys():
+                moved.append(key)
+            elif old != values and len(self._readers[key]) > 1:
+                for partition, value in values.items():
+                    carrier = self._carrier(key, partition) if old[partition] != value else pair
+                    if carrier is not None and carrier != pair:
+                        self._stale_owners.add(carrier)
         entry.offsets = offsets
+        for key in moved:
+            self._recount(key)
+        return bool(moved)
 
-    def _oldest_becomes(self, key: SharedKey, pair: Pair, entry: _PairEntry | None = None) -> None:
-        self._oldest[key] = pair
-        (entry or self._entries[pair]).oldest_of[self._steps.get(key[0]) or 0] += 1
+    def _recount(self, key: TopicKey) -> None:
+        """After a topic's readers or their partitions changed: its series, and who reads each oldest.
+
+        A shared series goes when its oldest reader (first seen) loses the level, so each reader counts
+        the topic's series it is the oldest reader of; every reader renders again (a carrier may move).
+        """
+        step = self._steps.get(key[0]) or 0
+        for reader, count in self._oldest_counts.pop(key, {}).items():
+            former = self._entries.get(reader)  # None: the pair was removed
+            if former is not None:
+                former.oldest_of[step] -= count
+        readers = self._readers[key]
+        self._stale_owners.update(readers)
+        covered: set[int | None] = set()
+        counts: dict[Pair, int] = {}
+        for reader in sorted(readers, key=self._seen.__getitem__):
+            entry = self._entries[reader]
+            new = entry.offsets[key].keys() - covered
+            if new:
+                counts[reader] = len(new)
+                entry.oldest_of[step] += len(new)
+                covered |= new
+        self._shared_series += len(covered) - self._topic_series.pop(key, 0)
+        if readers:
+            self._oldest_counts[key] = counts
+            self._topic_series[key] = len(covered)
+        else:
+            del self._readers[key]
+
+    def _keeps(self, pair: Pair, family: str) -> bool:
+        """Whether the guard leaves a pair the level of a shared family."""
+        return not self._shed or self._shed.get(pair, 0) < (self._steps.get(family) or 4)
+
+    def _carrier(self, key: TopicKey, partition: int | None) -> Pair | None:
+        """The pair carrying a shared series: the lowest reader reporting it that keeps its level."""
+        for reader in self._readers[key]:
+            if partition in self._entries[reader].offsets[key] and self._keeps(reader, key[0]):
+                return reader
+        return None
 
     def _render_offsets(self, pair: Pair, entry: _PairEntry) -> None:
-        """Render the shared lines this pair carries: the series where it is the lowest contributor."""
-        owned = sorted(k for k in entry.offsets if self._owner(k) == pair)
-        entry.owned = set(owned)
+        """Render the shared lines this pair carries, with the highest value its topic's readers report."""
         texts: dict[str, list[str]] = {}
-        for key in owned:
-            texts.setdefault(key[0], []).append(shared_line(key, max(self._by_partition[key].values())))
+        for key in sorted(entry.offsets):
+            values = entry.offsets[key]
+            readers = self._readers[key]
+            if len(readers) == 1:  # the usual topic, read by one group: it carries all, if it keeps the level
+                if self._keeps(pair, key[0]):
+                    texts.setdefault(key[0], []).extend(shared_line(key, p, v) for p, v in sorted(values.items()))
+                continue
+            others = [self._entries[r].offsets[key] for r in readers if r != pair]
+            for partition, value in sorted(values.items()):
+                if self._carrier(key, partition) == pair:
+                    highest = max((o[partition] for o in others if partition in o), default=value)
+                    texts.setdefault(key[0], []).append(shared_line(key, partition, max(value, highest)))
         for name in self._shared:
             if name in texts:
                 entry.members[name] = member("".join(texts[name]).encode())
             else:
                 entry.members.pop(name, None)
-
-    def _owner(self, key: SharedKey) -> Pair | None:
-        """The pair carrying a shared series: the lowest contributor that keeps the series' level."""
-        contributors = self._by_partition[key]
-        if not self._shed:
-            return min(contributors)
-        step = self._steps.get(key[0]) or 4
-        return min((p for p in contributors if self._shed.get(p, 0) < step), default=None)
 
     def _plan(self) -> None:
         """Decide which pairs shed which levels to stay within the budget.
@@ -293,12 +331,12 @@ class Exposition:
         if not self._plan_inputs_changed:
             return
         self._plan_inputs_changed = False
-        wanted = self._series + len(self._by_partition)
+        wanted = self._series + self._shared_series
         shed, total = self._shedding(wanted) if self._max_series and wanted > self._max_series else ({}, wanted)
         for pair in {p for p in shed.keys() | self._shed.keys() if shed.get(p) != self._shed.get(p)}:
             entry = self._entries.get(pair)  # the shared series it read may change carrier
             for key in entry.offsets if entry is not None else ():
-                self._stale_owners.update(self._by_partition.get(key, ()))
+                self._stale_owners.update(self._readers.get(key, ()))
         if shed != self._shed:
             self._kept = None
         self._shed = shed

@@ -13,6 +13,7 @@ Unknown values become ``None`` rather than sentinels: ``LastTimestamp`` -1 and n
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -165,6 +166,13 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ("" if value is None else str(value))
 
 
+def _shared_text(value: Any) -> str:
+    """A text repeated on every partition of an answer (member, client, address): one string, not one a
+    partition. JSON decoding makes a new string per occurrence; a hundred thousand partitions each keeping
+    three would cost tens of megabytes."""
+    return sys.intern(_text(value))
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -210,9 +218,9 @@ def _partition(raw: Any, topic: str) -> PartitionProgress:
         broker_offset=_non_negative(_field(obj, "BrokerOffset"), f"{where} BrokerOffset"),
         consumer_offset=_non_negative(_field(obj, "ConsumerOffset"), f"{where} ConsumerOffset"),
         last_timestamp_ms=_timestamp_ms(_field(obj, "LastTimestamp"), f"{where} LastTimestamp"),
-        member_id=_text(_field(obj, "MemberId")),
-        client_id=_text(_field(obj, "ClientId")),
-        client_ip=_text(_field(obj, "ClientIp")),
+        member_id=_shared_text(_field(obj, "MemberId")),
+        client_id=_shared_text(_field(obj, "ClientId")),
+        client_ip=_shared_text(_field(obj, "ClientIp")),
     )
 
 
@@ -221,6 +229,7 @@ def _topic(raw: Any) -> TopicProgress:
     name = _field(obj, "Topic")
     if not isinstance(name, str) or not name:
         raise ParseError("a TopicList entry has no Topic name")
+    name = sys.intern(name)  # the same on every poll, and the key of its series
     partitions: dict[int, PartitionProgress] = {}
     for entry in as_list(_field(obj, "OffsetList"), "OffsetList"):
         parsed = _partition(entry, name)

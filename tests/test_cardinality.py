@@ -11,7 +11,7 @@ import pytest
 
 from exporter import exposition as exposition_module
 from exporter.analysis import Insight
-from exporter.collector import CollectorOptions, TailCollector
+from exporter.collector import CollectorOptions, TailCollector, TopicKey
 from exporter.exposition import Exposition
 from exporter.snapshot import Pair, PairState, Snapshot
 from exporter.stats import ApiStats
@@ -192,9 +192,13 @@ def test_churn_does_not_repeat_the_warning(caplog: pytest.LogCaptureFixture) -> 
 
 def reference_plan(exposition: Exposition) -> dict[Pair, int]:
     """The guard's plan made from scratch, straight from the documented rule, for comparison."""
-    entries, steps, by_partition = exposition._entries, exposition._steps, exposition._by_partition
-    total = sum(e.series for e in entries.values()) + len(by_partition)
-    readers = {key: len(c) for key, c in by_partition.items()}
+    entries, steps = exposition._entries, exposition._steps
+    readers: dict[tuple[TopicKey, int | None], int] = {}  # shared series -> how many pairs read it
+    for entry in entries.values():
+        for key, values in entry.offsets.items():
+            for partition in values:
+                readers[key, partition] = readers.get((key, partition), 0) + 1
+    total = sum(e.series for e in entries.values()) + len(readers)
     shed: dict[Pair, int] = {}
     if not exposition._max_series or total <= exposition._max_series:
         return shed
@@ -204,10 +208,11 @@ def reference_plan(exposition: Exposition) -> dict[Pair, int]:
                 return shed
             total -= sum(count for name, count in entries[pair].counts.items() if steps.get(name) == step)
             shed[pair] = step
-            for key in entries[pair].offsets:
+            for key, values in entries[pair].offsets.items():
                 if steps.get(key[0]) == step:
-                    readers[key] -= 1
-                    total -= readers[key] == 0
+                    for partition in values:
+                        readers[key, partition] -= 1
+                        total -= readers[key, partition] == 0
     return shed
 
 

@@ -68,6 +68,25 @@ def test_end_offset_is_the_max_over_contributors_and_goes_with_the_last() -> Non
     assert line not in exposition.render().body.decode()
 
 
+def test_a_readers_new_value_reaches_the_carriers_line() -> None:
+    """Values only (same partitions): a reader that is not the carrier raising or lowering its end offset
+    changes the carrier's stored line, and a value change by one reader leaves a third reader's members as
+    they were (only the carrier renders again)."""
+    a, b, c = Pair("i", "a", "r"), Pair("i", "b", "r"), Pair("i", "c", "r")
+    exposition = Exposition(OPTS, tail(), lambda: 0)
+    for pair, end in ((a, 100), (b, 110), (c, 105)):  # c alone reads partition 2: it carries that line
+        parts = {0: (end, 90), 1: (50, 40), **({2: (7, 7)} if pair == c else {})}
+        exposition.update(PairState(pair, progress({"t": parts}), True, 1.0, 1.0, None, 1))
+    line = 'alikafka_topic_partition_end_offset{instance_id="i",partition="0",topic="t"} '
+    assert line + "110.0" in exposition.render().body.decode()
+    c_members = dict(exposition._entries[c].members)
+    for end, served in ((130, "130.0"), (95, "105.0")):  # b is not the carrier (a is: the lowest)
+        exposition.update(PairState(b, progress({"t": {0: (end, 90), 1: (50, 40)}}), True, 1.0, 1.0, None, 2))
+        body = exposition.render().body.decode()
+        assert body.count(line) == 1 and line + served in body
+    assert all(exposition._entries[c].members[name] is data for name, data in c_members.items())  # not rendered
+
+
 def test_unchanged_update_keeps_the_cache() -> None:
     """Re-sending identical lines does not invalidate anything."""
     pair = Pair("i", "a", "r")
