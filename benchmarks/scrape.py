@@ -100,8 +100,25 @@ def _poll_all(tier: str) -> Iterator[tuple[Pair, ConsumerProgress]]:
 SCRAPE_EVERY = 100
 
 
-def _build(tier: str, max_series: int) -> tuple[Exposition, dict[Pair, PairState], float, Analyzer]:
-    """Feed every pair's answer through analyzer and exposition, timing the cost per poll."""
+# Rounds of earlier polls, a minute apart, put in every partition's offset history before its answer is
+# taken in: the histories a long-running exporter holds (past ``lag.max_points`` they stay that size), so
+# the RSS measured is that of a steady state, not of a first round.
+HISTORY_ROUNDS = 40
+
+
+def _warm(analyzer: Analyzer, pair: Pair, progress: ConsumerProgress, now: float, rounds: int) -> None:
+    for topic in progress.topics:
+        for p in topic.partitions:
+            if p.broker_offset is not None:
+                key = (pair.instance_id, topic.topic, p.partition)
+                for back in range(rounds, 0, -1):
+                    analyzer.estimator.observe(key, max(0, p.broker_offset - 60 * back), now - 60.0 * back)
+
+
+def _build(tier: str, max_series: int, history_rounds: int = 0,
+           ) -> tuple[Exposition, dict[Pair, PairState], float, Analyzer]:
+    """Feed every pair's answer through analyzer and exposition, timing the cost per poll (the history
+    rounds put in first are not part of it)."""
     now = time.time()
     options = CollectorOptions()
     exposition: Exposition
@@ -111,6 +128,10 @@ def _build(tier: str, max_series: int) -> tuple[Exposition, dict[Pair, PairState
     states: dict[Pair, PairState] = {}
     started = time.process_time()
     for count, (pair, progress) in enumerate(_poll_all(tier), 1):
+        if history_rounds:
+            warming = time.process_time()
+            _warm(analyzer, pair, progress, now, history_rounds)
+            started += time.process_time() - warming
         insight = analyzer.observe(pair.instance_id, pair.group, progress, now)
         states[pair] = PairState(pair, progress, True, now, now, None, 1, insight)
         exposition.update(states[pair])
@@ -147,8 +168,9 @@ async def _feed(tier: str, qps: float, exposition: Exposition, states: dict[Pair
         await child.wait()
 
 
-def _ours(tier: str, max_series: int, poll_qps: float = 0.0) -> tuple[web.Application, float, int]:
-    exposition, states, per_poll, analyzer = _build(tier, max_series)
+def _ours(tier: str, max_series: int, poll_qps: float = 0.0, history_rounds: int = HISTORY_ROUNDS,
+          ) -> tuple[web.Application, float, int]:
+    exposition, states, per_poll, analyzer = _build(tier, max_series, history_rounds)
     snapshot = Snapshot(MappingProxyType(states), 1)
     app = make_app(exposition, lambda: snapshot, WebOptions())
     app["analyzer"] = analyzer  # the offset histories stay alive, as in the exporter
@@ -227,12 +249,12 @@ def _naive(tier: str, max_series: int) -> tuple[web.Application, float, int]:
     return app, per_poll, generate_latest(registry).count(b"\n")
 
 
-def serve(impl: str, tier: str, port: int, max_series: int, poll_qps: float) -> None:
+def serve(impl: str, tier: str, port: int, max_series: int, poll_qps: float, history_rounds: int) -> None:
     """Build one implementation and serve it until killed."""
-    if impl == "ours-live":
-        app, per_poll, series = _ours(tier, max_series, poll_qps)
+    if impl.startswith("ours"):
+        app, per_poll, series = _ours(tier, max_series, poll_qps if impl == "ours-live" else 0.0, history_rounds)
     else:
-        app, per_poll, series = {"ours": _ours, "static": _static, "naive": _naive}[impl](tier, max_series)
+        app, per_poll, series = {"static": _static, "naive": _naive}[impl](tier, max_series)
     print(f"ready per_poll={per_poll:.6f} lines={series} render_ms={app.get('render_ms', 0.0):.2f}", flush=True)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
@@ -261,10 +283,10 @@ def _polls(port: int) -> int:
 
 
 def measure(impl: str, tier: str, port: int, seconds: int, max_series: int = DEFAULT_MAX_SERIES,
-            poll_qps: float = DEFAULT_POLL_QPS) -> dict[str, Any]:
+            poll_qps: float = DEFAULT_POLL_QPS, history_rounds: int = HISTORY_ROUNDS) -> dict[str, Any]:
     """Start a server, scrape it with wrk, collect latency, CPU per scrape, RSS and polls taken in."""
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.scrape", "serve", impl, tier, str(port),
-                             str(max_series), str(poll_qps)], stdout=subprocess.PIPE, text=True)
+                             str(max_series), str(poll_qps), str(history_rounds)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         ready = proc.stdout.readline()  # building XL takes minutes
@@ -318,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the exposition's metrics.max_series (default: the shipped default; 0 = no guard)")
     parser.add_argument("--poll-qps", type=float, default=DEFAULT_POLL_QPS,
                         help="polls a second fed to ours-live during the load")
+    parser.add_argument("--history-rounds", type=int, default=HISTORY_ROUNDS,
+                        help="earlier polls put in each partition's offset history first (0: a first round)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is required: apt-get install -y wrk (make bench-scrape installs it when run as root)",
@@ -327,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m benchmarks.scrape", *(argv if argv is not None else sys.argv[1:])])
     print(f"Machine: {os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
           f"date {time.strftime('%Y-%m-%d')}; command: {command}; metrics.max_series {args.max_series}; "
-          f"ours-live fed {args.poll_qps:g} polls/s\n")
+          f"ours-live fed {args.poll_qps:g} polls/s; ours with {args.history_rounds} rounds of offset history\n")
     print("| tier | lines | impl | single scrape ms | p50 ms | p99 ms | scrapes/s | CPU ms/scrape | "
           "RSS MB idle / loaded | CPU ms/poll | full render ms | polls/s under load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -336,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for impl in args.impls.split(","):
             port += 1
-            results[impl] = r = measure(impl, tier, port, args.seconds, args.max_series, args.poll_qps)
+            results[impl] = r = measure(impl, tier, port, args.seconds, args.max_series, args.poll_qps,
+                                        args.history_rounds)
             polls = "" if r["polls_per_s"] is None else f"{r['polls_per_s']:.1f}"
             print(f"| {tier} | {r['lines']} | {impl} | {r['single_ms']:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | "
                   f"{r['requests'] / args.seconds:.0f} | {r['cpu_per_scrape_ms']:.2f} | "
@@ -356,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]))
+        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]))
     elif len(sys.argv) > 1 and sys.argv[1] == "answers":
         answers(sys.argv[2], forever=sys.argv[3:] == ["forever"])
     else:

@@ -16,8 +16,9 @@ the two points around ``c + 1`` and interpolates. The rules, in docs/lag.md:
 - always at most ``now - LastTimestamp`` when LastTimestamp is known (message ``c`` was produced after
   message ``c - 1``), at most ``max_age``, never negative, NaN or infinite.
 
-Memory is bounded: at most ``max_points`` points per partition, points older than ``history`` are
-dropped (keeping two), and partitions not seen for ``history`` are forgotten.
+Memory is bounded: at most ``max_points`` points per partition (past it, an inner point goes, the one
+whose gap is smallest relative to its age, so the history keeps its span), points older than
+``history`` are dropped (keeping two), and partitions not seen for ``history`` are forgotten.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class LagOptions:
     """Bounds of the estimator."""
 
     history: float = 3600.0  # seconds of broker-offset history kept per partition
-    max_points: int = 4096  # per partition, after flat runs are compacted
+    max_points: int = 32  # per partition, after flat runs are compacted; beyond it older points are thinned
     max_age: float = 72 * 3600.0  # no message is older than alikafka's default retention
 
 
@@ -70,12 +71,29 @@ class PartitionHistory:
             self.offsets.append(offset)
             self.times.append(at)
         drop = 0
-        while len(self.offsets) - drop > 2 and (len(self.offsets) - drop > options.max_points
-                                                or self.times[drop + 1] < at - options.history):
+        while len(self.offsets) - drop > 2 and self.times[drop + 1] < at - options.history:
             drop += 1
         if drop:
             del self.offsets[:drop]
             del self.times[:drop]
+        if len(self.offsets) > options.max_points:
+            self._thin(at)
+
+    def _thin(self, now: float) -> None:
+        """Drop the inner point whose gap, once it is gone, is smallest relative to its age.
+
+        The history keeps its span and its newest points; spacing grows with age (about in proportion),
+        as the precision a time lag needs does: a minute matters for a message a minute old, not for one
+        an hour old. Times are strictly increasing, so no age is zero.
+        """
+        times = self.times
+        best, least = 1, math.inf
+        for i in range(1, len(times) - 1):
+            gap = (times[i + 1] - times[i - 1]) / (now - times[i - 1])
+            if gap < least:
+                best, least = i, gap
+        del self.offsets[best]
+        del self.times[best]
 
     def estimate(self, committed: int, broker: int, now: float, last_consumed: float | None,
                  options: LagOptions) -> float | None:

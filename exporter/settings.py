@@ -298,7 +298,7 @@ class LagSettings(BaseModel):
     model_config = _FROZEN
 
     history: Annotated[Duration, Field(ge=60, le=7 * 86400)] = 3600.0
-    max_points: Annotated[int, Field(ge=2, le=100_000)] = 4096
+    max_points: Annotated[int, Field(ge=2, le=100_000)] = 32
     max_age: Annotated[Duration, Field(gt=0)] = 72 * 3600.0
     status_window: Annotated[int, Field(ge=2, le=1000)] = 10
     status_min_polls: Annotated[int, Field(ge=1)] = 3

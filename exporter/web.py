@@ -125,19 +125,44 @@ def _accepts(header: str, token: str) -> bool:
     return False
 
 
+# Bodies larger than this are written a slice at a time, each after the previous one drained.
+WRITE_CHUNK = 256 * 1024
+
+
+async def _write_in_chunks(request: web.Request, body: bytes, headers: Mapping[str, str]) -> web.StreamResponse:
+    """Send a large body without copying it per connection.
+
+    Handed to the transport whole, whatever the socket does not take at once is copied into that
+    connection's buffer: ten scrapers of a 5 MB exposition would hold ten copies. Slices of a
+    memoryview are sent from the one shared body instead, at most one slice buffered per connection.
+    """
+    response = web.StreamResponse(headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    view = memoryview(body) if request.method != hdrs.METH_HEAD else memoryview(b"")  # HEAD: headers only
+    for start in range(0, len(view), WRITE_CHUNK):
+        await response.write(view[start:start + WRITE_CHUNK])
+    await response.write_eof()
+    return response
+
+
 def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: WebOptions,
              access: Access | None = None) -> web.Application:
     """Build the aiohttp application; the caller runs it (see :func:`start`)."""
     access = access or Access()
 
-    async def metrics(request: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.StreamResponse:
         openmetrics = _accepts(request.headers.get("Accept", ""), "application/openmetrics-text")
-        rendered = exposition.render(openmetrics=openmetrics)
+        rendered = exposition.render(openmetrics=openmetrics, coalesce=True)
         headers = {"Content-Type": rendered.content_type, "Vary": "Accept, Accept-Encoding"}
         if _accepts(request.headers.get("Accept-Encoding", ""), "gzip"):
             headers["Content-Encoding"] = "gzip"
-            return web.Response(body=rendered.gzipped(), headers=headers)
-        return web.Response(body=rendered.body, headers=headers)
+            body = rendered.gzipped()
+        else:
+            body = rendered.body
+        if len(body) <= WRITE_CHUNK:
+            return web.Response(body=body, headers=headers)
+        return await _write_in_chunks(request, body, headers)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")

@@ -91,12 +91,22 @@ def test_offsets_going_back_reset_or_are_ignored() -> None:
 
 
 def test_memory_is_bounded_by_points_and_age() -> None:
-    """max_points caps the history; points older than `history` go; idle partitions are forgotten."""
+    """max_points caps the history by thinning its older half, so it keeps its span and estimates deep
+    lags; points older than `history` go; idle partitions are forgotten."""
     small = LagOptions(history=100.0, max_points=10)
     estimator = LagEstimator(small)
     for i in range(1000):
         estimator.observe(KEY, i * 3, float(i))
-    assert estimator.points(KEY) == 10
+        assert estimator.points(KEY) <= 10
+    history = estimator._histories[KEY]
+    assert history.times[0] <= 999.0 - 100.0 <= history.times[1]  # still spans `history` (one point before)
+    assert list(history.times[-3:]) == [997.0, 998.0, 999.0]  # the newest points stay dense
+    assert list(history.offsets) == sorted(history.offsets)
+    assert estimator.estimate(KEY, 3 * 930 - 1, 3 * 999, 999.0, None) == pytest.approx(69.0)  # interpolated
+    tiny = LagEstimator(LagOptions(history=100.0, max_points=2))
+    for i in range(50):
+        tiny.observe(KEY, i, float(i))
+    assert tiny.points(KEY) == 2
     aged = LagEstimator(LagOptions(history=100.0, max_points=10_000))
     for i in range(1000):
         aged.observe(KEY, i * 3, float(i))

@@ -9,6 +9,8 @@ from aiohttp.test_utils import TestClient
 
 from exporter.analysis import Insight
 from exporter.collector import CollectorOptions, TailCollector
+from exporter import exposition as exposition_module
+from exporter import web as web_module
 from exporter.exposition import Exposition
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
 from exporter.stats import ApiStats
@@ -141,3 +143,52 @@ def test_reserved_paths_are_the_apps_routes() -> None:
     app = make_app(exposition, lambda: snap, WebOptions(telemetry_path="/custom"))
     routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None and r.method == "GET"}
     assert routes - {"/custom"} == set(RESERVED_PATHS)
+
+
+async def test_large_bodies_are_written_in_slices(aiohttp_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A body above the slice size goes out a memoryview slice at a time: the same bytes, the same
+    Content-Length, gzip or plain, and HEAD sends only the headers."""
+    client = await client_for(aiohttp_client, Holder(polled()))
+    whole = await (await client.get("/metrics", headers={"Accept-Encoding": "identity"})).read()
+    zipped_whole = await (await client.get("/metrics", headers={"Accept-Encoding": "gzip"},
+                                           auto_decompress=False)).read()
+    monkeypatch.setattr(web_module, "WRITE_CHUNK", 97)  # every body of this test is now sliced
+    plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert int(plain.headers["Content-Length"]) == len(whole) > 97 * 3
+    assert "Transfer-Encoding" not in plain.headers
+    assert await plain.read() == whole
+    zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert await zipped.read() == zipped_whole
+    head = await client.head("/metrics", headers={"Accept-Encoding": "identity"})
+    assert head.status == 200 and await head.read() == b""
+
+
+def test_scrapes_share_a_costly_render_for_a_while() -> None:
+    """A render that took long enough is reused by scrapes (coalesce) for COALESCE_FACTOR times its cost,
+    changed or not; other callers, and scrapes after that, get the change; cheap renders are always fresh."""
+    now = [0.0]
+    step = [0.01]  # every clock reading advances this much: a render "takes" 10 ms
+
+    def clock() -> float:
+        now[0] += step[0]
+        return now[0]
+
+    holder = Holder(polled())
+    stats = ApiStats()
+    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+                            lambda: (holder.snapshot.version, stats.version), clock=clock)
+    step[0] = 0.0
+    first = exposition.render(coalesce=True)  # took 0 s (the clock stood still): never reused when stale
+    stats.observe("GetConsumerProgress", "200", 0.1)
+    step[0] = 0.01
+    costly = exposition.render(coalesce=True)
+    assert costly is not first
+    stats.observe("GetConsumerProgress", "200", 0.1)
+    assert exposition.render(coalesce=True) is costly  # changed, but the render is 10 ms old and cost 10 ms
+    fresh = exposition.render()
+    assert fresh is not costly and fresh.body.count(b'code="200"') == 1
+    stats.observe("GetConsumerProgress", "200", 0.1)
+    now[0] += exposition_module.COALESCE_FACTOR * 0.01
+    later = exposition.render(coalesce=True)
+    assert later is not fresh and b"} 3.0" in later.body
