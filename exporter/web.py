@@ -138,11 +138,14 @@ async def _write_in_chunks(request: web.Request, body: bytes, headers: Mapping[s
     """
     response = web.StreamResponse(headers=headers)
     response.content_length = len(body)
-    await response.prepare(request)
-    view = memoryview(body) if request.method != hdrs.METH_HEAD else memoryview(b"")  # HEAD: headers only
-    for start in range(0, len(view), WRITE_CHUNK):
-        await response.write(view[start:start + WRITE_CHUNK])
-    await response.write_eof()
+    try:
+        await response.prepare(request)
+        view = memoryview(body) if request.method != hdrs.METH_HEAD else memoryview(b"")  # HEAD: headers only
+        for start in range(0, len(view), WRITE_CHUNK):
+            await response.write(view[start:start + WRITE_CHUNK])
+        await response.write_eof()
+    except ConnectionError:  # the scraper went away mid-body (a timeout, a restart): nothing to report
+        pass
     return response
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import logging
+import socket
 from types import MappingProxyType
 
 from aiohttp.test_utils import TestClient
 
-from exporter.analysis import Insight
-from exporter.collector import CollectorOptions, TailCollector
 from exporter import exposition as exposition_module
 from exporter import web as web_module
+from exporter.analysis import Insight
+from exporter.collector import CollectorOptions, TailCollector
 from exporter.exposition import Exposition
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
 from exporter.stats import ApiStats
@@ -192,3 +195,43 @@ def test_scrapes_share_a_costly_render_for_a_while() -> None:
     now[0] += exposition_module.COALESCE_FACTOR * 0.01
     later = exposition.render(coalesce=True)
     assert later is not fresh and b"} 3.0" in later.body
+
+
+async def test_a_scraper_leaving_mid_body_is_not_an_error(caplog) -> None:  # type: ignore[no-untyped-def]
+    """On the exporter's own server, a scraper that resets its connection while a large body is being
+    written (a scrape timeout) logs nothing, and the next scrape is served whole."""
+    big = {Pair("i", f"g{n:03d}", "r"): PairState(Pair("i", f"g{n:03d}", "r"),
+                                                  progress({f"t{n}": {p: (10**9 + p, 10**8) for p in range(100)}}),
+                                                  True, 1.0, 1.0, None, 1) for n in range(200)}
+    holder = Holder(Snapshot(MappingProxyType(big), 1))
+    stats = ApiStats()
+    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+                            lambda: (holder.snapshot.version, stats.version))
+    for state in big.values():
+        exposition.update(state)
+    whole = exposition.render().body
+    assert len(whole) > 8 * 2**20  # more than the socket buffers between the two take
+    runner = await web_module.start(make_app(exposition, lambda: holder.snapshot, WebOptions()), "127.0.0.1", 0)
+    host, port = runner.addresses[0][:2]
+    request = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: identity\r\n\r\n".encode()
+    try:
+        for _ in range(3):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the server must wait on this scraper
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            reader, writer = await asyncio.open_connection(sock=sock)
+            writer.write(request)
+            await writer.drain()
+            assert (await reader.read(12)).startswith(b"HTTP/1.1 200")
+            writer.transport.abort()  # a reset, not a polite close
+            await asyncio.sleep(0.2)
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert f"Content-Length: {len(whole)}".encode() in head
+        assert await reader.readexactly(len(whole)) == whole
+        writer.close()
+    finally:
+        await runner.cleanup()
