@@ -18,7 +18,7 @@ from typing import Any
 
 from exporter import __version__, app, logs, webconfig
 from exporter.cli import parse_args
-from exporter.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, default_chain
+from exporter.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, Learning, default_chain
 from exporter.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
@@ -85,10 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings, plan = demo.plan(settings)
         else:
             plan = _plan(settings)
+            plan = dataclasses.replace(plan, credentials=Learning(plan.credentials, redactor.add))
             # Resolve once now so --check-config and start-up fail early on unreadable key files.
-            creds = asyncio.run(plan.credentials.get())
-            redactor.add(creds.access_key_secret.reveal(),
-                         creds.security_token.reveal() if creds.security_token is not None else None)
+            asyncio.run(plan.credentials.get())
             flags, environ = args.flags, dict(os.environ)
             reload = partial(_reload_settings, flags, environ, config_file)
         if settings.web.config_file is not None:

@@ -102,6 +102,33 @@ class StaticProvider:
         return self._credentials
 
 
+class Learning:
+    """A provider whose every new pair is first shown to ``learn`` (the log redactor).
+
+    Keys that arrive while running (RRSA and ECS role refreshes, a rotated key file) are then kept out
+    of logs as the start-up ones are: the redactor can only hide values it has seen.
+    """
+
+    def __init__(self, inner: CredentialProvider, learn: Callable[[str | None, str | None], None]) -> None:
+        self._inner = inner
+        self._learn = learn
+        self._last: Credentials | None = None
+
+    @property
+    def source(self) -> str:
+        """The wrapped provider's source."""
+        return self._inner.source
+
+    async def get(self) -> Credentials:
+        """The wrapped provider's credentials, learnt when they are new."""
+        creds = await self._inner.get()
+        if creds is not self._last:
+            self._learn(creds.access_key_secret.reveal(),
+                        creds.security_token.reveal() if creds.security_token is not None else None)
+            self._last = creds
+        return creds
+
+
 def _read_secret_file(path: Path, what: str) -> str:
     try:
         text = path.read_text(encoding="utf-8").strip()

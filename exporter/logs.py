@@ -64,9 +64,12 @@ class Redactor:
     """Replaces known secret values with ``***`` in text (as written and as JSON-escaped)."""
 
     MIN_LENGTH = 6  # shorter values would blank out ordinary words
+    # Refreshed STS keys arrive every hour or so for as long as the process runs: the newest this many
+    # values are known (an expired key is also worth less to anyone reading a log).
+    MAX_SECRETS = 64
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        self._secrets: set[str] = set()
+        self._secrets: dict[str, None] = {}  # in the order learnt, the oldest first
         self._longest_first: tuple[str, ...] = ()  # the order replacements are tried in, kept by add()
         self.add(*secrets)
 
@@ -74,7 +77,11 @@ class Redactor:
         """Know these values too (None and short values are ignored)."""
         for secret in secrets:
             if secret and len(secret) >= self.MIN_LENGTH:
-                self._secrets.update({secret, json.dumps(secret)[1:-1]})
+                for form in (secret, json.dumps(secret)[1:-1]):
+                    self._secrets.pop(form, None)
+                    self._secrets[form] = None
+        while len(self._secrets) > self.MAX_SECRETS:
+            del self._secrets[next(iter(self._secrets))]
         self._longest_first = tuple(sorted(self._secrets, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:

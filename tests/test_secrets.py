@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from exporter import logs
+from exporter.credentials import Credentials, Learning, RefreshingProvider, Secret
 from exporter.demo import SimulatorThread
 from exporter.simulator import Scenario, Simulator
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
@@ -189,3 +190,37 @@ def test_redactor_scrubs_log_lines_in_both_formats_and_tracebacks() -> None:
     assert out.count("***") >= 5 and "Traceback" in out and "short word stays: short" in out
     assert_clean(out)
     assert "uo\\\\ted" not in out and 'uo\\ted' not in out
+
+
+async def test_refreshed_keys_are_learnt_by_the_redactor() -> None:
+    """Keys that arrive while running (an STS refresh) are hidden in logs as the start-up ones are."""
+    now = [1000.0]
+    issued: list[str] = []
+
+    class Rotating(RefreshingProvider):
+        @property
+        def source(self) -> str:
+            return "rotating test keys"
+
+        async def fetch(self) -> Credentials:
+            issued.append(f"{SECRET}-{len(issued)}")
+            return Credentials("LTAI-test", Secret(issued[-1]), Secret(f"{TOKEN}-{len(issued)}"), now[0] + 3600)
+
+    redactor = logs.Redactor()
+    provider = Learning(Rotating(refresh_margin=300, clock=lambda: now[0]), redactor.add)
+    first = await provider.get()
+    now[0] += 3500  # inside the refresh margin: new keys
+    second = await provider.get()
+    assert first.access_key_secret != second.access_key_secret and len(issued) == 2
+    line = redactor(f"signed with {issued[0]} then {issued[1]} token {TOKEN}-2")
+    assert issued[0] not in line and issued[1] not in line and f"{TOKEN}-2" not in line
+    assert provider.source == "rotating test keys"
+
+
+def test_redactor_keeps_the_newest_values() -> None:
+    """Learning a key an hour for months stays bounded; the newest values are the ones kept."""
+    redactor = logs.Redactor()
+    for n in range(1000):
+        redactor.add(f"{SECRET}-{n:04d}")
+    assert len(redactor._secrets) == logs.Redactor.MAX_SECRETS
+    assert redactor(f"{SECRET}-0999") == "***" and redactor(f"{SECRET}-0000") != "***"
