@@ -27,7 +27,7 @@ lint: $(BIN)/alikafka-exporter
 	$(BIN)/ruff check exporter tests benchmarks
 
 typecheck: $(BIN)/alikafka-exporter
-	$(BIN)/mypy --strict exporter
+	$(BIN)/mypy --strict exporter benchmarks
 
 pytest: $(BIN)/alikafka-exporter tools
 	$(BIN)/pytest

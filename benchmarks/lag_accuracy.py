@@ -114,8 +114,8 @@ def _rewound(at: float) -> GroupCase:
         return "rewound" if at <= t < at + _span(interval) - interval else "ok"
 
     case = GroupCase("g", expected, ((at, 1),))
-    case.in_grace = lambda t, i: (at <= t < at + i + 5) or (  # type: ignore[method-assign]
-        at + _span(i) - 2 * i <= t < at + _span(i) + 2 * i + 5)
+    case.in_grace = lambda t, interval: (at <= t < at + interval + 5) or (  # type: ignore[method-assign]
+        at + _span(interval) - 2 * interval <= t < at + _span(interval) + 2 * interval + 5)
     return case
 
 

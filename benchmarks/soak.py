@@ -144,7 +144,7 @@ def _rss_mb(pid: int) -> float:
 def _get(url: str, gzip: bool = False, timeout: float = 10.0) -> str:
     request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"} if gzip else {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        data = response.read()
+        data: bytes = response.read()
         if response.headers.get("Content-Encoding") == "gzip":
             data = decompress(data)  # every member, not only the first
     return data.decode()
@@ -159,7 +159,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def _monotonic_names(text: str) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for family in text_string_to_metric_families(text):
         if family.type in ("counter", "histogram", "summary"):
             names.update(s.name for s in family.samples)
