@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from exporter.credentials_remote import RemoteOptions
@@ -118,6 +118,11 @@ class Learning:
     def source(self) -> str:
         """The wrapped provider's source."""
         return self._inner.source
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else is the wrapped provider's: the client attaches its session to an RRSA or ECS
+        provider's ``transport``, and must find it through the wrapper (or those calls go uncounted)."""
+        return getattr(self._inner, name)
 
     async def get(self) -> Credentials:
         """The wrapped provider's credentials, learnt when they are new."""

@@ -29,12 +29,14 @@ from exporter.credentials import (
     Credentials,
     CredentialsError,
     FileProvider,
+    Learning,
     Secret,
     StaticProvider,
     default_chain,
 )
 from exporter.credentials_remote import EcsRoleProvider, RrsaProvider
 from exporter.errors import AuthError, MalformedResponseError, TransportError
+from exporter.logs import Redactor
 from exporter.ratelimit import RateLimiter
 from exporter.settings import ConfigError, CredentialsSettings, load_settings
 from exporter.simulator import Scenario, Simulator, build_app
@@ -113,6 +115,26 @@ async def poll(world: World, provider: CredentialProvider) -> None:
 def rrsa(world: World, token_file: Path, **kwargs: object) -> RrsaProvider:
     return RrsaProvider(ROLE, PROVIDER, token_file, sts_endpoint=world.sts_url, clock=world.clock, sleep=_sleep,
                         **kwargs)  # type: ignore[arg-type]
+
+
+async def test_rrsa_wrapped_for_the_redactor_still_uses_the_clients_session(world: World, tmp_path: Path) -> None:
+    """As the exporter runs it (the provider wrapped so the log redactor learns every new key): STS is still
+    called over the client's session and counted, and the STS secret and token are learnt."""
+    token_file = tmp_path / "token"
+    token_file.write_text(world.sts.issue_oidc_token())
+    inner = rrsa(world, token_file)
+    redactor = Redactor()
+    provider = Learning(inner, redactor.add)
+    stats = ApiStats()
+    async with AlikafkaClient(ApiTestOptions(world.base), provider, RateLimiter(1000), stats,
+                              clock=world.clock) as client:
+        assert inner.transport._session is client._session
+        await client.get_consumer_progress(REGION, INSTANCE, GROUP)
+    assert stats.requests == {("AssumeRoleWithOIDC", "200"): 1, ("GetConsumerProgress", "200"): 1}
+    creds = await provider.get()
+    assert creds.security_token is not None
+    line = redactor(f"{creds.access_key_secret.reveal()} {creds.security_token.reveal()}")
+    assert line == "*** ***"
 
 
 # --- RRSA -------------------------------------------------------------------------------------------
