@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import re
 import statistics
 import subprocess
@@ -25,28 +24,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchmarks.proc import clean_env, cpu_seconds, free_port, machine, rss_mb
+
 TIERS = {"S": ("scale-s", 10), "M": ("scale-m", 500), "L": ("scale-l", 2000), "XL": ("scale-xl", 10_000)}
-
-
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _metric(text: str, name: str, labels: str = "") -> float | None:
     match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
     return float(match.group(1)) if match else None
-
-
-def _cpu_rss(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmRSS:")) / 1024
-    return cpu, rss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help="print polls/s and the cycle gauge every read")
     args = parser.parse_args(argv)
     scenario, pairs = TIERS[args.tier]
-    sim_port, exp_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALIKAFKA_"))}
+    sim_port, exp_port = free_port(), free_port()
+    env = clean_env()
     groups = ",".join(f"gen-g{i:05d}" for i in range(pairs))
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
@@ -102,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                     last_ok, last_at = ok_now, time.monotonic()
                 if cycle is not None and (not cycles or cycle != cycles[-1]):
                     cycles.append(cycle)
-            cpu, rss = _cpu_rss(exporter.pid)
+            cpu, rss = cpu_seconds(exporter.pid), rss_mb(exporter.pid)
         finally:
             exporter.terminate()
             sim.terminate()
@@ -118,9 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     latency_ms = 1000 * (duration_sum or 0) / max(duration_count or 0, 1)
     floor = pairs / args.qps
     complete = cycles[1:] or cycles  # the first pass runs at the limiter's pace from a cold start
-    print(f"Machine: {os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; date "
-          f"{time.strftime('%Y-%m-%d')}; command: python -m benchmarks.cycle --tier {args.tier} --qps {args.qps:g} "
-          f"--seconds {args.seconds}\n")
+    print(machine(f"python -m benchmarks.cycle --tier {args.tier} --qps {args.qps:g} --seconds {args.seconds}")
+          + "\n")
     print("| tier | pairs | qps (limit = max_qps) | floor s | effective interval s | cycles | cycle median s | "
           "cycle max s | median / floor | throttled | polls | mean request ms | CPU ms/poll | RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import gzip
 import json
-import os
 import re
 import resource
 import shutil
@@ -36,12 +35,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
 
+from benchmarks.proc import cpu_seconds, machine, rss_mb
 from exporter.analysis import Analyzer
 from exporter.collector import CollectorOptions, TailCollector
 from exporter.exposition import Exposition, decompress
@@ -259,18 +258,6 @@ def serve(impl: str, tier: str, port: int, max_series: int, poll_qps: float, his
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _ms(text: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -297,7 +284,7 @@ def measure(impl: str, tier: str, port: int, seconds: int, max_series: int = DEF
         url = f"http://127.0.0.1:{port}/metrics"
         subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-H", "Accept-Encoding: gzip", url], capture_output=True,
                        check=True)  # warm-up
-        rss_idle = _rss_mb(proc.pid)
+        rss_idle = rss_mb(proc.pid)
         single = []
         for _ in range(3):  # one scrape at a time: what a lone Prometheus sees
             started = time.perf_counter()
@@ -309,10 +296,10 @@ def measure(impl: str, tier: str, port: int, seconds: int, max_series: int = DEF
                 lines = (decompress(payload) if response.headers.get("Content-Encoding") == "gzip"
                          else payload).count(b"\n")
         ours = impl.startswith("ours")  # a busy baseline would answer the route only after its backlog
-        polls_before, cpu_before = _polls(port) if ours else None, _cpu_seconds(proc.pid)
+        polls_before, cpu_before = _polls(port) if ours else None, cpu_seconds(proc.pid)
         out = subprocess.run(["wrk", "-t2", "-c10", f"-d{seconds}s", "--timeout", "60s", "--latency", "-H",
                               "Accept-Encoding: gzip", url], capture_output=True, text=True, check=True).stdout
-        cpu = _cpu_seconds(proc.pid) - cpu_before
+        cpu = cpu_seconds(proc.pid) - cpu_before
         polls_after = _polls(port) if ours else None
         polled = polls_after - polls_before if polls_after is not None and polls_before is not None else None
         requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -322,7 +309,7 @@ def measure(impl: str, tier: str, port: int, seconds: int, max_series: int = DEF
         nan = float("nan")
         return {"p50": _ms(latency["50"]) if "50" in latency else nan,
                 "p99": _ms(latency["99"]) if "99" in latency else nan, "requests": requests,
-                "cpu_per_scrape_ms": 1000 * cpu / max(requests, 1), "rss_mb": _rss_mb(proc.pid), "rss_idle": rss_idle,
+                "cpu_per_scrape_ms": 1000 * cpu / max(requests, 1), "rss_mb": rss_mb(proc.pid), "rss_idle": rss_idle,
                 "per_poll_ms": per_poll * 1000, "lines": lines, "render_ms": render_ms, "single_ms": sorted(single)[1],
                 "polls_per_s": polled / seconds if polled is not None else None}
     finally:
@@ -349,8 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
     command = " ".join(["python -m benchmarks.scrape", *(argv if argv is not None else sys.argv[1:])])
-    print(f"Machine: {os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
-          f"date {time.strftime('%Y-%m-%d')}; command: {command}; metrics.max_series {args.max_series}; "
+    print(f"{machine(command)}; metrics.max_series {args.max_series}; "
           f"ours-live fed {args.poll_qps:g} polls/s; ours with {args.history_rounds} rounds of offset history\n")
     print("| tier | lines | impl | single scrape ms | p50 ms | p99 ms | scrapes/s | CPU ms/scrape | "
           "RSS MB idle / loaded | CPU ms/poll | full render ms | polls/s under load |")

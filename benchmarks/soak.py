@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +52,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.proc import clean_env, free_port, machine, rss_mb
 from exporter.exposition import decompress
 
 INSTANCE = "alikafka_post-cn-scale0001"
@@ -126,19 +125,6 @@ class Result:
     def ok(self) -> bool:
         """Every check held."""
         return not self.failures
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _get(url: str, gzip: bool = False, timeout: float = 10.0) -> str:
@@ -316,9 +302,9 @@ def run(seconds: float, *, credentials: str = "rrsa", sts_lifetime: float | None
     """
     if credentials not in ("rrsa", "static"):
         raise ValueError(f"credentials must be rrsa or static, got {credentials!r}")
-    sim_port, exp_port = _free_port(), _free_port()
+    sim_port, exp_port = free_port(), free_port()
     sim_url, metrics = f"http://127.0.0.1:{sim_port}/", f"http://127.0.0.1:{exp_port}/metrics"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALIKAFKA_"))}
+    env = clean_env()
     result = Result(seconds, credentials=credentials)
     lock, stop = threading.Lock(), threading.Event()
     secrets = ["SK"]
@@ -432,7 +418,7 @@ def _watch(seconds: float, sim_url: str, metrics: str, exporter: subprocess.Pope
         else:
             with lock:
                 _check_pairs(text, elapsed, result)
-        result.rss_mb.append((elapsed, _rss_mb(exporter.pid)))
+        result.rss_mb.append((elapsed, rss_mb(exporter.pid)))
         if verbose:
             print(f"t={elapsed:5.1f}s rss={result.rss_mb[-1][1]:.1f}MB scrapes={result.scrapes} "
                   f"failures={len(result.failures)}", file=sys.stderr, flush=True)
@@ -455,8 +441,7 @@ def report(result: Result, command: str) -> str:
     rss = [mb for _, mb in result.rss_mb] or [float("nan")]
     warm = [mb for at, mb in result.rss_mb if at >= result.seconds / 4] or [float("nan")]
     rows = [
-        f"Machine: {os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; date "
-        f"{time.strftime('%Y-%m-%d')}; command: {command}\n",
+        machine(command) + "\n",
         "| duration s | API attempts ok / failed | scrapes (errors) | scrape p50 / p99 ms | RSS MB warm / max "
         "(growth) | counter decreases | healthy max age s | failing: up 0 after / dropped after s | log lines "
         "(per min) | tracebacks, errors | verdict |",

@@ -25,10 +25,9 @@ from exporter.catalog import InstanceCatalog
 from exporter.client import AlikafkaClient, ApiOptions
 from exporter.collector import CollectorOptions, TailCollector
 from exporter.credentials import CredentialProvider
-from exporter.discovery import ApiCaller, Discovery, parse_shard
+from exporter.discovery import ApiCaller, Discovery
 from exporter.exposition import Exposition
 from exporter.lag import LagOptions
-from exporter.models import InstanceInfo
 from exporter.poller import Poller
 from exporter.ratelimit import RateLimiter, enforced_rate
 from exporter.reload import LiveTargets, Reloader, ReloadStatus
@@ -59,18 +58,12 @@ class Plan:
 
 def plan_pairs(settings: Settings) -> tuple[Pair, ...]:
     """The pairs of the settings' explicit targets that fall in this process's shard."""
-    return _discovery(None, settings).static_pairs()
-
-
-def _discovery(client: ApiCaller | None, settings: Settings,
-               on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> Discovery:
-    return Discovery(client, settings.targets, settings.api.region, parse_shard(settings.shard),
-                     settings.discovery.page_size, on_instances=on_instances)
+    return Discovery.of(settings).static_pairs()
 
 
 def _listed_regions(settings: Settings) -> frozenset[str]:
     """The regions discovery lists the instances of, so the catalog takes them from its answers."""
-    return _discovery(None, settings).instance_regions
+    return Discovery.of(settings).instance_regions
 
 
 def _collector_options(settings: Settings) -> CollectorOptions:
@@ -116,7 +109,7 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
         )
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs},
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
-        discovery = _discovery(client, settings, catalog.observe) if plan.discovering else None
+        discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
         yield Pipeline(poller, catalog, exposition, discovery, client)
 
 

@@ -23,7 +23,7 @@ from typing import Protocol
 from exporter.client import ApiResponse
 from exporter.errors import ApiError
 from exporter.models import InstanceInfo, ParseError, parse_consumer_list, parse_instance_list
-from exporter.settings import Target
+from exporter.settings import Settings, Target
 from exporter.snapshot import Pair
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,13 @@ class Discovery:
         self._last: dict[tuple[str, str], list[str]] = {}  # (what, where) -> names listed last time
         self._failing: dict[tuple[str, str], str] = {}
         self._capped: set[str] = set()  # instances whose listing hit MAX_PAGES (warned once)
+
+    @classmethod
+    def of(cls, settings: Settings, client: ApiCaller | None = None,
+           on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> Discovery:
+        """The discovery the settings describe (targets, region, shard, page size); no client: no listing."""
+        return cls(client, settings.targets, settings.api.region, parse_shard(settings.shard),
+                   settings.discovery.page_size, on_instances=on_instances)
 
     def adopt(self, earlier: Discovery) -> None:
         """Start from what an earlier discovery (before a reload) listed, so a failing listing keeps it."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.discovery import ApiCaller, Discovery, parse_shard
+from exporter.discovery import ApiCaller, Discovery
 from exporter.models import InstanceInfo
 from exporter.settings import ConfigError, Settings
 from exporter.snapshot import Pair
@@ -205,8 +205,7 @@ class LiveTargets:
         self._set(settings)
 
     def _set(self, settings: Settings) -> None:
-        discovery = Discovery(self._client, settings.targets, settings.api.region, parse_shard(settings.shard),
-                              settings.discovery.page_size, on_instances=self._on_instances)
+        discovery = Discovery.of(settings, self._client, self._on_instances)
         self._refresh = settings.discovery.refresh
         if discovery.needed:
             if self.discovery is not None:

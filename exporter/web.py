@@ -26,7 +26,7 @@ from exporter.auth import BasicAuth
 from exporter.exposition import Exposition
 from exporter.server import HttpLimits, serve
 from exporter.snapshot import Snapshot
-from exporter.webconfig import CertificateReloader, ReloadingContext, SanPolicy, WebConfig
+from exporter.webconfig import ReloadingContext, SanPolicy, WebConfig
 
 # The fixed routes; web.telemetry_path is the one the settings choose, and may not take these.
 INDEX_PATH = "/"
@@ -222,8 +222,9 @@ async def start(app: web.Application, host: str, port: int, ssl_context: ssl.SSL
 def tls_context(config: WebConfig | None) -> ssl.SSLContext | None:
     """The serving context for the web config (reloading its certificates), or None for plain HTTP.
 
-    Raises :class:`exporter.webconfig.TlsError` when the files no longer load.
+    Starts from the certificates :func:`exporter.webconfig.load` read; for a config not loaded that
+    way, reads them now and raises :class:`exporter.webconfig.TlsError` when they do not load.
     """
     if config is None or not config.tls_server_config.enabled:
         return None
-    return ReloadingContext(CertificateReloader(config.tls_server_config))
+    return ReloadingContext(config.tls_server_config.certificates)

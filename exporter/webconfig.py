@@ -11,7 +11,8 @@ rather than accepted and ignored: ``RequestClientCert``/``RequireAnyClientCert``
 certificate without verifying it), ``curve_preferences`` (no curve list API) and inline ``cert``/
 ``key``. ``http2`` is accepted; the server speaks HTTP/1.1 only (aiohttp has no HTTP/2).
 
-Certificates are reloaded while serving by :class:`CertificateReloader`, see there.
+Certificates are read once, when the file is loaded, and reloaded while serving by
+:class:`CertificateReloader`, see there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -166,6 +168,16 @@ class TlsServerConfig(BaseModel):
         """The client certificate policy in effect."""
         return self.client_auth_type or "NoClientCert"
 
+    @cached_property
+    def certificates(self) -> CertificateReloader:
+        """The files loaded into a server context, reloaded when they change; raises :class:`TlsError`.
+
+        Built (the files read) on first use, by :func:`load`'s check, and kept: serving starts from
+        that context rather than reading the files a second time. A ``model_copy`` carries it over, so
+        take it only from the final (resolved) config.
+        """
+        return CertificateReloader(self)
+
     def resolved(self, base: Path) -> TlsServerConfig:
         """Relative file paths joined with ``base`` (the config file's directory)."""
         update = {k: base / p for k in ("cert_file", "key_file", "client_ca_file")
@@ -277,7 +289,7 @@ def load(path: Path) -> WebConfig:
         if problems:
             raise ConfigError(problems)
         try:
-            ssl_context(tls)
+            _ = tls.certificates  # the files read here, once: serving uses this context
         except TlsError as exc:
             raise ConfigError([f"{PREFIX}: tls_server_config.{exc.key}: {exc}"]) from None
     return config

@@ -100,6 +100,26 @@ async def test_certificate_is_reloaded_when_files_change(tmp_path: Path, caplog:
         assert await peer_serial(served.port, ssl._create_unverified_context()) == serial_of(newest)
 
 
+async def test_start_up_reads_the_certificate_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the web config and starting to serve read the pair once; a replaced pair is read again."""
+    loads: list[Path] = []
+    load_cert_chain = ssl.SSLContext.load_cert_chain
+
+    def counting(self: ssl.SSLContext, certfile: Any, keyfile: Any = None, password: Any = None) -> None:
+        loads.append(Path(certfile))
+        load_cert_chain(self, certfile, keyfile, password)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", counting)
+    pki = make_pki(tmp_path)
+    async with serve(tls_config(pki)) as served:
+        client = pki.client_context()
+        await peer_serial(served.port, client)
+        assert loads == [pki.cert_file]
+        leaf = pki.issue_server()
+        assert await peer_serial(served.port, client) == serial_of(leaf)
+        assert loads == [pki.cert_file] * 2
+
+
 async def test_client_certificate_required_and_verified(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """RequireAndVerifyClientCert: no certificate or one from another CA is refused quietly; ours is served."""
     caplog.set_level(logging.DEBUG)
