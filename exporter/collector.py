@@ -37,9 +37,9 @@ END_OFFSET = "alikafka_topic_partition_end_offset"
 KE = "kafka_consumergroup_"  # kafka_exporter's consumer group families (compat)
 KE_PARTITION_OFFSET = "kafka_topic_partition_current_offset"
 KE_TOPIC_PARTITIONS = "kafka_topic_partitions"
-# A series shared by every group that reads a topic: (family, instance_id, topic, partition or None).
-# (family, instance_id, topic): one topic's shared series of one family, valued per partition (None: the
-# topic's own series). Keyed by topic, not by partition, so the bookkeeping costs a small dict per topic.
+# Series shared by every group that reads a topic are keyed (family, instance_id, topic) and valued per
+# partition (None: the topic's own series). Keyed by topic, not by partition, so the bookkeeping costs a
+# small dict per topic.
 TopicKey = tuple[str, str, str]
 SharedValues = dict[TopicKey, dict[int | None, int]]
 

@@ -254,9 +254,10 @@ class Exposition:
                 moved.append(key)
             elif old != values and len(self._readers[key]) > 1:
                 for partition, value in values.items():
-                    carrier = self._carrier(key, partition) if old[partition] != value else pair
-                    if carrier is not None and carrier != pair:
-                        self._stale_owners.add(carrier)
+                    if old[partition] != value:  # the carrier renders the highest value: it must see this one
+                        carrier = self._carrier(key, partition)
+                        if carrier is not None and carrier != pair:
+                            self._stale_owners.add(carrier)
         entry.offsets = offsets
         for key in moved:
             self._recount(key)
