@@ -160,7 +160,8 @@ class Discovery:
         if self._on_instances is not None:
             self._on_instances(region, listed)
         for info in listed:
-            if info.unknown_status and info.unknown_status not in self._unknown_statuses and len(self._unknown_statuses) < 64:
+            new = info.unknown_status and info.unknown_status not in self._unknown_statuses
+            if new and len(self._unknown_statuses) < 64:  # bounded: a hostile list cannot grow it for ever
                 self._unknown_statuses.add(info.unknown_status)
                 log.info("instance status not in the documented list; the instance is kept as serving",
                          extra={"instance_id": info.instance_id, "region": region, "status": info.unknown_status})

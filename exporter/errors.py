@@ -142,6 +142,8 @@ _PREFIXES: tuple[tuple[str, type[ApiError]], ...] = (
 # gateway's own convention is Invalid<Thing>.NotFound. Neither kind is retried, so a wrong guess only
 # changes the words the operator reads.
 _MISSING_SUFFIXES = ("_NOT_FOUND", "_NOT_EXIST", "_NOT_EXISTS", ".NotFound")
+# An unknown code by its HTTP status (5xx: server); anything else, 404 included, is a request error.
+_BY_STATUS: dict[int, type[ApiError]] = {429: ThrottledError, 401: AuthError, 403: ForbiddenError}
 
 
 # Refusals of a request signed too far from the server's time (alikafka's gateway [G] and its siblings,
@@ -179,12 +181,6 @@ def error_class(code: str, http_status: int | None) -> type[ApiError]:
             return cls
     if code.endswith(_MISSING_SUFFIXES):
         return NotFoundError
-    if http_status == 429:
-        return ThrottledError
     if http_status is not None and http_status >= 500:
         return ServerError
-    if http_status == 401:
-        return AuthError
-    if http_status == 403:
-        return ForbiddenError
-    return RequestError
+    return _BY_STATUS.get(http_status or 0, RequestError)
