@@ -355,8 +355,8 @@ _VIEW_STATES: dict[int, tuple[str, bool]] = {
     103: ("migration failed", True),
 }
 # The deprecated field, read only when ViewInstanceStatusCode is absent or undocumented. Same sources (the
-# Python SDK alibabacloud_alikafka20190916 models both fields as integers, without the descriptions); Terraform's alikafka
-# instance resource waits for 5 ("in service") and treats 10 as released
+# Python SDK alibabacloud_alikafka20190916 models both fields as integers, without the descriptions);
+# Terraform's alikafka instance resource waits for 5 ("in service") and treats 10 as released
 # (aliyun/terraform-provider-alicloud alicloud/service_alicloud_alikafka.go). 0 to 3 are the steps of the
 # first deployment, before the instance has ever served.
 _SERVICE_STATES: dict[int, tuple[str, bool]] = {
