@@ -165,7 +165,7 @@ async def test_ram_denial_version_and_action(gateway: tuple[Simulator, str, Clie
     status, body, _ = await call(session, v1_url(base, unknown))
     assert (status, body["Code"]) == (400, "BIZ_SUBSCRIPTION_NOT_FOUND")
     wrong_region = {**PROGRESS, "RegionId": "cn-beijing"}
-    assert (await call(session, v1_url(base, wrong_region)))[1]["Code"] == "BIZ_INSTANCE_NOT_FOUND"
+    assert (await call(session, v1_url(base, wrong_region)))[1]["Code"] == "INSTANCE_NOT_FOUND"
 
 
 async def test_flow_control(gateway: tuple[Simulator, str, ClientSession, Clock]) -> None:
