@@ -232,15 +232,17 @@ class _Prober:
         listing_target = next((t for t in self._plan.targets if t.instances == "all"), None)
         if groups_target is not None and groups_target.instance_id is None:
             listing_target = groups_target  # its instances come from the listing
+        if first is None and listing_target is None and groups_target is None:
+            steps.append(_skipped("GetInstanceList", "no pair to describe"))
+            return None, "this shard (--shard) has no pair to poll"
         # The instances: all listing, else the catalog's own call for the first pair's region.
         serving: list[str] | None = None
         if listing_target is not None:
-            step, serving = await self._instance_list(self._region(listing_target), "instances: all", None)
+            step, serving = await self._instance_list(self._region(listing_target), None)
         else:
-            known = first.instance_id if first is not None else (groups_target.instance_id if groups_target else None)
+            known = first.instance_id if first is not None else groups_target.instance_id if groups_target else None
             region = first.region if first is not None else self._region(groups_target)
-            step, _ = await self._instance_list(region, "instance names and editions for alikafka_instance_info",
-                                                known)
+            step, _ = await self._instance_list(region, known or "")
         steps.append(step)
         if groups_target is not None:
             step, listed = await self._consumer_list(groups_target, serving, step.outcome)
@@ -250,12 +252,16 @@ class _Prober:
             return first, ("the group listing gave no group to poll" if step.outcome != "skipped"
                            else "needs the group listing")
         if first is None and listing_target is not None:
-            if serving is None:
-                return None, "needs the instance listing"
-            if serving and not isinstance(listing_target.groups, str):
-                return Pair(serving[0], listing_target.groups[0], self._region(listing_target)), ""
-            return None, "the instance listing gave no serving instance"
-        return first, "no pair to poll (in this shard)"
+            return self._listed_pair(listing_target, serving)
+        return first, "no pair to poll"
+
+    def _listed_pair(self, target: Target, serving: list[str] | None) -> tuple[Pair | None, str]:
+        """The first serving instance with the first configured group of an ``instances: all`` target."""
+        if serving is None:
+            return None, "needs the instance listing"
+        if serving and not isinstance(target.groups, str):
+            return Pair(serving[0], target.groups[0], self._region(target)), ""
+        return None, "the instance listing gave no serving instance"
 
     def _actions(self, groups_target: Target | None) -> list[str]:
         actions = ["GetInstanceList"]
@@ -290,12 +296,14 @@ class _Prober:
         step.add("latency", _ms(time.monotonic() - started))
         return step, creds
 
-    async def _instance_list(self, region: str, why: str, known: str | None) -> tuple[Step, list[str] | None]:
+    async def _instance_list(self, region: str, known: str | None) -> tuple[Step, list[str] | None]:
+        """The ``instances: all`` listing (``known`` None), or the catalog's call describing ``known``."""
         step = Step("GetInstanceList")
+        why = "instances: all" if known is None else "instance names and editions for alikafka_instance_info"
         step.add("request", f"region {region}: {why}")
         answer = await self._call(step, "GetInstanceList", region, {"RegionId": region})
         if answer.response is None:
-            if "instance_info" in why and answer.error is not None and answer.error.kind == "forbidden":
+            if known is not None and answer.error is not None and answer.error.kind == "forbidden":
                 step.add("note", "lag polling works without this call; only alikafka_instance_info needs it")
             return step, None
         try:
@@ -419,7 +427,8 @@ class _Prober:
             step.add("HTTP status", "unknown")
             step.add("code", f"unexpected error ({answer.unexpected})")
         step.add("latency", _ms(answer.latency) if answer.latency is not None else "not measured (no request sent)")
-        step.add("clock skew", _skew(answer.skew))
+        no_answer = answer.response is None and (answer.error is None or answer.error.http_status is None)
+        step.add("clock skew", "not measured (no answer)" if no_answer else _skew(answer.skew))
         if answer.response is not None:
             step.add("answer", "\n".join(answer_shape(answer.response.body)))
         elif answer.error is not None:
