@@ -394,7 +394,8 @@ class _Prober:
             except ParseError:
                 table = []
             step.add("found", f"{len(table)} partition{'s' if len(table) != 1 else ''} in TopicStatus.OffsetTable")
-        step.add("note", "GetTopicStatus gives the earliest retained offsets (RAM action alikafka:ListTopic)")
+        step.add("note", "GetTopicStatus gives the earliest retained offsets, for the retention metrics (RAM action "
+                         "alikafka:ListTopic); lag polling does not need it")
         return step
 
     # --- one call --------------------------------------------------------------------------------
