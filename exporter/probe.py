@@ -20,9 +20,9 @@ from __future__ import annotations
 import re
 import textwrap
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from exporter.app import Plan
 from exporter.client import AlikafkaClient, ApiOptions, ApiResponse, lookup
@@ -44,6 +44,7 @@ from exporter.snapshot import Pair
 from exporter.stats import ApiStats
 
 Outcome = Literal["ok", "failed", "skipped"]
+T = TypeVar("T")
 
 # The RAM action each call needs, from each API's "authorization information" table:
 # https://www.alibabacloud.com/help/en/message-queue-for-apache-kafka/latest/getconsumerprogress (ListGroup),
@@ -306,11 +307,8 @@ class _Prober:
             if known is not None and answer.error is not None and answer.error.kind == "forbidden":
                 step.add("note", "lag polling works without this call; only alikafka_instance_info needs it")
             return step, None
-        try:
-            listed = parse_instance_list(answer.response.body)
-        except ParseError as exc:
-            step.fail(f"the answer does not parse as the exporter reads it ({_unquoted(str(exc))}): "
-                      "report it with the RequestId and the shape above")
+        listed = _parsed(step, parse_instance_list, answer.response.body)
+        if listed is None:
             return step, None
         serving = [i.instance_id for i in listed if i.running]
         step.add("found", f"{len(listed)} instance{'s' if len(listed) != 1 else ''}, {len(serving)} serving "
@@ -339,12 +337,10 @@ class _Prober:
         answer = await self._call(step, "GetConsumerList", region, params)
         if answer.response is None:
             return step, []
-        try:
-            names, total = parse_consumer_list(answer.response.body)
-        except ParseError as exc:
-            step.fail(f"the answer does not parse as the exporter reads it ({_unquoted(str(exc))}): "
-                      "report it with the RequestId and the shape above")
+        page = _parsed(step, parse_consumer_list, answer.response.body)
+        if page is None:
             return step, []
+        names, total = page
         wanted = [n for n in names if _wanted(n, target)]
         found = f"{len(names)} group{'s' if len(names) != 1 else ''} on page 1"
         found += f" (Total {total})" if total is not None else " (no Total in the answer)"
@@ -366,11 +362,8 @@ class _Prober:
         answer = await self._call(step, "GetConsumerProgress", pair.region, params)
         if answer.response is None:
             return step, None
-        try:
-            progress = parse_consumer_progress(answer.response.body)
-        except ParseError as exc:
-            step.fail(f"the answer does not parse as the exporter reads it ({_unquoted(str(exc))}): "
-                      "report it with the RequestId and the shape above")
+        progress = _parsed(step, parse_consumer_progress, answer.response.body)
+        if progress is None:
             return step, None
         partitions = sum(len(t.partitions) for t in progress.topics)
         step.add("found", f"{len(progress.topics)} topic{'s' if len(progress.topics) != 1 else ''}, {partitions} "
@@ -394,8 +387,8 @@ class _Prober:
             except ParseError:
                 table = []
             step.add("found", f"{len(table)} partition{'s' if len(table) != 1 else ''} in TopicStatus.OffsetTable")
-        step.add("note", "GetTopicStatus gives the earliest retained offsets, for the retention metrics (RAM action "
-                         "alikafka:ListTopic); lag polling does not need it")
+        step.add("note", "GetTopicStatus gives the earliest retained offsets (RAM action alikafka:ListTopic); "
+                         "lag polling does not need it")
         return step
 
     # --- one call --------------------------------------------------------------------------------
@@ -428,7 +421,7 @@ class _Prober:
             step.add("HTTP status", "unknown")
             step.add("code", f"unexpected error ({answer.unexpected})")
         step.add("latency", _ms(answer.latency) if answer.latency is not None else "not measured (no request sent)")
-        no_answer = answer.response is None and (answer.error is None or answer.error.http_status is None)
+        no_answer = answer.error is not None and answer.error.http_status is None
         step.add("clock skew", "not measured (no answer)" if no_answer else _skew(answer.skew))
         if answer.response is not None:
             step.add("answer", "\n".join(answer_shape(answer.response.body)))
@@ -465,6 +458,19 @@ class _Prober:
         """The step with every known secret value replaced by ``***``."""
         step.rows = [(label, self._secrets(value)) for label, value in step.rows]
         return step
+
+
+def _parsed(step: Step, parse: Callable[[Any], T], body: Mapping[str, Any]) -> T | None:
+    """``parse(body)``, or None with the step failed: the exporter could not read this answer."""
+    try:
+        return parse(body)
+    except ParseError as exc:
+        detail = _unquoted(str(exc))
+    except (ValueError, TypeError, RecursionError) as exc:  # a hostile answer the parser did not foresee
+        detail = type(exc).__name__
+    step.fail(f"the answer does not parse as the exporter reads it ({detail}): report it with the RequestId "
+              "and the shape above")
+    return None
 
 
 def _skipped(title: str, why: str) -> Step:

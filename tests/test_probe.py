@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter import app
@@ -307,6 +308,36 @@ def test_credentials_failure_is_a_failed_step(tmp_path: Path) -> None:
     assert "check that the files exist, are readable" in " ".join(part.split())
     for action in ("GetInstanceList", "GetConsumerProgress", "GetTopicStatus"):
         assert block(text, action).startswith(f"{action:<24}SKIPPED\n")
+
+
+async def test_hostile_answers_fail_their_call_never_the_probe() -> None:
+    """A gateway answering 200 with JSON nested 100,000 deep, or with a shape that does not parse: each call
+    fails with a line saying so, the report is printed, nothing is raised."""
+
+    async def gateway(request: web.Request) -> web.Response:
+        action = request.headers.get("x-acs-action", "")
+        if action == "GetInstanceList":
+            return web.Response(body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+        body = {"RequestId": "0A0A0A0A-0000-0000-0000-000000000000", "Success": True, "Code": 200,
+                "ConsumerProgress": {"TopicList": {"TopicList": [{"Topic": None, "OffsetList": "name-7f"}]}}}
+        return web.json_response(body)
+
+    gateway_app = web.Application()
+    gateway_app.router.add_post("/", gateway)
+    server = TestServer(gateway_app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        report, text = await probe(str(server.make_url("/")))
+    finally:
+        await server.close()
+    assert report.exit_code == 1
+    assert block(text, "GetInstanceList").startswith(f"{'GetInstanceList':<24}FAILED\n")
+    progress = block(text, "GetConsumerProgress")
+    assert progress.startswith(f"{'GetConsumerProgress':<24}FAILED\n")
+    assert "HTTP status  200\n" in progress and "RequestId    0A0A0A0A-0000-0000-0000-000000000000\n" in progress
+    assert "the answer does not parse as the exporter reads it" in " ".join(progress.split())
+    assert "ConsumerProgress.TopicList.TopicList[1]: Topic=null, OffsetList" in progress
+    assert "name-7f" not in text and "Traceback" not in text
 
 
 def test_fix_for_a_redirect_names_the_endpoint() -> None:
