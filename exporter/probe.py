@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from exporter.app import Plan
-from exporter.client import AlikafkaClient, ApiOptions, ApiResponse, lookup
+from exporter.client import AlikafkaClient, ApiResponse, lookup
 from exporter.credentials import Credentials, CredentialsError
 from exporter.errors import CLOCK_SKEW_CODES, ApiError
 from exporter.logs import Redactor
@@ -130,36 +130,6 @@ def _wrap(label: str, value: str) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
-class _OneAttempt:
-    """The configured API options with retries off: a probe shows the first answer."""
-
-    inner: ApiOptions
-
-    @property
-    def signature(self) -> str:
-        return self.inner.signature
-
-    @property
-    def timeout(self) -> float:
-        return self.inner.timeout
-
-    @property
-    def max_retries(self) -> int:
-        return 0
-
-    @property
-    def max_concurrency(self) -> int:
-        return self.inner.max_concurrency
-
-    @property
-    def hide_last_timestamp(self) -> bool:
-        return self.inner.hide_last_timestamp
-
-    def endpoint_for(self, region: str) -> str:
-        return self.inner.endpoint_for(region)
-
-
 @dataclass
 class _Answer:
     response: ApiResponse | None = None
@@ -176,7 +146,9 @@ async def run_probe(settings: Settings, plan: Plan, *, demo: bool = False) -> Re
     if demo:
         heading += "\n(demo mode: against the built-in simulated alikafka API, with a generated key)"
     stats = ApiStats()
-    options = _OneAttempt(plan.api)
+    # The plan's API options are the settings' (the demo's too), here with retries off: a probe shows the
+    # first answer, not the one a retry got.
+    options = settings.api.model_copy(update={"max_retries": 0})
     async with AlikafkaClient(options, plan.credentials, RateLimiter(settings.api.max_qps), stats) as client:
         prober = _Prober(settings, plan, client, stats)
         steps = await prober.run()
@@ -394,8 +366,8 @@ class _Prober:
     # --- one call --------------------------------------------------------------------------------
     async def _call(self, step: Step, action: str, region: str, params: Mapping[str, str]) -> _Answer:
         """One attempt of ``action``; fills in the call's lines, and the fix when it failed."""
-        step.add("endpoint", self._plan.api.endpoint_for(region))
-        step.add("signature", _SIGNATURES.get(self._plan.api.signature, self._plan.api.signature))
+        step.add("endpoint", self._settings.api.endpoint_for(region))
+        step.add("signature", _SIGNATURES.get(self._settings.api.signature, self._settings.api.signature))
         answer = _Answer()
         before = self._duration(action)
         self._client.clock_offset = None  # measured again from this answer's Date header
