@@ -184,7 +184,7 @@ class _Prober:
             else:
                 step = Step("GetConsumerProgress")
                 step.fail(f"{why_none}, so the exporter would export nothing: check the targets' regions, "
-                          "group_allow/group_deny and that the instances are running")
+                          "group_allow/group_deny and that the instances are serving")
                 steps.append(step)
             steps.append(_skipped("GetTopicStatus", "needs a topic from GetConsumerProgress"))
             return steps
@@ -282,7 +282,7 @@ class _Prober:
         listed = _parsed(step, parse_instance_list, answer.response.body)
         if listed is None:
             return step, None
-        serving = [i.instance_id for i in listed if i.running]
+        serving = [i.instance_id for i in listed if i.serving]
         step.add("found", f"{len(listed)} instance{'s' if len(listed) != 1 else ''}, {len(serving)} serving "
                           f"(as discovery counts them){_status_values(answer.response.body)}")
         if known is not None:
@@ -463,7 +463,10 @@ def _instance_state(instance_id: str, region: str, listed: Sequence[InstanceInfo
     if found is None:
         return (f"{instance_id} is not in {region}'s list: check the instance id and its region "
                 "(the RAM policy may also hide it)")
-    return f"{instance_id} is listed, {'serving' if found.running else 'not serving (as discovery reads its status)'}"
+    state = f" ({found.status})" if found.status else ""
+    if found.serving:
+        return f"{instance_id} is listed, serving{state}"
+    return f"{instance_id} is listed, not serving{state}: its lag cannot be read until it serves again"
 
 
 def _status_values(body: Mapping[str, Any]) -> str:
