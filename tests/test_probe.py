@@ -50,8 +50,9 @@ MakeSim = Callable[..., Any]
 async def make_sim() -> AsyncIterator[MakeSim]:
     servers: list[TestServer] = []
 
-    async def factory(*, denied: frozenset[str] = frozenset(), token: str | None = None) -> Sim:
-        simulator = Simulator(Scenario.builtin("minimal"), access_keys={KEY_ID: SECRET}, seed=7,
+    async def factory(*, denied: frozenset[str] = frozenset(), token: str | None = None,
+                      scenario: Scenario | None = None) -> Sim:
+        simulator = Simulator(scenario or Scenario.builtin("minimal"), access_keys={KEY_ID: SECRET}, seed=7,
                               security_tokens={KEY_ID: token} if token else None,
                               denied_actions={KEY_ID: denied} if denied else None)
         server = TestServer(build_app(simulator), host="127.0.0.1")
@@ -228,6 +229,23 @@ async def test_instances_all_with_named_groups(make_sim: MakeSim) -> None:
     flat = " ".join(text.split())
     assert f"instance <serving instance 1 of the list>, group {GROUP} in cn-hangzhou" in flat
     assert INSTANCE not in text
+
+
+async def test_a_group_that_never_committed_is_a_good_answer_without_a_topic(make_sim: MakeSim) -> None:
+    """ConsumerProgress null (a group with no committed offset): the call works, GetTopicStatus has no topic
+    to ask about and is skipped, and the probe exits 0."""
+    scenario = Scenario.from_dict({"instances": [{
+        "instance_id": INSTANCE, "region": REGION, "topics": [{"name": "t", "partitions": 2}],
+        "groups": [{"name": "new-group", "topics": ["t"], "never_committed": "null", "members": 1}]}]})
+    sim = await make_sim(scenario=scenario)
+    report, text = await probe(sim.url, [_target(groups=["new-group"])])
+    assert report.exit_code == 0, text
+    progress = block(text, "GetConsumerProgress")
+    assert "(top): RequestId, Success, Code, Message, ConsumerProgress=null" in progress
+    assert "0 topics, 0 partitions" in progress
+    assert block(text, "GetTopicStatus").startswith(f"{'GetTopicStatus':<24}SKIPPED\n")
+    assert sim.actions == ["GetInstanceList", "GetConsumerProgress"]
+    assert text.rstrip().endswith("result: OK, credentials and 2 calls worked; exit 0")
 
 
 async def test_groups_all_of_a_configured_instance(make_sim: MakeSim) -> None:
