@@ -72,7 +72,9 @@ PROGRESS = {"Action": "GetConsumerProgress", "RegionId": "cn-hangzhou", "Instanc
 
 async def call(session: ClientSession, url: URL, headers: dict[str, str] | None = None,
                method: str = "POST", data: bytes = b"") -> tuple[int, dict[str, Any], dict[str, str]]:
-    async with session.request(method, url, headers=headers, data=data) as resp:
+    # Without data there is no Content-Type (aiohttp would add application/octet-stream, unsigned).
+    skip = () if data else ("Content-Type",)
+    async with session.request(method, url, headers=headers, data=data or None, skip_auto_headers=skip) as resp:
         return resp.status, await resp.json(), dict(resp.headers)
 
 
