@@ -68,7 +68,7 @@ _SIZE_HELP = "use a number of bytes or a size such as 512KiB, 4MiB, 8MB"
 def parse_size(value: Any) -> int:
     """Bytes from a whole number or a size string (``4MiB``, ``512KiB``, ``8MB``; ``Ki``/``Mi`` are 1024-based)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"invalid size: {_SIZE_HELP}")
+        raise ValueError(f"invalid size: {_SIZE_HELP}")  # noqa: TRY004 - pydantic reports ValueError
     if isinstance(value, int):
         return value
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
