@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exporter.app import Plan, cleartext_endpoints
+from exporter.app import Plan, cleartext_endpoints, summary_lines
 from exporter.client import AlikafkaClient
 from exporter.credentials import Credentials, Secret, StaticProvider
 from exporter.credentials_remote import EcsRoleProvider, RrsaProvider
@@ -29,6 +30,7 @@ from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_routes
 from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions
+from tests.procs import clean_env, free_port, process, python_module
 
 INSTANCE, GROUP, REGION = "alikafka_post-cn-test0001", "orders-consumer", "cn-hangzhou"
 KEY_ID, SECRET, TOKEN = "STS.transport", "transport-secret", "transport-sts-token"
@@ -316,6 +318,7 @@ def test_plain_http_api_endpoint_warning(endpoint: str, warned: bool) -> None:
     assert bool(lines) == warned
     if warned:
         assert lines == [f"the API endpoint {endpoint} is plain http: signatures and STS tokens travel in clear"]
+        assert f"warning: {lines[0]}" in summary_lines(settings, plan)  # type: ignore[arg-type]
 
 
 def test_plain_http_credential_endpoints_warning(tmp_path: Path) -> None:
@@ -347,3 +350,34 @@ async def test_answers_keep_coming_while_slow_bodies_pass() -> None:
         assert all(progress.topics for progress, _ in results)
     finally:
         await server.close()
+
+
+async def test_simulator_command_serves_tls_in_pieces(ca: trustme.CA, tmp_path: Path) -> None:
+    """``alikafka-simulator --tls-cert --tls-key --write-pieces 3 --piece-pause 0.1``: the client reads it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued = ca.issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    _, trust = tls_pair(ca)
+    port = free_port()
+    args = python_module("exporter.simulator", "--listen", f"127.0.0.1:{port}", "--scenario", "builtin:minimal",
+                         "--access-key", f"{KEY_ID}:{SECRET}", "--tls-cert", str(cert), "--tls-key", str(key),
+                         "--write-pieces", "3", "--piece-pause", "0.1")
+    with process(args, clean_env(), tmp_path / "sim.log"):
+        opts = ApiTestOptions(f"https://127.0.0.1:{port}/", max_retries=0)
+        creds = StaticProvider(Credentials(KEY_ID, Secret(SECRET)), "test")
+        for _ in range(100):
+            try:
+                async with AlikafkaClient(opts, creds, RateLimiter(1000), ApiStats(), trust=trust) as api:
+                    progress, _ = await api.get_consumer_progress(REGION, INSTANCE, GROUP)
+                break
+            except TransportError:  # not listening yet
+                await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the simulator did not answer over TLS")
+    assert progress.topics
+    log = (tmp_path / "sim.log").read_text()
+    assert "tls=true" in log and "write_pieces=3" in log
+    bad = await asyncio.to_thread(subprocess.run, python_module("exporter.simulator", "--tls-cert", str(cert)),
+                                  env=clean_env(), capture_output=True, text=True, timeout=30, check=False)
+    assert bad.returncode == 2 and "--tls-cert and --tls-key go together" in bad.stderr
