@@ -152,10 +152,9 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, deadline: float, l
     setting) or the time, never the URL.
     """
     where = f" ({limit_name})" if limit_name else ""
-    too_large = MalformedResponseError("malformed_response", f"answer larger than the {size_text(limit)} cap{where}",
-                                       http_status=resp.status)
+    message = f"answer larger than the {size_text(limit)} cap{where}"
     if resp.content_length is not None and resp.content_length > limit and not resp.headers.get("Content-Encoding"):
-        raise too_large
+        raise MalformedResponseError("malformed_response", message, http_status=resp.status)
     chunks: list[bytes] = []
     size = 0
     loop = asyncio.get_running_loop()
@@ -164,9 +163,13 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, deadline: float, l
             async for chunk in resp.content.iter_any():
                 size += len(chunk)
                 if size > limit:
-                    raise too_large
+                    # Drop what was read now: the exception's traceback keeps this frame (and so the list)
+                    # alive until it is collected, and a bomb's worth of chunks must not linger with it.
+                    chunks.clear()
+                    raise MalformedResponseError("malformed_response", message, http_status=resp.status)
                 chunks.append(chunk)
     except TimeoutError:
+        chunks.clear()
         budget = max(0.0, deadline - loop.time())
         raise TransportError("timeout", f"answer not complete in time ({size} bytes read, "
                                         f"{budget:.1f}s left of the timeout)") from None

@@ -8,8 +8,10 @@ TLS with a test CA, and its gateway refuses unsigned headers (strict signing, th
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 import subprocess
+import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from exporter.errors import MalformedResponseError, RequestError, TransportError
 from exporter.ratelimit import RateLimiter
 from exporter.settings import ConfigError, load_settings
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
+from exporter.simulator.faults import gzip_bomb
 from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_routes
 from exporter.stats import ApiStats
@@ -381,3 +384,31 @@ async def test_simulator_command_serves_tls_in_pieces(ca: trustme.CA, tmp_path: 
     bad = await asyncio.to_thread(subprocess.run, python_module("exporter.simulator", "--tls-cert", str(cert)),
                                   env=clean_env(), capture_output=True, text=True, timeout=30, check=False)
     assert bad.returncode == 2 and "--tls-cert and --tls-key go together" in bad.stderr
+
+
+async def test_gzip_bombs_leave_nothing_behind() -> None:
+    """Five gzip bombs in a row: Python memory stays within the cap while reading and returns after each
+    (the refused chunks are not kept alive by the error's traceback until a garbage collection)."""
+    sim = simulator()
+    server = await serve(build_app(sim))
+    cap = 1024 * 1024
+    try:
+        async with client(str(server.make_url("/")), max_response_size=cap) as api:
+            await api.get_consumer_progress(REGION, INSTANCE, GROUP)
+            sim.add_fault(FaultRule(kind="gzip_bomb", count=5, size=64 * cap))
+            await asyncio.to_thread(gzip_bomb, 64 * cap)  # the simulator's side, built before measuring
+            gc.collect()
+            gc.disable()
+            tracemalloc.start()
+            try:
+                for _ in range(5):
+                    with pytest.raises(MalformedResponseError, match="cap"):
+                        await api.get_consumer_progress(REGION, INSTANCE, GROUP)
+                current, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+                gc.enable()
+        assert peak < 4 * cap, f"peak {peak} bytes"  # the cap, plus what aiohttp holds in its buffers
+        assert current < cap, f"{current} bytes still held after five bombs"  # each kept its ~cap before
+    finally:
+        await server.close()
