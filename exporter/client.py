@@ -140,8 +140,11 @@ def size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-async def read_body(resp: aiohttp.ClientResponse, limit: int, deadline: float, limit_name: str = "") -> bytes:
-    """The whole body of ``resp``, read until its end, at most ``limit`` bytes, by loop time ``deadline``.
+async def read_body(
+    resp: aiohttp.ClientResponse, limit: int, deadline: float, seconds: float, limit_name: str = ""
+) -> bytes:
+    """The whole body of ``resp``, read until its end, at most ``limit`` bytes, by loop time ``deadline``
+    (the end of the exchange's timeout of ``seconds``).
 
     ``resp.content.read(n)`` returns what has arrived so far, which over a WAN or TLS is often the first
     piece of an answer; this reads until the end of the body. The cap counts bytes as they come out of
@@ -157,7 +160,6 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, deadline: float, l
         raise MalformedResponseError("malformed_response", message, http_status=resp.status)
     chunks: list[bytes] = []
     size = 0
-    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout_at(deadline):
             async for chunk in resp.content.iter_any():
@@ -170,9 +172,8 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, deadline: float, l
                 chunks.append(chunk)
     except TimeoutError:
         chunks.clear()
-        budget = max(0.0, deadline - loop.time())
-        raise TransportError("timeout", f"answer not complete in time ({size} bytes read, "
-                                        f"{budget:.1f}s left of the timeout)") from None
+        raise TransportError("timeout", f"answer not complete within the {seconds:g}s timeout "
+                                        f"({size} bytes read)") from None
     return b"".join(chunks)
 
 
@@ -246,7 +247,7 @@ class PlainTransport:
                                        allow_redirects=False, skip_auto_headers=_NO_AUTO_TYPE) as resp:
                 if 300 <= resp.status < 400:
                     raise redirect_refused(resp.status)
-                body = await read_body(resp, request.max_body, deadline)
+                body = await read_body(resp, request.max_body, deadline, request.timeout)
                 return PlainAnswer(resp.status, resp.headers, body)
         except TimeoutError:
             raise TransportError("timeout", "no answer in time") from None
@@ -488,7 +489,8 @@ class AlikafkaClient:
                 answered()  # the server has counted this request by now: the limiter's window may move
                 if 300 <= resp.status < 400:
                     raise redirect_refused(resp.status)
-                body = await read_body(resp, self._options.max_response_size, deadline, "api.max_response_size")
+                body = await read_body(resp, self._options.max_response_size, deadline, self._options.timeout,
+                                       "api.max_response_size")
                 return resp.status, body, resp.headers.get("x-acs-retry-after"), resp.headers.get("Date")
         except TimeoutError:
             raise TransportError("timeout", f"no answer within {self._options.timeout:g}s") from None
