@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from exporter.simulator.faults import FaultKind, FaultRule
+from exporter.simulator.faults import BOMB_SIZE, REDIRECT_LOCATION, FaultKind, FaultRule
 from exporter.simulator.workload import (
     HISTORY,
     Consumer,
@@ -148,6 +148,9 @@ class FaultSpec(BaseModel):
     count: Annotated[int, Field(ge=1)] | None = None
     probability: Annotated[float, Field(gt=0, le=1)] = 1.0
     delay: Annotated[float, Field(ge=0, le=600)] = 1.0
+    pieces: Annotated[int, Field(ge=1, le=10_000)] = 2  # slow_body
+    location: str = REDIRECT_LOCATION  # redirect
+    size: Annotated[int, Field(ge=0, le=1024**3)] = BOMB_SIZE  # gzip_bomb
 
 
 class ScenarioSpec(BaseModel):
