@@ -224,9 +224,10 @@ def lookup(body: Mapping[str, Any], name: str) -> Any:
     return body.get(name[0].lower() + name[1:])
 
 
-def scalar(value: Any, limit: int = 300) -> str | None:
+def scalar(value: Any, limit: int | None = 300) -> str | None:
     """An envelope field (``Code``, ``RequestId``, ``Message``) as text: a string or a number, cut to
-    ``limit``; a list, an object, a boolean or null is no value (a hostile answer can put anything there)."""
+    ``limit`` (None: whole, for text that secrets are masked in before it is cut); a list, an object, a
+    boolean or null is no value (a hostile answer can put anything there)."""
     if isinstance(value, str):
         return value[:limit]
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -485,7 +486,7 @@ class AlikafkaClient:
             return ApiResponse(body, request_id)
         code_text = scalar(code_value)
         code = sanitise_code(code_text) if code_text not in (None, "", "200") else str(status)
-        message = self._redact(scalar(lookup(body, "Message")) or "")
+        message = self._redact(scalar(lookup(body, "Message"), None) or "")
         cls = error_class(code, status)
         delay = retry_after_seconds(retry_after)
         raise cls(code, message, request_id=request_id, http_status=status, retry_after=delay)
