@@ -178,7 +178,7 @@ def metadata_credentials(body: bytes, what: str) -> Credentials:
         raise RemoteCredentialsError(f"{what}: answer is not a JSON object ({why})")
     code = parsed.get("Code")
     if code != "Success":
-        shown = repr(code[:40]) if isinstance(code, str) else f"a JSON {kind(code)}"
+        shown = repr(code[:40]) if isinstance(code, str) else kind(code)
         raise RemoteCredentialsError(f"{what}: Code is {shown}, not 'Success'", transient=True)
     return _credentials_from(parsed, what)
 

@@ -76,20 +76,21 @@ def decode_object(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Mapping[str, Any
     """Like :func:`decode`, for answers that must be a JSON object."""
     value = decode(raw, max_depth=max_depth)
     if not isinstance(value, Mapping):
-        raise ParseError(f"not a JSON object (a JSON {kind(value)})")
+        raise ParseError(f"not a JSON object ({kind(value)})")
     return value
 
 
 def kind(value: Any) -> str:
-    """A JSON value's type in JSON's words, for messages that must not quote the value."""
+    """A JSON value's type in JSON's words with its article ("an array", "null"), for messages that must
+    not quote the value."""
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "boolean"
+        return "a boolean"
     if isinstance(value, int | float):
-        return "number"
+        return "a number"
     if isinstance(value, str):
-        return "string"
+        return "a string"
     if isinstance(value, list | tuple):
-        return "array"
-    return "object" if isinstance(value, Mapping) else type(value).__name__
+        return "an array"
+    return "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"

@@ -118,7 +118,7 @@ def as_list(value: Any, inner_key: str) -> list[Any]:
         return value
     if isinstance(value, Mapping):
         return [value]
-    raise ParseError(f"{inner_key}: expected a list or an object, got a {kind(value)}")
+    raise ParseError(f"{inner_key}: expected a list or an object, got {kind(value)}")
 
 
 def as_int(value: Any, field: str) -> int | None:
@@ -179,7 +179,7 @@ def _shared_text(value: Any) -> str:
 def _describe(value: Any) -> str:
     """A value for an error message: a short scalar quoted, a list or an object only named (never walked)."""
     if not isinstance(value, str | int | float) or isinstance(value, bool):
-        return f"a {kind(value)}"
+        return kind(value)
     if isinstance(value, int) and abs(value) >= 10**36:
         return f"a {len(str(abs(value)))}-digit number"
     text = repr(value[:41] if isinstance(value, str) else value)
@@ -199,7 +199,7 @@ def _field(obj: Mapping[str, Any], name: str) -> Any:
 
 def _require_mapping(value: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ParseError(f"{what}: expected an object, got a {kind(value)}")
+        raise ParseError(f"{what}: expected an object, got {kind(value)}")
     return value
 
 
