@@ -21,13 +21,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter import app
 from exporter.catalog import InstanceCatalog
 from exporter.client import AlikafkaClient
 from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.credentials_remote import EcsRoleProvider, RrsaProvider
+from exporter.credentials_remote import EcsRoleProvider, RemoteCredentialsError, RrsaProvider
 from exporter.discovery import Discovery
 from exporter.ratelimit import RateLimiter
 from exporter.reload import LiveTargets
@@ -366,3 +367,34 @@ def test_deep_nesting_from_get_instance_list_does_not_kill_the_process(tmp_path:
     assert "Traceback" not in output and "RecursionError" not in output, output
     assert "instance list failed" in output and "discovery listing failed" in output, output
     assert key[1] not in output
+
+
+@pytest.mark.parametrize(("token", "role", "needle"), [
+    (b"tok\nX-Injected: 1", b"AlikafkaRole", "IMDSv2 token that cannot be sent"),
+    (b"t" * 10_000, b"AlikafkaRole", "IMDSv2 token that cannot be sent"),
+    (b"good-token", b"../../latest/user-data", "not a RAM role name"),
+    (b"good-token", b"<html>502</html>", "not a RAM role name"),
+    (b"good-token", b"\xc0\xaf-role", "not UTF-8"),
+])
+async def test_metadata_text_answers_are_checked_before_use(token: bytes, role: bytes, needle: str) -> None:
+    """The metadata service's text answers go into the next request (a header, a path): a token that is
+    not one header value and a role that is no RAM role name are refused, quoting neither (a server written
+    here, answering what the simulator never would)."""
+    async def token_answer(_: web.Request) -> web.Response:
+        return web.Response(body=token)
+
+    async def role_answer(_: web.Request) -> web.Response:
+        return web.Response(body=role)
+
+    application = web.Application()
+    application.router.add_put("/latest/api/token", token_answer)
+    application.router.add_get("/latest/meta-data/ram/security-credentials/", role_answer)
+    server = TestServer(application, host="127.0.0.1")
+    await server.start_server()
+    try:
+        provider = EcsRoleProvider(str(server.make_url("")), attempts=1, sleep=_no_sleep)
+        with pytest.raises(RemoteCredentialsError, match=needle) as caught:
+            await provider.fetch()
+    finally:
+        await server.close()
+    assert "X-Injected" not in str(caught.value) and "user-data" not in str(caught.value)
