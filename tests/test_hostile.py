@@ -30,6 +30,7 @@ from exporter.client import AlikafkaClient
 from exporter.credentials import Credentials, Secret, StaticProvider
 from exporter.credentials_remote import EcsRoleProvider, RemoteCredentialsError, RrsaProvider
 from exporter.discovery import Discovery
+from exporter.errors import ThrottledError
 from exporter.ratelimit import RateLimiter
 from exporter.reload import LiveTargets
 from exporter.settings import Settings, load_settings
@@ -398,3 +399,15 @@ async def test_metadata_text_answers_are_checked_before_use(token: bytes, role: 
     finally:
         await server.close()
     assert "X-Injected" not in str(caught.value) and "user-data" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("200", 0.2), ("-5", 0.0), ("inf", None), ("nan", None), ("1e308", 60.0), ("soon", None), (None, None)])
+def test_a_hostile_retry_after_cannot_pause_the_client_for_good(header: str | None, seconds: float | None) -> None:
+    """``x-acs-retry-after`` on a throttling answer: milliseconds, finite, at most a minute (the limiter pauses
+    every call for it)."""
+    client = AlikafkaClient(ApiTestOptions("http://127.0.0.1:1/"), KEY, RateLimiter(10), ApiStats())
+    answer = json.dumps({"RequestId": "R", "Code": "Throttling.User", "Message": "flow control"}).encode()
+    with pytest.raises(ThrottledError) as caught:
+        client._interpret("GetConsumerProgress", 400, answer, header)
+    assert caught.value.retry_after == seconds
