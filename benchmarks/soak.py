@@ -9,7 +9,8 @@ read ``/metrics`` back to back. Faults, through the simulator's ``/_sim/faults``
 
 - from the start, on every request with small probabilities: 500, 503, timeouts (longer than
   ``api.timeout``), slow answers, connection resets, HTML 502 pages, truncated bodies, throttling,
-  expired STS tokens and a gateway clock 20 minutes off (refused by the signature check);
+  expired STS tokens, a gateway clock 20 minutes off (refused by the signature check), answers sent
+  in two pieces 0.3 s apart, redirects to another origin and gzip bombs (64 MiB once decompressed);
 - at a fifth of the run, one group (``gen-g00009``) starts failing for good with 500s: a retry
   storm on that pair;
 - at half the run a burst of throttling answers to every call, at 60% bursts of expired tokens and
@@ -77,6 +78,8 @@ TRANSIENT = (
     ("latency", 0.05, 0.4), ("reset", 0.02, 0.0), ("html", 0.02, 0.0), ("truncated", 0.01, 0.0),
     ("throttle", 0.02, 0.0), ("token_expired", 0.005, 0.0), ("clock_skew", 0.005, -1200.0),
     ("deep_nesting", 0.01, 0.0), ("invalid_utf8", 0.01, 0.0),
+    # Hostile networks: answers in two writes 0.3 s apart, a 307 to another origin, a gzip body expanding to 64 MiB.
+    ("slow_body", 0.05, 0.3), ("redirect", 0.01, 0.0), ("gzip_bomb", 0.01, 0.0),
 )
 
 
@@ -87,6 +90,7 @@ class Result:
     seconds: float
     polls_ok: float = 0.0
     polls_failed: float = 0.0
+    poll_codes: dict[str, float] = field(default_factory=dict)  # GetConsumerProgress attempts by code, at the end
     scrapes: int = 0
     scrape_errors: int = 0
     scrape_ms: list[float] = field(default_factory=list)
@@ -434,6 +438,8 @@ def _watch(seconds: float, sim_url: str, metrics: str, exporter: subprocess.Pope
                 result.polls_ok += value
             else:
                 result.polls_failed += value
+            code = dict(labels).get("code", "")
+            result.poll_codes[code] = result.poll_codes.get(code, 0.0) + value
 
 
 def report(result: Result, command: str) -> str:
@@ -454,6 +460,8 @@ def report(result: Result, command: str) -> str:
         f"{result.log_lines} ({result.log_per_minute:.0f}) | {len(result.log_bad)} | "
         f"{'pass' if result.ok else 'FAIL'} |",
     ]
+    rows.append("\nGetConsumerProgress attempts by code (the exporter's count): "
+                + ", ".join(f"{code}: {n:.0f}" for code, n in sorted(result.poll_codes.items())))
     if result.credentials == "rrsa":
         rows += [
             "",

@@ -1,5 +1,8 @@
 """Command-line entry point: parse, validate, then run; exit 0 clean, 1 runtime failure, 2 bad config.
 
+``--check-config``, ``--probe`` and ``--once`` take the same path as a serving start up to the plan, then
+print their report instead of serving.
+
 Configuration problems are printed one per line, naming the key and where it came from, before
 anything starts. Nothing here prints a secret: credentials are reported by source only.
 """
@@ -19,6 +22,7 @@ from typing import Any
 from exporter import __version__, app, logs, webconfig
 from exporter.cli import parse_args
 from exporter.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, Learning, default_chain
+from exporter.probe import run_probe
 from exporter.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
@@ -55,12 +59,16 @@ def _plan(settings: Settings) -> app.Plan:
     return app.Plan(pairs, settings.api, provider, tuple(settings.targets))
 
 
-def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool,
+def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool, probe: bool = False,
          reload: Callable[[], Settings] | None = None, config_file: Path | None = None,
          redact: Callable[[str], str] = str) -> int:
     if check_config:
         print(redact("\n".join(app.summary_lines(settings, plan))))
         return EXIT_OK
+    if probe:
+        report = asyncio.run(run_probe(settings, plan, demo=settings.demo))
+        print(redact(report.render()), end="")
+        return report.exit_code
     if once:
         return asyncio.run(app.run_once(settings, plan))
     return asyncio.run(app.serve(settings, plan, reload=reload, config_file=config_file))
@@ -86,8 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             plan = _plan(settings)
             plan = dataclasses.replace(plan, credentials=Learning(plan.credentials, redactor.add))
-            # Resolve once now so --check-config and start-up fail early on unreadable key files.
-            asyncio.run(plan.credentials.get())
+            # Resolve once now so --check-config and start-up fail early on unreadable key files; --probe
+            # resolves them itself and reports a failure as its first step (exit 1, not a config error).
+            if not args.probe:
+                asyncio.run(plan.credentials.get())
             flags, environ = args.flags, dict(os.environ)
             reload = partial(_reload_settings, flags, environ, config_file)
         if settings.web.config_file is not None:
@@ -96,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config_error(exc.problems, redactor)
     except CredentialsError as exc:
         return _config_error([f"credentials: {exc}"], redactor)
-    return _run(settings, plan, check_config=args.check_config, once=args.once, reload=reload,
+    return _run(settings, plan, check_config=args.check_config, once=args.once, probe=args.probe, reload=reload,
                 config_file=config_file, redact=redactor)
 
 

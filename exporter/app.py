@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO, runtime_checkable
+
+from yarl import URL
 
 from exporter import __version__, logs, web
 from exporter.analysis import Analyzer
@@ -67,6 +70,62 @@ def _listed_regions(settings: Settings) -> frozenset[str]:
     return Discovery.of(settings).instance_regions
 
 
+@runtime_checkable
+class _UsesSts(Protocol):
+    """A credentials provider that calls STS (RRSA)."""
+
+    @property
+    def sts_endpoint(self) -> str: ...
+
+
+@runtime_checkable
+class _UsesMetadata(Protocol):
+    """A credentials provider that calls the ECS metadata service."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def imdsv1_allowed(self) -> bool: ...
+
+
+_METADATA_HOST = "100.100.100.200"  # link-local, answered by the ECS host itself, plain http by design
+
+
+def _in_clear(url: str) -> bool:
+    """Whether ``url`` is plain http to a host off this machine (loopback is not a network)."""
+    parsed = URL(url)
+    host = (parsed.host or "").strip("[]")
+    if parsed.scheme != "http" or host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def cleartext_endpoints(settings: Settings, plan: Plan) -> list[str]:
+    """One line for each endpoint that would carry credentials over plain http off this machine.
+
+    API calls carry signatures and STS tokens, STS calls the OIDC token and the issued keys, metadata
+    answers the role's keys. The ECS metadata service on 100.100.100.200 is plain http by design (a
+    link-local address only the instance reaches), so it is not listed; elsewhere it is.
+    """
+    regions = {p.region for p in plan.pairs} | {t.region for t in plan.targets if t.region}
+    if settings.api.region:
+        regions.add(settings.api.region)
+    lines = [f"the API endpoint {url} is plain http: signatures and STS tokens travel in clear"
+             for url in sorted({plan.api.endpoint_for(region) for region in regions}) if _in_clear(url)]
+    provider = plan.credentials
+    if isinstance(provider, _UsesSts) and _in_clear(provider.sts_endpoint):
+        lines.append(f"the STS endpoint {provider.sts_endpoint} is plain http: the OIDC token and the issued keys "
+                     "travel in clear")
+    elif isinstance(provider, _UsesMetadata) and _in_clear(provider.endpoint) \
+            and URL(provider.endpoint).host != _METADATA_HOST:
+        lines.append(f"the ECS metadata endpoint {provider.endpoint} is plain http off the link-local "
+                     f"{_METADATA_HOST}: the role's keys travel in clear")
+    return lines
+
+
 def _collector_options(settings: Settings) -> CollectorOptions:
     return CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__,
                             compat=settings.metrics.compat)
@@ -75,6 +134,8 @@ def _collector_options(settings: Settings) -> CollectorOptions:
 @contextlib.asynccontextmanager
 async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None = None) -> AsyncIterator[Pipeline]:
     stats = ApiStats()
+    for line in cleartext_endpoints(settings, plan):
+        log.warning(line)
     limiter = RateLimiter(settings.api.max_qps)
     if limiter.max_qps != settings.api.max_qps:
         log.warning("api.max_qps is enforced rounded down to whole requests per second",
@@ -260,6 +321,7 @@ def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:
         f"listen: {settings.web.listen_address}{settings.web.telemetry_path}",
         f"web config: {web_summary(plan.web)}",
     ]
+    lines += [f"warning: {line}" for line in cleartext_endpoints(settings, plan)]
     return lines
 
 

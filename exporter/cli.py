@@ -24,6 +24,7 @@ class CliArgs:
     flags: dict[str, Any] = field(default_factory=dict)
     check_config: bool = False
     once: bool = False
+    probe: bool = False
     demo: bool = False
     version: bool = False
 
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--shard", metavar="I/N", help="poll only shard I of N (a stable hash of instance and group)")
     add("--check-config", action="store_true", help="validate the configuration and credentials source, then exit")
     add("--once", action="store_true", help="poll every target once, print the metrics and exit")
+    add("--probe", action="store_true",
+        help="first contact with an account: make one call of each action the configuration uses, print what "
+             "each answered and what to fix, exit 0 if all worked, else 1")
     add("--demo", action="store_true", help="run against the built-in simulated alikafka API")
     add("--version", action="store_true", help="print the version and exit")
     return parser
@@ -79,6 +83,8 @@ def _parse_targets(values: Sequence[str]) -> list[dict[str, Any]]:
 def parse_args(argv: Sequence[str]) -> CliArgs:
     """Parse ``argv``; raises :class:`ConfigError` for a malformed --target (argparse exits 2 on its own)."""
     ns = build_parser().parse_args(list(argv))
+    if ns.probe and (ns.check_config or ns.once):
+        raise ConfigError(["command line: --probe runs on its own, not with --check-config or --once"])
     flags: dict[str, Any] = {}
 
     def put(section: str, key: str, value: Any) -> None:
@@ -102,6 +108,7 @@ def parse_args(argv: Sequence[str]) -> CliArgs:
         flags=flags,
         check_config=ns.check_config,
         once=ns.once,
+        probe=ns.probe,
         demo=ns.demo,
         version=ns.version,
     )

@@ -17,6 +17,13 @@ exponential backoff that never undercuts the server's ``x-acs-retry-after``.
 Error messages are built from codes and the server's message only: never from URLs or headers,
 which carry the signature and, with STS, the security token.
 
+Every answer is read whole, however the network delivers it (in many pieces, slowly, over TLS
+records), by one helper (:func:`read_body`) with a running cap on the decompressed size and a
+deadline, so a gzip bomb stops at the cap and a trickling body at the timeout. Redirects are never
+followed: a 3xx fails the call with its status, so nothing signed (and no token) reaches another
+origin. Signed requests carry only headers the signature covers (no automatic ``Content-Type``;
+the official SDK sends none on these body-less calls either).
+
 Every answer's ``Date`` header is compared with the local clock when it arrived (the midpoint of
 the attempt), so a drifting clock shows in ``alikafka_exporter_clock_skew_seconds`` before the
 gateway's 15-minute window refuses it; when it does (``InvalidTimeStamp.Expired``), the error says
@@ -29,6 +36,7 @@ import asyncio
 import logging
 import math
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -49,6 +57,7 @@ from exporter.errors import (
     ApiError,
     AuthError,
     MalformedResponseError,
+    RequestError,
     ServerError,
     TransportError,
     clock_skew_message,
@@ -60,7 +69,7 @@ from exporter.ratelimit import RateLimiter
 from exporter.stats import ApiStats
 
 API_VERSION = "2019-09-16"
-MAX_BODY_BYTES = 64 * 1024 * 1024
+_NO_AUTO_TYPE = frozenset({"Content-Type"})  # aiohttp adds application/octet-stream to every POST otherwise
 # The longest pause an answer's retry-after may impose. Throttling answers name well under a second to a
 # few seconds; the backoff cap is 20 s. A minute bounds a broken or hostile header.
 MAX_RETRY_AFTER = 60.0
@@ -83,6 +92,8 @@ class ApiOptions(Protocol):
     def max_concurrency(self) -> int: ...
     @property
     def hide_last_timestamp(self) -> bool: ...
+    @property
+    def max_response_size(self) -> int: ...
 
     def endpoint_for(self, region: str) -> str: ...
 
@@ -125,6 +136,56 @@ class PlainAnswer:
     body: bytes
 
 
+def size_text(size: int) -> str:
+    """``4 MiB``, ``512 KiB`` or ``1000 bytes``: a cap as people write it."""
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+async def read_body(
+    resp: aiohttp.ClientResponse, limit: int, deadline: float, seconds: float, limit_name: str = ""
+) -> bytes:
+    """The whole body of ``resp``, read until its end, at most ``limit`` bytes, by loop time ``deadline``
+    (the end of the exchange's timeout of ``seconds``).
+
+    ``resp.content.read(n)`` returns what has arrived so far, which over a WAN or TLS is often the first
+    piece of an answer; this reads until the end of the body. The cap counts bytes as they come out of
+    the decompressor (aiohttp decompresses in bounded steps behind flow control), so a small gzip body
+    that would expand to hundreds of MB is dropped at ``limit``. Past the cap:
+    :class:`~exporter.errors.MalformedResponseError`; past the deadline:
+    :class:`~exporter.errors.TransportError` ``timeout``. Messages name the cap (and ``limit_name``, the
+    setting) or the time, never the URL.
+    """
+    where = f" ({limit_name})" if limit_name else ""
+    message = f"answer larger than the {size_text(limit)} cap{where}"
+    if resp.content_length is not None and resp.content_length > limit and not resp.headers.get("Content-Encoding"):
+        raise MalformedResponseError("malformed_response", message, http_status=resp.status)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in resp.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    # Drop what was read now: the exception's traceback keeps this frame (and so the list)
+                    # alive until it is collected, and a bomb's worth of chunks must not linger with it.
+                    chunks.clear()
+                    raise MalformedResponseError("malformed_response", message, http_status=resp.status)
+                chunks.append(chunk)
+    except TimeoutError:
+        chunks.clear()
+        raise TransportError("timeout", f"answer not complete within the {seconds:g}s timeout "
+                                        f"({size} bytes read)") from None
+    return b"".join(chunks)
+
+
+def redirect_refused(status: int) -> RequestError:
+    """The error for a 3xx answer: never followed, so nothing signed and no token reaches the ``Location``."""
+    return RequestError(str(status), f"HTTP {status} redirect to another location refused", http_status=status)
+
+
 class PlainTransport:
     """Sends :class:`PlainRequest` s: over the client's session while one is attached, else a one-off one.
 
@@ -135,7 +196,9 @@ class PlainTransport:
     ``connection_error``), as the API's are. Failures to get an answer raise
     :class:`~exporter.errors.TransportError` (``timeout``, ``connection_error``) or
     :class:`~exporter.errors.MalformedResponseError` (a body over ``max_body``); their messages never
-    hold the URL, which may carry a token. Redirects are not followed.
+    hold the URL, which may carry a token. Redirects are not followed: a 3xx raises
+    :class:`~exporter.errors.RequestError` under its status (the OIDC token is in the form body, and
+    a metadata answer from elsewhere would be trusted as this instance's keys).
     """
 
     def __init__(self) -> None:
@@ -182,12 +245,13 @@ class PlainTransport:
         headers = dict(request.headers)
         if data is not None:
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        deadline = asyncio.get_running_loop().time() + request.timeout
         try:
             async with session.request(request.method, request.url, headers=headers, data=data, timeout=limits,
-                                       allow_redirects=False) as resp:
-                body = await resp.content.read(request.max_body + 1)
-                if len(body) > request.max_body:
-                    raise MalformedResponseError("malformed_response", f"answer larger than {request.max_body} bytes")
+                                       allow_redirects=False, skip_auto_headers=_NO_AUTO_TYPE) as resp:
+                if 300 <= resp.status < 400:
+                    raise redirect_refused(resp.status)
+                body = await read_body(resp, request.max_body, deadline, request.timeout)
                 return PlainAnswer(resp.status, resp.headers, body)
         except TimeoutError:
             raise TransportError("timeout", "no answer in time") from None
@@ -260,8 +324,11 @@ class AlikafkaClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        trust: ssl.SSLContext | None = None,
     ) -> None:
+        """``trust`` replaces the system's certificate authorities for HTTPS endpoints (tests: a test CA)."""
         self._options = options
+        self._trust = trust
         self._credentials = credentials
         self._limiter = limiter
         self._stats = stats
@@ -275,7 +342,8 @@ class AlikafkaClient:
         self._skew_logged: float | None = None  # the offset the last clock-skew warning gave
 
     async def __aenter__(self) -> AlikafkaClient:
-        connector = aiohttp.TCPConnector(limit=self._options.max_concurrency, keepalive_timeout=60)
+        connector = aiohttp.TCPConnector(limit=self._options.max_concurrency, keepalive_timeout=60,
+                                         ssl=self._trust if self._trust is not None else True)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self._options.timeout),
@@ -437,14 +505,18 @@ class AlikafkaClient:
         self, url: URL, headers: Mapping[str, str], answered: Callable[[], None]
     ) -> tuple[int, bytes, str | None, str | None]:
         assert self._session is not None, "use AlikafkaClient as an async context manager"
+        deadline = asyncio.get_running_loop().time() + self._options.timeout
         try:
-            async with self._session.post(url, headers=headers, data=b"") as resp:
+            # No body and no Content-Type: an unsigned header would be refused by a gateway enforcing the
+            # V3 rule that host, content-type and x-acs-* headers that are sent are signed. The official
+            # SDK (alibabacloud_tea_openapi client.py, do_request) sets content-type only with a body.
+            async with self._session.post(url, headers=headers, allow_redirects=False,
+                                          skip_auto_headers=_NO_AUTO_TYPE) as resp:
                 answered()  # the server has counted this request by now: the limiter's window may move
-                if resp.content_length is not None and resp.content_length > MAX_BODY_BYTES:
-                    raise MalformedResponseError("malformed_response", "answer larger than 64 MiB")
-                body = await resp.content.read(MAX_BODY_BYTES + 1)
-                if len(body) > MAX_BODY_BYTES:
-                    raise MalformedResponseError("malformed_response", "answer larger than 64 MiB")
+                if 300 <= resp.status < 400:
+                    raise redirect_refused(resp.status)
+                body = await read_body(resp, self._options.max_response_size, deadline, self._options.timeout,
+                                       "api.max_response_size")
                 return resp.status, body, resp.headers.get("x-acs-retry-after"), resp.headers.get("Date")
         except TimeoutError:
             raise TransportError("timeout", f"no answer within {self._options.timeout:g}s") from None

@@ -238,17 +238,21 @@ def _compat_lines(out: _Lines, state: PairState, options: CollectorOptions) -> N
         return
     for topic in state.progress.topics:
         by_topic = {**group, "topic": topic.topic}
-        committed = [p for p in topic.partitions if p.lag is not None and p.consumer_offset is not None]
-        if not committed:
-            continue  # no committed offset: absent, where kafka_exporter would say -1
-        out.add(KE + "current_offset_sum", by_topic, float(sum(p.consumer_offset or 0 for p in committed)))
-        out.add(KE + "lag_sum", by_topic, float(sum(p.lag or 0 for p in committed)))
+        committed = [p for p in topic.partitions if p.consumer_offset is not None]
+        lagged = [p for p in topic.partitions if p.lag is not None]
+        # no committed offset (or no lag): absent, where kafka_exporter would say -1
+        if committed:
+            out.add(KE + "current_offset_sum", by_topic, float(sum(p.consumer_offset or 0 for p in committed)))
+        if lagged:
+            out.add(KE + "lag_sum", by_topic, float(sum(p.lag or 0 for p in lagged)))
         if options.granularity != "partition":
             continue
-        for p in committed:
+        for p in topic.partitions:
             labels = {**by_topic, "partition": str(p.partition)}
-            out.add(KE + "current_offset", labels, float(p.consumer_offset or 0))
-            out.add(KE + "lag", labels, float(p.lag or 0))
+            if p.consumer_offset is not None:
+                out.add(KE + "current_offset", labels, float(p.consumer_offset))
+            if p.lag is not None:
+                out.add(KE + "lag", labels, float(p.lag))
 
 
 def _topic_lines(out: _Lines, state: PairState, group: dict[str, str], options: CollectorOptions) -> None:
@@ -264,8 +268,9 @@ def _topic_lines(out: _Lines, state: PairState, group: dict[str, str], options: 
             continue
         for p in topic.partitions:
             labels = {**by_topic, "partition": str(p.partition)}
-            if p.lag is not None and p.consumer_offset is not None:
+            if p.lag is not None:  # from the offsets, or the service's Accumulate where one is missing
                 out.add(P + "lag", labels, float(p.lag))
+            if p.consumer_offset is not None:
                 out.add(P + "current_offset", labels, float(p.consumer_offset))
             if p.last_timestamp_ms is not None:
                 out.add(P + "last_consumed_timestamp_seconds", labels, p.last_timestamp_ms / 1000)

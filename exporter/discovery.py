@@ -1,6 +1,9 @@
 """Which pairs to poll: configured ones, plus those ``groups: all`` and ``instances: all`` find.
 
-``instances: all`` lists a region's running instances (GetInstanceList, ServiceStatus 5);
+``instances: all`` lists a region's instances that serve (GetInstanceList): every state but those in
+which an instance cannot answer (not deployed yet, deploying, stopped, expired, released; the mapping of
+``ViewInstanceStatusCode`` and the deprecated ``ServiceStatus`` and its sources are beside the parser),
+so an instance being upgraded, migrated or scaled keeps its series;
 ``groups: all`` lists an instance's consumer groups page by page (GetConsumerList), filtered by
 ``group_allow``/``group_deny``. Listing happens at start and every ``discovery.refresh``, through the
 same client and rate limit as the polls, so new groups appear and deleted ones disappear without a
@@ -73,6 +76,7 @@ class Discovery:
         self._last: dict[tuple[str, str], list[str]] = {}  # (what, where) -> names listed last time
         self._failing: dict[tuple[str, str], str] = {}
         self._capped: set[str] = set()  # instances whose listing hit MAX_PAGES (warned once)
+        self._unknown_statuses: set[str] = set()  # undocumented instance states seen (logged once each)
 
     @classmethod
     def of(cls, settings: Settings, client: ApiCaller | None = None,
@@ -162,7 +166,16 @@ class Discovery:
         listed = parse_instance_list(response.body)
         if self._on_instances is not None:
             self._on_instances(region, listed)
-        return [i.instance_id for i in listed if i.running]
+        for info in listed:
+            new = info.unknown_status and info.unknown_status not in self._unknown_statuses
+            if new and len(self._unknown_statuses) < 64:  # bounded: a hostile list cannot grow it for ever
+                self._unknown_statuses.add(info.unknown_status)
+                log.info("instance status not in the documented list; the instance is kept as serving",
+                         extra={"instance_id": info.instance_id, "region": region, "status": info.unknown_status})
+        left_out = {i.instance_id: i.status for i in listed if not i.serving}
+        if left_out:
+            log.debug("instances that cannot serve are not polled", extra={"region": region, "instances": left_out})
+        return [i.instance_id for i in listed if i.serving]
 
     async def _groups(self, region: str, instance_id: str) -> list[str]:
         """Every group of the instance, page by page, ending however the server pages.

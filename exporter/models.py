@@ -48,13 +48,22 @@ class PartitionProgress:
     member_id: str = ""
     client_id: str = ""
     client_ip: str = ""
+    accumulate: int | None = None  # the service's own per-partition count (``Accumulate``); None when not sent
 
     @property
     def lag(self) -> int | None:
-        """``max(0, BrokerOffset - ConsumerOffset)``, or None without a committed offset."""
-        if self.consumer_offset is None or self.broker_offset is None:
-            return None
-        return max(0, self.broker_offset - self.consumer_offset)
+        """``max(0, BrokerOffset - ConsumerOffset)`` when both are known, else the service's ``Accumulate``.
+
+        ``Accumulate`` has no description in any public source; Alibaba's accumulation FAQ defines the
+        console's per-partition number as latest offset minus consumer offset (and, for a partition without
+        a committed offset, latest minus earliest while a consumer is online, 0 when none is), which is what
+        this field carries in the SDKs' samples. The offsets come first, so the lag always matches the end
+        and committed offsets exported beside it; Accumulate fills in where one of them is missing or -1.
+        None when neither is there.
+        """
+        if self.consumer_offset is not None and self.broker_offset is not None:
+            return max(0, self.broker_offset - self.consumer_offset)
+        return self.accumulate
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +187,7 @@ def _shared_text(value: Any) -> str:
 
 def _describe(value: Any) -> str:
     """A value for an error message: a short scalar quoted, a list or an object only named (never walked)."""
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
+    if not isinstance(value, str | int | float):
         return kind(value)
     if isinstance(value, int) and abs(value) >= 10**36:
         return f"a {len(str(abs(value)))}-digit number"
@@ -229,6 +238,7 @@ def _partition(raw: Any, topic: str) -> PartitionProgress:
         member_id=_shared_text(_field(obj, "MemberId")),
         client_id=_shared_text(_field(obj, "ClientId")),
         client_ip=_shared_text(_field(obj, "ClientIp")),
+        accumulate=_non_negative(_field(obj, "Accumulate"), f"{where} Accumulate"),
     )
 
 
@@ -276,18 +286,26 @@ def unwrap_root(body: Any, action: str) -> Any:
 
 
 def parse_consumer_progress(body: Any) -> ConsumerProgress:
-    """Parse a successful GetConsumerProgress body (envelope already checked by the client)."""
+    """Parse a successful GetConsumerProgress body (envelope already checked by the client).
+
+    A successful answer whose ``ConsumerProgress`` is null, absent or empty (``{}``, or ``""`` as an
+    XML-to-JSON conversion writes an empty element) is a group that has never committed an offset: a
+    healthy group with nothing to report, lag 0 and no topics, not a malformed answer.
+    """
     root = _require_mapping(unwrap_root(body, "GetConsumerProgress"), "response body")
     progress = _field(root, "ConsumerProgress")
-    if progress is None:
-        raise ParseError("response has no ConsumerProgress")
+    if progress is None or progress == "":
+        return EMPTY_PROGRESS
     obj = _require_mapping(progress, "ConsumerProgress")
     topics: dict[str, TopicProgress] = {}
     for entry in as_list(_field(obj, "TopicList"), "TopicList"):
         parsed = _topic(entry)
         topics[parsed.topic] = parsed
+    total = _non_negative(_field(obj, "TotalDiff"), "ConsumerProgress TotalDiff")
+    if total is None and not topics:
+        total = 0  # no topic at all: nothing is unconsumed, whether or not TotalDiff was sent
     return ConsumerProgress(
-        total_diff=_non_negative(_field(obj, "TotalDiff"), "ConsumerProgress TotalDiff"),
+        total_diff=total,
         last_timestamp_ms=_timestamp_ms(_field(obj, "LastTimestamp"), "ConsumerProgress LastTimestamp"),
         state=normalise_state(_field(obj, "state")),
         topics=tuple(topics[k] for k in sorted(topics)),
@@ -297,16 +315,95 @@ def parse_consumer_progress(body: Any) -> ConsumerProgress:
     )
 
 
+# A group without any committed offset, as a successful answer without ConsumerProgress describes it.
+EMPTY_PROGRESS = ConsumerProgress(total_diff=0, last_timestamp_ms=None, state="unknown", topics=(), rebalances=())
+
+
 @dataclass(frozen=True, slots=True)
 class InstanceInfo:
-    """Descriptive attributes of an instance, for ``alikafka_instance_info``."""
+    """Descriptive attributes of an instance, for ``alikafka_instance_info``, and whether it serves."""
 
     instance_id: str
     name: str
     region: str
     series: str
     spec_type: str
-    running: bool
+    serving: bool  # False only for a state that cannot answer (see _VIEW_STATES); unknown states serve
+    status: str = ""  # e.g. "running", "upgrading"; "ViewInstanceStatusCode 99" when undocumented; "" when not sent
+    unknown_status: str = ""  # a status value no public source lists, e.g. "ViewInstanceStatusCode 99"
+
+
+# Instance states of GetInstanceList, as (name, can it serve). Source: the alikafka 2019-09-16 API reference
+# (https://www.alibabacloud.com/help/en/apsaramq-for-kafka/cloud-message-queue-for-kafka/developer-reference/api-alikafka-2019-09-16-getinstancelist)
+# as carried by the official SDKs' models, e.g. aliyun/alibabacloud-typescript-sdk
+# alikafka-20190916/src/models/GetInstanceListResponseBody.ts (the Java, Go and Python models have the
+# same fields). ViewInstanceStatusCode is "consistent with the values displayed in the console" and is the
+# one to read; ServiceStatus is marked out of date in its favour. Only states in which the instance cannot
+# answer are excluded: not deployed yet, deploying, stopped, starting again, expired, being released or
+# released, a deployment that failed. Upgrading, migrating, scaling, expiring soon, stopping, and an upgrade
+# or migration that failed (the instance keeps serving its old version) all serve, and their lag matters
+# most then. A code not listed here is kept (and logged once by discovery): a new state is far more
+# likely to be a new kind of maintenance than a new way of not existing.
+_VIEW_STATES: dict[int, tuple[str, bool]] = {
+    0: ("pending", False),
+    1: ("deploying", False),
+    2: ("running", True),
+    3: ("stopped", False),
+    4: ("expiring", True),
+    5: ("expired", False),
+    6: ("released", False),
+    7: ("upgrading", True),
+    8: ("migrating", True),
+    21: ("stopping", True),
+    22: ("starting", False),
+    23: ("releasing", False),
+    30: ("auto scaling", True),
+    101: ("deployment failed", False),
+    102: ("upgrade failed", True),
+    103: ("migration failed", True),
+}
+# The deprecated field, read only when ViewInstanceStatusCode is absent or undocumented. Same sources (the
+# Python SDK alibabacloud_alikafka20190916 models both fields as integers, without the descriptions);
+# Terraform's alikafka instance resource waits for 5 ("in service") and treats 10 as released
+# (aliyun/terraform-provider-alicloud alicloud/service_alicloud_alikafka.go). 0 to 3 are the steps of the
+# first deployment, before the instance has ever served.
+_SERVICE_STATES: dict[int, tuple[str, bool]] = {
+    0: ("pending", False),
+    1: ("preparing hardware resources", False),
+    2: ("initializing", False),
+    3: ("starting", False),
+    5: ("running", True),
+    6: ("migrating", True),
+    7: ("ready for upgrade", True),
+    8: ("upgrading", True),
+    9: ("ready for change", True),
+    10: ("released", False),
+    11: ("changing", True),
+    15: ("expired", False),
+    30: ("scaling", True),
+}
+
+
+def _instance_state(obj: Mapping[str, Any]) -> tuple[str, bool, str]:
+    """(status, serving, undocumented value) from ViewInstanceStatusCode, else ServiceStatus.
+
+    Each field may be an int, a numeric string, another string or missing. The first documented code
+    decides; a value that is not one is reported and, when no documented code follows, keeps the instance.
+    """
+    unknown = ""
+    for field, table in (("ViewInstanceStatusCode", _VIEW_STATES), ("ServiceStatus", _SERVICE_STATES)):
+        raw = _field(obj, field)
+        if raw is None or raw == "":
+            continue
+        try:
+            code = as_int(raw, field)
+        except ParseError:
+            code = None
+        if code is not None and code in table:
+            name, serving = table[code]
+            return name, serving, unknown
+        unknown = unknown or f"{field} {_describe(raw)}"
+    return unknown, True, unknown
 
 
 def parse_instance_list(body: Any) -> tuple[InstanceInfo, ...]:
@@ -318,14 +415,16 @@ def parse_instance_list(body: Any) -> tuple[InstanceInfo, ...]:
         instance_id = _field(obj, "InstanceId")
         if not isinstance(instance_id, str) or not instance_id:
             raise ParseError("an InstanceVO entry has no InstanceId")
-        status = as_int(_field(obj, "ServiceStatus"), f"instance {instance_id!r} ServiceStatus")
+        status, serving, unknown = _instance_state(obj)
         instances.append(InstanceInfo(
             instance_id=instance_id,
             name=_text(_field(obj, "Name"))[:200],
             region=_text(_field(obj, "RegionId")),
             series=_text(_field(obj, "Series")),
             spec_type=_text(_field(obj, "SpecType")),
-            running=status == 5,
+            serving=serving,
+            status=status,
+            unknown_status=unknown,
         ))
     return tuple(instances)
 

@@ -60,6 +60,25 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_SIZE_HELP = "use a number of bytes or a size such as 512KiB, 4MiB, 8MB"
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from a whole number or a size string (``4MiB``, ``512KiB``, ``8MB``; ``Ki``/``Mi`` are 1024-based)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"invalid size: {_SIZE_HELP}")  # noqa: TRY004 - pydantic reports ValueError
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"invalid size {value!r}: {_SIZE_HELP}")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -87,6 +106,9 @@ class ApiSettings(BaseModel):
     max_qps: Annotated[float, Field(gt=0, le=1000)] = 3.0
     max_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
     hide_last_timestamp: bool = False
+    # The most an answer may hold (after decompression); 64 KiB to 256 MiB. A GetConsumerProgress answer
+    # takes about 300 bytes per partition, so 4 MiB holds some 14,000 partitions.
+    max_response_size: Annotated[Size, Field(ge=64 * 1024, le=256 * 1024 * 1024)] = 4 * 1024 * 1024
 
     @field_validator("endpoint")
     @classmethod

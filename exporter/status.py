@@ -75,13 +75,16 @@ class Sample:
         is the group's last sample, whose ``keys`` are reused when equal."""
         rows = []
         total = 0
+        counted = False  # some partition has a lag (from its offsets, or the service's Accumulate)
         for topic in progress.topics:
             for p in topic.partitions:
+                lag = p.lag
+                if lag is not None:
+                    total += lag
+                    counted = True
                 if p.consumer_offset is None:
                     continue
-                lag = p.lag or 0
                 rows.append(((topic.topic, p.partition), p.consumer_offset, 1 if lag else 0))
-                total += lag
         rows.sort()
         grouped: dict[str, list[int]] = {}
         for (topic_name, partition), _, _ in rows:
@@ -89,7 +92,7 @@ class Sample:
         keys = tuple((name, tuple(partitions)) for name, partitions in grouped.items())
         if previous is not None and previous.keys == keys:
             keys = previous.keys
-        lag = total if rows else (progress.total_diff or 0)
+        lag = total if counted else (progress.total_diff or 0)
         return cls(lag, len(progress.member_ids), progress.state, keys, array("q", [r[1] for r in rows]),
                    bytes(r[2] for r in rows), at, time_lag)
 

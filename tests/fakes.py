@@ -87,6 +87,7 @@ class ApiTestOptions:
     max_retries: int = 3
     max_concurrency: int = 4
     hide_last_timestamp: bool = False
+    max_response_size: int = 4 * 1024 * 1024
 
     def endpoint_for(self, region: str) -> str:
         return self.endpoint

@@ -48,7 +48,7 @@ async def test_catalog_lists_polled_instances_and_survives_failures(caplog: pyte
             await catalog.refresh_once()
             assert sorted(catalog.instances) == ["alikafka_post-cn-demo0001", "alikafka_pre-cn-demo0002"]
             info = catalog.instances["alikafka_pre-cn-demo0002"]
-            assert (info.name, info.region, info.series, info.running) == ("logistics", "cn-shanghai", "v3", True)
+            assert (info.name, info.region, info.series, info.serving) == ("logistics", "cn-shanghai", "v3", True)
             version = catalog.version
 
             sim.add_fault(FaultRule(kind="http_500", action="GetInstanceList"))
@@ -72,7 +72,7 @@ def test_instance_list_parsing_is_lenient() -> None:
     one = {"InstanceList": {"InstanceVO": {"InstanceId": "i-1", "Name": "n", "RegionId": "r", "ServiceStatus": "5",
                                            "Series": "v2", "SpecType": "normal"}}}
     (info,) = parse_instance_list(one)
-    assert info.running
+    assert info.serving
     assert parse_instance_list({"Success": True}) == ()
     with pytest.raises(ParseError, match="no InstanceId"):
         parse_instance_list({"InstanceList": {"InstanceVO": [{"Name": "x"}]}})

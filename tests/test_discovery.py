@@ -184,3 +184,74 @@ async def test_a_region_is_listed_once_per_resolve(demo: tuple[Simulator, Alikaf
     await discovery.resolve()
     assert stats.requests[("GetInstanceList", "200")] == 1
     assert seen == [("cn-hangzhou", ["alikafka_post-cn-demo0001", "alikafka_serverless-cn-demo0003"])]
+
+
+STATES_REGION = "cn-beijing"
+# One instance per state the real service reports; the simulator answers each as the real one would.
+STATE_INSTANCES = {
+    "upgrading": {"status": "upgrading"},
+    "scaling": {"status": "scaling", "status_fields": "view"},  # only ViewInstanceStatusCode sent
+    "migrating": {"status": "migrating", "status_fields": "service"},  # only the deprecated ServiceStatus
+    "expiring": {"status": "expiring"},
+    "upgrade-failed": {"status": "upgrade_failed"},
+    "running-no-status": {"status_fields": "none"},
+    "upgrading-now": {"status_changes": [{"at": -60, "status": "upgrading"}]},
+    "pending": {"status": "pending"},
+    "deploying": {"status": "deploying"},
+    "stopped": {"status": "stopped"},
+    "expired": {"status": "expired"},
+    "released": {"status": "released", "status_fields": "service"},
+    "expired-by-time": {"stopped": -30},
+}
+SERVING = {"upgrading", "scaling", "migrating", "expiring", "upgrade-failed", "running-no-status", "upgrading-now"}
+
+
+@pytest.fixture
+async def states() -> AsyncIterator[tuple[Simulator, AlikafkaClient, ApiStats]]:
+    spec = {"seed": 3, "instances": [
+        {"instance_id": f"alikafka_post-cn-{name}", "region": STATES_REGION, **fields,
+         "topics": [{"name": "t", "partitions": 2}], "groups": [{"name": "g", "topics": ["t"]}]}
+        for name, fields in STATE_INSTANCES.items()]}
+    sim = Simulator(Scenario.from_dict(spec), {"AK": "SK"})
+    sim.set_qps_limit("GetConsumerProgress", 1000)
+    server = TestServer(build_app(sim), host="127.0.0.1")
+    await server.start_server()
+    stats = ApiStats()
+    creds = StaticProvider(Credentials("AK", Secret("SK")), "t")
+    async with AlikafkaClient(ApiTestOptions(str(server.make_url("/")), max_retries=0), creds, RateLimiter(1000),
+                              stats, sleep=no_sleep) as client:
+        yield sim, client, stats
+    await server.close()
+
+
+async def test_instances_being_upgraded_scaled_or_migrated_are_discovered(
+        states: tuple[Simulator, AlikafkaClient, ApiStats]) -> None:
+    """instances: all keeps every instance that serves, whatever status fields are sent; drops the rest."""
+    sim, client, stats = states
+    pairs = await Discovery(client, [target(instances="all", region=STATES_REGION, groups="all")], None).resolve()
+    assert {p.instance_id.removeprefix("alikafka_post-cn-") for p in pairs} == SERVING
+    # the ones kept really answer (the upgrade does not stop the service), the ones dropped really do not
+    upgrading = next(p for p in pairs if p.instance_id.endswith("-upgrading"))
+    progress, _ = await client.get_consumer_progress(STATES_REGION, upgrading.instance_id, "g")
+    assert progress.topics[0].partitions
+    assert stats.requests.get(("GetConsumerList", "BIZ_INSTANCE_STATUS_ERROR"), 0) == 0
+    assert not any(sim.instances[f"alikafka_post-cn-{name}"].serving(sim.clock())
+                   for name in set(STATE_INSTANCES) - SERVING)
+
+
+async def test_undocumented_instance_status_is_kept_and_logged_once(own_server: Any,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A status code no source documents keeps the instance, and is logged once however often it is seen."""
+    def answer(_page: int) -> dict[str, Any]:
+        return {"InstanceList": {"InstanceVO": [
+            {"InstanceId": "i-new", "ViewInstanceStatusCode": 42, "ServiceStatus": 5},
+            {"InstanceId": "i-gone", "ViewInstanceStatusCode": 6, "ServiceStatus": 10},
+            {"InstanceId": "i-odd", "ServiceStatus": "Running"}]}}
+    async with await own_server(answer, []) as client:
+        discovery = Discovery(client, [target(instances="all", region="r", groups=["g"])], None)
+        with caplog.at_level(logging.INFO, logger="exporter.discovery"):
+            first = await discovery.resolve()
+            again = await discovery.resolve()
+    assert {p.instance_id for p in first} == {p.instance_id for p in again} == {"i-new", "i-odd"}
+    logged = [r.__dict__["status"] for r in caplog.records if "not in the documented list" in r.getMessage()]
+    assert logged == ["ViewInstanceStatusCode 42", "ServiceStatus 'Running'"]

@@ -189,7 +189,9 @@ async def test_live_targets_retry_a_hostile_listing_at_the_next_refresh(simulato
                 await task
 
 
-@pytest.mark.parametrize("kind", HOSTILE)
+# huge_numbers spoils only GetInstanceList's status codes, and a status that is no documented code is an
+# unknown state that keeps the instance (it is not malformed): that answer is read, so it is not here.
+@pytest.mark.parametrize("kind", [k for k in HOSTILE if k != "huge_numbers"])
 async def test_hostile_instance_list_keeps_the_catalog(simulator: tuple[Simulator, str], kind: str,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     """The catalog's own GetInstanceList: a hostile answer keeps alikafka_instance_info's last values."""

@@ -113,7 +113,6 @@ def test_rebalance_records_and_units() -> None:
 @pytest.mark.parametrize(
     ("bad", "needle"),
     [
-        ({"RequestId": "x"}, "no ConsumerProgress"),
         ({"ConsumerProgress": []}, "ConsumerProgress: expected an object"),
         (body({"TopicList": [{"TotalDiff": 1}]}), "no Topic name"),
         (body({"TopicList": [{**TOPIC, "OffsetList": [{"BrokerOffset": 1}]}]}), "no valid Partition"),
@@ -243,13 +242,15 @@ def test_int64_edges_are_numbers() -> None:
 
 @pytest.mark.parametrize("literal", ["1" + "0" * 400, "1e400", "NaN", "-Infinity"])
 def test_huge_numbers_in_listings_and_group_fields(literal: str) -> None:
-    """GetConsumerList's Total, GetInstanceList's ServiceStatus and the group's TotalDiff: the same rule."""
+    """GetConsumerList's Total and the group's TotalDiff: the same rule. A status code is not a count: one
+    that is no documented code (a huge one included) is an unknown state, which keeps the instance."""
     with pytest.raises(ParseError, match="Total"):
         parse_consumer_list(decode(b'{"ConsumerList":{"ConsumerVO":[{"ConsumerId":"g"}]},"Total":'
                                    + literal.encode() + b"}"))
-    with pytest.raises(ParseError, match="ServiceStatus"):
-        parse_instance_list(decode(b'{"InstanceList":{"InstanceVO":[{"InstanceId":"i","ServiceStatus":'
-                                   + literal.encode() + b"}]}}"))
+    (instance,) = parse_instance_list(decode(b'{"InstanceList":{"InstanceVO":[{"InstanceId":"i","ServiceStatus":'
+                                             + literal.encode() + b"}]}}"))
+    assert instance.serving and instance.unknown_status.startswith("ServiceStatus ")  # no code: an unknown state
+    assert len(instance.unknown_status) < 60
     with pytest.raises(ParseError, match="TotalDiff"):
         parse_consumer_progress(decode(json.dumps(body([])).replace('"TotalDiff": 5', f'"TotalDiff": {literal}')
                                        .encode()))
@@ -271,3 +272,109 @@ def test_wrong_types_in_text_fields_and_messages(value: Any) -> None:
     with pytest.raises(ParseError) as caught:
         parse_consumer_progress(body([{"Topic": "t", "OffsetList": [{**partition, "BrokerOffset": value}]}]))
     assert len(str(caught.value)) < 120
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"RequestId": "R1", "Success": True, "Code": 200},
+        {"RequestId": "R1", "Success": True, "Code": 200, "ConsumerProgress": None},
+        {"RequestId": "R1", "Success": True, "Code": 200, "ConsumerProgress": ""},
+        {"RequestId": "R1", "Success": True, "Code": 200, "ConsumerProgress": {}},
+        {"RequestId": "R1", "Success": True, "Code": 200, "ConsumerProgress": {"TotalDiff": 0}},
+        {"RequestId": "R1", "Success": True, "Code": 200, "ConsumerProgress": {"TopicList": None}},
+        {"RequestId": "R1", "Success": True, "Code": 200,
+         "ConsumerProgress": {"TotalDiff": 0, "LastTimestamp": -1, "TopicList": {"TopicList": []}}},
+        {"GetConsumerProgressResponse": {"RequestId": "R1", "Success": True, "Code": 200}},
+    ],
+)
+def test_group_that_never_committed_is_empty_not_malformed(answer: dict[str, Any]) -> None:
+    """A successful answer with ConsumerProgress null, absent or empty is a group with no topics and lag 0."""
+    progress = parse_consumer_progress(answer)
+    assert progress.topics == ()
+    assert progress.total_diff == 0
+    assert progress.last_timestamp_ms is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "lag", "accumulate"),
+    [
+        ({"BrokerOffset": 10, "ConsumerOffset": 7, "Accumulate": 3}, 3, 3),
+        ({"BrokerOffset": 10, "ConsumerOffset": 7, "Accumulate": 99}, 3, 99),  # the offsets win: they are exported
+        ({"BrokerOffset": 10, "ConsumerOffset": 7}, 3, None),
+        ({"BrokerOffset": 10, "ConsumerOffset": -1, "Accumulate": 4}, 4, 4),  # no commit: the service's count
+        ({"BrokerOffset": 10, "Accumulate": "4"}, 4, 4),  # as a string
+        ({"ConsumerOffset": 7, "Accumulate": 5}, 5, 5),
+        ({"BrokerOffset": -1, "ConsumerOffset": -1, "Accumulate": 6}, 6, 6),
+        ({"BrokerOffset": 10, "ConsumerOffset": -1}, None, None),
+        ({"BrokerOffset": 10, "ConsumerOffset": -1, "Accumulate": -1}, None, None),
+        ({"BrokerOffset": 10, "ConsumerOffset": -1, "Accumulate": ""}, None, None),
+    ],
+)
+def test_accumulate_fills_in_where_an_offset_is_missing(fields: dict[str, Any], lag: int | None,
+                                                        accumulate: int | None) -> None:
+    """Per-partition lag comes from the offsets when both are known, else from Accumulate, else none."""
+    answer = body([{"Topic": "orders", "OffsetList": [{"Partition": 0, **fields}]}])
+    (partition,) = parse_consumer_progress(answer).topics[0].partitions
+    assert (partition.lag, partition.accumulate) == (lag, accumulate)
+
+
+def test_accumulate_that_is_not_a_number_is_a_parse_error() -> None:
+    """Accumulate goes through the same number checks as the offsets."""
+    with pytest.raises(ParseError, match="Accumulate"):
+        parse_consumer_progress(body([{"Topic": "t", "OffsetList": [{"Partition": 0, "Accumulate": "lots"}]}]))
+
+
+def instance(**status: Any) -> dict[str, Any]:
+    return {"InstanceList": {"InstanceVO": [{"InstanceId": "alikafka_post-cn-1", "Name": "n", "RegionId": "r",
+                                             **status}]}}
+
+
+@pytest.mark.parametrize(
+    ("status", "serving", "name"),
+    [
+        ({"ViewInstanceStatusCode": 2, "ServiceStatus": 5}, True, "running"),
+        ({"ViewInstanceStatusCode": 7, "ServiceStatus": 8}, True, "upgrading"),
+        ({"ViewInstanceStatusCode": 8, "ServiceStatus": 6}, True, "migrating"),
+        ({"ViewInstanceStatusCode": 30, "ServiceStatus": 30}, True, "auto scaling"),
+        ({"ViewInstanceStatusCode": 4, "ServiceStatus": 5}, True, "expiring"),
+        ({"ViewInstanceStatusCode": 21}, True, "stopping"),
+        ({"ViewInstanceStatusCode": 102}, True, "upgrade failed"),
+        ({"ViewInstanceStatusCode": "7"}, True, "upgrading"),
+        ({"ViewInstanceStatusCode": 7}, True, "upgrading"),  # ServiceStatus absent
+        ({"ServiceStatus": 8}, True, "upgrading"),  # only the deprecated field
+        ({"ServiceStatus": "30"}, True, "scaling"),
+        ({"ServiceStatus": 11}, True, "changing"),
+        ({"ViewInstanceStatusCode": 0, "ServiceStatus": 0}, False, "pending"),
+        ({"ViewInstanceStatusCode": 1, "ServiceStatus": 1}, False, "deploying"),
+        ({"ViewInstanceStatusCode": 3}, False, "stopped"),
+        ({"ViewInstanceStatusCode": 5, "ServiceStatus": 15}, False, "expired"),
+        ({"ViewInstanceStatusCode": 6, "ServiceStatus": 10}, False, "released"),
+        ({"ViewInstanceStatusCode": 23}, False, "releasing"),
+        ({"ViewInstanceStatusCode": 101}, False, "deployment failed"),
+        ({"ServiceStatus": 2}, False, "initializing"),
+        ({"ServiceStatus": "10"}, False, "released"),
+        ({"ServiceStatus": 15}, False, "expired"),
+        ({}, True, ""),  # neither field: nothing says it cannot serve
+        ({"ViewInstanceStatusCode": None, "ServiceStatus": ""}, True, ""),
+    ],
+)
+def test_instance_states(status: dict[str, Any], serving: bool, name: str) -> None:
+    """ViewInstanceStatusCode decides, ServiceStatus when it is absent; only states that cannot answer are out."""
+    (info,) = parse_instance_list(instance(**status))
+    assert (info.serving, info.status, info.unknown_status) == (serving, name, "")
+
+
+@pytest.mark.parametrize(
+    ("status", "serving", "unknown"),
+    [
+        ({"ViewInstanceStatusCode": 99}, True, "ViewInstanceStatusCode 99"),
+        ({"ViewInstanceStatusCode": "Upgrading"}, True, "ViewInstanceStatusCode 'Upgrading'"),
+        ({"ServiceStatus": 42}, True, "ServiceStatus 42"),
+        ({"ViewInstanceStatusCode": 99, "ServiceStatus": 10}, False, "ViewInstanceStatusCode 99"),
+        ({"ViewInstanceStatusCode": 99, "ServiceStatus": 8}, True, "ViewInstanceStatusCode 99"),
+        ({"ViewInstanceStatusCode": True}, True, "ViewInstanceStatusCode True"),
+    ],
+)
+def test_undocumented_instance_states_are_kept(status: dict[str, Any], serving: bool, unknown: str) -> None:
+    """An undocumented code is reported and keeps the instance, unless a documented one says otherwise."""
+    (info,) = parse_instance_list(instance(**status))
+    assert (info.serving, info.unknown_status) == (serving, unknown)

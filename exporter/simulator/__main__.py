@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -83,14 +84,30 @@ def _credential_services(sim: Simulator, args: argparse.Namespace) -> Callable[[
     return mount
 
 
-async def _serve(sim: Simulator, host: str, port: int, mount: Callable[[web.Application], None]) -> None:
-    app = build_app(sim)
+def _tls(cert: str, key: str) -> ssl.SSLContext | None:
+    """A server context from ``--tls-cert``/``--tls-key`` (both or neither), else None (plain HTTP)."""
+    if bool(cert) != bool(key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ValueError(f"cannot load --tls-cert/--tls-key: {exc.reason or exc}") from None
+    return context
+
+
+async def _serve(sim: Simulator, host: str, port: int, mount: Callable[[web.Application], None],
+                 args: argparse.Namespace, tls: ssl.SSLContext | None) -> None:
+    app = build_app(sim, write_pieces=args.write_pieces, piece_pause=args.piece_pause)
     mount(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("simulator listening", extra={"address": f"{host}:{port}", "scenario": sim.scenario.name,
-                                           "pairs": len(sim.pairs())})
+    await web.TCPSite(runner, host, port, ssl_context=tls).start()
+    log.info("simulator listening", extra={"address": f"{host}:{port}", "tls": tls is not None,
+                                           "scenario": sim.scenario.name, "pairs": len(sim.pairs()),
+                                           "write_pieces": args.write_pieces, "strict_signing": sim.auth.strict})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -122,6 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="metadata service in security hardening mode (IMDSv2 token required)")
     parser.add_argument("--clock-offset", type=float, default=0.0, metavar="SECONDS",
                         help="run the gateway's clock this far ahead (negative: behind), to play clock skew")
+    parser.add_argument("--write-pieces", type=int, default=1, metavar="N",
+                        help="send every answer in N writes (a slow network; default 1)")
+    parser.add_argument("--piece-pause", type=float, default=0.0, metavar="SECONDS",
+                        help="pause between those writes (default 0)")
+    parser.add_argument("--tls-cert", default="", metavar="PATH", help="serve HTTPS with this certificate chain")
+    parser.add_argument("--tls-key", default="", metavar="PATH", help="and this private key")
+    parser.add_argument("--lenient-signing", action="store_true",
+                        help="accept a sent but unsigned content-type header (strict by default, as the V3 rules)")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logs.configure(args.log_level, "logfmt")
@@ -135,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--qps-limit must be ACTION=QPS")
         sim = Simulator(scenario, keys, seed=args.seed)
         sim.clock_offset = args.clock_offset
+        sim.auth.strict = not args.lenient_signing
+        if not 1 <= args.write_pieces <= 10_000 or not 0 <= args.piece_pause <= 600:
+            raise ValueError("--write-pieces must be 1-10000 and --piece-pause 0-600 seconds")
+        tls = _tls(args.tls_cert, args.tls_key)
         for action, _, qps in limits:
             sim.set_qps_limit(action, float(qps))
         mount = _credential_services(sim, args)
@@ -142,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"alikafka-simulator: {line}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(sim, host, port, mount))
+    asyncio.run(_serve(sim, host, port, mount, args, tls))
     return 0
 
 

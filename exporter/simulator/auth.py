@@ -4,6 +4,13 @@ The simulator must reject what the real service rejects, so a client that passes
 against the cloud: wrong signatures, unknown keys, timestamps outside the 15-minute window,
 reused nonces, missing or wrong STS tokens. Each refusal is a :class:`GatewayError` with the code
 and HTTP status from the gateway's published error tables.
+
+Strict signing (the default) applies the V3 document's rule in full: every ``host``,
+``content-type`` and ``x-acs-*`` header that was sent must be listed in ``SignedHeaders``
+(https://www.alibabacloud.com/help/en/sdk/product-overview/v3-request-structure-and-signature).
+A refusal is ``IncompleteSignature`` (HTTP 400): the signature is not wrong over what it lists, it
+leaves out what the request carries; ``SignatureDoesNotMatch`` would tell the client its secret or
+canonicalisation is at fault. ``strict = False`` exempts ``content-type``, as a lenient gateway might.
 """
 
 from __future__ import annotations
@@ -63,8 +70,9 @@ def _parse_time(text: str) -> float | None:
 class Authenticator:
     """Verifies signatures against configured keys and remembers nonces for the window."""
 
-    def __init__(self, keys: Mapping[str, KeyPair]) -> None:
+    def __init__(self, keys: Mapping[str, KeyPair], *, strict: bool = True) -> None:
         self.keys = dict(keys)
+        self.strict = strict
         self._nonces: dict[str, float] = {}
 
     def _key(self, key_id: str) -> KeyPair:
@@ -140,6 +148,8 @@ class Authenticator:
         key_id, signed_headers, signature = parsed
         lowered = {k.lower(): v for k, v in headers.items()}
         required = {"host"} | {name for name in lowered if name.startswith("x-acs-")}
+        if self.strict and "content-type" in lowered:
+            required.add("content-type")
         missing = sorted(required - set(signed_headers))
         absent = sorted(n for n in signed_headers if n not in lowered)
         if missing or absent:

@@ -3,23 +3,27 @@
 A rule matches requests by action, instance and group, fires a fixed number of times or with a
 probability (from the simulator's seeded RNG, so runs repeat), and changes the answer: an error
 status, a delay, a dropped connection, a broken body, an expired STS token, a gateway clock that
-disagrees with the client's, or one of the response shapes the documentation and real XML-to-JSON
-conversion produce. The hostile kinds send what a broken proxy or a hostile server could: JSON nested
-100,000 deep, bytes that are not UTF-8, numbers past any integer type, values of the wrong type, an
-empty body.
+disagrees with the client's, one of the response shapes the documentation and real XML-to-JSON
+conversion produce, or what a hostile network does: an answer delivered in pieces with pauses, a
+redirect to another origin, a small gzip body that expands past any sane size. The hostile kinds send
+what a broken proxy or a hostile server could: JSON nested 100,000 deep, bytes that are not UTF-8,
+numbers past any integer type, values of the wrong type, an empty body.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
+import zlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
 FaultKind = Literal[
     "http_500", "http_503", "throttle", "timeout", "latency", "reset", "html", "truncated", "single_object",
     "numbers_as_strings", "missing_wrappers", "success_false", "root_wrapper", "not_found", "token_expired",
-    "clock_skew", "deep_nesting", "invalid_utf8", "huge_numbers", "wrong_types", "empty_body",
+    "clock_skew", "slow_body", "redirect", "gzip_bomb", "deep_nesting", "invalid_utf8", "huge_numbers",
+    "wrong_types", "empty_body",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -29,6 +33,11 @@ SHAPE_KINDS = frozenset({"single_object", "numbers_as_strings", "missing_wrapper
 # moves the gateway's clock by ``delay`` seconds for the matching requests, so a skew beyond the
 # signature's 15-minute window is refused as ``InvalidTimeStamp.Expired`` by the real check.
 AUTH_KINDS = frozenset({"clock_skew"})
+# Kinds that change how the answer travels and let the next rules decide what it says (as ``latency``):
+# ``slow_body`` sends it in ``pieces`` writes with ``delay`` seconds between them.
+DELIVERY_KINDS = frozenset({"latency", "slow_body"})
+REDIRECT_LOCATION = "http://127.0.0.1:9/"  # the discard port: another origin, where nothing should go
+BOMB_SIZE = 64 * 1024 * 1024
 # Kinds that send hostile bytes instead of the answer: :func:`hostile_body` writes them from the answer
 # that would have been sent (HTTP 200; ``deep_nesting`` and ``empty_body`` do not need one).
 HOSTILE_KINDS = frozenset({"deep_nesting", "invalid_utf8", "huge_numbers", "wrong_types", "empty_body"})
@@ -49,7 +58,14 @@ class FaultRule:
     group: str | None = None
     count: int | None = None  # None: until cleared
     probability: float = 1.0
-    delay: float = 1.0  # latency and timeout, seconds; clock_skew: the gateway clock's offset
+    delay: float = 1.0  # latency, timeout and slow_body's pauses, seconds; clock_skew: the gateway clock's offset
+    pieces: int = 2  # slow_body: writes the answer is split into
+    location: str = REDIRECT_LOCATION  # redirect: where the 307 points
+    size: int = BOMB_SIZE  # gzip_bomb: bytes the answer expands to
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.pieces <= 10_000 or not 0 <= self.size <= 1024**3:
+            raise ValueError("pieces must be 1-10000 and size 0-1 GiB")
 
     def matches(self, action: str, params: dict[str, str], rng: random.Random) -> bool:
         """Whether this rule fires for a request (consuming one of its ``count`` if it does)."""
@@ -111,6 +127,23 @@ def reshape(body: dict[str, Any], kind: str, action: str) -> dict[str, Any]:
     if kind == "root_wrapper":
         return {f"{action}Response": body}
     return body
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_bomb(size: int) -> bytes:
+    """A gzip body that expands to ``size`` bytes of JSON whitespace and then a valid success body.
+
+    Compressed about 1000 to 1, so a 64 MiB expansion travels as some 64 KiB: only a cap on the
+    decompressed size stops a client from holding all of it. Built once per size, in 1 MiB steps.
+    """
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: the gzip container
+    block = b" " * (1024 * 1024)
+    parts = []
+    for start in range(0, size, len(block)):
+        parts.append(packer.compress(block[: min(len(block), size - start)]))
+    parts.append(packer.compress(b'{"RequestId":"BOMB","Success":true,"Code":200}'))
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 def hostile_rule(faults: list[FaultRule], action: str, rng: random.Random) -> FaultRule | None:

@@ -6,6 +6,10 @@ returns the true lag of every partition, ``/_sim/faults`` adds or clears fault r
 ``/_sim/clock`` sets how far the gateway's clock is off (``{"offset": seconds}``, positive: ahead),
 which moves both its timestamp check and its ``Date`` header, as a server with a wrong clock (or a
 client with one) would; they need no signature, since no real client calls them.
+
+A network is not one write per answer: ``build_app(write_pieces=N, piece_pause=S)`` (and the
+``slow_body`` fault for chosen requests) sends every answer, also STS's and the metadata service's
+mounted on the same app, in N writes with S seconds between them, as a WAN or TLS records deliver it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import asyncio
 import json
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,10 +28,12 @@ from aiohttp import web
 from exporter.simulator.auth import GatewayError
 from exporter.simulator.faults import (
     AUTH_KINDS,
+    DELIVERY_KINDS,
     FAULT_KINDS,
     HOSTILE_KINDS,
     SHAPE_KINDS,
     FaultRule,
+    gzip_bomb,
     hostile_body,
     reshape,
 )
@@ -37,6 +43,8 @@ _HTML_502 = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h
              b"</center><hr><center>Tengine</center></body></html>")
 _SIM_KEY: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
 _SKEW_KEY: web.RequestKey[float] = web.RequestKey("clock_skew", float)  # the offset a clock_skew fault gave
+_PIECES_KEY: web.AppKey[tuple[int, float]] = web.AppKey("pieces", tuple)  # every answer: (writes, pause)
+_SLOW_KEY: web.RequestKey[tuple[int, float]] = web.RequestKey("slow_body", tuple)  # this answer (slow_body fault)
 
 
 def _error(exc: GatewayError, host: str) -> web.Response:
@@ -49,14 +57,19 @@ def _error(exc: GatewayError, host: str) -> web.Response:
     return web.json_response(body, status=exc.status, headers=headers)
 
 
-async def _first_match(sim: Simulator, action: str, params: Mapping[str, str]) -> FaultRule | None:
-    """The first matching rule that decides the answer; ``latency`` rules on the way add their delay and
-    let the next rules match too (a slow answer can still be an error)."""
+async def _first_match(
+    sim: Simulator, action: str, params: Mapping[str, str], request: web.Request
+) -> FaultRule | None:
+    """The first matching rule that decides the answer; ``latency`` and ``slow_body`` rules on the way add
+    their delay or their pieces and let the next rules match too (a slow answer can still be an error)."""
     for rule in list(sim.faults):
         if rule.kind not in AUTH_KINDS and rule.matches(action, dict(params), sim.rng):
-            if rule.kind != "latency":
+            if rule.kind not in DELIVERY_KINDS:
                 return rule
-            await asyncio.sleep(rule.delay)
+            if rule.kind == "slow_body":
+                request[_SLOW_KEY] = (rule.pieces, rule.delay)
+            else:
+                await asyncio.sleep(rule.delay)
     return None
 
 
@@ -66,6 +79,17 @@ def _clock_skew(sim: Simulator, action: str, params: Mapping[str, str]) -> float
         if rule.kind == "clock_skew" and rule.matches(action, dict(params), sim.rng):
             return rule.delay
     return 0.0
+
+
+def _hostile_answer(rule: FaultRule) -> web.Response | None:
+    """A ``redirect`` (307 to another origin: a client that follows it hands that origin a signed request)
+    or a ``gzip_bomb`` (a small gzip body expanding to ``size`` bytes) answer, else None."""
+    if rule.kind == "redirect":
+        return web.Response(status=307, headers={"Location": rule.location})
+    if rule.kind == "gzip_bomb":
+        return web.Response(body=gzip_bomb(rule.size), status=200, content_type="application/json",
+                            headers={"Content-Encoding": "gzip"})
+    return None
 
 
 async def _fault_answer(rule: FaultRule, request: web.Request) -> web.StreamResponse | None:
@@ -126,9 +150,9 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
         if not action:
             raise GatewayError(400, "MissingAction", "Action is mandatory for this request.")
         sim.admit(action, sim.clock())
-        rule = await _first_match(sim, action, params)
+        rule = await _first_match(sim, action, params, request)
         if rule is not None and rule.kind not in SHAPE_KINDS:
-            answer = await _fault_answer(rule, request)
+            answer = _hostile_answer(rule) or await _fault_answer(rule, request)
             if answer is not None:
                 status = answer.status if isinstance(answer, web.Response) else 200
                 sim.record(action, params, status, f"fault:{rule.kind}", signature)
@@ -196,10 +220,37 @@ async def _server_date(request: web.Request, response: web.StreamResponse) -> No
     response.headers["Date"] = formatdate(request.app[_SIM_KEY].server_time() + skew, usegmt=True)
 
 
-def build_app(sim: Simulator) -> web.Application:
-    """The simulator's aiohttp application."""
-    app = web.Application(client_max_size=1024 * 1024)
+@web.middleware
+async def _delivery(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Send a finished answer in pieces with pauses, when the app (``write_pieces``) or a ``slow_body``
+    fault asks for it; the body is the same bytes, with its ``Content-Length``, only slower and split."""
+    response = await handler(request)
+    pieces, pause = request.get(_SLOW_KEY) or request.app[_PIECES_KEY]
+    body = response.body if isinstance(response, web.Response) else None
+    if pieces <= 1 or not isinstance(body, bytes) or not body or request.path.startswith("/_sim/"):
+        return response
+    stream = web.StreamResponse(status=response.status, reason=response.reason, headers=response.headers)
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    step = -(-len(body) // pieces)
+    for start in range(0, len(body), step):
+        if start:
+            await asyncio.sleep(pause)
+        await stream.write(body[start:start + step])
+    await stream.write_eof()
+    return stream
+
+
+def build_app(sim: Simulator, *, write_pieces: int = 1, piece_pause: float = 0.0) -> web.Application:
+    """The simulator's aiohttp application; ``write_pieces`` > 1 sends every answer in that many writes,
+    ``piece_pause`` seconds apart."""
+    if not 1 <= write_pieces <= 10_000 or not 0 <= piece_pause <= 600:
+        raise ValueError("write_pieces must be 1-10000 and piece_pause 0-600 seconds")
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[_delivery])
     app[_SIM_KEY] = sim
+    app[_PIECES_KEY] = (write_pieces, piece_pause)
     app.on_response_prepare.append(_server_date)
     app.router.add_route("POST", "/_sim/clock", _clock)
     app.router.add_route("POST", "/", _gateway)

@@ -19,13 +19,15 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from exporter.simulator.faults import FaultKind, FaultRule
+from exporter.simulator.faults import BOMB_SIZE, REDIRECT_LOCATION, FaultKind, FaultRule
 from exporter.simulator.workload import (
     HISTORY,
     Consumer,
+    EmptyAnswer,
     GeneratedSpec,
     Group,
     Instance,
+    InstanceState,
     Phase,
     Shape,
     Topic,
@@ -87,6 +89,11 @@ class GroupSpec(BaseModel):
     since: Annotated[float, Field(ge=-HISTORY, le=0)] = -600.0
     members: Annotated[int, Field(ge=0, le=1000)] = 2
     events: list[EventSpec] = []
+    # The group has never committed an offset; GetConsumerProgress answers it this way (see workload.py).
+    never_committed: EmptyAnswer | None = None
+    # Odd partitions answer ConsumerOffset -1 and every fourth one no BrokerOffset at all, with Accumulate
+    # still carrying the lag: the offsets the exporter must do without.
+    missing_offsets: bool = False
 
 
 class GenerateSpec(BaseModel):
@@ -101,6 +108,14 @@ class GenerateSpec(BaseModel):
     members: Annotated[int, Field(ge=0, le=100)] = 1
 
 
+class StatusChange(BaseModel):
+    """The instance enters ``status`` at ``at``."""
+
+    model_config = _STRICT
+    at: Relative
+    status: InstanceState
+
+
 class InstanceSpec(BaseModel):
     """An instance with its topics and groups."""
 
@@ -111,7 +126,12 @@ class InstanceSpec(BaseModel):
     serverless: bool = False
     spec_type: str = "normal"
     series: str = "v3"
-    stopped: Relative | None = None
+    stopped: Relative | None = None  # the instance expires then (and stops answering)
+    status: InstanceState = "running"  # its state from the start of history (upgrading, scaling...)
+    status_changes: list[StatusChange] = []
+    # Which status fields GetInstanceList sends: both, only ViewInstanceStatusCode, only the deprecated
+    # ServiceStatus, or neither.
+    status_fields: Literal["both", "view", "service", "none"] = "both"
     topics: list[TopicSpec] = []
     groups: list[GroupSpec] = []
     generate: GenerateSpec | None = None
@@ -128,6 +148,9 @@ class FaultSpec(BaseModel):
     count: Annotated[int, Field(ge=1)] | None = None
     probability: Annotated[float, Field(gt=0, le=1)] = 1.0
     delay: Annotated[float, Field(ge=0, le=600)] = 1.0
+    pieces: Annotated[int, Field(ge=1, le=10_000)] = 2  # slow_body
+    location: str = REDIRECT_LOCATION  # redirect
+    size: Annotated[int, Field(ge=0, le=1024**3)] = BOMB_SIZE  # gzip_bomb
 
 
 class ScenarioSpec(BaseModel):
@@ -278,7 +301,10 @@ class Scenario:
         instances = {}
         for spec in self.spec.instances:
             inst = Instance(spec.instance_id, spec.region, spec.name or spec.instance_id, spec.serverless,
-                            math.inf if spec.stopped is None else now + spec.stopped, spec.spec_type, spec.series)
+                            math.inf if spec.stopped is None else now + spec.stopped, spec.spec_type, spec.series,
+                            states=((now - HISTORY, spec.status),
+                                    *sorted((now + c.at, c.status) for c in spec.status_changes)),
+                            status_fields=spec.status_fields)
             for t in spec.topics:
                 inst.topics[t.name] = Topic(
                     t.name, t.partitions, t.rate, t.shape, f"{seed}/{spec.instance_id}/{t.name}",
@@ -296,7 +322,8 @@ class Scenario:
                 absent = ((history, math.inf),) if g.members == 0 else tuple(line.absent)
                 rebalances = ((now - rng.uniform(600, 3000), rng.uniform(0.05, 3.0)), *line.rebalances)
                 inst.groups[g.name] = Group(g.name, tuple(g.topics), Consumer(tuple(line.phases)), members, absent,
-                                            rebalances, rng.randrange(1, 40), line.deleted)
+                                            rebalances, rng.randrange(1, 40), line.deleted, g.never_committed,
+                                            g.missing_offsets)
             if spec.generate is not None:
                 gen = spec.generate
                 inst.generated = GeneratedSpec(gen.groups, gen.partitions, gen.rate, gen.shape, gen.delay,

@@ -19,7 +19,7 @@ from typing import Any
 from exporter.simulator.auth import Authenticator, GatewayError, KeyPair
 from exporter.simulator.faults import FaultRule
 from exporter.simulator.scenario import Scenario
-from exporter.simulator.workload import Group, Instance, PartitionTruth, truth
+from exporter.simulator.workload import INSTANCE_STATES, Group, Instance, PartitionTruth, truth
 
 API_VERSION = "2019-09-16"
 DEFAULT_QPS = {"GetConsumerProgress": 3.0}
@@ -96,7 +96,7 @@ class Simulator:
         inst = self.instances[instance_id]
         found = inst.group(group)
         now = self.clock() if at is None else at
-        if found is None or found.deleted <= now:
+        if found is None or found.deleted <= now or found.never_committed is not None:
             return []
         return truth(inst, found, now)
 
@@ -137,10 +137,14 @@ class Simulator:
     def _instance(self, params: Mapping[str, str]) -> Instance:
         region = _require(params, "RegionId")
         inst = self.instances.get(_require(params, "InstanceId"))
+        # No public source shows the answer for an unknown instance id: INSTANCE_NOT_FOUND is the MQ (ONS)
+        # OpenAPI error table's (https://www.alibabacloud.com/help/doc-detail/44425.htm); an instance that
+        # cannot serve answers BIZ_INSTANCE_STATUS_ERROR, which Terraform's alikafka provider treats as
+        # gone (aliyun/terraform-provider-alicloud alicloud/service_alicloud_alikafka.go).
         if inst is None or inst.region != region:
-            raise GatewayError(400, "BIZ_INSTANCE_NOT_FOUND", "The instance does not exist in this region.")
-        if not inst.running(self.clock()):
-            raise GatewayError(400, "BIZ_INSTANCE_STATUS_ERROR", "The instance is not running.")
+            raise GatewayError(400, "INSTANCE_NOT_FOUND", "The specified instance is not found.")
+        if not inst.serving(self.clock()):
+            raise GatewayError(400, "BIZ_INSTANCE_STATUS_ERROR", "The instance is not in service.")
         return inst
 
     def consumer_progress(self, params: Mapping[str, str]) -> dict[str, Any]:
@@ -150,6 +154,8 @@ class Simulator:
         if group is None or group.deleted <= self.clock():
             raise GatewayError(400, "BIZ_SUBSCRIPTION_NOT_FOUND", "The consumer group does not exist.")
         hide = params.get("HideLastTimestamp", "false").lower() == "true"
+        if group.never_committed is not None:
+            return empty_progress(group, self.clock())
         return {"ConsumerProgress": progress_body(inst, group, self.clock(), hide)}
 
     def consumer_list(self, params: Mapping[str, str]) -> dict[str, Any]:
@@ -169,10 +175,9 @@ class Simulator:
         """GetInstanceList (no paging, like the real action)."""
         region = _require(params, "RegionId")
         now = self.clock()
-        rows = [{"InstanceId": i.instance_id, "Name": i.name, "RegionId": i.region,
-                 "ServiceStatus": 5 if i.running(now) else 15, "SpecType": i.spec_type, "Series": i.series,
-                 "PaidType": 1, "DeployType": 5, "UsedTopicCount": len(i.topic_names()),
-                 "UsedGroupCount": len(i.group_names())}
+        rows = [{"InstanceId": i.instance_id, "Name": i.name, "RegionId": i.region, **_status_fields(i, now),
+                 "SpecType": i.spec_type, "Series": i.series, "PaidType": 1, "DeployType": 5,
+                 "UsedTopicCount": len(i.topic_names()), "UsedGroupCount": len(i.group_names())}
                 for i in self.instances.values() if i.region == region]
         return {"InstanceList": {"InstanceVO": rows}}
 
@@ -203,6 +208,35 @@ class Simulator:
         total = sum(end - c.base for c, end in zip(curves, ends, strict=True))
         last = max(updated, default=-1)
         return {"TopicStatus": {"TotalCount": total, "LastTimeStamp": last, "OffsetTable": {"OffsetTable": table}}}
+
+
+def _status_fields(inst: Instance, now: float) -> dict[str, int]:
+    """The instance's ViewInstanceStatusCode and deprecated ServiceStatus now, as far as its scenario sends them
+    (a state the old field has no code for goes without it)."""
+    view, service, _ = INSTANCE_STATES[inst.state_at(now)]
+    fields = {}
+    if inst.status_fields in ("both", "view"):
+        fields["ViewInstanceStatusCode"] = view
+    if inst.status_fields in ("both", "service") and service is not None:
+        fields["ServiceStatus"] = service
+    return fields
+
+
+def empty_progress(group: Group, now: float) -> dict[str, Any]:
+    """GetConsumerProgress's answer (without the envelope) for a group that never committed an offset."""
+    state = group.state_at(now)
+    shape = group.never_committed
+    if shape == "absent":
+        return {}
+    if shape == "null":
+        return {"ConsumerProgress": None}
+    if shape == "empty_object":
+        return {"ConsumerProgress": {}}
+    progress: dict[str, Any] = {"TotalDiff": 0, "LastTimestamp": -1, "state": state,
+                                "RebalanceInfoList": {"RebalanceInfoList": []}}
+    if shape == "empty_list":
+        progress["TopicList"] = {"TopicList": []}
+    return {"ConsumerProgress": progress}
 
 
 def new_request_id() -> str:
@@ -241,11 +275,16 @@ def progress_body(inst: Instance, group: Group, now: float, hide: bool) -> dict[
         if not no_stamp and t.last_consumed_produce_time is not None:
             stamp = int(t.last_consumed_produce_time * 1000)
         member = members[index % len(members)] if members else ("", "", "")
-        topics.setdefault(t.topic, []).append({
+        entry: dict[str, Any] = {
             "Partition": t.partition, "BrokerOffset": t.broker_offset, "ConsumerOffset": t.consumer_offset,
             "LastTimestamp": stamp, "Accumulate": t.lag,
             "MemberId": member[0], "ClientId": member[1], "ClientIp": member[2],
-        })
+        }
+        if group.missing_offsets and t.partition % 2 == 1:
+            entry["ConsumerOffset"] = -1  # no usable committed offset: only Accumulate says the lag
+            if t.partition % 4 == 3:
+                del entry["BrokerOffset"]
+        topics.setdefault(t.topic, []).append(entry)
         stamps[t.topic] = max(stamps.get(t.topic, -1), stamp)
     topic_list = [{"Topic": name, "TotalDiff": sum(p["Accumulate"] for p in parts), "LastTimestamp": stamps[name],
                    "OffsetList": {"OffsetList": parts}} for name, parts in topics.items()]

@@ -19,6 +19,36 @@ from typing import Literal
 
 Shape = Literal["steady", "bursty", "diurnal", "idle"]
 Mode = Literal["follow", "fraction", "frozen", "rewind"]
+InstanceState = Literal[
+    "pending", "deploying", "running", "stopped", "expiring", "expired", "released", "upgrading", "migrating",
+    "stopping", "starting", "releasing", "scaling", "deployment_failed", "upgrade_failed", "migration_failed",
+]
+# How GetConsumerProgress answers for a group that has never committed an offset (no public source shows
+# it, so every plausible answer): an empty TopicList, no TopicList, ConsumerProgress {}, null or absent.
+EmptyAnswer = Literal["empty_list", "no_topic_list", "empty_object", "null", "absent"]
+
+# Each state as GetInstanceList reports it: (ViewInstanceStatusCode, ServiceStatus or None when the
+# deprecated field has no such state, whether the instance answers the other actions). The codes are the
+# API reference's (alikafka 2019-09-16 GetInstanceList, as carried by the official SDK models, e.g.
+# aliyun/alibabacloud-typescript-sdk alikafka-20190916/src/models/GetInstanceListResponseBody.ts).
+INSTANCE_STATES: dict[str, tuple[int, int | None, bool]] = {
+    "pending": (0, 0, False),
+    "deploying": (1, 1, False),
+    "running": (2, 5, True),
+    "stopped": (3, None, False),
+    "expiring": (4, 5, True),
+    "expired": (5, 15, False),
+    "released": (6, 10, False),
+    "upgrading": (7, 8, True),
+    "migrating": (8, 6, True),
+    "stopping": (21, None, True),
+    "starting": (22, 3, False),
+    "releasing": (23, None, False),
+    "scaling": (30, 30, True),
+    "deployment_failed": (101, None, False),
+    "upgrade_failed": (102, None, True),
+    "migration_failed": (103, None, True),
+}
 
 HISTORY = 3600.0  # seconds of production that exist before the simulator starts
 _BURST_PERIOD = 60.0
@@ -199,6 +229,8 @@ class Group:
     rebalances: tuple[tuple[float, float], ...] = ()  # (when, duration) of rebalances
     generation: int = 1
     deleted: float = math.inf
+    never_committed: EmptyAnswer | None = None  # set: the group has no committed offset, answered this way
+    missing_offsets: bool = False  # some partitions answer without usable offsets (Accumulate only)
 
     def members_at(self, t: float) -> tuple[tuple[str, str, str], ...]:
         """Members present at ``t``."""
@@ -237,10 +269,22 @@ class Instance:
     topics: dict[str, Topic] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     generated: GeneratedSpec | None = None
+    states: tuple[tuple[float, InstanceState], ...] = ()  # (from when, state) in time order; before: running
+    status_fields: Literal["both", "view", "service", "none"] = "both"  # which status fields GetInstanceList sends
 
-    def running(self, t: float) -> bool:
-        """Whether the instance serves at ``t``."""
-        return t < self.stopped
+    def state_at(self, t: float) -> InstanceState:
+        """The instance's state at ``t`` (``stopped`` at its time means it expired)."""
+        if t >= self.stopped:
+            return "expired"
+        state: InstanceState = "running"
+        for when, name in self.states:
+            if when <= t:
+                state = name
+        return state
+
+    def serving(self, t: float) -> bool:
+        """Whether the instance answers at ``t``."""
+        return INSTANCE_STATES[self.state_at(t)][2]
 
     def group_names(self) -> list[str]:
         """Every group name, explicit and generated, sorted."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -55,11 +57,14 @@ def v1_url(base: str, params: dict[str, str], *, secret: str = SECRET, key: str 
 
 
 def v3_request(base: str, action: str, query: dict[str, str], *, body: bytes = b"", secret: str = SECRET,
-               sign: list[str] | None = None, content_hash: str | None = None) -> tuple[URL, dict[str, str]]:
+               sign: list[str] | None = None, content_hash: str | None = None,
+               content_type: str | None = None) -> tuple[URL, dict[str, str]]:
     url = URL(base)
     headers = {"host": url.raw_authority, "x-acs-action": action, "x-acs-version": "2019-09-16",
                "x-acs-date": iso(time.time()), "x-acs-signature-nonce": uuid.uuid4().hex,
                "x-acs-content-sha256": content_hash or hashlib.sha256(body).hexdigest()}
+    if content_type is not None:
+        headers["content-type"] = content_type
     names = sign if sign is not None else signing.v3_signed_header_names(headers)
     canonical = signing.v3_canonical_request("POST", "/", query, headers, names, headers["x-acs-content-sha256"])
     headers["Authorization"] = signing.v3_authorization(KEY, names, signing.v3_signature(secret, canonical))
@@ -72,7 +77,9 @@ PROGRESS = {"Action": "GetConsumerProgress", "RegionId": "cn-hangzhou", "Instanc
 
 async def call(session: ClientSession, url: URL, headers: dict[str, str] | None = None,
                method: str = "POST", data: bytes = b"") -> tuple[int, dict[str, Any], dict[str, str]]:
-    async with session.request(method, url, headers=headers, data=data) as resp:
+    # Without data there is no Content-Type (aiohttp would add application/octet-stream, unsigned).
+    skip = () if data else ("Content-Type",)
+    async with session.request(method, url, headers=headers, data=data or None, skip_auto_headers=skip) as resp:
         return resp.status, await resp.json(), dict(resp.headers)
 
 
@@ -165,7 +172,7 @@ async def test_ram_denial_version_and_action(gateway: tuple[Simulator, str, Clie
     status, body, _ = await call(session, v1_url(base, unknown))
     assert (status, body["Code"]) == (400, "BIZ_SUBSCRIPTION_NOT_FOUND")
     wrong_region = {**PROGRESS, "RegionId": "cn-beijing"}
-    assert (await call(session, v1_url(base, wrong_region)))[1]["Code"] == "BIZ_INSTANCE_NOT_FOUND"
+    assert (await call(session, v1_url(base, wrong_region)))[1]["Code"] == "INSTANCE_NOT_FOUND"
 
 
 async def test_flow_control(gateway: tuple[Simulator, str, ClientSession, Clock]) -> None:
@@ -310,3 +317,57 @@ async def test_latency_composes_with_the_next_rule(gateway: tuple[Simulator, str
     assert (await call(session, v1_url(base, PROGRESS)))[0] == 500
     assert time.monotonic() - started >= 0.19
     assert (await call(session, v1_url(base, PROGRESS)))[0] == 200
+
+
+async def test_network_faults_slow_body_redirect_and_gzip_bomb(
+    gateway: tuple[Simulator, str, ClientSession, Clock],
+) -> None:
+    """slow_body: the same body, arriving in pieces with pauses; redirect: a 307 to another origin; gzip_bomb:
+    a small gzip body that expands far past any cap. All three can be added through /_sim/faults."""
+    sim, base, session, _ = gateway
+    sim.set_qps_limit("GetConsumerProgress", 100)
+    control = URL(base).with_path("/_sim/faults")
+    async with session.post(control, json={"kind": "slow_body", "pieces": 3, "delay": 0.2, "count": 1}) as resp:
+        assert resp.status == 200
+    async with session.post(control, json={"kind": "slow_body", "pieces": 0}) as resp:
+        assert resp.status == 400
+    arrivals: list[tuple[float, int]] = []
+    async with session.post(v1_url(base, PROGRESS)) as resp:
+        assert resp.content_length is not None
+        async for chunk in resp.content.iter_any():
+            arrivals.append((time.monotonic(), len(chunk)))
+    assert len(arrivals) == 3 and sum(n for _, n in arrivals) == resp.content_length
+    assert arrivals[2][0] - arrivals[0][0] >= 0.35
+
+    sim.add_fault(FaultRule(kind="redirect", count=1, location="http://192.0.2.1/elsewhere"))
+    async with session.post(v1_url(base, PROGRESS), allow_redirects=False) as resp:
+        assert (resp.status, resp.headers["Location"]) == (307, "http://192.0.2.1/elsewhere")
+
+    sim.add_fault(FaultRule(kind="gzip_bomb", count=1, size=8 * 1024 * 1024))
+    async with session.post(v1_url(base, PROGRESS), auto_decompress=False) as resp:
+        wire = await resp.read()
+        assert resp.headers["Content-Encoding"] == "gzip"
+    expanded = gzip.decompress(wire)
+    assert len(wire) < 16 * 1024 and len(expanded) > 8 * 1024 * 1024
+    assert json.loads(expanded)["Success"] is True  # valid JSON, only far too large
+    assert [r.code for r in sim.requests[-3:]] == ["200", "fault:redirect", "fault:gzip_bomb"]
+
+
+async def test_strict_signing_refuses_an_unsigned_content_type(
+    gateway: tuple[Simulator, str, ClientSession, Clock],
+) -> None:
+    """Strict (the default): a Content-Type sent but not in SignedHeaders is IncompleteSignature; signed, it
+    passes; a lenient gateway (strict off) lets the unsigned one through."""
+    sim, base, session, _ = gateway
+    sim.set_qps_limit("GetConsumerProgress", 100)
+    query = {k: v for k, v in PROGRESS.items() if k != "Action"}
+    url, headers = v3_request(base, "GetConsumerProgress", query)
+    headers["Content-Type"] = "application/json"
+    status, body, _ = await call(session, url, headers)
+    assert (status, body["Code"]) == (400, "IncompleteSignature") and "content-type" in body["Message"]
+    url, headers = v3_request(base, "GetConsumerProgress", query, content_type="application/json")
+    assert (await call(session, url, headers))[0] == 200
+    sim.auth.strict = False
+    url, headers = v3_request(base, "GetConsumerProgress", query)
+    headers["Content-Type"] = "application/json"
+    assert (await call(session, url, headers))[0] == 200

@@ -14,9 +14,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from exporter import signing
+from exporter.client import AlikafkaClient
+from exporter.credentials import Credentials, Secret, StaticProvider
+from exporter.ratelimit import RateLimiter
 from exporter.simulator import Scenario, Simulator, build_app
+from exporter.stats import ApiStats
+from tests.fakes import ApiTestOptions
 
 
 def require(module: str) -> Any:
@@ -87,3 +94,63 @@ async def test_sdk_with_a_wrong_secret_is_refused(endpoint: tuple[Simulator, str
                                                     consumer_id="orders-consumer")
     with pytest.raises(Exception, match="SignatureDoesNotMatch"):
         await asyncio.to_thread(sdk.get_consumer_progress, request)
+
+
+class WireRecorder:
+    """Records each request as the gateway received it: raw header names, query names, SignedHeaders."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        names = [name.decode("latin-1").lower() for name, _ in request.raw_headers]
+        parsed = signing.parse_v3_authorization(request.headers.get("Authorization", ""))
+        self.requests.append({"headers": names, "query": sorted(request.query), "method": request.method,
+                              "signed": parsed[1] if parsed else None})
+        response: web.StreamResponse = await handler(request)
+        return response
+
+
+def must_sign(names: list[str]) -> set[str]:
+    """The headers of a request that the V3 rules require in SignedHeaders: host, content-type, x-acs-*."""
+    return {n for n in names if n in ("host", "content-type") or n.startswith("x-acs-")}
+
+
+async def test_exporter_sends_what_the_official_sdk_sends() -> None:
+    """The same v3 GetConsumerProgress call (STS key) from the exporter and from the official SDK, captured as
+    received: same query parameter names, same x-acs-* headers (but the SDK's own x-acs-credentials-provider
+    telemetry), every host/content-type/x-acs-* header signed, and no Content-Type on either."""
+    sim = Simulator(Scenario.builtin("minimal"), {"STS.wire": "wire-secret"}, security_tokens={"STS.wire": "wire-tok"})
+    sim.set_qps_limit("GetConsumerProgress", 100)
+    recorder = WireRecorder()
+    app = build_app(sim)
+    app.middlewares.append(recorder.middleware)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        config = openapi_models.Config(access_key_id="STS.wire", access_key_secret="wire-secret",
+                                       security_token="wire-tok", endpoint=f"127.0.0.1:{server.port}",
+                                       protocol="http", region_id="cn-hangzhou")
+        request = sdk_models.GetConsumerProgressRequest(region_id="cn-hangzhou", instance_id=INSTANCE,
+                                                        consumer_id="orders-consumer")
+        await asyncio.to_thread(sdk_client.Client(config).get_consumer_progress, request)
+        creds = StaticProvider(Credentials("STS.wire", Secret("wire-secret"), Secret("wire-tok")), "test")
+        async with AlikafkaClient(ApiTestOptions(str(server.make_url("/"))), creds, RateLimiter(100),
+                                  ApiStats()) as exporter:
+            await exporter.get_consumer_progress("cn-hangzhou", INSTANCE, "orders-consumer")
+    finally:
+        await server.close()
+    assert [r.code for r in sim.requests] == ["200", "200"]  # both passed the strict gateway
+    sdk, ours = recorder.requests
+    assert (sdk["method"], ours["method"]) == ("POST", "POST")
+    assert ours["query"] == sdk["query"] == ["ConsumerId", "InstanceId", "RegionId"]
+
+    def acs(names: list[str]) -> set[str]:
+        return {n for n in names if n.startswith("x-acs-")} - {"x-acs-credentials-provider"}
+
+    assert acs(ours["headers"]) == acs(sdk["headers"])
+    assert {"x-acs-security-token", "x-acs-accesskey-id", "x-acs-content-sha256"} <= acs(ours["headers"])
+    for wire in (sdk, ours):
+        assert "content-type" not in wire["headers"]
+        assert must_sign(wire["headers"]) <= set(wire["signed"])
