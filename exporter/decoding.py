@@ -65,7 +65,7 @@ def decode(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParseError(f"not JSON ({exc.msg} at offset {exc.pos})") from None
+        raise ParseError(f"not JSON ({exc.msg}; offset {exc.pos})") from None
     except ValueError:  # an integer of more digits than Python converts (4,300)
         raise ParseError("not JSON (a number too long to read)") from None
     except RecursionError:  # the scan above makes this unreachable; kept as the last net

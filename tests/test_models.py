@@ -177,7 +177,7 @@ def test_arbitrary_json_never_crashes(value: Any) -> None:
     (b'{"RequestId":"\xc0\xaf"}', "not UTF-8 (byte 0xc0 at offset 14)"),
     (b"[" * 100_000 + b"]" * 100_000, f"JSON nested deeper than {MAX_DEPTH} levels"),
     (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, f"JSON nested deeper than {MAX_DEPTH} levels"),
-    (b"<html><body>502 Bad Gateway</body></html>", "not JSON (Expecting value at offset 0)"),
+    (b"<html><body>502 Bad Gateway</body></html>", "not JSON (Expecting value; offset 0)"),
     (b'{"RequestId":"R","Success":true,"Consu', "not JSON"),
     (b'{"TotalDiff":' + b"9" * 5000 + b"}", "not JSON (a number too long to read)"),
 ])
