@@ -77,6 +77,7 @@ TRANSIENT = (
     ("http_500", 0.03, 0.0), ("http_503", 0.03, 0.0), ("timeout", 0.01, API_TIMEOUT + 0.5),
     ("latency", 0.05, 0.4), ("reset", 0.02, 0.0), ("html", 0.02, 0.0), ("truncated", 0.01, 0.0),
     ("throttle", 0.02, 0.0), ("token_expired", 0.005, 0.0), ("clock_skew", 0.005, -1200.0),
+    ("deep_nesting", 0.01, 0.0), ("invalid_utf8", 0.01, 0.0),
     # Hostile networks: answers in two writes 0.3 s apart, a 307 to another origin, a gzip body expanding to 64 MiB.
     ("slow_body", 0.05, 0.3), ("redirect", 0.01, 0.0), ("gzip_bomb", 0.01, 0.0),
 )

@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO, runtime_checkable
@@ -38,6 +38,7 @@ from exporter.settings import Settings, Target
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
 from exporter.status import StatusOptions
+from exporter.supervisor import supervise
 from exporter.webconfig import TlsError, WebConfig
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs},
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
         discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
-        yield Pipeline(poller, catalog, exposition, discovery, client)
+        yield Pipeline(poller, catalog, exposition, discovery, client, stats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,7 @@ class Pipeline:
     exposition: Exposition
     discovery: Discovery | None
     client: ApiCaller
+    stats: ApiStats
 
     def apply(self, pairs: tuple[Pair, ...]) -> None:
         """Poll these pairs from now on (discovery's answer)."""
@@ -215,7 +217,10 @@ async def run_once(settings: Settings, plan: Plan, out: TextIO = sys.stdout) -> 
 
 async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = None,
                 reload: Callable[[], Settings] | None = None, config_file: Path | None = None) -> int:
-    """Serve until SIGTERM/SIGINT (or ``stop``): 0 on a clean stop, 1 on a runtime failure.
+    """Serve until SIGTERM/SIGINT (or ``stop``): 0 on a clean stop, 1 when it cannot listen.
+
+A worker that dies is restarted by its supervisor (:func:`exporter.supervisor.supervise`), so a bug or
+an unforeseen answer costs a log line and a restart, never the process.
 
     ``reload`` loads the configuration again (SIGHUP, or a change of ``config_file``'s content); without
     it (demo mode) SIGHUP only logs that there is nothing to reload.
@@ -256,11 +261,15 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
                    "targets": len(plan.pairs), "discovery": plan.discovering, "interval_s": settings.poll.interval,
                    "shard": settings.shard},
         )
-        workers = [asyncio.create_task(poller.run(), name="poller"),
-                   asyncio.create_task(parts.catalog.run(), name="catalog"),
-                   asyncio.create_task(targets.run(), name="targets")]
+        # Each worker runs under a supervisor: one that dies is logged and restarted, the process stays up.
+        jobs: dict[str, Callable[[], Awaitable[None]]] = {"poller": poller.run, "catalog": parts.catalog.run,
+                                                          "targets": targets.run}
         if reload is not None:
-            workers.append(asyncio.create_task(reloader.run(), name="reload"))
+            jobs["reload"] = reloader.run
+        for name in jobs:
+            parts.stats.task_started(name)
+        workers = [asyncio.create_task(supervise(name, job, on_restart=parts.stats.task_restarted), name=name)
+                   for name, job in jobs.items()]
         stopped = asyncio.create_task(stop.wait(), name="stop")
         try:
             await asyncio.wait({*workers, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -273,7 +282,7 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
             await runner.cleanup()
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
-        if not stop.is_set():
+        if not stop.is_set():  # only an exception a supervisor does not catch (SystemExit and the like)
             failures = [t.exception() for t in workers if t.done() and not t.cancelled()]
             log.error("a worker stopped unexpectedly", extra={"error": repr(failures)})
             return 1

@@ -27,6 +27,7 @@ from exporter.client import ApiResponse
 from exporter.errors import ApiError, MalformedResponseError
 from exporter.models import InstanceInfo, ParseError, parse_instance_list
 from exporter.snapshot import Pair
+from exporter.supervisor import log_unexpected
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,13 @@ class InstanceCatalog:
                 continue
             except ApiError as exc:
                 self._failed(region, exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug, or an answer nobody foresaw: keep the last list
+                if self._failing.get(region) != "internal_error":
+                    log_unexpected(log, "instance list failed unexpectedly; alikafka_instance_info keeps its last "
+                                   "values", exc, {"region": region, "action": "GetInstanceList",
+                                                   "code": "internal_error"})
+                self._failing[region] = "internal_error"
                 continue
             if self._failing.pop(region, None) is not None:
                 log.info("instance list recovered", extra={"region": region})

@@ -33,8 +33,8 @@ gateway's 15-minute window refuses it; when it does (``InvalidTimeStamp.Expired`
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import math
 import random
 import ssl
 import time
@@ -51,6 +51,7 @@ from yarl import URL
 
 from exporter import __version__, signing
 from exporter.credentials import CredentialProvider, Credentials, CredentialsError, iso_utc
+from exporter.decoding import decode_object
 from exporter.errors import (
     CLOCK_SKEW_CODES,
     ApiError,
@@ -69,6 +70,9 @@ from exporter.stats import ApiStats
 
 API_VERSION = "2019-09-16"
 _NO_AUTO_TYPE = frozenset({"Content-Type"})  # aiohttp adds application/octet-stream to every POST otherwise
+# The longest pause an answer's retry-after may impose. Throttling answers name well under a second to a
+# few seconds; the backoff cap is 20 s. A minute bounds a broken or hostile header.
+MAX_RETRY_AFTER = 60.0
 _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 20.0
 
@@ -261,11 +265,10 @@ def _answer_code(answer: PlainAnswer) -> str:
     if answer.status == 200:
         return "200"
     try:
-        parsed = json.loads(answer.body)
-    except (ValueError, UnicodeDecodeError):
-        parsed = None
-    code = lookup(parsed, "Code") if isinstance(parsed, Mapping) else None
-    return sanitise_code(str(code)) if code not in (None, "") else str(answer.status)
+        code = scalar(lookup(decode_object(answer.body), "Code"))
+    except ParseError:
+        code = None
+    return sanitise_code(code) if code else str(answer.status)
 
 
 @runtime_checkable
@@ -283,6 +286,29 @@ def lookup(body: Mapping[str, Any], name: str) -> Any:
     if name in body:
         return body[name]
     return body.get(name[0].lower() + name[1:])
+
+
+def scalar(value: Any, limit: int | None = 300) -> str | None:
+    """An envelope field (``Code``, ``RequestId``, ``Message``) as text: a string or a number, cut to
+    ``limit`` (None: whole, for text that secrets are masked in before it is cut); a list, an object, a
+    boolean or null is no value (a hostile answer can put anything there)."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)[:limit]
+    return None
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """``x-acs-retry-after`` (milliseconds) in seconds: a finite number, at most :data:`MAX_RETRY_AFTER`
+    (a huge or infinite value must not pause every call for good), else None."""
+    if header is None:
+        return None
+    try:
+        millis = float(header)
+    except ValueError:
+        return None
+    return min(max(0.0, millis / 1000), MAX_RETRY_AFTER) if math.isfinite(millis) else None
 
 
 class AlikafkaClient:
@@ -508,20 +534,17 @@ class AlikafkaClient:
 
     def _interpret(self, action: str, status: int, raw: bytes, retry_after: str | None) -> ApiResponse:
         try:
-            parsed = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            parsed = None
-        if not isinstance(parsed, Mapping):
+            parsed = decode_object(raw)
+        except ParseError as exc:
             if status >= 500:
-                raise ServerError(str(status), f"HTTP {status} with a non-JSON body", http_status=status)
+                raise ServerError(str(status), f"HTTP {status} with a non-JSON body", http_status=status) from None
             if status != 200:
                 cls = error_class(str(status), status)
-                raise cls(str(status), f"HTTP {status} with a non-JSON body", http_status=status)
-            raise MalformedResponseError("malformed_response", "HTTP 200 with a body that is not a JSON object",
-                                         http_status=status)
+                raise cls(str(status), f"HTTP {status} with a non-JSON body", http_status=status) from None
+            raise MalformedResponseError("malformed_response", f"HTTP 200 with a body that is not a JSON object: "
+                                         f"{exc}", http_status=status) from None
         body = unwrap_root(parsed, action)
-        request_id = lookup(body, "RequestId")
-        request_id = str(request_id) if request_id is not None else None
+        request_id = scalar(lookup(body, "RequestId"), 100)
         code_value = lookup(body, "Code")
         success = lookup(body, "Success")
         if status == 200 and success is None and code_value is None:
@@ -530,17 +553,12 @@ class AlikafkaClient:
         if (
             status == 200
             and success in (None, True, "true", "True")
-            and (code_value is None or str(code_value) == "200")
+            and (code_value is None or scalar(code_value) == "200")
         ):
             return ApiResponse(body, request_id)
-        code = sanitise_code(str(code_value)) if code_value not in (None, "", 200, "200") else str(status)
-        message = self._redact(str(lookup(body, "Message") or ""))
+        code_text = scalar(code_value)
+        code = sanitise_code(code_text) if code_text not in (None, "", "200") else str(status)
+        message = self._redact(scalar(lookup(body, "Message"), None) or "")
         cls = error_class(code, status)
-        delay = None
-        if retry_after is not None:
-            try:
-                delay = max(0.0, float(retry_after) / 1000)
-            except ValueError:
-                delay = None
+        delay = retry_after_seconds(retry_after)
         raise cls(code, message, request_id=request_id, http_status=status, retry_after=delay)
-

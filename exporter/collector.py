@@ -385,6 +385,14 @@ class TailCollector:
         yield _scalar("alikafka_exporter_clock_skew_seconds",
                       "How far the local clock is from the API server's Date header, ahead or behind, in seconds.",
                       self._stats.clock_skew)
+        restarts = CounterMetricFamily(
+            "alikafka_exporter_task_restarts",
+            "Times a long-running task of the exporter (poller, catalog, targets, reload) died and was restarted.",
+            labels=["task"],
+        )
+        for task, count in sorted(self._stats.restarts.items()):
+            restarts.add_metric([task], float(count))
+        yield restarts
         yield from self._series_families()
 
     def _series_families(self) -> Iterator[Metric]:

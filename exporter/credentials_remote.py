@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-import json
 import logging
 import random
 import re
@@ -35,8 +34,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from exporter.client import PlainAnswer, PlainRequest, PlainTransport, lookup
+from exporter.client import PlainAnswer, PlainRequest, PlainTransport, lookup, scalar
 from exporter.credentials import Credentials, CredentialsError, RefreshingProvider, Secret, iso_utc
+from exporter.decoding import ParseError, decode_object, kind
 from exporter.errors import ApiError
 
 ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
@@ -58,6 +58,12 @@ TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"  # noqa: S105 - a h
 TOKEN_HEADER = "X-aliyun-ecs-metadata-token"  # noqa: S105 - a header name
 _CREDENTIALS_PATH = "/latest/meta-data/ram/security-credentials/"
 _SESSION_NAME = re.compile(r"[A-Za-z0-9.@_-]{2,64}")
+# A RAM role name: 1-64 letters, digits, periods, hyphens and underscores (RAM CreateRole, RoleName:
+# https://help.aliyun.com/zh/ram/developer-reference/api-ram-2015-05-01-createrole).
+_ROLE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# What may go into an HTTP header (key id, secret, token, IMDS token): visible ASCII, bounded. An STS
+# token is about a kilobyte; a value with a line break or a megabyte is not a credential.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,8192}")
 _RETRYABLE_CODES = ("Throttling", "ServiceUnavailable", "InternalError")
 
 log = logging.getLogger(__name__)
@@ -112,10 +118,15 @@ def parse_expiration(text: Any) -> float:
 
 
 def _credentials_from(fields: Mapping[str, Any], what: str) -> Credentials:
-    missing = [k for k in ("AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration")
-               if not isinstance(fields.get(k), str) or not fields[k]]
+    """Credentials from an answer's fields; every one must be a string fit for an HTTP header (never quoted)."""
+    names = ("AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration")
+    missing = [k for k in names if not isinstance(fields.get(k), str) or not fields[k]]
     if missing:
         raise RemoteCredentialsError(f"{what} answer lacks {', '.join(missing)}")
+    unusable = [k for k in names[:3] if not _HEADER_SAFE.fullmatch(fields[k])]
+    if unusable:
+        raise RemoteCredentialsError(f"{what} answer: {', '.join(unusable)} is not a usable credential "
+                                     "(characters outside visible ASCII, or too long)")
     try:
         expiration = parse_expiration(fields["Expiration"])
     except ValueError as exc:
@@ -124,12 +135,68 @@ def _credentials_from(fields: Mapping[str, Any], what: str) -> Credentials:
                        expiration=expiration)
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
+def _json_object(body: bytes) -> tuple[Mapping[str, Any] | None, str]:
+    """The answer's JSON object, or None and why not (the shared decoding step: depth, UTF-8, syntax)."""
     try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return decode_object(body), ""
+    except ParseError as exc:
+        return None, str(exc)
+
+
+def sts_credentials(status: int, body: bytes, what: str, token: str) -> tuple[Credentials, str | None]:
+    """Read an ``AssumeRoleWithOIDC`` answer: the credentials and the assumed role's ARN, or
+    :class:`RemoteCredentialsError` (``transient`` for 5xx and throttling) that quotes no secret."""
+    parsed, why = _json_object(body)
+    credentials = parsed.get("Credentials") if parsed is not None else None
+    if status != 200 or parsed is None or not isinstance(credentials, Mapping):
+        raise _sts_failure(what, status, parsed, why, token)
+    creds = _credentials_from(credentials, what)
+    user = parsed.get("AssumedRoleUser")
+    arn = scalar(user.get("Arn"), 300) if isinstance(user, Mapping) else None
+    return creds, arn or None
+
+
+def _sts_failure(what: str, status: int, parsed: Mapping[str, Any] | None, why: str,
+                 token: str) -> RemoteCredentialsError:
+    if parsed is None:
+        return RemoteCredentialsError(f"{what} failed: HTTP {status} without a JSON body ({why})",
+                                      transient=status >= 500)
+    code = scalar(lookup(parsed, "Code"), 100) or f"HTTP {status}"
+    message = (scalar(lookup(parsed, "Message"), None) or "").replace(token, "***")[:300]
+    request_id = scalar(lookup(parsed, "RequestId"), 100)
+    transient = status >= 500 or code.startswith(_RETRYABLE_CODES)
+    tail = f" (RequestId {request_id})" if request_id else ""
+    if status == 200:
+        return RemoteCredentialsError(f"{what}: HTTP 200 without Credentials{tail}")
+    return RemoteCredentialsError(f"{what} failed: {code} (HTTP {status}): {message}{tail}", transient=transient)
+
+
+def metadata_credentials(body: bytes, what: str) -> Credentials:
+    """Read the metadata service's credentials document (HTTP 200), or :class:`RemoteCredentialsError`."""
+    parsed, why = _json_object(body)
+    if parsed is None:
+        raise RemoteCredentialsError(f"{what}: answer is not a JSON object ({why})")
+    code = parsed.get("Code")
+    if code != "Success":
+        shown = repr(code[:40]) if isinstance(code, str) else kind(code)
+        raise RemoteCredentialsError(f"{what}: Code is {shown}, not 'Success'", transient=True)
+    return _credentials_from(parsed, what)
+
+
+def metadata_role_name(body: bytes) -> str | None:
+    """The first role the metadata service names, None for none; :class:`RemoteCredentialsError` for text
+    that is no RAM role name (it would go into the next request's path, and into logs)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RemoteCredentialsError("the ECS metadata service named a role in bytes that are not UTF-8") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
         return None
-    return parsed if isinstance(parsed, dict) else None
+    if not _ROLE_NAME.fullmatch(lines[0]):
+        raise RemoteCredentialsError("the ECS metadata service answered something that is not a RAM role name "
+                                     "(1-64 letters, digits, '.', '-' or '_')")
+    return lines[0]
 
 
 class _Retrying(RefreshingProvider):
@@ -228,31 +295,13 @@ class RrsaProvider(_Retrying):
         answer = await _send(self._transport, PlainRequest(
             "AssumeRoleWithOIDC", "POST", self.sts_endpoint, headers={"Accept": "application/json"}, form=form,
             timeout=self._timeout))
-        status, parsed = answer.status, _json_object(answer.body)
         what = f"STS AssumeRoleWithOIDC for {self.role_arn}"
-        if status != 200 or parsed is None or not isinstance(parsed.get("Credentials"), dict):
-            raise self._failure(what, status, parsed, token)
-        creds = _credentials_from(parsed["Credentials"], what)
-        user = parsed.get("AssumedRoleUser")
-        self.assumed_role_arn = str(user.get("Arn")) if isinstance(user, dict) and user.get("Arn") else None
+        creds, self.assumed_role_arn = sts_credentials(answer.status, answer.body, what, token)
         log.info("credentials obtained", extra={"source": "rrsa", "role": self.role_arn,
                                                 "assumed_role": self.assumed_role_arn,
                                                 "expires_in_s": round(creds.expiration - self._clock(), 1)
                                                 if creds.expiration else None})
         return creds
-
-    @staticmethod
-    def _failure(what: str, status: int, parsed: Mapping[str, Any] | None, token: str) -> RemoteCredentialsError:
-        if parsed is None:
-            return RemoteCredentialsError(f"{what} failed: HTTP {status} without a JSON body", transient=status >= 500)
-        code = str(lookup(parsed, "Code") or f"HTTP {status}")
-        message = str(lookup(parsed, "Message") or "").replace(token, "***")[:300]
-        request_id = lookup(parsed, "RequestId")
-        transient = status >= 500 or code.startswith(_RETRYABLE_CODES)
-        tail = f" (RequestId {request_id})" if request_id else ""
-        if status == 200:
-            return RemoteCredentialsError(f"{what}: HTTP 200 without Credentials{tail}")
-        return RemoteCredentialsError(f"{what} failed: {code} (HTTP {status}): {message}{tail}", transient=transient)
 
 
 class EcsRoleProvider(_Retrying):
@@ -313,6 +362,9 @@ class EcsRoleProvider(_Retrying):
     async def _token(self) -> str | None:
         status, body = await self._call("PUT", "/latest/api/token", {TOKEN_TTL_HEADER: str(METADATA_TOKEN_TTL)})
         token = body.decode("utf-8", "replace").strip() if status == 200 else ""
+        if token and not _HEADER_SAFE.fullmatch(token):
+            raise RemoteCredentialsError("the ECS metadata service answered an IMDSv2 token that cannot be sent "
+                                         "(characters outside visible ASCII, or too long)")
         if token:
             self.used_v1 = False
             return token
@@ -336,23 +388,17 @@ class EcsRoleProvider(_Retrying):
             if status != 200:
                 raise RemoteCredentialsError(f"the ECS metadata service answered HTTP {status} for the role name",
                                              transient=status >= 500)
-            lines = [line.strip() for line in body.decode("utf-8", "replace").splitlines() if line.strip()]
-            if not lines:
+            named = metadata_role_name(body)
+            if named is None:
                 raise RemoteCredentialsError("no RAM role is attached to this ECS instance")
-            role = self._discovered = lines[0]
+            role = self._discovered = named
         status, body = await self._call("GET", _CREDENTIALS_PATH + quote(role, safe=""), headers)
         what = f"ECS metadata credentials of role {role}"
         if status == 404:
             raise RemoteCredentialsError(f"{what}: role not found on this instance (HTTP 404)")
         if status != 200:
             raise RemoteCredentialsError(f"{what}: HTTP {status}", transient=status >= 500)
-        parsed = _json_object(body)
-        if parsed is None:
-            raise RemoteCredentialsError(f"{what}: answer is not a JSON object")
-        if parsed.get("Code") != "Success":
-            raise RemoteCredentialsError(f"{what}: Code is {str(parsed.get('Code'))[:40]!r}, not 'Success'",
-                                         transient=True)
-        creds = _credentials_from(parsed, what)
+        creds = metadata_credentials(body, what)
         log.info("credentials obtained", extra={"source": "ecs", "role": role, "imds": "v1" if self.used_v1 else "v2",
                                                 "expires_in_s": round(creds.expiration - self._clock(), 1)
                                                 if creds.expiration else None})

@@ -28,6 +28,7 @@ from exporter.errors import ApiError
 from exporter.models import InstanceInfo, ParseError, parse_consumer_list, parse_instance_list
 from exporter.settings import Settings, Target
 from exporter.snapshot import Pair
+from exporter.supervisor import log_unexpected
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,12 @@ class Discovery:
                             extra={"listing": what, "where": where, "code": code,
                                    "request_id": getattr(exc, "request_id", "") or "", "error": str(exc)})
             self._failing[key] = code
+            return self._last.get(key, [])
+        except Exception as exc:  # noqa: BLE001 - a bug, or an answer nothing foresaw: only this listing fails
+            if self._failing.get(key) != "internal_error":
+                log_unexpected(log, "discovery listing failed unexpectedly; keeping what it found last time", exc,
+                               {"listing": what, "where": where, "code": "internal_error"})
+            self._failing[key] = "internal_error"
             return self._last.get(key, [])
         if self._failing.pop(key, None) is not None:
             log.info("discovery listing recovered", extra={"listing": what, "where": where})

@@ -18,6 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.decoding import ParseError, kind
+
+__all__ = ["ParseError"]  # defined with the decoding step every answer passes; raised here for shapes too
+
 GROUP_STATES = (
     "stable",
     "empty",
@@ -31,10 +35,6 @@ GROUP_STATES = (
 # anything above this (year 5138 in seconds, 1973 in ms) must be milliseconds.
 _MS_THRESHOLD = 100_000_000_000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-class ParseError(ValueError):
-    """The answer is JSON but not a GetConsumerProgress answer this parser can understand."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,7 @@ def as_list(value: Any, inner_key: str) -> list[Any]:
         return value
     if isinstance(value, Mapping):
         return [value]
-    raise ParseError(f"{inner_key}: expected a list or an object, got {type(value).__name__}")
+    raise ParseError(f"{inner_key}: expected a list or an object, got {kind(value)}")
 
 
 def as_int(value: Any, field: str) -> int | None:
@@ -172,7 +172,10 @@ def _timestamp_ms(value: Any, field: str) -> int | None:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ("" if value is None else str(value))
+    """A text field: a string, or a number written out; anything else (null, a list, an object) is no text."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
 def _shared_text(value: Any) -> str:
@@ -183,7 +186,12 @@ def _shared_text(value: Any) -> str:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    """A value for an error message: a short scalar quoted, a list or an object only named (never walked)."""
+    if not isinstance(value, str | int | float):
+        return kind(value)
+    if isinstance(value, int) and abs(value) >= 10**36:
+        return f"a {len(str(abs(value)))}-digit number"
+    text = repr(value[:41] if isinstance(value, str) else value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -200,7 +208,7 @@ def _field(obj: Mapping[str, Any], name: str) -> Any:
 
 def _require_mapping(value: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ParseError(f"{what}: expected an object, got {type(value).__name__}")
+        raise ParseError(f"{what}: expected an object, got {kind(value)}")
     return value
 
 

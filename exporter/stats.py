@@ -1,8 +1,8 @@
-"""Counters of the exporter's own API traffic, kept as plain numbers for the collector to render.
+"""Counters of the exporter's own API traffic (and its tasks' restarts), kept as plain numbers for the collector.
 
-The client reports every HTTP attempt here; only the collector turns these into metric families,
-so metric names stay in one module. ``version`` changes on every update, letting the exposition
-cache know when to render again.
+The client reports every HTTP attempt here, the supervisor every task it starts and restarts; only
+the collector turns these into metric families, so metric names stay in one module. ``version``
+changes on every update, letting the exposition cache know when to render again.
 """
 
 from __future__ import annotations
@@ -39,7 +39,19 @@ class ApiStats:
         self.requests: dict[tuple[str, str], int] = {}
         self.durations: dict[str, Histogram] = {}
         self.clock_skew: float | None = None  # |local - server Date|, seconds, from the last answer with a Date
+        self.restarts: dict[str, int] = {}  # supervised task -> times it died and was started again
         self.version = 0
+
+    def task_started(self, name: str) -> None:
+        """A supervised task runs: its restart count shows, from 0."""
+        if name not in self.restarts:
+            self.restarts[name] = 0
+            self.version += 1
+
+    def task_restarted(self, name: str) -> None:
+        """A supervised task died and was started again."""
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        self.version += 1
 
     def observe_clock(self, skew: float) -> None:
         """Record the distance between the local clock and the API server's (absolute seconds)."""

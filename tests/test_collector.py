@@ -158,6 +158,8 @@ def render_every_family() -> str:
     snap = sample_snapshot()
     stats = sample_stats()
     stats.observe_clock(1.0)
+    stats.task_started("poller")
+    stats.task_restarted("catalog")
     exposition: list[Exposition] = []
     tail = TailCollector(lambda: snap, stats, options, instances=lambda: instances,
                          config_reload_time=lambda: NOW, series_limits=lambda: exposition[0].limits)

@@ -2,7 +2,10 @@
 
 The parsers get arbitrary JSON, and JSON shaped like the real answers with garbage at any node (lists
 for objects, strings for numbers, nulls, huge numbers, wrong types, nesting): they either return
-values the collector can render, or raise their own :class:`ParseError` with a short message. The
+values the collector can render, or raise their own :class:`ParseError` with a short message. Every
+parser also gets bytes: arbitrary ones, and real answers cut, spliced with stray bytes, wrapped in deep
+nesting or given huge numbers, through the one decoding step, the client's envelope and the credentials
+answers' readers; each returns a value or raises its documented error, never anything else. The
 configuration loader gets arbitrary YAML documents, values in the known sections and environment
 variables: it returns settings or raises :class:`ConfigError`, and every problem names a key.
 Runs are bounded (a few hundred examples each, no deadline) so the module takes seconds.
@@ -22,9 +25,16 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.client import AlikafkaClient
+from exporter.client import AlikafkaClient, PlainAnswer, _answer_code
 from exporter.collector import CollectorOptions
 from exporter.credentials import Credentials, Secret, StaticProvider
+from exporter.credentials_remote import (
+    RemoteCredentialsError,
+    metadata_credentials,
+    metadata_role_name,
+    sts_credentials,
+)
+from exporter.decoding import MAX_DEPTH, decode, too_deep
 from exporter.errors import ApiError
 from exporter.exposition import render_states
 from exporter.models import ParseError, parse_consumer_list, parse_consumer_progress, parse_instance_list
@@ -161,6 +171,116 @@ def test_client_envelope_raises_only_api_errors(raw: bytes, status: int, retry_a
         assert exc.retry_after is None or (math.isfinite(exc.retry_after) and exc.retry_after >= 0)
         return
     assert status == 200 and isinstance(response.body, dict)
+
+
+# --- bytes into every parser ---------------------------------------------------------------------
+
+ANSWERS = [
+    {"RequestId": "R", "Success": True, "Code": 200, "ConsumerProgress": {"TotalDiff": 3, "state": "Stable",
+     "TopicList": {"TopicList": [{"Topic": "t", "OffsetList": {"OffsetList": [
+         {"Partition": 0, "BrokerOffset": 9, "ConsumerOffset": 6, "LastTimestamp": 1700000000000}]}}]}}},
+    {"RequestId": "R", "Success": True, "Code": 200, "Total": 1, "ConsumerList": {"ConsumerVO": [
+        {"ConsumerId": "g", "InstanceId": "i"}]}},
+    {"RequestId": "R", "Success": True, "Code": 200, "InstanceList": {"InstanceVO": [
+        {"InstanceId": "i", "ServiceStatus": 5, "Name": "n", "RegionId": "r"}]}},
+    {"RequestId": "R", "Credentials": {"AccessKeyId": "STS.k", "AccessKeySecret": "fuzz-secret-value",
+                                       "SecurityToken": "CAIStoken", "Expiration": "2030-01-01T00:00:00Z"},
+     "AssumedRoleUser": {"Arn": "acs:ram::1:role/r/s"}, "Code": "Success"},
+]
+
+
+@st.composite
+def hostile_bytes(draw: st.DrawFn) -> bytes:
+    """A real answer spoilt the ways a network, a proxy or a hostile server spoils one; or any bytes."""
+    answer = json.dumps(draw(st.sampled_from(ANSWERS))).encode()
+    how = draw(st.sampled_from(["any", "cut", "splice", "nest", "huge", "replace", "whole"]))
+    if how == "any":
+        return draw(st.binary(max_size=200))
+    if how == "cut":
+        return answer[: draw(st.integers(0, len(answer)))]
+    at = draw(st.integers(0, len(answer)))
+    if how == "splice":
+        return answer[:at] + draw(st.binary(min_size=1, max_size=8)) + answer[at:]
+    if how == "nest":
+        depth = draw(st.sampled_from([MAX_DEPTH - 8, MAX_DEPTH, MAX_DEPTH + 1, 5000, 100_000]))
+        opener = draw(st.sampled_from([b"[", b'{"a":', b'["\\\\", ']))
+        closer = {b"[": b"]", b'{"a":': b"}", b'["\\\\", ': b"]"}[opener]
+        return opener * depth + answer + closer * depth
+    if how == "huge":
+        return re.sub(rb"(?<=[:\[,])\s*-?\d+", lambda _: draw(st.sampled_from(
+            [b"1" + b"0" * 400, b"1e400", b"NaN", b"-Infinity", b"9" * 5000, b"1.5"])), answer, count=3)
+    if how == "replace":  # a value swapped for JSON of another kind
+        junk = json.dumps(draw(json_values)).encode()
+        return re.sub(rb'(?<=:)\s*("[^"]*"|-?\d+|true|false|null)', lambda _: junk, answer, count=1)
+    return answer
+
+
+def _check(exc: Exception) -> None:
+    text = str(exc)
+    assert text and len(text) < 400 and "\n" not in text and "fuzz-secret-value" not in text, text
+
+
+@FAST
+@given(hostile_bytes())
+def test_bytes_into_every_parser_raise_only_documented_errors(raw: bytes) -> None:
+    """Decode, then every API parser; the client's envelope at each status; the STS and metadata readers."""
+    try:
+        value = decode(raw)
+    except ParseError as exc:
+        _check(exc)
+    else:
+        for parse in (parse_consumer_progress, parse_instance_list, parse_consumer_list):
+            try:
+                parse(value)
+            except ParseError as exc:
+                _check(exc)
+    client = _client()
+    for status in (200, 400, 503):
+        try:
+            client._interpret("GetConsumerProgress", status, raw, None)
+        except ApiError as exc:
+            assert exc.code and len(exc.code) <= 64 and "\n" not in exc.code
+        assert _answer_code(PlainAnswer(status, {}, raw))
+    for status in (200, 400):
+        try:
+            sts_credentials(status, raw, "STS", "oidc-token")
+        except RemoteCredentialsError as exc:
+            _check(exc)
+    for read in (lambda: metadata_credentials(raw, "metadata"), lambda: metadata_role_name(raw)):
+        try:
+            read()
+        except RemoteCredentialsError as exc:
+            _check(exc)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+tricky_text = st.text(alphabet='[]{}"\\ab\n', max_size=8)
+nested = st.recursive(st.one_of(st.none(), st.integers(), tricky_text),
+                      lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                              st.dictionaries(tricky_text, inner, max_size=3)), max_leaves=30)
+
+
+@FAST
+@given(nested, st.integers(1, 8))
+def test_depth_scan_agrees_with_the_structure(value: Any, limit: int) -> None:
+    """Brackets, quotes and backslashes in strings and keys never fool the scan: it says too deep exactly
+    when the decoded structure nests deeper than the limit."""
+    raw = json.dumps(value).encode()
+    assert too_deep(raw, limit) == (_depth(value) > limit)
+
+
+@FAST
+@given(st.binary(max_size=300))
+def test_depth_scan_never_fails_on_any_bytes(raw: bytes) -> None:
+    """Whatever the bytes, the scan answers (no exception, no recursion)."""
+    assert too_deep(raw, 3) in (True, False)
 
 
 # --- the configuration loader ---------------------------------------------------------------------

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.decoding import MAX_DEPTH, decode, too_deep
 from exporter.models import (
     ParseError,
     as_list,
     normalise_state,
+    parse_consumer_list,
     parse_consumer_progress,
     parse_instance_list,
 )
@@ -165,6 +168,110 @@ def test_arbitrary_json_never_crashes(value: Any) -> None:
                 assert part.last_timestamp_ms is None or part.last_timestamp_ms > 0
 
 
+# --- the decoding step every answer passes, and what a huge number means for each field --------------
+
+
+@pytest.mark.parametrize(("raw", "needle"), [
+    (b"", "empty body"),
+    (b" \r\n", "empty body"),
+    (b'{"RequestId":"\xc0\xaf"}', "not UTF-8 (byte 0xc0 at offset 14)"),
+    (b"[" * 100_000 + b"]" * 100_000, f"JSON nested deeper than {MAX_DEPTH} levels"),
+    (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, f"JSON nested deeper than {MAX_DEPTH} levels"),
+    (b"<html><body>502 Bad Gateway</body></html>", "not JSON (Expecting value; offset 0)"),
+    (b'{"RequestId":"R","Success":true,"Consu', "not JSON"),
+    (b'{"TotalDiff":' + b"9" * 5000 + b"}", "not JSON (a number too long to read)"),
+])
+def test_decode_refuses_what_is_not_an_answer(raw: bytes, needle: str) -> None:
+    """Each refusal is a ParseError whose one-line message says what was wrong and quotes nothing."""
+    with pytest.raises(ParseError) as caught:
+        decode(raw)
+    message = str(caught.value)
+    assert needle in message and "\n" not in message and len(message) < 120
+
+
+def test_decode_depth_limit_and_what_stays_lenient() -> None:
+    """64 levels decode, 65 do not; brackets inside strings (escaped quotes too) do not count; a UTF-8
+    byte-order mark and NaN/Infinity (which Python's decoder accepts) pass to the field parsers."""
+    assert decode(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is not None
+    with pytest.raises(ParseError, match="nested deeper"):
+        decode(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1))
+    inside = b'["' + b"[" * 200 + b'\\"' + b"{" * 200 + b'", "\\\\", "]]]"]'
+    assert decode(inside)[0].startswith("[[[")
+    escaped = b'["\\\\"' + b", [" * MAX_DEPTH + b"]" * MAX_DEPTH + b"]"  # "\\" closes the string: these count
+    assert too_deep(escaped)
+    assert decode(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+    assert str(decode(b'{"a": NaN, "b": -Infinity}')) == "{'a': nan, 'b': -inf}"
+
+
+def test_deep_document_costs_little() -> None:
+    """100,000 levels are refused by the scan in milliseconds, without recursion."""
+    started = time.perf_counter()
+    for _ in range(10):
+        with pytest.raises(ParseError):
+            decode(b"[{" * 100_000)
+    assert time.perf_counter() - started < 1.0
+
+
+def progress_with(field: str, literal: str) -> bytes:
+    """A GetConsumerProgress answer, as bytes, with ``literal`` (raw JSON) as one partition's ``field``."""
+    part = {"Partition": 0, "BrokerOffset": 10, "ConsumerOffset": 7, "LastTimestamp": 1700000000000}
+    text = json.dumps(body({"TopicList": [{"Topic": "t", "OffsetList": [{**part, field: "@"}]}]}))
+    return text.replace('"@"', literal).encode()
+
+
+HUGE = ["1" + "0" * 400, "-" + "1" + "0" * 400, "1e400", "NaN", "Infinity", "-Infinity", str(2**63), "1.5"]
+
+
+@pytest.mark.parametrize("field", ["Partition", "BrokerOffset", "ConsumerOffset", "LastTimestamp"])
+@pytest.mark.parametrize("literal", HUGE)
+def test_a_number_no_int64_holds_fails_the_answer_naming_the_field(field: str, literal: str) -> None:
+    """Offsets, partitions and timestamps are int64 in the API: a number past it (10**400, 2**63), one no
+    double holds (1e400 reads as infinity), NaN, Infinity and fractions are malformed for that field, and so
+    fail the pair with the field named; never an overflow, never a NaN in the exposition."""
+    with pytest.raises(ParseError, match=field):
+        parse_consumer_progress(decode(progress_with(field, literal)))
+
+
+def test_int64_edges_are_numbers() -> None:
+    """The int64 maximum is an offset; a negative int64 is "no commit" (absent), not an error."""
+    (topic,) = parse_consumer_progress(decode(progress_with("BrokerOffset", str(2**63 - 1)))).topics
+    assert topic.partitions[0].broker_offset == 2**63 - 1
+    (topic,) = parse_consumer_progress(decode(progress_with("ConsumerOffset", str(-(2**63))))).topics
+    assert topic.partitions[0].consumer_offset is None
+
+
+@pytest.mark.parametrize("literal", ["1" + "0" * 400, "1e400", "NaN", "-Infinity"])
+def test_huge_numbers_in_listings_and_group_fields(literal: str) -> None:
+    """GetConsumerList's Total and the group's TotalDiff: the same rule. A status code is not a count: one
+    that is no documented code (a huge one included) is an unknown state, which keeps the instance."""
+    with pytest.raises(ParseError, match="Total"):
+        parse_consumer_list(decode(b'{"ConsumerList":{"ConsumerVO":[{"ConsumerId":"g"}]},"Total":'
+                                   + literal.encode() + b"}"))
+    (instance,) = parse_instance_list(decode(b'{"InstanceList":{"InstanceVO":[{"InstanceId":"i","ServiceStatus":'
+                                             + literal.encode() + b"}]}}"))
+    assert instance.serving and instance.unknown_status.startswith("ServiceStatus ")  # no code: an unknown state
+    assert len(instance.unknown_status) < 60
+    with pytest.raises(ParseError, match="TotalDiff"):
+        parse_consumer_progress(decode(json.dumps(body([])).replace('"TotalDiff": 5', f'"TotalDiff": {literal}')
+                                       .encode()))
+
+
+@pytest.mark.parametrize("value", [[], {}, None, True, "x" * 10_000, [[["deep"]]]])
+def test_wrong_types_in_text_fields_and_messages(value: Any) -> None:
+    """A list, object, null or boolean where a text is expected is no text; a message never quotes a
+    container or a long value."""
+    partition = {"Partition": 0, "BrokerOffset": 1, "ConsumerOffset": 1, "MemberId": value, "ClientIp": value}
+    if isinstance(value, str):
+        (topic,) = parse_consumer_progress(body([{"Topic": "t", "OffsetList": [partition]}])).topics
+        assert topic.partitions[0].member_id == value
+    else:
+        (topic,) = parse_consumer_progress(body([{"Topic": "t", "OffsetList": [partition]}])).topics
+        assert topic.partitions[0].member_id == "" and topic.partitions[0].client_ip == ""
+    if value is None:
+        return  # an absent offset: no commit, not an error
+    with pytest.raises(ParseError) as caught:
+        parse_consumer_progress(body([{"Topic": "t", "OffsetList": [{**partition, "BrokerOffset": value}]}]))
+    assert len(str(caught.value)) < 120
 @pytest.mark.parametrize(
     "answer",
     [

@@ -5,12 +5,15 @@ probability (from the simulator's seeded RNG, so runs repeat), and changes the a
 status, a delay, a dropped connection, a broken body, an expired STS token, a gateway clock that
 disagrees with the client's, one of the response shapes the documentation and real XML-to-JSON
 conversion produce, or what a hostile network does: an answer delivered in pieces with pauses, a
-redirect to another origin, a small gzip body that expands past any sane size.
+redirect to another origin, a small gzip body that expands past any sane size. The hostile kinds send
+what a broken proxy or a hostile server could: JSON nested 100,000 deep, bytes that are not UTF-8,
+numbers past any integer type, values of the wrong type, an empty body.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import random
 import zlib
 from dataclasses import dataclass
@@ -19,7 +22,8 @@ from typing import Any, Literal
 FaultKind = Literal[
     "http_500", "http_503", "throttle", "timeout", "latency", "reset", "html", "truncated", "single_object",
     "numbers_as_strings", "missing_wrappers", "success_false", "root_wrapper", "not_found", "token_expired",
-    "clock_skew", "slow_body", "redirect", "gzip_bomb",
+    "clock_skew", "slow_body", "redirect", "gzip_bomb", "deep_nesting", "invalid_utf8", "huge_numbers",
+    "wrong_types", "empty_body",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -34,6 +38,14 @@ AUTH_KINDS = frozenset({"clock_skew"})
 DELIVERY_KINDS = frozenset({"latency", "slow_body"})
 REDIRECT_LOCATION = "http://127.0.0.1:9/"  # the discard port: another origin, where nothing should go
 BOMB_SIZE = 64 * 1024 * 1024
+# Kinds that send hostile bytes instead of the answer: :func:`hostile_body` writes them from the answer
+# that would have been sent (HTTP 200; ``deep_nesting`` and ``empty_body`` do not need one).
+HOSTILE_KINDS = frozenset({"deep_nesting", "invalid_utf8", "huge_numbers", "wrong_types", "empty_body"})
+DEEP_NESTING = 100_000  # levels: Python's decoder gives up (RecursionError) after about a thousand
+# What huge_numbers puts in place of each number, in turn: past int64, past a double (read as infinity),
+# and the two literals Python's json accepts although JSON has no such numbers.
+_HUGE = (b"1" + b"0" * 400, b"1e400", b"NaN", b"-Infinity")
+_ENVELOPE = frozenset({"RequestId", "Code", "Success", "Message"})
 
 
 @dataclass
@@ -132,3 +144,90 @@ def gzip_bomb(size: int) -> bytes:
     parts.append(packer.compress(b'{"RequestId":"BOMB","Success":true,"Code":200}'))
     parts.append(packer.flush())
     return b"".join(parts)
+
+
+def hostile_rule(faults: list[FaultRule], action: str, rng: random.Random) -> FaultRule | None:
+    """The first hostile rule whose ``action`` names ``action`` (``AssumeRoleWithOIDC``, ``ECSMetadata``).
+
+    STS and the metadata service obey only rules that name them, so the rules meant for every API call
+    (a soak's standing faults) leave the credentials services alone."""
+    for rule in list(faults):
+        if rule.kind in HOSTILE_KINDS and rule.action == action and rule.matches(action, {}, rng):
+            return rule
+    return None
+
+
+def hostile_body(kind: str, body: dict[str, Any], rng: random.Random) -> bytes:
+    """The bytes a hostile kind sends in place of ``body`` (the answer that would have been sent)."""
+    if kind == "empty_body":
+        return b""
+    request_id = str(body.get("RequestId", "")).encode()
+    if kind == "deep_nesting":  # a valid envelope around a value nested far deeper than any answer
+        return (b'{"RequestId":"' + request_id + b'","Success":true,"Code":200,"Data":'
+                + b"[" * DEEP_NESTING + b"]" * DEEP_NESTING + b"}")
+    if kind == "invalid_utf8":  # a lone continuation byte and an overlong encoding inside the first string
+        text = json.dumps(body, separators=(",", ":")).encode()
+        cut = text.find(b'"', text.find(b":") + 1) + 1 or len(text) // 2
+        return text[:cut] + b"\x80\xc0\xaf" + text[cut:]
+    if kind == "huge_numbers":
+        return _huge_numbers(body)
+    if kind == "wrong_types":
+        return json.dumps(_wrong_type_at_random(body, rng), separators=(",", ":")).encode()
+    raise ValueError(f"not a hostile kind: {kind}")
+
+
+def _huge_numbers(body: dict[str, Any]) -> bytes:
+    """Every number but the envelope's ``Code`` replaced by the huge ones in turn (written as raw JSON)."""
+    marks: list[bytes] = []
+
+    def swap(node: Any, key: str = "") -> Any:
+        if isinstance(node, bool) or key in _ENVELOPE:
+            return node
+        if isinstance(node, int | float):
+            marks.append(_HUGE[len(marks) % len(_HUGE)])
+            return f"\x00{len(marks) - 1}\x00"
+        if isinstance(node, list):
+            return [swap(v) for v in node]
+        if isinstance(node, dict):
+            return {k: swap(v, k) for k, v in node.items()}
+        return node
+
+    text = json.dumps(swap(body), separators=(",", ":")).encode()
+    for index, mark in enumerate(marks):
+        text = text.replace(b'"\\u0000' + str(index).encode() + b'\\u0000"', mark, 1)
+    return text
+
+
+def _wrong_type_at_random(body: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """The answer with one value (below the envelope, any level) swapped for one of another type."""
+    places: list[tuple[dict[str, Any] | list[Any], str | int]] = []
+
+    def collect(node: Any) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if node is body and key in _ENVELOPE:
+                continue
+            places.append((node, key))
+            collect(value)
+
+    collect(body)
+    if places:
+        parent, key = places[rng.randrange(len(places))]
+        parent[key] = _another_type(parent[key], rng)  # type: ignore[index]
+    return body
+
+
+def _another_type(value: Any, rng: random.Random) -> Any:
+    """A value of a type the field does not have: a list for an object, text for a list, a boolean for a
+    number, null or a number for text."""
+    if isinstance(value, dict):
+        return rng.choice([[value], "object", None, 7])
+    if isinstance(value, list):
+        return rng.choice(["list", {"item": value}, None, True])
+    if isinstance(value, bool):
+        return rng.choice(["yes", 1, None])
+    if isinstance(value, int | float):
+        return rng.choice([True, False, "many", None, [value], {"value": value}])
+    if isinstance(value, str):
+        return rng.choice([None, 12345, False, [value], {"text": value}])
+    return rng.choice(["null", 0, [], {}])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import Any
@@ -29,9 +30,11 @@ from exporter.simulator.faults import (
     AUTH_KINDS,
     DELIVERY_KINDS,
     FAULT_KINDS,
+    HOSTILE_KINDS,
     SHAPE_KINDS,
     FaultRule,
     gzip_bomb,
+    hostile_body,
     reshape,
 )
 from exporter.simulator.service import API_VERSION, Simulator, new_request_id
@@ -120,6 +123,11 @@ async def _fault_answer(rule: FaultRule, request: web.Request) -> web.StreamResp
     return None
 
 
+def hostile_response(kind: str, body: dict[str, Any], rng: random.Random) -> web.Response:
+    """HTTP 200 with the bytes of a hostile fault kind in place of ``body`` (also used by STS and metadata)."""
+    return web.Response(body=hostile_body(kind, body, rng), status=200, content_type="application/json")
+
+
 async def _gateway(request: web.Request) -> web.StreamResponse:
     sim = request.app[_SIM_KEY]
     raw = await request.read()
@@ -152,6 +160,9 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
         body: dict[str, Any] = sim.handle(action, params, identity.access_key_id)
         if rule is not None and rule.kind in SHAPE_KINDS:
             body = reshape(body, rule.kind, action)
+        if rule is not None and rule.kind in HOSTILE_KINDS:
+            sim.record(action, params, 200, f"fault:{rule.kind}", signature)
+            return hostile_response(rule.kind, body, sim.rng)
     except GatewayError as exc:
         sim.record(action, params, exc.status, exc.code, signature)
         return _error(exc, request.host)

@@ -13,7 +13,8 @@ convention: 400 for a missing or out-of-range TTL header, 401 for a missing (har
 unknown or expired token, 403 for a token request carrying ``X-Forwarded-For`` (a proxied
 request), 404 for an unknown path or role. Credentials rotate like the real ones: the same key is
 served until less than 60% of its lifetime is left, then a new one is issued and registered with
-the simulated gateway (the old one stays valid until it expires).
+the simulated gateway (the old one stays valid until it expires). A hostile fault rule whose
+``action`` is ``ECSMetadata`` spoils the credentials document.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from exporter.simulator.auth import KeyPair
+from exporter.simulator.faults import hostile_rule
+from exporter.simulator.gateway import hostile_response
 from exporter.simulator.service import Simulator
 from exporter.simulator.sts import iso
 
@@ -132,6 +135,10 @@ class MetadataService:
             return self._answer(request, mode, refused)
         if self.role_name is None or request.match_info["role"] != self.role_name:
             return self._answer(request, mode, 404)
+        rule = hostile_rule(self.sim.faults, "ECSMetadata", self.sim.rng)
+        if rule is not None:
+            self.records.append(MetadataRecord(self.sim.clock(), request.method, request.path, mode, 200))
+            return hostile_response(rule.kind, dict(self._credentials()), self.sim.rng)
         return self._answer(request, mode, 200, json.dumps(self._credentials(), indent=2), "text/plain")
 
 

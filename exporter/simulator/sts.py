@@ -10,9 +10,10 @@ gateway refuses it without the token, with a wrong one, or once expired.
 Refusals use the codes and HTTP statuses of the STS error table
 (https://help.aliyun.com/zh/ram/developer-reference/api-sts-2015-04-01-errorcodes): 401
 ``AuthenticationFail.OIDCToken.*`` for bad tokens, ``AuthenticationFail.NoPermission`` for an
-unknown OIDC provider, 400 ``InvalidParameter.*`` for bad parameters. ``session_lifetime`` is a
-test knob with no cloud counterpart: it shortens every issued credential (real STS issues exactly
-``DurationSeconds``, at least 900 s), so refresh can be tested in seconds.
+unknown OIDC provider, 400 ``InvalidParameter.*`` for bad parameters. A hostile fault rule whose
+``action`` is ``AssumeRoleWithOIDC`` spoils the answer (see ``hostile_rule`` in the faults module).
+``session_lifetime`` is a test knob with no cloud counterpart: it shortens every issued credential
+(real STS issues exactly ``DurationSeconds``, at least 900 s), so refresh can be tested in seconds.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from exporter.simulator.auth import GatewayError, KeyPair
+from exporter.simulator.faults import hostile_rule
+from exporter.simulator.gateway import hostile_response
 from exporter.simulator.service import Simulator, new_request_id
 
 STS_VERSION = "2015-04-01"
@@ -225,6 +228,10 @@ def add_sts_routes(app: web.Application, sts: StsService, path: str = "/") -> No
         except GatewayError as exc:
             sts.records.append(StsRecord(sts.sim.clock(), role_arn, session, token_id, exc.status, exc.code))
             return _error(exc)
+        rule = hostile_rule(sts.sim.faults, "AssumeRoleWithOIDC", sts.sim.rng)
+        if rule is not None:  # the credentials were issued, the answer that carries them is spoilt
+            sts.records.append(StsRecord(sts.sim.clock(), role_arn, session, token_id, 200, f"fault:{rule.kind}"))
+            return hostile_response(rule.kind, body, sts.sim.rng)
         sts.records.append(StsRecord(sts.sim.clock(), role_arn, session, token_id, 200, "200"))
         return web.json_response(body)
 

@@ -1,0 +1,96 @@
+"""One hardened step from an answer's bytes to JSON values, shared by every parser of a cloud answer.
+
+Every answer the exporter reads (the alikafka API's, STS ``AssumeRoleWithOIDC``'s, the ECS metadata
+service's) goes through :func:`decode`, so what a broken or hostile server can send is decided here
+once: an empty body, bytes that are not UTF-8, a document nested deeper than any real answer (Python's
+decoder recurses once a level, and 100,000 levels raise ``RecursionError``, which is not a
+``ValueError``), a number too long to read, or text that is not JSON. Each becomes a
+:class:`ParseError` with a short message that names what was wrong and never quotes the body (which,
+for credentials, holds secrets). Callers turn it into their own error, so a bad answer fails one
+call and nothing else.
+
+Nesting is bounded before decoding by a scan of the bytes that runs mostly at C speed (escapes
+removed, the pieces inside quotes dropped, the brackets left counted), so a deep document costs
+neither recursion nor much time. What stays lenient: a UTF-8 byte-order mark, and the ``NaN`` and
+``Infinity`` literals Python's decoder accepts; those become floats that the field parsers refuse
+where an integer is needed, so they fail the field they are in, like any other value of the wrong
+kind.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# The deepest real answer is GetConsumerProgress with the doc sample's root wrapper: about nine levels
+# (root, ConsumerProgress, TopicList wrapper and list, topic, OffsetList wrapper and list, partition).
+# 64 leaves room for fields not documented yet and stays far below Python's recursion limit.
+MAX_DEPTH = 64
+
+# The bytes that decide nesting: brackets, and the quotes that say which brackets are inside strings.
+# UTF-8 never uses an ASCII byte inside a multi-byte character, so the scan works on the raw bytes.
+_OTHER_BYTES = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+class ParseError(ValueError):
+    """An answer this exporter cannot understand: not JSON, too deep, or not the documented shape."""
+
+
+def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit``: a few passes at C speed, no recursion."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    if b"\\" in raw:  # escaped backslashes first (as the decoder pairs them), then escaped quotes
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Adjacent quotes go first (an empty string, or two strings with nothing between): most strings hold no
+    # bracket, so few pieces are left to split, where every other piece is inside a string.
+    skeleton = raw.translate(None, _OTHER_BYTES).replace(b'""', b"")
+    outside = b"".join(skeleton.split(b'"')[::2]) if b'"' in skeleton else skeleton
+    return any(depth > limit for depth in itertools.accumulate(map(_STEP.__getitem__, outside)))
+
+
+def decode(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """The JSON value of ``raw``, or :class:`ParseError` saying briefly why there is none."""
+    if not raw or raw.isspace():
+        raise ParseError("empty body")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    if too_deep(raw, max_depth):
+        raise ParseError(f"JSON nested deeper than {max_depth} levels")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"not JSON ({exc.msg}; offset {exc.pos})") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise ParseError("not JSON (a number too long to read)") from None
+    except RecursionError:  # the scan above makes this unreachable; kept as the last net
+        raise ParseError("JSON nested too deeply") from None
+
+
+def decode_object(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Mapping[str, Any]:
+    """Like :func:`decode`, for answers that must be a JSON object."""
+    value = decode(raw, max_depth=max_depth)
+    if not isinstance(value, Mapping):
+        raise ParseError(f"not a JSON object ({kind(value)})")
+    return value
+
+
+def kind(value: Any) -> str:
+    """A JSON value's type in JSON's words with its article ("an array", "null"), for messages that must
+    not quote the value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"
