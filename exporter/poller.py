@@ -35,6 +35,7 @@ from exporter.errors import ApiError
 from exporter.models import ConsumerProgress
 from exporter.ratelimit import enforced_rate
 from exporter.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.supervisor import log_unexpected
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +220,8 @@ class Poller:
             progress, _request_id = await self._source.get_consumer_progress(pair.region, pair.instance_id, pair.group)
         except ApiError as exc:
             self._failed(pair, PollError(exc.code, exc.message, exc.kind, exc.request_id))
-        except Exception as exc:  # a bug must fail this pair, not the exporter
-            log.exception("unexpected error polling", extra={"instance_id": pair.instance_id, "group": pair.group})
+        except Exception as exc:  # noqa: BLE001 - a bug must fail this pair, not the exporter
+            log_unexpected(log, "unexpected error polling", exc, {"instance_id": pair.instance_id, "group": pair.group})
             self._failed(pair, PollError("internal_error", type(exc).__name__, "internal", None))
         else:
             self._succeeded(pair, progress)

@@ -31,6 +31,7 @@ from exporter.discovery import ApiCaller, Discovery
 from exporter.models import InstanceInfo
 from exporter.settings import ConfigError, Settings
 from exporter.snapshot import Pair
+from exporter.supervisor import log_unexpected
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,8 @@ class Reloader:
                         extra={"keys": ",".join(waiting)})
         try:
             self._apply(self.settings, effective)
-        except Exception:  # a bug in applying must not stop the exporter
-            log.exception("config reload could not be applied", extra={"reason": reason})
+        except Exception as exc:  # noqa: BLE001 - a bug in applying must not stop the exporter
+            log_unexpected(log, "config reload could not be applied", exc, {"reason": reason})
             return self._done(ok=False)
         self.settings = effective
         log.info("configuration reloaded", extra={"reason": reason, "changed": ",".join(live) or "nothing"})

@@ -83,17 +83,22 @@ async def test_snapshots_are_swapped_not_mutated() -> None:
         after.pairs[A] = before.pairs[A]  # type: ignore[index]
 
 
-async def test_unexpected_exception_fails_only_that_pair() -> None:
-    """A bug in parsing one answer marks the pair failed with internal_error; the loop survives."""
+async def test_unexpected_exception_fails_only_that_pair(caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in parsing one answer marks the pair failed with internal_error; the loop survives, and the log
+    gets one line naming the exception, with no traceback unless the level is debug."""
     def answer(_i: str, group: str) -> ConsumerProgress:
         if group == "billing":
-            raise ZeroDivisionError
+            raise ZeroDivisionError("division by zero")
         return progress({"t": {0: (1, 1)}})
 
     poller = Poller(FakeSource(answer), [A, B], interval=60, stale_after=180, max_qps=3)
-    snap = await poller.poll_once()
+    with caplog.at_level(logging.INFO):
+        snap = await poller.poll_once()
     assert snap.pairs[B].error is not None and snap.pairs[B].error.code == "internal_error"
     assert snap.pairs[A].up
+    lines = [r for r in caplog.records if r.getMessage() == "unexpected error polling"]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert lines[0].error == "ZeroDivisionError: division by zero"  # type: ignore[attr-defined]
 
 
 async def test_schedule_spreads_pairs_never_overlaps_and_isolates_slow_pairs() -> None:
