@@ -71,6 +71,8 @@ HEADERS: Mapping[str, tuple[str, ...] | None] = {
     "X-XSS-Protection": None,
     "Strict-Transport-Security": None,
 }
+# How to make a hash, named in the error for anything else (the example file's placeholder included).
+HASH_COMMAND = "htpasswd -nBC 10 \"\" | tr -d ':\\n'"
 _BCRYPT = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
 _UNVERIFIED = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
 
@@ -241,7 +243,7 @@ class WebConfig(BaseModel):
         for user, secret in value.items():
             match = _BCRYPT.fullmatch(secret.get_secret_value())
             if not match:
-                raise ValueError(f"user {user!r}: not a bcrypt hash (make one with htpasswd -nBC 10 \"\")")
+                raise ValueError(f"user {user!r}: not a bcrypt hash (make one with: {HASH_COMMAND})")
             if not 4 <= int(match.group(1)) <= 31:
                 raise ValueError(f"user {user!r}: bcrypt cost must be between 4 and 31")
             if ":" in user:

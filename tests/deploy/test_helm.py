@@ -1235,7 +1235,13 @@ def test_tls_example_in_the_deploy_docs_installs(pki: dict[str, Any], tmp_path: 
     certificate = re.search(r"```yaml\n(# cert-manager:.*?)```", text, re.DOTALL)
     assert base and tls_values and certificate, "docs/deploy.md lost its TLS example"
     vals = yaml.safe_load(base.group(1))
-    _merge(vals, yaml.safe_load(tls_values.group(1)))
+    tls_doc = yaml.safe_load(tls_values.group(1))
+    # The example carries a placeholder, not a hash anyone could log in with: the schema refuses it as is.
+    assert tls_doc["webConfig"]["basicAuth"]["users"] == {"prometheus": "REPLACE-WITH-A-BCRYPT-HASH"}
+    with pytest.raises(helm.HelmValuesError, match=r"/webConfig/basicAuth/users/prometheus.*pattern"):
+        render(values(vals, tls_doc))
+    tls_doc["webConfig"]["basicAuth"]["users"]["prometheus"] = pki["hashes"]["prometheus"]
+    _merge(vals, tls_doc)
     docs = render(vals)
     kube_validate(docs, tmp_path)
     monitor = one(docs, "ServiceMonitor")
