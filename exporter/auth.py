@@ -23,7 +23,6 @@ from collections.abc import Mapping
 import bcrypt
 from pydantic import SecretStr
 
-
 # bcrypt reads at most 72 bytes of a password. bcrypt 4 ignored the rest, so a longer password
 # matched any password with the same first 72 bytes; bcrypt 5 raises ValueError instead
 # (changelog of 5.0.0, https://github.com/pyca/bcrypt#changelog). A longer password never matches,
