@@ -389,3 +389,47 @@ def test_bcrypt_requirement_excludes_versions_that_truncate_passwords() -> None:
     assert not bcrypt_req.specifier.contains("4.3.0")
     assert bcrypt_req.specifier.contains("5.0.0")
     assert int(bcrypt.__version__.split(".")[0]) >= 5
+
+
+async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1024), within) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_connection_cap_counts_tls_handshakes_in_progress(tmp_path: Path) -> None:
+    """Idle TCP connections to the TLS port fill the cap: the next one is closed at once, even a real TLS
+    client; once the idle ones go, TLS clients are served again."""
+    pki = make_pki(tmp_path)
+    async with serve(tls_config(pki), HttpLimits(max_connections=3, handshake_timeout=30)) as served:
+        idle = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        assert await _closed_by_server(reader, 2)  # no handshake is even started for it
+        writer.close()
+        with pytest.raises((aiohttp.ClientError, ssl.SSLError, ConnectionError)):
+            await get(served.url + "/healthz", pki.client_context())
+        for _, idle_writer in idle:
+            assert not idle_writer.is_closing()
+            idle_writer.close()
+            await idle_writer.wait_closed()
+        await asyncio.sleep(0.2)
+        assert (await get(served.url + "/healthz", pki.client_context()))[0] == 200
+
+
+async def test_idle_handshakes_are_closed_after_the_timeout_and_free_their_slots(tmp_path: Path) -> None:
+    """Connections that send nothing are closed after handshake_timeout; their slots then serve TLS clients."""
+    pki = make_pki(tmp_path)
+    async with serve(tls_config(pki), HttpLimits(max_connections=2, handshake_timeout=0.5)) as served:
+        idle = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(2)]
+        started = asyncio.get_running_loop().time()
+        for reader, _ in idle:
+            assert await _closed_by_server(reader, 5)
+        assert asyncio.get_running_loop().time() - started < 3
+        for _, writer in idle:
+            writer.close()
+        status, body, headers = await get(served.url + "/metrics", pki.client_context())
+        assert status == 200 and b"alikafka_consumergroup_lag" in body and headers["Server"] == "alikafka-exporter"
