@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from exporter.credentials import PermissionCheck
 from exporter.settings import ConfigError, Duration
 
 log = logging.getLogger(__name__)
@@ -371,6 +372,8 @@ class CertificateReloader:
     instance a certificate replaced before its key) keeps the previous context serving and logs one
     warning per distinct file state; the next good state is picked up on the next connection.
     Kubernetes Secret updates (a symlink swap) change the inode and are seen like any replacement.
+    The key file is checked for permissions that let other users read it, when first loaded and
+    when a changed one loads (a warning, see :class:`exporter.credentials.PermissionCheck`).
     """
 
     def __init__(self, tls: TlsServerConfig, build: Callable[[TlsServerConfig], ssl.SSLContext] = ssl_context):
@@ -380,6 +383,12 @@ class CertificateReloader:
         self._key = _stat_key(self._paths)
         self._context = build(tls)
         self._failed: tuple[tuple[int, int, int, int], ...] | None = None
+        self._permissions = PermissionCheck()
+        self._check_key_file()
+
+    def _check_key_file(self) -> None:
+        if self._tls.key_file is not None:
+            self._permissions.check("web.config.file: tls_server_config.key_file", self._tls.key_file)
 
     def current(self) -> ssl.SSLContext:
         """The context for a new connection, reloading first when the files changed."""
@@ -395,6 +404,7 @@ class CertificateReloader:
             return self._context
         self._context, self._key, self._failed = context, key, None
         log.info("TLS certificate reloaded", extra={"cert_file": str(self._tls.cert_file)})
+        self._check_key_file()
         return self._context
 
 
