@@ -154,7 +154,9 @@ class _Handshake(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         transport.pause_reading()  # nothing is read before loop.start_tls takes the connection over
-        if not self.made.done():
+        if self.made.cancelled():  # the wait for it timed out, or the site stopped
+            transport.abort()
+        elif not self.made.done():
             self.made.set_result(transport)
 
     def data_received(self, data: bytes) -> None:
