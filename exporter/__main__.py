@@ -21,7 +21,8 @@ from typing import Any
 
 from exporter import __version__, app, logs, webconfig
 from exporter.cli import parse_args
-from exporter.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, Learning, default_chain
+from exporter.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, Learning, default_chain, peek_secret_file
+from exporter.credentials_remote import ENV_OIDC_TOKEN_FILE
 from exporter.probe import run_probe
 from exporter.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
 
@@ -76,15 +77,19 @@ def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the exporter; returns the process exit code."""
-    # Secret values from the environment are never echoed, even inside a config problem.
+    # Secret values from the environment and the files named there or in the config are never echoed, even
+    # inside a config problem: they are learnt before the configuration is validated.
     redactor = logs.Redactor(os.environ.get(name) for name in (ENV_SECRET, ENV_TOKEN))
+    oidc_token_file = os.environ.get(ENV_OIDC_TOKEN_FILE)
+    redactor.add(peek_secret_file(oidc_token_file))
+    learn_file = partial(_learn_file, redactor)
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         if args.version:
             print(f"alikafka-exporter {__version__}")
             return EXIT_OK
         config_file = args.config_file or _env_path(os.environ.get(CONFIG_FILE_ENV))
-        settings = load_settings(args.flags, os.environ, config_file)
+        settings = load_settings(args.flags, os.environ, config_file, learn_file)
         logs.configure(settings.log.level, settings.log.format, redactor=redactor)
         reload = None
         if settings.demo:
@@ -93,13 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings, plan = demo.plan(settings)
         else:
             plan = _plan(settings)
-            plan = dataclasses.replace(plan, credentials=Learning(plan.credentials, redactor.add))
+            plan = dataclasses.replace(plan, credentials=Learning(plan.credentials, redactor.add, (oidc_token_file,)))
             # Resolve once now so --check-config and start-up fail early on unreadable key files; --probe
             # resolves them itself and reports a failure as its first step (exit 1, not a config error).
             if not args.probe:
                 asyncio.run(plan.credentials.get())
             flags, environ = args.flags, dict(os.environ)
-            reload = partial(_reload_settings, flags, environ, config_file)
+            reload = partial(_reload_settings, flags, environ, config_file, learn_file)
         if settings.web.config_file is not None:
             plan = dataclasses.replace(plan, web=webconfig.load(settings.web.config_file))
     except ConfigError as exc:
@@ -110,9 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config_file=config_file, redact=redactor)
 
 
-def _reload_settings(flags: dict[str, Any], environ: Mapping[str, str], config_file: Path | None) -> Settings:
+def _reload_settings(flags: dict[str, Any], environ: Mapping[str, str], config_file: Path | None,
+                     learn_file: Callable[[str], None]) -> Settings:
     """The configuration again, from the same flags and environment and the file's current content."""
-    return _check_targets(load_settings(flags, environ, config_file))
+    return _check_targets(load_settings(flags, environ, config_file, learn_file))
+
+
+def _learn_file(redactor: logs.Redactor, path: str) -> None:
+    redactor.add(peek_secret_file(path))
 
 
 def _env_path(value: str | None) -> Path | None:

@@ -7,7 +7,8 @@ password. Failures are not cached. Identical requests arriving together (a burst
 the same credentials) share one check. Unknown users are checked against a real stored hash too, so
 an unknown name costs the same time as a wrong password and names cannot be probed by timing;
 bcrypt compares in constant time. The checks run in worker threads, at most ``parallel`` at once,
-so a flood of wrong passwords cannot stall the event loop or every scrape behind it.
+so a flood of wrong passwords cannot stall the event loop or every scrape behind it. A password
+longer than bcrypt's 72 bytes is refused, never compared by its first 72 bytes.
 """
 
 from __future__ import annotations
@@ -22,11 +23,19 @@ from collections.abc import Mapping
 import bcrypt
 from pydantic import SecretStr
 
+# bcrypt reads at most 72 bytes of a password. bcrypt 4 ignored the rest, so a longer password
+# matched any password with the same first 72 bytes; bcrypt 5 raises ValueError instead
+# (changelog of 5.0.0, https://github.com/pyca/bcrypt#changelog). A longer password never matches,
+# whichever version is installed: checking only its prefix would accept passwords never set.
+MAX_PASSWORD_BYTES = 72
+
 
 def _verify(password: bytes, hashed: bytes) -> bool:
+    if len(password) > MAX_PASSWORD_BYTES:
+        return False
     try:
         return bcrypt.checkpw(password, hashed)
-    except ValueError:  # bcrypt 5 refuses passwords over 72 bytes; such a password matches nothing
+    except ValueError:  # a hash bcrypt cannot read (the config check lets only well-formed ones through)
         return False
 
 

@@ -8,7 +8,9 @@ effect without a restart. Providers hand out
 :class:`Credentials` that may expire; :class:`RefreshingProvider` is the base for the STS-backed
 sources that refresh ahead of expiry with one refresh in flight at a time.
 
-Secret values live in :class:`Secret`, whose ``str``/``repr`` never show them.
+Secret values live in :class:`Secret`, whose ``str``/``repr`` never show them. Secret files are
+also read early, for the log redactor only (:func:`peek_secret_file`), and checked for permissions
+that let other users read them (:class:`PermissionCheck`: a warning, as ssh gives for a key file).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import asyncio
 import logging
 import math
 import os
+import stat
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -106,12 +109,16 @@ class Learning:
     """A provider whose every new pair is first shown to ``learn`` (the log redactor).
 
     Keys that arrive while running (RRSA and ECS role refreshes, a rotated key file) are then kept out
-    of logs as the start-up ones are: the redactor can only hide values it has seen.
+    of logs as the start-up ones are: the redactor can only hide values it has seen. With each new
+    pair, the current content of ``secret_files`` is learnt too: the RRSA OIDC token, which the
+    kubelet rotates and the provider re-reads at every refresh.
     """
 
-    def __init__(self, inner: CredentialProvider, learn: Callable[[str | None, str | None], None]) -> None:
+    def __init__(self, inner: CredentialProvider, learn: Callable[..., None],
+                 secret_files: Iterable[str | Path | None] = ()) -> None:
         self._inner = inner
         self._learn = learn
+        self._secret_files = tuple(f for f in secret_files if f)
         self._last: Credentials | None = None
 
     @property
@@ -129,9 +136,94 @@ class Learning:
         creds = await self._inner.get()
         if creds is not self._last:
             self._learn(creds.access_key_secret.reveal(),
-                        creds.security_token.reveal() if creds.security_token is not None else None)
+                        creds.security_token.reveal() if creds.security_token is not None else None,
+                        *(peek_secret_file(f) for f in self._secret_files))
             self._last = creds
         return creds
+
+
+# A secret file is a few hundred bytes (an OIDC token is a JWT of 1-2 KiB); anything bigger is not
+# read just to learn it.
+PEEK_MAX_BYTES = 64 * 1024
+
+
+def peek_secret_file(path: str | Path | None) -> str | None:
+    """The stripped text of a secret file, for the log redactor only; None when unreadable. Never raises.
+
+    Called before the configuration is validated, on any path a secret-file setting (or
+    ``ALIBABA_CLOUD_OIDC_TOKEN_FILE``) names, so that a secret pasted into another key is hidden in
+    the error that names that key. Only regular files are opened (a FIFO or device would block).
+    """
+    if not path:
+        return None
+    try:
+        file = Path(path)
+        if not file.is_file():
+            return None
+        with file.open("rb") as handle:
+            data = handle.read(PEEK_MAX_BYTES + 1)
+        if len(data) > PEEK_MAX_BYTES:
+            return None
+        return data.decode("utf-8").strip() or None
+    except (OSError, ValueError):  # ValueError: a NUL in the path, or not UTF-8 (UnicodeDecodeError)
+        return None
+
+
+def loose_permissions(path: Path) -> str | None:
+    """Why a secret file can be read by users other than this process's, or None when it cannot.
+
+    Like ssh's check of a private key file, but only said, not refused. ``stat`` follows symlinks:
+    Kubernetes mounts Secret keys as links into a timestamped directory, and the target's mode is
+    what counts. Readable by others is always too open. Readable by the group is fine only when
+    that is how this process reads the file: not its owner, a member of its group (a Kubernetes
+    Secret volume with ``defaultMode: 0440`` and the pod's ``fsGroup``).
+    """
+    if not hasattr(os, "geteuid"):
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & stat.S_IROTH:
+        return f"mode {mode:04o} lets every user read it"
+    uid = os.geteuid()
+    read_through_group = uid not in (0, st.st_uid) and (st.st_gid == os.getegid() or st.st_gid in os.getgroups())
+    if mode & stat.S_IRGRP and not read_through_group:
+        return f"mode {mode:04o} lets group {st.st_gid} read it"
+    return None
+
+
+PERMISSION_FIX = ("make it readable by this process's user only (chmod 0400), or 0440 when the process reads it "
+                  "through its group; for a Kubernetes Secret volume set defaultMode: 0400 (or 0440 with the "
+                  "pod's fsGroup), as its default 0644 lets every user read it")
+
+
+class PermissionCheck:
+    """Warns when a secret file is readable by other users: once per file, again when the file changes.
+
+    A file is identified by its target's device, inode and mode, so a Secret update (a new file
+    behind the symlink) or a ``chmod`` is checked and reported afresh, and an unchanged file is not
+    reported twice.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, tuple[int, int, int, int, int]] = {}
+
+    def check(self, key: str, path: Path) -> str | None:
+        """The problem with ``path`` (the setting ``key``), logged when this state of it is new."""
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        state = (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid)
+        problem = loose_permissions(path)
+        if self._seen.get(path) != state:
+            self._seen[path] = state
+            if problem is not None:
+                log.warning("secret file is readable by other users", extra={
+                    "key": key, "path": str(path), "problem": problem, "fix": PERMISSION_FIX})
+        return problem
 
 
 def _read_secret_file(path: Path, what: str) -> str:
@@ -146,6 +238,9 @@ def _read_secret_file(path: Path, what: str) -> str:
     return text
 
 
+FILE_KEYS = ("access_key_id_file", "access_key_secret_file", "security_token_file")  # the settings, in order
+
+
 class FileProvider:
     """Key files mounted from a Kubernetes Secret; re-read when any of them changes.
 
@@ -158,6 +253,7 @@ class FileProvider:
         self._files = (id_file, secret_file, token_file)
         self._stamp: tuple[tuple[float, int, int], ...] | None = None
         self._credentials: Credentials | None = None
+        self._permissions = PermissionCheck()
 
     @property
     def source(self) -> str:
@@ -182,6 +278,9 @@ class FileProvider:
         stamp = self._stat()
         if self._credentials is None or stamp != self._stamp:
             id_file, secret_file, token_file = self._files
+            for key, path in zip(FILE_KEYS, self._files, strict=True):
+                if path is not None:
+                    self._permissions.check(f"credentials.{key}", path)
             token = _read_secret_file(token_file, "security token") if token_file else None
             self._credentials = Credentials(
                 access_key_id=_read_secret_file(id_file, "AccessKey ID"),

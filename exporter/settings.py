@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -486,8 +486,10 @@ class _Layers:
 
 
 def _value_text(value: Any) -> str:
+    # A long value is described, not cut: a cut secret (an STS or OIDC token runs to hundreds of
+    # characters) would escape the log redactor, which only knows whole values.
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 60 else f"a {type(value).__name__} of {len(text)} characters"
 
 
 def _problem(error: Mapping[str, Any], layers: _Layers) -> str:
@@ -541,8 +543,18 @@ def _cross_checks(settings: Settings, layers: _Layers) -> list[str]:
     return problems
 
 
-def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None) -> Settings:
-    """Read, merge and validate the layers; raises :class:`ConfigError` listing every problem."""
+# The settings naming a file that holds a secret (the AccessKey ID is not one).
+SECRET_FILE_KEYS = (("credentials", "access_key_secret_file"), ("credentials", "security_token_file"))
+
+
+def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None,
+                  secret_file: Callable[[str], None] | None = None) -> Settings:
+    """Read, merge and validate the layers; raises :class:`ConfigError` listing every problem.
+
+    ``secret_file`` is shown the path in each of :data:`SECRET_FILE_KEYS` before anything is
+    validated: the log redactor learns those secrets then, so a secret pasted into another key is
+    hidden in the error that names that key.
+    """
     file_data = _read_file(config_file) if config_file is not None else {}
     try:
         env_data = _MappingEnvSource(environ)()
@@ -550,6 +562,10 @@ def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str], config_f
         raise ConfigError([f"environment ({ENV_PREFIX}*): {exc}"]) from None
     layers = _Layers(flags, env_data, file_data, config_file)
     merged = _deep_merge(_deep_merge(file_data, env_data), flags)
+    for loc in SECRET_FILE_KEYS:
+        found, value = _get(merged, loc)
+        if secret_file is not None and found and isinstance(value, str | Path) and str(value).strip():
+            secret_file(str(value).strip())
     try:
         settings = Settings(**merged)
     except ValidationError as exc:

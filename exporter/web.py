@@ -6,6 +6,9 @@ has been polled once, so a rollout does not route scrapes to an exporter with no
 
 Access control from the web config (:class:`Access`) wraps every route, ``/healthz`` included, as
 the exporter-toolkit does: an unauthenticated client learns nothing, not even that it is alive.
+Every response carries ``X-Content-Type-Options: nosniff`` and no version banner; the status page
+also a content security policy that allows its one inline style sheet and nothing else. Headers set
+in the web config come last and win.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from aiohttp.typedefs import Middleware
 from exporter import page
 from exporter.auth import BasicAuth
 from exporter.exposition import Exposition
-from exporter.server import HttpLimits, serve
+from exporter.server import DEFAULT_HEADERS, HttpLimits, serve
 from exporter.snapshot import Snapshot
 from exporter.webconfig import ReloadingContext, SanPolicy, WebConfig
 
@@ -198,14 +201,15 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
                 body = await asyncio.to_thread(lambda: json.dumps(page.as_json(snap, page_options)))
                 return web.Response(text=body, content_type="application/json", headers={"Cache-Control": "no-store"})
             html = await asyncio.to_thread(page.render, snap, page_options)
-        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+        return web.Response(text=html, content_type="text/html", headers={
+            "Cache-Control": "no-store", "Content-Security-Policy": page.content_security_policy()})
 
     async def add_headers(_: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(DEFAULT_HEADERS)  # replaces aiohttp's "Server: Python/3.x aiohttp/3.x"
         response.headers.update(access.headers)
 
     app = web.Application(client_max_size=64 * 1024, middlewares=_middlewares(access))
-    if access.headers:
-        app.on_response_prepare.append(add_headers)
+    app.on_response_prepare.append(add_headers)
     app.router.add_get(options.telemetry_path, metrics)
     app.router.add_get(HEALTH_PATH, healthz)
     app.router.add_get(READY_PATH, readyz)

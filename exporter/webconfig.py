@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from exporter.credentials import PermissionCheck
 from exporter.settings import ConfigError, Duration
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ HEADERS: Mapping[str, tuple[str, ...] | None] = {
     "X-XSS-Protection": None,
     "Strict-Transport-Security": None,
 }
+# How to make a hash, named in the error for anything else (the example file's placeholder included).
+HASH_COMMAND = "htpasswd -nBC 10 \"\" | tr -d ':\\n'"
 _BCRYPT = re.compile(r"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
 _UNVERIFIED = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
 
@@ -241,7 +244,7 @@ class WebConfig(BaseModel):
         for user, secret in value.items():
             match = _BCRYPT.fullmatch(secret.get_secret_value())
             if not match:
-                raise ValueError(f"user {user!r}: not a bcrypt hash (make one with htpasswd -nBC 10 \"\")")
+                raise ValueError(f"user {user!r}: not a bcrypt hash (make one with: {HASH_COMMAND})")
             if not 4 <= int(match.group(1)) <= 31:
                 raise ValueError(f"user {user!r}: bcrypt cost must be between 4 and 31")
             if ":" in user:
@@ -369,6 +372,8 @@ class CertificateReloader:
     instance a certificate replaced before its key) keeps the previous context serving and logs one
     warning per distinct file state; the next good state is picked up on the next connection.
     Kubernetes Secret updates (a symlink swap) change the inode and are seen like any replacement.
+    The key file is checked for permissions that let other users read it, when first loaded and
+    when a changed one loads (a warning, see :class:`exporter.credentials.PermissionCheck`).
     """
 
     def __init__(self, tls: TlsServerConfig, build: Callable[[TlsServerConfig], ssl.SSLContext] = ssl_context):
@@ -378,6 +383,12 @@ class CertificateReloader:
         self._key = _stat_key(self._paths)
         self._context = build(tls)
         self._failed: tuple[tuple[int, int, int, int], ...] | None = None
+        self._permissions = PermissionCheck()
+        self._check_key_file()
+
+    def _check_key_file(self) -> None:
+        if self._tls.key_file is not None:
+            self._permissions.check("web.config.file: tls_server_config.key_file", self._tls.key_file)
 
     def current(self) -> ssl.SSLContext:
         """The context for a new connection, reloading first when the files changed."""
@@ -393,6 +404,7 @@ class CertificateReloader:
             return self._context
         self._context, self._key, self._failed = context, key, None
         log.info("TLS certificate reloaded", extra={"cert_file": str(self._tls.cert_file)})
+        self._check_key_file()
         return self._context
 
 

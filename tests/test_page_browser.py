@@ -4,7 +4,8 @@ The simulator runs a scenario with two stopped groups (one stopped long ago), a 
 named like an XSS payload; the exporter polls those plus a group the simulator does not know, and a
 fault makes the healthy group's polls fail once it has data. Chromium renders ``/`` and dumps the DOM
 after parsing, which is what a user sees: target rows, the failing and unknown groups' error codes, the worst groups in time-lag order, and the hostile name as text, not as a script
-element. Screenshots (light and dark scheme) are kept in the test's tmp dir for humans.
+element, under the page's strict content security policy (nothing it uses is blocked). Screenshots
+(light and dark scheme) are kept in the test's tmp dir for humans.
 """
 
 from __future__ import annotations
@@ -87,7 +88,10 @@ def test_browser_shows_targets_errors_worst_groups_and_escapes(tmp_path: Path, c
         with urllib.request.urlopen(fault, timeout=5) as answer:
             assert answer.status == 200
         wait_for(settled, 30, "time lags of the stopped groups")
-        dom = _browser(chromium, tmp_path / "profile", "--dump-dom", url)
+        # Chromium logs what the page's Content-Security-Policy blocks (an inline style not allowed) as a console line.
+        dom = _browser(chromium, tmp_path / "profile", "--enable-logging=stderr", "--v=0", "--dump-dom", url)
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            policy = answer.headers.get("Content-Security-Policy", "")
         shot = tmp_path / "status-page.png"
         dark = tmp_path / "status-page-dark.png"
         _browser(chromium, tmp_path / "profile", "--window-size=1280,1100", f"--screenshot={shot}", url)
@@ -95,6 +99,8 @@ def test_browser_shows_targets_errors_worst_groups_and_escapes(tmp_path: Path, c
                  f"--screenshot={dark}", url)
 
     assert dom.returncode == 0, dom.stderr[-2000:]
+    assert policy.startswith("default-src 'none'")
+    assert "Content Security Policy" not in dom.stderr, dom.stderr[-2000:]  # the page's own style is allowed
     page = Tables(dom.stdout)
     assert "script" not in page.tags  # the hostile name did not become an element
     assert "<title>alikafka-exporter</title>" in dom.stdout  # ...and did not run either

@@ -11,19 +11,24 @@ stdout, stderr, ``/``, ``/metrics`` or ``/readyz``.
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter import logs
-from exporter.credentials import Credentials, Learning, RefreshingProvider, Secret
+from exporter.credentials import Credentials, FileProvider, Learning, RefreshingProvider, Secret, loose_permissions
 from exporter.demo import SimulatorThread
 from exporter.simulator import Scenario, Simulator
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
+from tests.webserve import make_pki, write_config
 
 SECRET = "Qz9sEcReT-AccessKey-7Hk2Lm4Np"
 TOKEN = "Wx3StSToKeN-CAIS-5Rt8Yu1Io"
@@ -224,3 +229,198 @@ def test_redactor_keeps_the_newest_values() -> None:
         redactor.add(f"{SECRET}-{n:04d}")
     assert len(redactor._secrets) == logs.Redactor.MAX_SECRETS
     assert redactor(f"{SECRET}-0999") == "***" and redactor(f"{SECRET}-0000") != "***"
+
+
+FILE_SECRET = "Fs7SeCrEt-FromAFile-9Jd3Kw"
+FILE_TOKEN = "Ft4StSfIlE-CAIS-2Vb6Nm8Qa"
+OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6bW9uaXRvcmluZzpsYWcifQ.c2lnbmF0dXJl"
+
+
+def assert_none_of(secrets: tuple[str, ...], *texts: str) -> None:
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text and secret[:12] not in text, f"{secret[:4]}... leaked:\n{text[-2000:]}"
+
+
+@pytest.mark.parametrize("where", ["api.endpoint", "targets[0].instance_id", "poll.interval", "lag.history"])
+def test_file_secret_pasted_into_another_key_is_not_echoed(tmp_path: Path, where: str) -> None:
+    """The content of the secret or token file, pasted into another key: exit 2 naming the key, never the value."""
+    (tmp_path / "id").write_text(OK_ID)
+    (tmp_path / "secret").write_text(FILE_SECRET + "\n")
+    (tmp_path / "token").write_text(FILE_TOKEN)
+    for name in ("id", "secret", "token"):
+        (tmp_path / name).chmod(0o600)
+    for pasted in (FILE_SECRET, FILE_TOKEN):
+        section, key = ("targets", "instance_id") if where.startswith("targets") else where.split(".")
+        body: dict[str, object] = {
+            "credentials": {"access_key_id_file": str(tmp_path / "id"), "access_key_secret_file": str(tmp_path / "secret"),
+                            "security_token_file": str(tmp_path / "token")},
+            "api": {"region": "cn-hangzhou"},
+            "targets": [{"instance_id": INSTANCE, "groups": ["good"]}]}
+        if section == "targets":
+            body["targets"] = [{"instance_id": pasted + " x", "groups": ["good"]}]
+        else:
+            body.setdefault(section, {})[key] = pasted  # type: ignore[index]
+        config = tmp_path / "c.yaml"
+        config.write_text(yaml.safe_dump(body))
+        result = run(["--config.file", str(config), "--check-config"], clean_env())
+        assert result.returncode == 2, (where, result.stdout, result.stderr)
+        assert f"{where} (file " in result.stderr, result.stderr
+        assert_none_of((FILE_SECRET, FILE_TOKEN), result.stdout, result.stderr)
+
+
+def test_oidc_token_pasted_into_a_key_is_not_echoed(tmp_path: Path) -> None:
+    """The RRSA OIDC token (ALIBABA_CLOUD_OIDC_TOKEN_FILE's content) in a bad value is not shown either."""
+    (tmp_path / "oidc").write_text(OIDC_TOKEN + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"api": {"region": "cn-hangzhou", "endpoint": OIDC_TOKEN},
+                                      "targets": [{"instance_id": INSTANCE, "groups": [OIDC_TOKEN[:40]]}],
+                                      "lag": {"history": OIDC_TOKEN}}))
+    environ = clean_env(ALIBABA_CLOUD_ROLE_ARN="acs:ram::1:role/lag",
+                        ALIBABA_CLOUD_OIDC_PROVIDER_ARN="acs:ram::1:oidc-provider/ack-rrsa-c1",
+                        ALIBABA_CLOUD_OIDC_TOKEN_FILE=str(tmp_path / "oidc"))
+    result = run(["--config.file", str(config), "--check-config"], environ)
+    assert result.returncode == 2 and "api.endpoint (file " in result.stderr and "lag.history (file " in result.stderr
+    assert_none_of((OIDC_TOKEN,), result.stdout, result.stderr)
+
+
+async def test_a_refreshed_oidc_token_is_learnt_with_the_credentials(tmp_path: Path) -> None:
+    """The kubelet rotates the token file; the new token is learnt when the credentials it bought arrive."""
+    token_file = tmp_path / "oidc"
+    token_file.write_text("first-oidc-token-value")
+    now = [1000.0]
+
+    class Rotating(RefreshingProvider):
+        source = "test"
+
+        async def fetch(self) -> Credentials:
+            return Credentials("LTAI-r", Secret(f"key-{now[0]}-secret"), None, now[0] + 900)
+
+    redactor = logs.Redactor()
+    provider = Learning(Rotating(refresh_margin=300, clock=lambda: now[0]), redactor.add, (token_file, None))
+    await provider.get()
+    token_file.write_text("second-oidc-token-value")
+    now[0] += 700
+    await provider.get()
+    assert redactor("first-oidc-token-value second-oidc-token-value") == "*** ***"
+
+
+def _key_files(directory: Path, mode: int) -> tuple[Path, Path]:
+    (directory / "id").write_text(OK_ID)
+    (directory / "secret").write_text(FILE_SECRET)
+    for name in ("id", "secret"):
+        (directory / name).chmod(mode)
+    return directory / "id", directory / "secret"
+
+
+def test_check_config_warns_about_key_files_other_users_can_read(tmp_path: Path) -> None:
+    """0644 key files (Kubernetes' default Secret mode): a warning per file, saying how to fix it; 0600: none."""
+    id_file, secret_file = _key_files(tmp_path, 0o644)
+    environ = clean_env(ALIKAFKA_EXPORTER_CREDENTIALS__ACCESS_KEY_ID_FILE=str(id_file),
+                        ALIKAFKA_EXPORTER_CREDENTIALS__ACCESS_KEY_SECRET_FILE=str(secret_file))
+    result = run([*TARGET, "--check-config"], environ)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "secret file is readable by other users" in line]
+    assert len(warnings) == 2, result.stderr
+    assert "key=credentials.access_key_id_file" in warnings[0] and "key=credentials.access_key_secret_file" in warnings[1]
+    assert all("0644" in line and "defaultMode: 0400" in line for line in warnings)
+    assert_none_of((FILE_SECRET,), result.stdout, result.stderr)
+    for path in (id_file, secret_file):
+        path.chmod(0o600)
+    result = run([*TARGET, "--check-config"], environ)
+    assert result.returncode == 0 and "readable by other users" not in result.stderr, result.stderr
+
+
+def test_the_mode_of_a_symlinks_target_counts(tmp_path: Path) -> None:
+    """Kubernetes mounts Secret keys as symlinks (mode 0777 themselves): the file they point at is judged."""
+    data = tmp_path / "..2026_12_07" / "secret"
+    data.parent.mkdir()
+    data.write_text(FILE_SECRET)
+    link = tmp_path / "secret"
+    link.symlink_to(data)
+    data.chmod(0o600)
+    assert loose_permissions(link) is None
+    data.chmod(0o644)
+    assert loose_permissions(link) == "mode 0644 lets every user read it"
+
+
+async def test_permission_warning_once_per_file_and_again_when_it_changes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Polls re-check the files; an unchanged file is not reported twice, a replaced (still open) one is."""
+    caplog.set_level(logging.WARNING, logger="exporter.credentials")
+    id_file, secret_file = _key_files(tmp_path, 0o600)
+    secret_file.chmod(0o640)
+    provider = FileProvider(id_file, secret_file, None)
+
+    def warned() -> list[str]:
+        return [str(getattr(r, "key", "")) for r in caplog.records if r.getMessage().startswith("secret file is")]
+
+    await provider.get()
+    await provider.get()
+    assert warned() == ["credentials.access_key_secret_file"]
+    replacement = tmp_path / "secret.new"
+    replacement.write_text(FILE_SECRET + "2")
+    replacement.chmod(0o644)
+    replacement.replace(secret_file)  # a rotated key: a new file in its place
+    await provider.get()
+    assert warned() == ["credentials.access_key_secret_file"] * 2
+    fresh = tmp_path / "secret.fresh"
+    fresh.write_text(FILE_SECRET + "3")
+    fresh.chmod(0o400)
+    fresh.replace(secret_file)
+    await provider.get()
+    assert len(warned()) == 2
+
+
+def test_tls_key_file_other_users_can_read_is_warned_about(tmp_path: Path) -> None:
+    """The web config's key_file gets the same check at start (shown by --check-config)."""
+    pki = make_pki(tmp_path)
+    web = write_config(tmp_path / "web.yml", {"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key"}})
+    pki.key_file.chmod(0o644)
+    result = run([*TARGET, "--web.config.file", str(web), "--check-config"], env("http://127.0.0.1:1/"))
+    assert result.returncode == 0, result.stderr
+    assert "key=\"web.config.file: tls_server_config.key_file\"" in result.stderr
+    assert "mode 0644 lets every user read it" in result.stderr
+    pki.key_file.chmod(0o600)
+    result = run([*TARGET, "--web.config.file", str(web), "--check-config"], env("http://127.0.0.1:1/"))
+    assert result.returncode == 0 and "readable by other users" not in result.stderr
+
+
+def _as_user(uid: int, gid: int, paths: list[str]) -> list[str | None]:
+    """loose_permissions of each path as seen by a child process running as uid:gid (needs root)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to the user, answer on the pipe, exit without running pytest's cleanup
+        try:
+            os.setgroups([gid])
+            os.setgid(gid)
+            os.setuid(uid)
+            os.write(write_end, json.dumps([loose_permissions(Path(p)) for p in paths]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as answer:
+        text = answer.read()
+    os.waitpid(pid, 0)
+    return list(json.loads(text))
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to run as another user")
+def test_group_read_is_fine_when_it_is_how_the_process_reads_the_file() -> None:
+    """As a pod with fsGroup sees a 0440 Secret (root:fsGroup): no warning; 0444, or a group it is not in: warning."""
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        directory.chmod(0o755)
+        files = {}
+        for label, owner, gid, mode in (("fsgroup-0440", 0, 65532, 0o440), ("fsgroup-0444", 0, 65532, 0o444),
+                                        ("other-group-0440", 0, 65533, 0o440), ("owner-0640", 65532, 65532, 0o640)):
+            path = directory / label
+            path.write_text("x")
+            os.chown(path, owner, gid)
+            path.chmod(mode)
+            files[label] = str(path)
+        verdicts = dict(zip(files, _as_user(65532, 65532, list(files.values())), strict=True))
+    assert verdicts["fsgroup-0440"] is None
+    assert verdicts["fsgroup-0444"] == "mode 0444 lets every user read it"
+    assert verdicts["other-group-0440"] == "mode 0440 lets group 65533 read it"
+    assert verdicts["owner-0640"] == "mode 0640 lets group 65532 read it"  # its owner needs no group bit

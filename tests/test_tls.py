@@ -11,20 +11,23 @@ import base64
 import logging
 import signal
 import ssl
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import bcrypt
 import pytest
 import trustme
 from cryptography import x509  # trustme's own dependency
+from packaging.requirements import Requirement  # pytest's own dependency
 from pydantic import SecretStr
 
 from exporter import webconfig
 from exporter.auth import BasicAuth
 from exporter.server import HttpLimits
 from exporter.web import TokenBucket
-from tests.conftest import find_tool
+from tests.conftest import ROOT, find_tool
 from tests.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.webserve import Pki, hash_password, make_pki, serve, write_config
 
@@ -368,3 +371,65 @@ async def test_basic_auth_cache_is_bounded_and_keyed_by_password() -> None:
     assert auth.bcrypt_checks == 3  # the second "a" was cached; "b" evicted it
     assert not await auth.check(basic("a", "pb")["Authorization"])
     assert auth.bcrypt_checks == 4
+
+
+async def test_password_longer_than_72_bytes_never_matches_by_its_prefix() -> None:
+    """bcrypt reads 72 bytes: a 72-byte password works, the same plus one byte is refused, not truncated."""
+    password = "p" * 72
+    auth = BasicAuth({"u": SecretStr(bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode())})
+    assert await auth.check(basic("u", password)["Authorization"])
+    assert not await auth.check(basic("u", password + "x")["Authorization"])
+    assert not await auth.check(basic("u", "é" * 37)["Authorization"])  # 74 bytes in UTF-8
+
+
+def test_bcrypt_requirement_excludes_versions_that_truncate_passwords() -> None:
+    """pyproject asks for bcrypt 5 or later: 4.x compares only the first 72 bytes of a password."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (bcrypt_req,) = [Requirement(r) for r in project["dependencies"] if Requirement(r).name == "bcrypt"]
+    assert not bcrypt_req.specifier.contains("4.3.0")
+    assert bcrypt_req.specifier.contains("5.0.0")
+    assert int(bcrypt.__version__.split(".")[0]) >= 5
+
+
+async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1024), within) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_connection_cap_counts_tls_handshakes_in_progress(tmp_path: Path) -> None:
+    """Idle TCP connections to the TLS port fill the cap: the next one is closed at once, even a real TLS
+    client; once the idle ones go, TLS clients are served again."""
+    pki = make_pki(tmp_path)
+    async with serve(tls_config(pki), HttpLimits(max_connections=3, handshake_timeout=30)) as served:
+        idle = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        assert await _closed_by_server(reader, 2)  # no handshake is even started for it
+        writer.close()
+        with pytest.raises((aiohttp.ClientError, ssl.SSLError, ConnectionError)):
+            await get(served.url + "/healthz", pki.client_context())
+        for _, idle_writer in idle:
+            assert not idle_writer.is_closing()
+            idle_writer.close()
+            await idle_writer.wait_closed()
+        await asyncio.sleep(0.2)
+        assert (await get(served.url + "/healthz", pki.client_context()))[0] == 200
+
+
+async def test_idle_handshakes_are_closed_after_the_timeout_and_free_their_slots(tmp_path: Path) -> None:
+    """Connections that send nothing are closed after handshake_timeout; their slots then serve TLS clients."""
+    pki = make_pki(tmp_path)
+    async with serve(tls_config(pki), HttpLimits(max_connections=2, handshake_timeout=0.5)) as served:
+        idle = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(2)]
+        started = asyncio.get_running_loop().time()
+        for reader, _ in idle:
+            assert await _closed_by_server(reader, 5)
+        assert asyncio.get_running_loop().time() - started < 3
+        for _, writer in idle:
+            writer.close()
+        status, body, headers = await get(served.url + "/metrics", pki.client_context())
+        assert status == 200 and b"alikafka_consumergroup_lag" in body and headers["Server"] == "alikafka-exporter"

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import hashlib
 import logging
+import re
 import socket
+from pathlib import Path
 from types import MappingProxyType
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 
 from exporter import exposition as exposition_module
 from exporter import web as web_module
+from exporter import webconfig
 from exporter.analysis import Insight
 from exporter.collector import CollectorOptions, TailCollector
 from exporter.exposition import Exposition
@@ -19,6 +25,7 @@ from exporter.snapshot import Pair, PairState, PollError, Snapshot
 from exporter.stats import ApiStats
 from exporter.web import RESERVED_PATHS, WebOptions, make_app
 from tests.fakes import progress
+from tests.webserve import hash_password, serve, write_config
 
 A = Pair("alikafka_post-cn-a", "orders", "cn-hangzhou")
 B = Pair("alikafka_post-cn-a", "<script>", "cn-hangzhou")
@@ -235,3 +242,64 @@ async def test_a_scraper_leaving_mid_body_is_not_an_error(caplog) -> None:  # ty
         writer.close()
     finally:
         await runner.cleanup()
+
+
+async def _raw(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+def _headers_of(answer: bytes) -> dict[str, str]:
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in head)}
+
+
+async def test_every_response_says_nosniff_and_names_no_versions(tmp_path: Path) -> None:
+    """Routes, 401, 404, the JSON view and aiohttp's own 400 for a malformed request: nosniff, no version banner."""
+    config = webconfig.load(write_config(tmp_path / "web.yml", {"basic_auth_users": {"u": hash_password("pw")}}))
+    auth = "Basic " + base64.b64encode(b"u:pw").decode()
+    async with serve(config) as served, aiohttp.ClientSession() as session:
+        answers = []
+        for path, headers in (("/metrics", {"Authorization": auth}), ("/healthz", {"Authorization": auth}),
+                              ("/readyz", {"Authorization": auth}), ("/", {"Authorization": auth}),
+                              ("/?format=json", {"Authorization": auth}), ("/nope", {"Authorization": auth}),
+                              ("/metrics", {})):
+            async with session.get(served.url + path, headers=headers) as resp:
+                answers.append((resp.status, {k.lower(): v for k, v in resp.headers.items()}))
+        raw = await _raw(served.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+        answers.append((int(raw.split(b" ", 2)[1]), _headers_of(raw)))
+    assert [status for status, _ in answers] == [200, 200, 200, 200, 200, 404, 401, 400]
+    for status, headers in answers:
+        assert headers.get("x-content-type-options") == "nosniff", (status, headers)
+        assert headers.get("server") == "alikafka-exporter", (status, headers)
+        assert "aiohttp" not in str(headers).lower() and "python" not in str(headers).lower()
+
+
+async def test_status_page_policy_allows_its_inline_style_and_nothing_else() -> None:
+    """The page's CSP: default-src 'none' and the hash of its one <style> element; no script, no unsafe-inline."""
+    async with serve() as served, aiohttp.ClientSession() as session:
+        async with session.get(served.url + "/") as resp:
+            body, policy = await resp.text(), resp.headers.get("Content-Security-Policy", "")
+        async with session.get(served.url + "/metrics") as resp:
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split(";") if d.strip()}
+    assert directives.get("default-src") == ["'none'"], policy
+    styles = re.findall(r"<style>(.*?)</style>", body, re.DOTALL)
+    assert len(styles) == 1 and "<script" not in body and " style=" not in body
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    assert directives["style-src"] == [f"'sha256-{digest}'"]
+    assert directives["frame-ancestors"] == ["'none'"] and "script-src" not in directives
+    assert "unsafe" not in policy
+
+
+async def test_headers_from_the_web_config_win_over_the_defaults(tmp_path: Path) -> None:
+    """A Content-Security-Policy set in http_server_config.headers replaces the page's own."""
+    config = webconfig.load(write_config(tmp_path / "web.yml", {
+        "http_server_config": {"headers": {"Content-Security-Policy": "default-src 'self'"}}}))
+    async with serve(config) as served, aiohttp.ClientSession() as session, session.get(served.url + "/") as resp:
+        assert resp.headers.getall("Content-Security-Policy") == ["default-src 'self'"]
+        assert resp.headers.getall("X-Content-Type-Options") == ["nosniff"]

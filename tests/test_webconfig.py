@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,7 +146,7 @@ def test_cli_exits_2_naming_the_key_and_check_config_summarises(tmp_path: Path) 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "alikafka-exporter: config error: web.config.file: basic_auth_users: user 'u': not a bcrypt hash "
-        "(make one with htpasswd -nBC 10 \"\")"]
+        "(make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n')"]
     only_files = write_config(tmp_path / "files.yml", {"tls_server_config": {"cert_file": "nope.crt",
                                                                              "key_file": "server.key"}})
     result = run("--web.config.file", str(only_files))
@@ -166,7 +167,22 @@ def test_example_file_is_valid(tmp_path: Path) -> None:
     tls = data["tls_server_config"]
     assert tls["cert_file"].startswith("/etc/alikafka-exporter/")
     tls.update(cert_file="server.crt", key_file="server.key", client_ca_file="ca.crt")
+    # The example's user carries a placeholder that verifies nothing: refused, saying how to make a hash.
+    with pytest.raises(ConfigError) as refused:
+        webconfig.load(write_config(tmp_path / "web.yml", data))
+    assert refused.value.problems == [
+        "web.config.file: basic_auth_users: user 'prometheus': not a bcrypt hash "
+        "(make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n')"]
+    data["basic_auth_users"]["prometheus"] = hash_password("change-me")
     config = webconfig.load(write_config(tmp_path / "web.yml", data))
     assert config.tls_server_config.auth == "RequireAndVerifyClientCert"
     assert list(config.basic_auth_users) == ["prometheus"]
     assert bcrypt.checkpw(b"change-me", config.basic_auth_users["prometheus"].get_secret_value().encode())
+
+
+def test_no_bcrypt_hash_in_examples_or_docs() -> None:
+    """Nothing shipped carries a working hash someone could copy with its (guessable) password."""
+    shipped = [*(ROOT / "examples").rglob("*.y*ml"), *(ROOT / "deploy").rglob("*.y*ml"), *(ROOT / "docs").glob("*.md"),
+               ROOT / "README.md"]
+    found = {str(p.relative_to(ROOT)) for p in shipped if re.search(r"\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}", p.read_text())}
+    assert not found

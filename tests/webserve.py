@@ -97,6 +97,7 @@ class Pki:
         """A new server certificate, written over the served files."""
         leaf = (ca or self.ca).issue_cert("127.0.0.1", "localhost")
         leaf.private_key_pem.write_to_path(str(self.key_file))
+        self.key_file.chmod(0o600)  # as a key should be: a readable one is warned about
         leaf.cert_chain_pems[0].write_to_path(str(self.cert_file))
         return leaf
 

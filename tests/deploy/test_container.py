@@ -275,7 +275,8 @@ def test_default_command_reads_mounted_config_and_credential_files(
     assert engine.inspect(container, "{{.State.ExitCode}}") == "0", logs
 
 
-STATUS = "grep -E '^(Uid|CapBnd|NoNewPrivs|Seccomp):' /proc/$(systemctl show -P MainPID alikafka-exporter)/status"
+STATUS = ("grep -E '^(Uid|CapBnd|NoNewPrivs|Seccomp):' /proc/$(systemctl show -P MainPID alikafka-exporter)/status; "
+          "grep '^Max core file size' /proc/$(systemctl show -P MainPID alikafka-exporter)/limits | tr -s ' ' | sed 's/size /size:/'")
 
 
 def test_systemd_unit_runs_sandboxed_under_systemd(engine: Engine, container: str, tmp_path: Path) -> None:
@@ -322,6 +323,7 @@ def test_systemd_unit_runs_sandboxed_under_systemd(engine: Engine, container: st
     assert int(status["CapBnd"], 16) == 0
     assert status["NoNewPrivs"].strip() == "1"
     assert status["Seccomp"].strip() == "2"  # filter mode
+    assert status["Max core file size"].split()[:2] == ["0", "0"]  # LimitCORE=0: soft and hard
     assert show.strip() == "success"
     assert "msg=listening" in journal
     assert SECRET not in journal

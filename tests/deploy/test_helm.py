@@ -203,7 +203,8 @@ def volume(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
 @pytest.mark.parametrize("extra", [
     {},
     {"sharding": {"enabled": True, "shards": 3}, "serviceMonitor": {"enabled": True},
-     "prometheusRule": {"enabled": True}, "podDisruptionBudget": {"enabled": True}},
+     "prometheusRule": {"enabled": True}, "podDisruptionBudget": {"enabled": True},
+     "networkPolicy": {"enabled": True, "ingressFrom": [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]}},
     {"rrsa": {"enabled": True, "mode": "manual", "roleArn": "acs:ram::1234567890123456:role/lag",
               "oidcProviderArn": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee"}},
 ], ids=["default", "sharded-monitored", "rrsa-manual"])
@@ -527,6 +528,69 @@ def test_crd_check_catches_a_misspelt_field() -> None:
     monitor["spec"]["endpoints"][0]["scrapeIntervall"] = "30s"
     with pytest.raises(jsonschema.ValidationError, match="scrapeIntervall"):
         crd_validate(monitor)
+
+
+# -- network policy --------------------------------------------------------------------------------------
+
+PROMETHEUS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+
+
+def _egress_ports(policy: dict[str, Any]) -> list[tuple[tuple[tuple[str, int], ...], list[dict[str, Any]] | None]]:
+    return [(tuple((p["protocol"], p["port"]) for p in rule["ports"]), rule.get("to")) for rule in policy["spec"]["egress"]]
+
+
+def test_network_policy_is_off_by_default_and_in_sidecar_mode() -> None:
+    assert of_kind(render(values()), "NetworkPolicy") == []
+    assert of_kind(render(values({"standalone": False, "networkPolicy": {"enabled": True}})), "NetworkPolicy") == []
+
+
+def test_network_policy_allows_the_metrics_port_dns_https_and_metadata_only(tmp_path: Path) -> None:
+    """Ingress to the metrics port from the configured peers; egress to DNS, 443 and 100.100.100.200:80, plus extras."""
+    proxy = {"to": [{"ipBlock": {"cidr": "10.0.0.5/32"}}], "ports": [{"protocol": "TCP", "port": 3128}]}
+    docs = render(values({"port": 9100, "sharding": {"enabled": True, "shards": 2}, "networkPolicy": {
+        "enabled": True, "ingressFrom": [PROMETHEUS_PEER, {"ipBlock": {"cidr": "10.10.0.0/16", "except": ["10.10.9.0/24"]}}],
+        "extraEgress": [proxy]}}))
+    kube_validate(docs, tmp_path)
+    policy = one(docs, "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    for deployment in of_kind(docs, "Deployment"):  # every shard's pod is selected
+        assert spec["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        assert exporter_container(deployment)["ports"][0]["containerPort"] == 9100
+    assert spec["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9100}],
+                                "from": [PROMETHEUS_PEER, {"ipBlock": {"cidr": "10.10.0.0/16", "except": ["10.10.9.0/24"]}}]}]
+    egress = _egress_ports(policy)
+    dns_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    assert egress == [((("UDP", 53), ("TCP", 53)), [dns_peer]), ((("TCP", 443),), None),
+                      ((("TCP", 80),), [{"ipBlock": {"cidr": "100.100.100.200/32"}}]),
+                      ((("TCP", 3128),), [{"ipBlock": {"cidr": "10.0.0.5/32"}}])]
+
+    narrow = render(values({"networkPolicy": {"enabled": True, "egress": {
+        "dns": {"to": []}, "api": {"ports": [443, 8443], "to": [{"ipBlock": {"cidr": "100.64.0.0/10"}}]},
+        "metadata": False}}}))
+    kube_validate(narrow, tmp_path)
+    policy = one(narrow, "NetworkPolicy")
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9897}]}]  # any source, this port only
+    assert _egress_ports(policy) == [((("UDP", 53), ("TCP", 53)), None),
+                                     ((("TCP", 443), ("TCP", 8443)), [{"ipBlock": {"cidr": "100.64.0.0/10"}}])]
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"networkPolicy": {"enabled": "yes"}}, r"/networkPolicy/enabled"),
+    ({"networkPolicy": {"ingress": []}}, r"additional properties 'ingress'"),
+    ({"networkPolicy": {"ingressFrom": [{"namespace": "monitoring"}]}}, r"additional properties 'namespace'"),
+    ({"networkPolicy": {"ingressFrom": [{}]}}, r"/networkPolicy/ingressFrom/0"),
+    ({"networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0"}}]}}, r"/networkPolicy/ingressFrom/0/ipBlock/cidr"),
+    ({"networkPolicy": {"egress": {"api": {"ports": [0]}}}}, r"/networkPolicy/egress/api/ports/0"),
+    ({"networkPolicy": {"egress": {"metadata": "100.100.100.200"}}}, r"/networkPolicy/egress/metadata"),
+    ({"networkPolicy": {"extraEgress": [{"to": [], "port": 80}]}}, r"additional properties 'port'"),
+    ({"sidecar": {"secretMode": 0o644}}, r"/sidecar/secretMode"),
+], ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
+def test_network_policy_values_are_checked(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=message):
+        render(values(bad))
 
 
 # -- sharded mode ----------------------------------------------------------------------------------------
@@ -1110,6 +1174,12 @@ def test_sidecar_with_tls_and_basic_auth(consumer_chart: Path, pki: dict[str, An
     web_secret = next(s for s in of_kind(docs, "Secret") if "web-config.yml" in s["data"])
     assert volume(pod, "alikafka-exporter-web-config")["secret"]["secretName"] == web_secret["metadata"]["name"]
     assert volume(pod, "alikafka-exporter-web-config")["secret"]["defaultMode"] == 0o444
+    strict = render({"alikafka-exporter": {"sidecar": {"secretMode": 0o440},
+                                           "webConfig": {"tls": {"enabled": True, "secretName": TLS_SECRET}}}},
+                    chart=consumer_chart)
+    modes = {v["name"]: v["secret"]["defaultMode"] for v in _sidecar(strict)[0]["volumes"] if "secret" in v}
+    assert modes == dict.fromkeys(("alikafka-exporter-credentials", "alikafka-exporter-web-config",
+                                   "alikafka-exporter-tls"), 0o440)
     assert volume(pod, "alikafka-exporter-tls")["secret"]["secretName"] == TLS_SECRET
     assert all(v["name"].startswith("alikafka-exporter-") for v in pod["volumes"])
     assert {m["name"] for m in sidecar["volumeMounts"]} == {v["name"] for v in pod["volumes"]}
@@ -1235,7 +1305,13 @@ def test_tls_example_in_the_deploy_docs_installs(pki: dict[str, Any], tmp_path: 
     certificate = re.search(r"```yaml\n(# cert-manager:.*?)```", text, re.DOTALL)
     assert base and tls_values and certificate, "docs/deploy.md lost its TLS example"
     vals = yaml.safe_load(base.group(1))
-    _merge(vals, yaml.safe_load(tls_values.group(1)))
+    tls_doc = yaml.safe_load(tls_values.group(1))
+    # The example carries a placeholder, not a hash anyone could log in with: the schema refuses it as is.
+    assert tls_doc["webConfig"]["basicAuth"]["users"] == {"prometheus": "REPLACE-WITH-A-BCRYPT-HASH"}
+    with pytest.raises(helm.HelmValuesError, match=r"/webConfig/basicAuth/users/prometheus.*pattern"):
+        render(values(vals, tls_doc))
+    tls_doc["webConfig"]["basicAuth"]["users"]["prometheus"] = pki["hashes"]["prometheus"]
+    _merge(vals, tls_doc)
     docs = render(vals)
     kube_validate(docs, tmp_path)
     monitor = one(docs, "ServiceMonitor")

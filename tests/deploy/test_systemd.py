@@ -74,3 +74,28 @@ def test_verify_criterion_catches_a_typo(systemd_analyze: str, tmp_path: Path) -
     root = make_root(tmp_path, broken)
     proc = analyze(systemd_analyze, "verify", f"--root={root}", NAME)
     assert "Unknown key" in proc.stdout + proc.stderr
+
+
+def service_settings(text: str) -> dict[str, list[str]]:
+    """The [Service] section's assignments, every value of a key in order (systemd's last one wins)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line
+            continue
+        if section == "[Service]":
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def test_unit_forbids_core_dumps(systemd_analyze: str, tmp_path: Path) -> None:
+    """LimitCORE=0: a crash writes no core file holding the AccessKey secret; the unit still verifies cleanly."""
+    assert service_settings(UNIT.read_text()).get("LimitCORE", [""])[-1] == "0"
+    root = make_root(tmp_path, UNIT.read_text())
+    proc = analyze(systemd_analyze, "verify", f"--root={root}", NAME)
+    assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stdout + proc.stderr

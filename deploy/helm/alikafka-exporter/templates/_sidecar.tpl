@@ -77,6 +77,7 @@ alikafka-exporter-* so they cannot clash with the application's.
 
 {{- define "alikafka-exporter.sidecar.volumes" -}}
 {{- $ctx := include "alikafka-exporter.sidecarContext" . | fromYaml }}
-{{- /* 292 = 0444: the application's pod may have no fsGroup; only the exporter container mounts these */}}
-{{- include "alikafka-exporter.volumes" (dict "ctx" $ctx "volumePrefix" "alikafka-exporter-" "secretMode" 292) | trim }}
+{{- /* sidecar.secretMode, 292 = 0444 by default: the application's pod may have no fsGroup (only the exporter
+container mounts these volumes); 288 = 0440 with an fsGroup in the application's pod */}}
+{{- include "alikafka-exporter.volumes" (dict "ctx" $ctx "volumePrefix" "alikafka-exporter-" "secretMode" (int $ctx.Values.sidecar.secretMode)) | trim }}
 {{- end }}
