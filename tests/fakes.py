@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from aiohttp.test_utils import TestServer
+
+from exporter.client import AlikafkaClient
 from exporter.collector import CollectorOptions, TailCollector
+from exporter.credentials import Credentials, Secret, StaticProvider
 from exporter.errors import ApiError
 from exporter.exposition import render_states
 from exporter.models import ConsumerProgress, PartitionProgress, RebalanceInfo, TopicProgress
+from exporter.ratelimit import RateLimiter
+from exporter.simulator import Simulator, build_app
 from exporter.snapshot import Snapshot
 from exporter.stats import ApiStats
 
@@ -91,6 +98,28 @@ class ApiTestOptions:
 
     def endpoint_for(self, region: str) -> str:
         return self.endpoint
+
+
+async def no_sleep(_: float) -> None:
+    """A sleep that returns at once: retries and backoff cost no time in tests."""
+
+
+@contextlib.asynccontextmanager
+async def simulated_client(sim: Simulator) -> AsyncIterator[tuple[AlikafkaClient, ApiStats]]:
+    """The exporter's client against ``sim`` served on loopback: key ``AK``/``SK`` (the simulator must know
+    it), no retries, a rate limit of 1,000 per second and no sleeping; GetConsumerProgress's own limit is
+    raised to match."""
+    sim.set_qps_limit("GetConsumerProgress", 1000)
+    server = TestServer(build_app(sim), host="127.0.0.1")
+    await server.start_server()
+    stats = ApiStats()
+    try:
+        async with AlikafkaClient(ApiTestOptions(str(server.make_url("/")), max_retries=0),
+                                  StaticProvider(Credentials("AK", Secret("SK")), "t"), RateLimiter(1000), stats,
+                                  sleep=no_sleep) as client:
+            yield client, stats
+    finally:
+        await server.close()
 
 
 def exposition_text(snapshot: Snapshot, stats: ApiStats | None = None, member_labels: bool = False) -> str:

@@ -12,16 +12,12 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from exporter.client import AlikafkaClient
-from exporter.credentials import Credentials, Secret, StaticProvider
 from exporter.poller import Poller
-from exporter.ratelimit import RateLimiter
-from exporter.simulator import Scenario, Simulator, build_app
+from exporter.simulator import Scenario, Simulator
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
-from tests.fakes import ApiTestOptions, exposition_text
+from tests.fakes import exposition_text, simulated_client
 
 INSTANCE = "alikafka_post-cn-sem0001"
 EMPTY = ["empty_list", "no_topic_list", "empty_object", "null", "absent"]
@@ -39,23 +35,12 @@ SCENARIO = {
 }
 
 
-async def no_sleep(_: float) -> None:
-    return None
-
-
 @pytest.fixture
 async def polled() -> AsyncIterator[tuple[Simulator, Poller, ApiStats]]:
     sim = Simulator(Scenario.from_dict(SCENARIO), {"AK": "SK"})
-    sim.set_qps_limit("GetConsumerProgress", 1000)
-    server = TestServer(build_app(sim), host="127.0.0.1")
-    await server.start_server()
-    stats = ApiStats()
-    creds = StaticProvider(Credentials("AK", Secret("SK")), "t")
-    async with AlikafkaClient(ApiTestOptions(str(server.make_url("/")), max_retries=0), creds, RateLimiter(1000),
-                              stats, sleep=no_sleep) as client:
+    async with simulated_client(sim) as (client, stats):
         pairs = [Pair(INSTANCE, g, "cn-hangzhou") for _, _, g in sim.pairs()]
         yield sim, Poller(client, pairs, interval=60, stale_after=180, max_qps=1000), stats
-    await server.close()
 
 
 def series(text: str, family: str, group: str) -> dict[str, float]:

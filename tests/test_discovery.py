@@ -17,30 +17,19 @@ from exporter.credentials import Credentials, Secret, StaticProvider
 from exporter.discovery import Discovery, in_shard
 from exporter.ratelimit import RateLimiter
 from exporter.settings import Target, load_settings
-from exporter.simulator import FaultRule, Scenario, Simulator, build_app
+from exporter.simulator import FaultRule, Scenario, Simulator
 from exporter.snapshot import Pair
 from exporter.stats import ApiStats
-from tests.fakes import ApiTestOptions
+from tests.fakes import ApiTestOptions, no_sleep, simulated_client
 
 HZ = "alikafka_post-cn-demo0001"
-
-
-async def no_sleep(_: float) -> None:
-    return None
 
 
 @pytest.fixture
 async def demo() -> AsyncIterator[tuple[Simulator, AlikafkaClient, ApiStats]]:
     sim = Simulator(Scenario.builtin("demo"), {"AK": "SK"})
-    sim.set_qps_limit("GetConsumerProgress", 1000)
-    server = TestServer(build_app(sim), host="127.0.0.1")
-    await server.start_server()
-    stats = ApiStats()
-    creds = StaticProvider(Credentials("AK", Secret("SK")), "t")
-    async with AlikafkaClient(ApiTestOptions(str(server.make_url("/")), max_retries=0), creds, RateLimiter(1000),
-                              stats, sleep=no_sleep) as client:
+    async with simulated_client(sim) as (client, stats):
         yield sim, client, stats
-    await server.close()
 
 
 def target(**fields: Any) -> Target:
@@ -213,15 +202,8 @@ async def states() -> AsyncIterator[tuple[Simulator, AlikafkaClient, ApiStats]]:
          "topics": [{"name": "t", "partitions": 2}], "groups": [{"name": "g", "topics": ["t"]}]}
         for name, fields in STATE_INSTANCES.items()]}
     sim = Simulator(Scenario.from_dict(spec), {"AK": "SK"})
-    sim.set_qps_limit("GetConsumerProgress", 1000)
-    server = TestServer(build_app(sim), host="127.0.0.1")
-    await server.start_server()
-    stats = ApiStats()
-    creds = StaticProvider(Credentials("AK", Secret("SK")), "t")
-    async with AlikafkaClient(ApiTestOptions(str(server.make_url("/")), max_retries=0), creds, RateLimiter(1000),
-                              stats, sleep=no_sleep) as client:
+    async with simulated_client(sim) as (client, stats):
         yield sim, client, stats
-    await server.close()
 
 
 async def test_instances_being_upgraded_scaled_or_migrated_are_discovered(
