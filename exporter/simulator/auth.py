@@ -107,7 +107,10 @@ class Authenticator:
         if not token:
             raise GatewayError(400, "MissingSecurityToken", "SecurityToken is mandatory for this AccessKey.")
         if not hmac.compare_digest(token, key.security_token):
-            raise GatewayError(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is invalid.")
+            # The gateway's common code for a token that is not the key's: listed with the other common ("Public"
+            # product) codes in aliyun/terraform-provider-alicloud's error constants.
+            raise GatewayError(400, "InvalidSecurityToken.MismatchWithAccessKey",
+                               "Specified SecurityToken mismatch with the AccessKey.")
         if key.expires is not None and now >= key.expires:
             raise GatewayError(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
 
@@ -157,7 +160,11 @@ class Authenticator:
                                f"Headers not signed or not present: {', '.join(missing + absent)}.")
         content_hash = lowered.get("x-acs-content-sha256", "")
         if content_hash != hashlib.sha256(body).hexdigest():
-            raise GatewayError(400, "InvalidParameter.ContentSHA256", "x-acs-content-sha256 does not match the body.")
+            # No public source names a separate code: the body hash is part of what is signed, so a gateway that
+            # hashes the body it received computes another signature, and says so.
+            raise GatewayError(400, "SignatureDoesNotMatch",
+                               "Specified signature is not matched with our calculation (x-acs-content-sha256 is "
+                               "not the hash of the body).")
         key = self._key(key_id)
         canonical = signing.v3_canonical_request(method, path, query, lowered, signed_headers, content_hash)
         if not hmac.compare_digest(signing.v3_signature(key.secret, canonical), signature):

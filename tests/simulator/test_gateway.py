@@ -148,7 +148,7 @@ async def test_v3_refusals(gateway: tuple[Simulator, str, ClientSession, Clock])
     url, headers = v3_request(base, "GetConsumerProgress", query, sign=["host", "x-acs-action"])
     assert (await call(session, url, headers))[1]["Code"] == "IncompleteSignature"
     url, headers = v3_request(base, "GetConsumerProgress", query, content_hash="0" * 64)
-    assert (await call(session, url, headers))[1]["Code"] == "InvalidParameter.ContentSHA256"
+    assert (await call(session, url, headers))[1]["Code"] == "SignatureDoesNotMatch"
     url, headers = v3_request(base, "GetConsumerProgress", query, secret="bad")
     status, body, _ = await call(session, url, headers)
     assert (status, body["Code"]) == (400, "SignatureDoesNotMatch")
