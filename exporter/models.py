@@ -225,11 +225,11 @@ def normalise_state(value: Any) -> str:
 
 
 def _partition(raw: Any, topic: str) -> PartitionProgress:
-    obj = _require_mapping(raw, f"topic {topic!r} OffsetList entry")
-    partition = as_int(_field(obj, "Partition"), f"topic {topic!r} Partition")
+    obj = _require_mapping(raw, f"topic {_describe(topic)} OffsetList entry")
+    partition = as_int(_field(obj, "Partition"), f"topic {_describe(topic)} Partition")
     if partition is None or partition < 0:
-        raise ParseError(f"topic {topic!r}: an OffsetList entry has no valid Partition")
-    where = f"topic {topic!r} partition {partition}"
+        raise ParseError(f"topic {_describe(topic)}: an OffsetList entry has no valid Partition")
+    where = f"topic {_describe(topic)} partition {partition}"
     return PartitionProgress(
         partition=partition,
         broker_offset=_non_negative(_field(obj, "BrokerOffset"), f"{where} BrokerOffset"),
@@ -254,8 +254,8 @@ def _topic(raw: Any) -> TopicProgress:
         partitions[parsed.partition] = parsed  # a repeated partition: the last one wins
     return TopicProgress(
         topic=name,
-        total_diff=_non_negative(_field(obj, "TotalDiff"), f"topic {name!r} TotalDiff"),
-        last_timestamp_ms=_timestamp_ms(_field(obj, "LastTimestamp"), f"topic {name!r} LastTimestamp"),
+        total_diff=_non_negative(_field(obj, "TotalDiff"), f"topic {_describe(name)} TotalDiff"),
+        last_timestamp_ms=_timestamp_ms(_field(obj, "LastTimestamp"), f"topic {_describe(name)} LastTimestamp"),
         partitions=tuple(partitions[k] for k in sorted(partitions)),
     )
 

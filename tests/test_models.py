@@ -378,3 +378,13 @@ def test_undocumented_instance_states_are_kept(status: dict[str, Any], serving: 
     """An undocumented code is reported and keeps the instance, unless a documented one says otherwise."""
     (info,) = parse_instance_list(instance(**status))
     assert (info.serving, info.unknown_status) == (serving, unknown)
+
+
+@pytest.mark.parametrize("entry", [{"Partition": "x"}, {"Partition": 0, "BrokerOffset": "1e400"}, "not an object"])
+def test_a_long_topic_name_is_cut_in_messages(entry: Any) -> None:
+    """A hostile 400-character topic name is shortened in the error, as every other quoted value is."""
+    body = {"Success": True, "ConsumerProgress": {"TopicList": {"TopicList": [
+        {"Topic": "9" * 400, "OffsetList": {"OffsetList": [entry]}}]}}}
+    with pytest.raises(ParseError) as caught:
+        parse_consumer_progress(body)
+    assert len(str(caught.value)) < 120 and "9" * 50 not in str(caught.value)
