@@ -3,10 +3,10 @@
 Run: ``.venv/bin/python -m benchmarks.lag_accuracy`` (or ``make bench-lag``); ``--quick`` runs a subset.
 
 Each scenario runs on a virtual clock: at every poll the simulator's GetConsumerProgress answer for that
-instant goes through the exporter's parser and :class:`~exporter.analysis.Analyzer`, and the result is
+instant goes through the exporter's parser and :class:`~exporter.polling.analysis.Analyzer`, and the result is
 compared with ``Simulator.truth`` at the same instant. Side by side, from the same answers:
 
-- ``ours``: exporter.lag (interpolation over shared offset histories, bounded, capped by LastTimestamp);
+- ``ours``: exporter.polling.lag (interpolation over shared offset histories, bounded, capped by LastTimestamp);
 - ``naive``: ``now - LastTimestamp`` when lag > 0, 0 when lag is 0, absent when LastTimestamp is -1;
 - ``kle``: kafka-lag-exporter's lookup table as described in reference/lag-exporters.md section 5
   (60-point FIFO per partition, flat-run overwrite, interpolation, else first/last extrapolation).
@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.analysis import Analyzer
-from exporter.lag import LagOptions
-from exporter.models import parse_consumer_progress
+from exporter.cloud.models import parse_consumer_progress
+from exporter.polling.analysis import Analyzer
+from exporter.polling.lag import LagOptions
+from exporter.polling.status import STATUSES, StatusOptions
 from exporter.simulator import Scenario, Simulator
-from exporter.status import STATUSES, StatusOptions
 
 INSTANCE = "alikafka_post-cn-bench001"
 START = 1_800_000_000.0

@@ -41,15 +41,15 @@ from typing import Any
 from aiohttp import web
 
 from benchmarks.proc import cpu_seconds, machine, rss_mb
-from exporter.analysis import Analyzer
-from exporter.collector import CollectorOptions, TailCollector
-from exporter.exposition import Exposition, decompress
-from exporter.models import ConsumerProgress, parse_consumer_progress
-from exporter.settings import MetricsSettings
+from exporter.cloud.models import ConsumerProgress, parse_consumer_progress
+from exporter.cloud.stats import ApiStats
+from exporter.config.settings import MetricsSettings
+from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.exposition import Exposition, decompress
+from exporter.polling.analysis import Analyzer
+from exporter.polling.snapshot import Pair, PairState, Snapshot
 from exporter.simulator import Scenario, Simulator
-from exporter.snapshot import Pair, PairState, Snapshot
-from exporter.stats import ApiStats
-from exporter.web import WebOptions, make_app
+from exporter.web.routes import WebOptions, make_app
 
 TIERS = {"S": "scale-s", "M": "scale-m", "L": "scale-l", "XL": "scale-xl"}
 INSTANCE = "alikafka_post-cn-scale0001"

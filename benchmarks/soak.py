@@ -54,7 +54,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.proc import clean_env, free_port, machine, rss_mb
-from exporter.exposition import decompress
+from exporter.metrics.exposition import decompress
 
 INSTANCE = "alikafka_post-cn-scale0001"
 HEALTHY = tuple(f"gen-g{i:05d}" for i in range(9))

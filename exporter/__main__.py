@@ -19,12 +19,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from exporter import __version__, app, logs, webconfig
-from exporter.cli import parse_args
-from exporter.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, Learning, default_chain, peek_secret_file
-from exporter.credentials_remote import ENV_OIDC_TOKEN_FILE
+from exporter import __version__, app, logs
+from exporter.cloud.credentials import (
+    ENV_SECRET,
+    ENV_TOKEN,
+    CredentialsError,
+    Learning,
+    default_chain,
+    peek_secret_file,
+)
+from exporter.cloud.credentials_remote import ENV_OIDC_TOKEN_FILE
+from exporter.config.cli import parse_args
+from exporter.config.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
 from exporter.probe import run_probe
-from exporter.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
+from exporter.web import webconfig
 
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 

@@ -4,7 +4,7 @@ Everything is built here from validated settings and passed in; nothing is globa
 one way: the client answers the poller, the poller publishes snapshots, the collector renders the
 latest snapshot, the web layer serves the bytes. A stop signal cancels the poller, closes the HTTP
 server and the API session, well within the 5 s a container runtime allows. SIGHUP (or a change of
-the config file) reloads the configuration through :mod:`exporter.reload` and applies it in place.
+the config file) reloads the configuration through :mod:`exporter.config.reload` and applies it in place.
 """
 
 from __future__ import annotations
@@ -22,24 +22,25 @@ from typing import Protocol, TextIO, runtime_checkable
 
 from yarl import URL
 
-from exporter import __version__, logs, web
-from exporter.analysis import Analyzer
-from exporter.catalog import InstanceCatalog
-from exporter.client import AlikafkaClient, ApiOptions
-from exporter.collector import CollectorOptions, TailCollector
-from exporter.credentials import CredentialProvider
-from exporter.discovery import ApiCaller, Discovery
-from exporter.exposition import Exposition
-from exporter.lag import LagOptions
-from exporter.poller import Poller
-from exporter.ratelimit import RateLimiter, enforced_rate
-from exporter.reload import LiveTargets, Reloader, ReloadStatus
-from exporter.settings import Settings, Target
-from exporter.snapshot import Pair
-from exporter.stats import ApiStats
-from exporter.status import StatusOptions
-from exporter.supervisor import supervise
-from exporter.webconfig import TlsError, WebConfig
+from exporter import __version__, logs
+from exporter.cloud.client import AlikafkaClient, ApiOptions
+from exporter.cloud.credentials import CredentialProvider
+from exporter.cloud.ratelimit import RateLimiter, enforced_rate
+from exporter.cloud.stats import ApiStats
+from exporter.config.reload import LiveTargets, Reloader, ReloadStatus
+from exporter.config.settings import Settings, Target
+from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.exposition import Exposition
+from exporter.polling.analysis import Analyzer
+from exporter.polling.lag import LagOptions
+from exporter.polling.poller import Poller
+from exporter.polling.snapshot import Pair
+from exporter.polling.status import StatusOptions
+from exporter.polling.supervisor import supervise
+from exporter.targets.catalog import InstanceCatalog
+from exporter.targets.discovery import ApiCaller, Discovery
+from exporter.web import routes as web
+from exporter.web.webconfig import TlsError, WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class Pipeline:
         self.catalog.track(pairs)
 
     def reconfigure(self, old: Settings, new: Settings, targets: LiveTargets) -> None:
-        """Apply a reloaded configuration's live keys (see exporter.reload for which are live)."""
+        """Apply a reloaded configuration's live keys (see exporter.config.reload for which are live)."""
         if (new.log.level, new.log.format) != (old.log.level, old.log.format):
             logs.reconfigure(new.log.level, new.log.format)
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
@@ -219,7 +220,7 @@ async def serve(settings: Settings, plan: Plan, stop: asyncio.Event | None = Non
                 reload: Callable[[], Settings] | None = None, config_file: Path | None = None) -> int:
     """Serve until SIGTERM/SIGINT (or ``stop``): 0 on a clean stop, 1 when it cannot listen.
 
-A worker that dies is restarted by its supervisor (:func:`exporter.supervisor.supervise`), so a bug or
+A worker that dies is restarted by its supervisor (:func:`exporter.polling.supervisor.supervise`), so a bug or
 an unforeseen answer costs a log line and a restart, never the process.
 
     ``reload`` loads the configuration again (SIGHUP, or a change of ``config_file``'s content); without

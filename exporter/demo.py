@@ -16,10 +16,10 @@ import threading
 from aiohttp import web
 
 from exporter.app import Plan
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.settings import Settings
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.config.settings import Settings
+from exporter.polling.snapshot import Pair
 from exporter.simulator import Scenario, Simulator, build_app
-from exporter.snapshot import Pair
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from exporter.app import Plan
-from exporter.client import AlikafkaClient, ApiResponse, lookup
-from exporter.credentials import Credentials, CredentialsError
-from exporter.errors import CLOCK_SKEW_CODES, ApiError
-from exporter.logs import Redactor
-from exporter.models import (
+from exporter.cloud.client import AlikafkaClient, ApiResponse, lookup
+from exporter.cloud.credentials import Credentials, CredentialsError
+from exporter.cloud.errors import CLOCK_SKEW_CODES, ApiError
+from exporter.cloud.models import (
     ConsumerProgress,
     InstanceInfo,
     ParseError,
@@ -38,10 +37,11 @@ from exporter.models import (
     parse_consumer_progress,
     parse_instance_list,
 )
-from exporter.ratelimit import RateLimiter
-from exporter.settings import Settings, Target
-from exporter.snapshot import Pair
-from exporter.stats import ApiStats
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.config.settings import Settings, Target
+from exporter.logs import Redactor
+from exporter.polling.snapshot import Pair
 
 Outcome = Literal["ok", "failed", "skipped"]
 T = TypeVar("T")

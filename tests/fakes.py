@@ -9,16 +9,16 @@ from dataclasses import dataclass
 
 from aiohttp.test_utils import TestServer
 
-from exporter.client import AlikafkaClient
-from exporter.collector import CollectorOptions, TailCollector
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.errors import ApiError
-from exporter.exposition import render_states
-from exporter.models import ConsumerProgress, PartitionProgress, RebalanceInfo, TopicProgress
-from exporter.ratelimit import RateLimiter
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.errors import ApiError
+from exporter.cloud.models import ConsumerProgress, PartitionProgress, RebalanceInfo, TopicProgress
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.exposition import render_states
+from exporter.polling.snapshot import Snapshot
 from exporter.simulator import Simulator, build_app
-from exporter.snapshot import Snapshot
-from exporter.stats import ApiStats
 
 
 def progress(
@@ -86,7 +86,7 @@ class Clock:
 
 @dataclass(frozen=True)
 class ApiTestOptions:
-    """The client's options (satisfies exporter.client.ApiOptions) pointing every region at one endpoint."""
+    """The client's options (satisfies exporter.cloud.client.ApiOptions) pointing every region at one endpoint."""
 
     endpoint: str
     signature: str = "v3"

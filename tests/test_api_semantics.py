@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from exporter.poller import Poller
+from exporter.cloud.stats import ApiStats
+from exporter.polling.poller import Poller
+from exporter.polling.snapshot import Pair
 from exporter.simulator import Scenario, Simulator
-from exporter.snapshot import Pair
-from exporter.stats import ApiStats
 from tests.fakes import exposition_text, simulated_client
 
 INSTANCE = "alikafka_post-cn-sem0001"

@@ -9,12 +9,12 @@ from types import MappingProxyType
 
 import pytest
 
-from exporter import exposition as exposition_module
-from exporter.analysis import Insight
-from exporter.collector import CollectorOptions, TailCollector, TopicKey
-from exporter.exposition import Exposition
-from exporter.snapshot import Pair, PairState, Snapshot
-from exporter.stats import ApiStats
+from exporter.cloud.stats import ApiStats
+from exporter.metrics import exposition as exposition_module
+from exporter.metrics.collector import CollectorOptions, TailCollector, TopicKey
+from exporter.metrics.exposition import Exposition
+from exporter.polling.analysis import Insight
+from exporter.polling.snapshot import Pair, PairState, Snapshot
 from tests.fakes import progress
 
 OPTS = CollectorOptions(version="t", python_version="3")
@@ -62,7 +62,7 @@ def test_unlimited_serves_everything_and_counts_it() -> None:
 def test_newest_pair_loses_its_partition_level_first(caplog: pytest.LogCaptureFixture) -> None:
     """Just over budget: only the newest pair degrades to topic level; the older ones keep everything."""
     full = len(pair_lines(build(0, [state(A, 10), state(B, 10), state(C, 10)]).render().body.decode()))
-    with caplog.at_level(logging.WARNING, logger="exporter.exposition"):
+    with caplog.at_level(logging.WARNING, logger="exporter.metrics.exposition"):
         exposition = build(full - 5, [state(A, 10), state(B, 10), state(C, 10)])
         text = exposition.render().body.decode()
         exposition.render(openmetrics=True)
@@ -113,7 +113,7 @@ def test_limit_lifts_when_pairs_leave(caplog: pytest.LogCaptureFixture) -> None:
     assert value(exposition.render().body.decode(), "alikafka_exporter_series_dropped ") > 0
     exposition.remove(B)
     exposition.remove(C)
-    with caplog.at_level(logging.INFO, logger="exporter.exposition"):
+    with caplog.at_level(logging.INFO, logger="exporter.metrics.exposition"):
         text = exposition.render().body.decode()
     assert value(text, "alikafka_exporter_series_dropped ") == 0
     assert sum(1 for line in pair_lines(text) if line.startswith("alikafka_consumergroup_lag{")) == 10
@@ -166,7 +166,7 @@ def test_churn_does_not_repeat_the_warning(caplog: pytest.LogCaptureFixture) -> 
     box.append(exposition)
     for s in (state(A, 10), state(B, 10)):
         exposition.update(s)
-    with caplog.at_level(logging.INFO, logger="exporter.exposition"):
+    with caplog.at_level(logging.INFO, logger="exporter.metrics.exposition"):
         limited_seen = set()
         for n in range(40):  # one poll every 5 s: a new ephemeral group, an old one gone, a varying size
             now[0] += 5

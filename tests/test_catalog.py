@@ -18,14 +18,14 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from exporter import app
-from exporter.catalog import InstanceCatalog
-from exporter.client import AlikafkaClient
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.models import ParseError, parse_instance_list
-from exporter.ratelimit import RateLimiter
-from exporter.settings import Settings, load_settings
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.models import ParseError, parse_instance_list
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.config.settings import Settings, load_settings
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
-from exporter.stats import ApiStats
+from exporter.targets.catalog import InstanceCatalog
 from tests.fakes import ApiTestOptions
 from tests.procs import free_port
 

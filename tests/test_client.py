@@ -11,9 +11,9 @@ from dataclasses import replace
 import pytest
 from aiohttp.test_utils import TestServer
 
-from exporter.client import AlikafkaClient
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.errors import (
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.errors import (
     AuthError,
     ForbiddenError,
     MalformedResponseError,
@@ -23,9 +23,9 @@ from exporter.errors import (
     ThrottledError,
     TransportError,
 )
-from exporter.ratelimit import RateLimiter
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
-from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions as Options
 
 INSTANCE = "alikafka_post-cn-test0001"

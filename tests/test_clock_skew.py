@@ -11,15 +11,15 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from exporter.client import AlikafkaClient
-from exporter.collector import CollectorOptions, TailCollector
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.errors import AuthError
-from exporter.exposition import render_states
-from exporter.ratelimit import RateLimiter
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.errors import AuthError
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.exposition import render_states
+from exporter.polling.snapshot import Snapshot
 from exporter.simulator import Scenario, Simulator, build_app
-from exporter.snapshot import Snapshot
-from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions as Options
 
 INSTANCE = "alikafka_post-cn-test0001"
@@ -65,7 +65,7 @@ async def test_server_ahead_is_reported_as_local_clock_behind(
     # the simulator's control endpoint, as an operator would use it
     async with aiohttp.ClientSession() as session, session.post(url + "_sim/clock", json={"offset": 1200}) as resp:
         assert resp.status == 200
-    with caplog.at_level(logging.WARNING, logger="exporter.client"):
+    with caplog.at_level(logging.WARNING, logger="exporter.cloud.client"):
         stats, client, error = await _poll(url)
     assert isinstance(error, AuthError) and error.code == "InvalidTimeStamp.Expired"
     assert abs(_stated_seconds(error.message, "behind") - 1200) <= 2

@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 from types import MappingProxyType
 
-from exporter.analysis import Insight
-from exporter.collector import CollectorOptions, TailCollector
-from exporter.exposition import Exposition, render_states
-from exporter.models import InstanceInfo, RebalanceInfo
-from exporter.snapshot import Pair, PairState, PollError, Snapshot
-from exporter.stats import ApiStats
+from exporter.cloud.models import InstanceInfo, RebalanceInfo
+from exporter.cloud.stats import ApiStats
+from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.exposition import Exposition, render_states
+from exporter.polling.analysis import Insight
+from exporter.polling.snapshot import Pair, PairState, PollError, Snapshot
 from tests.fakes import progress
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.prom"

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from exporter.collector import CollectorOptions, Granularity, TailCollector, families
-from exporter.exposition import Exposition, render_states
-from exporter.settings import ConfigError, load_settings
-from exporter.snapshot import Pair, PairState, Snapshot
-from exporter.stats import ApiStats
+from exporter.cloud.stats import ApiStats
+from exporter.config.settings import ConfigError, load_settings
+from exporter.metrics.collector import CollectorOptions, Granularity, TailCollector, families
+from exporter.metrics.exposition import Exposition, render_states
+from exporter.polling.snapshot import Pair, PairState, Snapshot
 from tests.fakes import progress
 from tests.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.test_collector import sample_snapshot, sample_stats

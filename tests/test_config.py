@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.cli import parse_args
-from exporter.settings import ConfigError, Settings, load_settings, parse_duration
+from exporter.config.cli import parse_args
+from exporter.config.settings import ConfigError, Settings, load_settings, parse_duration
 
 TARGET = {"instance_id": "alikafka_post-cn-x", "groups": ["g1"]}
 

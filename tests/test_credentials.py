@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.credentials import (
+from exporter.cloud.credentials import (
     Credentials,
     CredentialsError,
     FileProvider,

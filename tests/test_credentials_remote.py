@@ -23,8 +23,8 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exporter.client import AlikafkaClient, PlainRequest, PlainTransport
-from exporter.credentials import (
+from exporter.cloud.client import AlikafkaClient, PlainRequest, PlainTransport
+from exporter.cloud.credentials import (
     CredentialProvider,
     Credentials,
     CredentialsError,
@@ -34,16 +34,16 @@ from exporter.credentials import (
     StaticProvider,
     default_chain,
 )
-from exporter.credentials_remote import EcsRoleProvider, RrsaProvider
-from exporter.errors import AuthError, MalformedResponseError, RequestError, TransportError
+from exporter.cloud.credentials_remote import EcsRoleProvider, RrsaProvider
+from exporter.cloud.errors import AuthError, MalformedResponseError, RequestError, TransportError
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.config.settings import ConfigError, CredentialsSettings, load_settings
 from exporter.logs import Redactor
-from exporter.ratelimit import RateLimiter
-from exporter.settings import ConfigError, CredentialsSettings, load_settings
 from exporter.simulator import Scenario, Simulator, build_app
 from exporter.simulator.faults import FaultRule
 from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_controls, add_sts_routes, build_sts_app
-from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions, Clock
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
 

@@ -12,14 +12,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter import app
-from exporter.client import AlikafkaClient
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.discovery import Discovery, in_shard
-from exporter.ratelimit import RateLimiter
-from exporter.settings import Target, load_settings
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.config.settings import Target, load_settings
+from exporter.polling.snapshot import Pair
 from exporter.simulator import FaultRule, Scenario, Simulator
-from exporter.snapshot import Pair
-from exporter.stats import ApiStats
+from exporter.targets.discovery import Discovery, in_shard
 from tests.fakes import ApiTestOptions, no_sleep, simulated_client
 
 HZ = "alikafka_post-cn-demo0001"
@@ -151,7 +151,7 @@ async def test_paging_stops_at_the_page_cap_and_warns_once(own_server: Any,
     async with await own_server(lambda page: groups_page([f"p{page}-{n}" for n in range(10)]), pages) as client:
         discovery = Discovery(client, [target(instance_id="i-endless", region="r", groups="all")], None,
                               page_size=10, max_pages=7)
-        with caplog.at_level(logging.WARNING, logger="exporter.discovery"):
+        with caplog.at_level(logging.WARNING, logger="exporter.targets.discovery"):
             first = await discovery.resolve()
             again = await discovery.resolve()
     assert len(first) == len(again) == 70
@@ -231,7 +231,7 @@ async def test_undocumented_instance_status_is_kept_and_logged_once(own_server: 
             {"InstanceId": "i-odd", "ServiceStatus": "Running"}]}}
     async with await own_server(answer, []) as client:
         discovery = Discovery(client, [target(instances="all", region="r", groups=["g"])], None)
-        with caplog.at_level(logging.INFO, logger="exporter.discovery"):
+        with caplog.at_level(logging.INFO, logger="exporter.targets.discovery"):
             first = await discovery.resolve()
             again = await discovery.resolve()
     assert {p.instance_id for p in first} == {p.instance_id for p in again} == {"i-new", "i-odd"}

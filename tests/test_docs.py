@@ -1,6 +1,6 @@
 """docs/configuration.md and the settings model agree: every key is documented, every documented key exists.
 
-The keys come from walking :class:`exporter.settings.Settings` (nested models and the list of targets),
+The keys come from walking :class:`exporter.config.settings.Settings` (nested models and the list of targets),
 so a new setting without a row in the reference fails here, and so does a row left behind after a key is
 renamed or removed.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from exporter.settings import Settings
+from exporter.config.settings import Settings
 
 DOC = Path(__file__).parent.parent / "docs" / "configuration.md"
 

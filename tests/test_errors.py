@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.errors import error_class
+from exporter.cloud.errors import error_class
 
 # (code, HTTP status it came with, expected kind). Known codes come from the public tables named in
-# exporter/errors.py; the rest are made-up codes of each family, as a new code of the service would be.
+# exporter/cloud/errors.py; the rest are made-up codes of each family, as a new code of the service would be.
 CASES = [
     # throttling: the gateway's, alikafka's own, and any Throttling* or HTTP 429
     ("Throttling.User", 400, "throttled"),
@@ -96,7 +96,7 @@ def test_error_classification(code: str, status: int | None, kind: str) -> None:
 def test_named_codes_have_a_public_source() -> None:
     """The two codes no public source shows are not named in the table, and the simulator does not send them."""
     root = Path(__file__).resolve().parent.parent
-    for path in [root / "exporter" / "errors.py", *sorted((root / "exporter" / "simulator").glob("*.py"))]:
+    for path in [root / "exporter" / "cloud" / "errors.py", *sorted((root / "exporter" / "simulator").glob("*.py"))]:
         text = path.read_text(encoding="utf-8")
         assert "BIZ_INSTANCE_NOT_FOUND" not in text, path
         assert "BIZ_CONSUMER_NOT_EXIST" not in text, path

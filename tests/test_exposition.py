@@ -9,11 +9,11 @@ from types import MappingProxyType
 
 import pytest
 
-from exporter.analysis import Insight
-from exporter.collector import CollectorOptions, TailCollector
-from exporter.exposition import Exposition, decompress, member, render_states
-from exporter.snapshot import Pair, PairState, Snapshot
-from exporter.stats import ApiStats
+from exporter.cloud.stats import ApiStats
+from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.exposition import Exposition, decompress, member, render_states
+from exporter.polling.analysis import Insight
+from exporter.polling.snapshot import Pair, PairState, Snapshot
 from tests.fakes import progress
 
 OPTS = CollectorOptions(member_labels=True, version="t", python_version="3")

@@ -25,23 +25,23 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.client import AlikafkaClient, PlainAnswer, _answer_code
-from exporter.collector import CollectorOptions
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.credentials_remote import (
+from exporter.cloud.client import AlikafkaClient, PlainAnswer, _answer_code
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.credentials_remote import (
     RemoteCredentialsError,
     metadata_credentials,
     metadata_role_name,
     sts_credentials,
 )
-from exporter.decoding import MAX_DEPTH, decode, too_deep
-from exporter.errors import ApiError
-from exporter.exposition import render_states
-from exporter.models import ParseError, parse_consumer_list, parse_consumer_progress, parse_instance_list
-from exporter.ratelimit import RateLimiter
-from exporter.settings import ConfigError, Settings, load_settings
-from exporter.snapshot import Pair, PairState
-from exporter.stats import ApiStats
+from exporter.cloud.decoding import MAX_DEPTH, decode, too_deep
+from exporter.cloud.errors import ApiError
+from exporter.cloud.models import ParseError, parse_consumer_list, parse_consumer_progress, parse_instance_list
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.config.settings import ConfigError, Settings, load_settings
+from exporter.metrics.collector import CollectorOptions
+from exporter.metrics.exposition import render_states
+from exporter.polling.snapshot import Pair, PairState
 from tests.fakes import ApiTestOptions
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -25,21 +25,21 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter import app
-from exporter.catalog import InstanceCatalog
-from exporter.client import AlikafkaClient
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.credentials_remote import EcsRoleProvider, RemoteCredentialsError, RrsaProvider
-from exporter.discovery import Discovery
-from exporter.errors import ThrottledError
-from exporter.ratelimit import RateLimiter
-from exporter.reload import LiveTargets
-from exporter.settings import Settings, load_settings
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.credentials_remote import EcsRoleProvider, RemoteCredentialsError, RrsaProvider
+from exporter.cloud.errors import ThrottledError
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.config.reload import LiveTargets
+from exporter.config.settings import Settings, load_settings
+from exporter.polling.snapshot import Pair
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.simulator.faults import hostile_body
 from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_routes
-from exporter.snapshot import Pair
-from exporter.stats import ApiStats
+from exporter.targets.catalog import InstanceCatalog
+from exporter.targets.discovery import Discovery
 from tests.fakes import ApiTestOptions, Clock
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp.http_exceptions import BadHttpMessage
 
-from exporter.server import HttpLimits, RequestErrorLog
+from exporter.web.server import HttpLimits, RequestErrorLog
 from tests.webserve import serve
 
 

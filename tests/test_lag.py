@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.lag import LagEstimator, LagOptions, PartitionHistory
+from exporter.polling.lag import LagEstimator, LagOptions, PartitionHistory
 
 KEY = ("i", "t", 0)
 OPTS = LagOptions()

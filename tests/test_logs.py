@@ -24,10 +24,10 @@ def test_logfmt_line_with_fields_and_quoting() -> None:
     """Fields from extra= become keys; values with spaces or quotes are quoted."""
     out = io.StringIO()
     logs.configure("info", "logfmt", out)
-    logging.getLogger("exporter.poller").warning(
+    logging.getLogger("exporter.polling.poller").warning(
         "poll failed", extra={"instance_id": "i-1", "code": "Throttling.User", "error": 'said "no" twice'})
     line = out.getvalue().strip()
-    assert line.startswith("ts=") and " level=warning logger=exporter.poller " in line
+    assert line.startswith("ts=") and " level=warning logger=exporter.polling.poller " in line
     assert 'msg="poll failed"' in line and "code=Throttling.User" in line
     assert 'error="said \\"no\\" twice"' in line
     assert "\n" not in line

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.decoding import MAX_DEPTH, decode, too_deep
-from exporter.models import (
+from exporter.cloud.decoding import MAX_DEPTH, decode, too_deep
+from exporter.cloud.models import (
     ParseError,
     as_list,
     normalise_state,

@@ -8,9 +8,9 @@ from types import MappingProxyType
 
 import pytest
 
-from exporter.analysis import Insight
-from exporter.page import PageOptions, as_json, duration, render, utc
-from exporter.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.polling.analysis import Insight
+from exporter.polling.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.web.page import PageOptions, as_json, duration, render, utc
 from tests.fakes import progress
 
 NOW = 1_800_000_000.0

@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
-from exporter.client import AlikafkaClient
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.page import PageOptions, render
-from exporter.poller import Poller
-from exporter.ratelimit import RateLimiter
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.polling.poller import Poller
+from exporter.polling.snapshot import Pair
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
-from exporter.snapshot import Pair
-from exporter.stats import ApiStats
+from exporter.web.page import PageOptions, render
 from tests.fakes import ApiTestOptions, exposition_text
 
 SECRET = "pipeline-secret-4b1d"

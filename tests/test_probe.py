@@ -15,10 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter import app
-from exporter.credentials import Credentials, FileProvider, Secret, StaticProvider
-from exporter.errors import ApiError, RequestError
+from exporter.cloud.credentials import Credentials, FileProvider, Secret, StaticProvider
+from exporter.cloud.errors import ApiError, RequestError
+from exporter.config.settings import load_settings
 from exporter.probe import Report, answer_shape, fix_for, run_probe
-from exporter.settings import load_settings
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from tests.procs import clean_env, free_port
 

@@ -12,13 +12,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from exporter import app
-from exporter.client import AlikafkaClient
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.poller import HEADROOM
-from exporter.ratelimit import RateLimiter
-from exporter.settings import load_settings
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.config.settings import load_settings
+from exporter.polling.poller import HEADROOM
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
-from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions
 
 

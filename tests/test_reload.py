@@ -10,14 +10,14 @@ from types import MappingProxyType
 
 import pytest
 
-from exporter.analysis import Insight
-from exporter.collector import CollectorOptions, TailCollector
-from exporter.exposition import Exposition
-from exporter.poller import Poller
-from exporter.reload import LiveTargets, Reloader, digest, split_changes
-from exporter.settings import ConfigError, Settings, load_settings
-from exporter.snapshot import Pair, PairState, Snapshot
-from exporter.stats import ApiStats
+from exporter.cloud.stats import ApiStats
+from exporter.config.reload import LiveTargets, Reloader, digest, split_changes
+from exporter.config.settings import ConfigError, Settings, load_settings
+from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.exposition import Exposition
+from exporter.polling.analysis import Insight
+from exporter.polling.poller import Poller
+from exporter.polling.snapshot import Pair, PairState, Snapshot
 from tests.fakes import Clock, FakeSource, progress
 
 BASE = """
@@ -88,7 +88,7 @@ def test_invalid_file_keeps_the_old_configuration_and_names_each_key(
     reloader = _reloader(path, applied)
     assert reloader.status.successful and reloader.status.last_success == 1000.0
     path.write_text(BASE.replace("30s", "soon") + "metrics: {granularity: atoms}\nbogus: 1\n")
-    with caplog.at_level(logging.ERROR, logger="exporter.reload"):
+    with caplog.at_level(logging.ERROR, logger="exporter.config.reload"):
         assert not reloader.reload("signal")
     problems = [r.problem for r in caplog.records if hasattr(r, "problem")]  # type: ignore[attr-defined]
     assert len(problems) == 3

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter import signing
+from exporter.cloud import signing
 
 PUBLISHED = {
     "AccessKeyId": "testid", "Action": "DescribeRegions", "Format": "XML", "SignatureMethod": "HMAC-SHA1",

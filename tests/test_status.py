@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.status import StatusOptions, StatusTracker, evaluate
+from exporter.polling.status import StatusOptions, StatusTracker, evaluate
 from tests.fakes import progress
 
 OPTS = StatusOptions(window=6, min_polls=3, min_span=60.0, min_rise=10.0)

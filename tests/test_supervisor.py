@@ -18,11 +18,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from exporter import app
-from exporter.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.config.settings import Settings, load_settings
 from exporter.logs import JsonFormatter, LogfmtFormatter
-from exporter.settings import Settings, load_settings
+from exporter.polling.supervisor import Backoff, supervise
 from exporter.simulator import Scenario, Simulator, build_app
-from exporter.supervisor import Backoff, supervise
 from tests.procs import free_port
 
 
@@ -125,7 +125,7 @@ async def test_a_debug_log_carries_the_traceback_and_a_return_counts_as_a_death(
             return
         await asyncio.Event().wait()
 
-    with caplog.at_level(logging.DEBUG, logger="exporter.supervisor"):
+    with caplog.at_level(logging.DEBUG, logger="exporter.polling.supervisor"):
         task = asyncio.create_task(supervise("targets", flaky, on_restart=restarts.append, sleep=timeline.sleep,
                                              clock=timeline.clock))
         for _ in range(50):

@@ -21,17 +21,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter.app import Plan, cleartext_endpoints, summary_lines
-from exporter.client import AlikafkaClient
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.credentials_remote import EcsRoleProvider, RrsaProvider
-from exporter.errors import MalformedResponseError, RequestError, TransportError
-from exporter.ratelimit import RateLimiter
-from exporter.settings import ConfigError, load_settings
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.credentials_remote import EcsRoleProvider, RrsaProvider
+from exporter.cloud.errors import MalformedResponseError, RequestError, TransportError
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
+from exporter.config.settings import ConfigError, load_settings
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.simulator.faults import gzip_bomb
 from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_routes
-from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions
 from tests.procs import clean_env, free_port, process, python_module
 

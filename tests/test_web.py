@@ -15,15 +15,15 @@ from types import MappingProxyType
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from exporter import exposition as exposition_module
-from exporter import web as web_module
-from exporter import webconfig
-from exporter.analysis import Insight
-from exporter.collector import CollectorOptions, TailCollector
-from exporter.exposition import Exposition
-from exporter.snapshot import Pair, PairState, PollError, Snapshot
-from exporter.stats import ApiStats
-from exporter.web import RESERVED_PATHS, WebOptions, make_app
+from exporter.cloud.stats import ApiStats
+from exporter.metrics import exposition as exposition_module
+from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.exposition import Exposition
+from exporter.polling.analysis import Insight
+from exporter.polling.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.web import routes as web_module
+from exporter.web import webconfig
+from exporter.web.routes import RESERVED_PATHS, WebOptions, make_app
 from tests.fakes import progress
 from tests.webserve import hash_password, serve, write_config
 

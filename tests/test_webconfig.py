@@ -13,8 +13,8 @@ import pytest
 import trustme
 import yaml
 
-from exporter import webconfig
-from exporter.settings import ConfigError
+from exporter.config.settings import ConfigError
+from exporter.web import webconfig
 from tests.conftest import ROOT
 from tests.webserve import hash_password, make_pki, write_config
 

@@ -14,12 +14,13 @@ import trustme
 import yaml
 from aiohttp import web as aioweb
 
-from exporter import web, webconfig
-from exporter.collector import CollectorOptions, TailCollector
-from exporter.exposition import Exposition
-from exporter.server import HttpLimits
-from exporter.snapshot import Pair, PairState, Snapshot
-from exporter.stats import ApiStats
+from exporter.cloud.stats import ApiStats
+from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.exposition import Exposition
+from exporter.polling.snapshot import Pair, PairState, Snapshot
+from exporter.web import routes as web
+from exporter.web import webconfig
+from exporter.web.server import HttpLimits
 from tests.fakes import progress
 
 PAIRS = tuple(Pair("alikafka_post-cn-a", f"group-{i}", "cn-hangzhou") for i in range(40))

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from exporter import signing
+from exporter.cloud import signing
 
 WINDOW = 900.0  # the gateway's timestamp tolerance, seconds, both directions
 _NONCONFORMING = "The request signature does not conform to Aliyun standards."

@@ -32,11 +32,11 @@ import pytest
 import trustme
 import yaml
 
-from exporter import webconfig
 from exporter.app import plan_pairs
-from exporter.cli import parse_args
-from exporter.ratelimit import RateLimiter
-from exporter.settings import Settings, load_settings
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.config.cli import parse_args
+from exporter.config.settings import Settings, load_settings
+from exporter.web import webconfig
 from tests.conftest import ROOT, find_tool
 from tests.procs import clean_env, free_port, http_get, process, prom_query, python_module, wait_for
 from tests.webserve import hash_password
@@ -276,7 +276,7 @@ def test_cross_field_rules_fail_naming_the_values(bad: dict[str, Any], message: 
 
 
 def test_schema_knows_exactly_the_exporters_config_keys() -> None:
-    """The schema's config section tracks exporter/settings.py: a new or renamed key fails here first."""
+    """The schema's config section tracks exporter/config/settings.py: a new or renamed key fails here first."""
     schema = json.loads((CHART / "values.schema.json").read_text())
     config = schema["properties"]["config"]
     assert config["additionalProperties"] is False

@@ -16,7 +16,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from exporter import signing
+from exporter.cloud import signing
 from exporter.simulator import FaultRule, Scenario, ScenarioError, Simulator, build_app
 
 KEY, SECRET = "LTAI-gw", "gw-secret"

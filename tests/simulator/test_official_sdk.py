@@ -17,12 +17,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exporter import signing
-from exporter.client import AlikafkaClient
-from exporter.credentials import Credentials, Secret, StaticProvider
-from exporter.ratelimit import RateLimiter
+from exporter.cloud import signing
+from exporter.cloud.client import AlikafkaClient
+from exporter.cloud.credentials import Credentials, Secret, StaticProvider
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
 from exporter.simulator import Scenario, Simulator, build_app
-from exporter.stats import ApiStats
 from tests.fakes import ApiTestOptions
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from exporter.analysis import Insight
-from exporter.models import ConsumerProgress
+from exporter.cloud.models import ConsumerProgress
+from exporter.polling.analysis import Insight
 
 PairStatus = Literal["pending", "ok", "failing", "stale"]
 TARGET_STATES: tuple[PairStatus, ...] = ("ok", "failing", "stale")

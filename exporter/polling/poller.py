@@ -15,7 +15,7 @@ as long as at most two calls wait at the limiter (``backlog``), so its queue is 
 long, and a round takes what the limiter admits rather than a planned slot plus whatever the loop lost.
 Pairs can be added and removed while running (discovery, config reload), and the interval changed.
 
-Results are folded into an immutable :class:`~exporter.snapshot.Snapshot`, swapped in whole. A failure
+Results are folded into an immutable :class:`~exporter.polling.snapshot.Snapshot`, swapped in whole. A failure
 keeps the pair's last data (``up`` 0) until ``stale_after`` has passed since its last success, then
 drops it. A failure is logged once when it starts or its error code changes, and recovery once.
 """
@@ -30,12 +30,12 @@ from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
-from exporter.analysis import Analyzer
-from exporter.errors import ApiError
-from exporter.models import ConsumerProgress
-from exporter.ratelimit import enforced_rate
-from exporter.snapshot import Pair, PairState, PollError, Snapshot
-from exporter.supervisor import log_unexpected
+from exporter.cloud.errors import ApiError
+from exporter.cloud.models import ConsumerProgress
+from exporter.cloud.ratelimit import enforced_rate
+from exporter.polling.analysis import Analyzer
+from exporter.polling.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.polling.supervisor import log_unexpected
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from array import array
 from collections import deque
 from dataclasses import dataclass
 
-from exporter.models import ConsumerProgress
+from exporter.cloud.models import ConsumerProgress
 
 STATUSES = ("ok", "lagging", "stalled", "stopped", "rewound", "unknown")
 _REBALANCING = ("preparing_rebalance", "completing_rebalance")

@@ -1,6 +1,6 @@
 """The status page at ``/``: what an operator opens first when a lag alert fires.
 
-It renders one immutable :class:`~exporter.snapshot.Snapshot` (never the API, never a lock), so it
+It renders one immutable :class:`~exporter.polling.snapshot.Snapshot` (never the API, never a lock), so it
 costs the same whether the cloud answers or not. The page is one self-contained HTML document:
 inline CSS for light and dark schemes, no script, no external asset, so it works offline, behind
 the web config's auth and under a strict content security policy. Every value from outside (group
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from exporter.snapshot import PairState, Snapshot
+from exporter.polling.snapshot import PairState, Snapshot
 
 # Problems first: an operator looks for what is broken, then for what is fine.
 _STATE_ORDER = {"failing": 0, "stale": 1, "pending": 2, "ok": 3}

@@ -23,11 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
-from exporter.client import ApiResponse
-from exporter.errors import ApiError, MalformedResponseError
-from exporter.models import InstanceInfo, ParseError, parse_instance_list
-from exporter.snapshot import Pair
-from exporter.supervisor import log_unexpected
+from exporter.cloud.client import ApiResponse
+from exporter.cloud.errors import ApiError, MalformedResponseError
+from exporter.cloud.models import InstanceInfo, ParseError, parse_instance_list
+from exporter.polling.snapshot import Pair
+from exporter.polling.supervisor import log_unexpected
 
 log = logging.getLogger(__name__)
 

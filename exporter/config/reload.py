@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.discovery import ApiCaller, Discovery
-from exporter.models import InstanceInfo
-from exporter.settings import ConfigError, Settings
-from exporter.snapshot import Pair
-from exporter.supervisor import log_unexpected
+from exporter.cloud.models import InstanceInfo
+from exporter.config.settings import ConfigError, Settings
+from exporter.polling.snapshot import Pair
+from exporter.polling.supervisor import log_unexpected
+from exporter.targets.discovery import ApiCaller, Discovery
 
 log = logging.getLogger(__name__)
 

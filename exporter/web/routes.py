@@ -24,12 +24,12 @@ from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 from aiohttp.typedefs import Middleware
 
-from exporter import page
-from exporter.auth import BasicAuth
-from exporter.exposition import Exposition
-from exporter.server import DEFAULT_HEADERS, HttpLimits, serve
-from exporter.snapshot import Snapshot
-from exporter.webconfig import ReloadingContext, SanPolicy, WebConfig
+from exporter.metrics.exposition import Exposition
+from exporter.polling.snapshot import Snapshot
+from exporter.web import page
+from exporter.web.auth import BasicAuth
+from exporter.web.server import DEFAULT_HEADERS, HttpLimits, serve
+from exporter.web.webconfig import ReloadingContext, SanPolicy, WebConfig
 
 # The fixed routes; web.telemetry_path is the one the settings choose, and may not take these.
 INDEX_PATH = "/"
@@ -226,8 +226,8 @@ async def start(app: web.Application, host: str, port: int, ssl_context: ssl.SSL
 def tls_context(config: WebConfig | None) -> ssl.SSLContext | None:
     """The serving context for the web config (reloading its certificates), or None for plain HTTP.
 
-    Starts from the certificates :func:`exporter.webconfig.load` read; for a config not loaded that
-    way, reads them now and raises :class:`exporter.webconfig.TlsError` when they do not load.
+    Starts from the certificates :func:`exporter.web.webconfig.load` read; for a config not loaded that
+    way, reads them now and raises :class:`exporter.web.webconfig.TlsError` when they do not load.
     """
     if config is None or not config.tls_server_config.enabled:
         return None

@@ -25,10 +25,10 @@ from typing import Literal
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from exporter.models import GROUP_STATES, InstanceInfo
-from exporter.snapshot import TARGET_STATES, PairState, Snapshot
-from exporter.stats import DURATION_BUCKETS, ApiStats
-from exporter.status import STATUSES
+from exporter.cloud.models import GROUP_STATES, InstanceInfo
+from exporter.cloud.stats import DURATION_BUCKETS, ApiStats
+from exporter.polling.snapshot import TARGET_STATES, PairState, Snapshot
+from exporter.polling.status import STATUSES
 
 Granularity = Literal["partition", "topic", "group"]
 Compat = Literal["none", "kafka_exporter"]

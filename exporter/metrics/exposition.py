@@ -1,6 +1,6 @@
 """Exposition bytes kept ready: each poll compresses its own lines, a scrape only joins them.
 
-When a poll result arrives, the pair's lines are rendered once (:func:`exporter.collector.pair_lines`)
+When a poll result arrives, the pair's lines are rendered once (:func:`exporter.metrics.collector.pair_lines`)
 and each family's lines are stored as one gzip member, and nothing else. A gzip stream may consist of
 several members (RFC 1952) and Prometheus' and Python's readers decode them all, so the gzip body of
 a scrape is the family headers' members and the pairs' members joined in order: no rendering and no
@@ -47,7 +47,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
-from exporter.collector import (
+from exporter.metrics.collector import (
     SHED_LEVELS,
     CollectorOptions,
     SeriesLimits,
@@ -59,7 +59,7 @@ from exporter.collector import (
     shared_values,
     shed_step,
 )
-from exporter.snapshot import Pair, PairState
+from exporter.polling.snapshot import Pair, PairState
 
 # The body is the classic 0.0.4 text format; newer prometheus_client versions label it 1.0.0,
 # which older Prometheus servers do not know, so the header is pinned to what the body is.

@@ -297,7 +297,7 @@ class WebSettings(BaseModel):
     def _path(cls, value: str) -> str:
         # The routes are web.py's; imported when a value is validated, since web.py (through webconfig)
         # imports this module.
-        from exporter.web import RESERVED_PATHS  # noqa: PLC0415 - import cycle
+        from exporter.web.routes import RESERVED_PATHS  # noqa: PLC0415 - import cycle
 
         if not value.startswith("/") or value in RESERVED_PATHS or re.search(r"[\s?#]", value):
             raise ValueError(f"must start with / and not be {', '.join(RESERVED_PATHS)} (the exporter's own routes)")

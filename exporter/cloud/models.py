@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.decoding import ParseError, kind
+from exporter.cloud.decoding import ParseError, kind
 
 __all__ = ["ParseError"]  # defined with the decoding step every answer passes; raised here for shapes too
 

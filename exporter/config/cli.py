@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from exporter.settings import ConfigError
+from exporter.config.settings import ConfigError
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,19 @@
 """Credentials fetched over HTTP: RRSA (STS ``AssumeRoleWithOIDC``) and the ECS RAM role (metadata service).
 
 Steps 3 and 4 of the default chain (contract section 5). Both hand out short-lived STS
-credentials and are refreshed ahead of expiry by :class:`~exporter.credentials.RefreshingProvider`.
+credentials and are refreshed ahead of expiry by :class:`~exporter.cloud.credentials.RefreshingProvider`.
 
 This module holds the protocol, not the HTTP: what to ask STS and the metadata service, how to
 read their answers, which failures are worth retrying and when to refresh. The requests themselves
-are plain descriptions (:class:`~exporter.client.PlainRequest`) handed to
-:class:`~exporter.client.PlainTransport`, because only :mod:`exporter.client` speaks HTTP to the
+are plain descriptions (:class:`~exporter.cloud.client.PlainRequest`) handed to
+:class:`~exporter.cloud.client.PlainTransport`, because only :mod:`exporter.cloud.client` speaks HTTP to the
 cloud: that keeps the one aiohttp session, the timeouts' enforcement, the typing of network
 failures and the per-action accounting (``AssumeRoleWithOIDC``, ``ECSMetadata`` in
 ``alikafka_exporter_api_requests_total``) in one place. These requests are unsigned (AssumeRoleWithOIDC
 is anonymous, the metadata service trusts the instance), are not subject to the alikafka quota and
 need their own timeouts (one second for the metadata service, so a machine outside ECS does not hang
 at start), so they bypass the client's signing, rate limiter and retries, not its transport.
-Each provider has a transport; :class:`~exporter.client.AlikafkaClient` attaches its session to it
+Each provider has a transport; :class:`~exporter.cloud.client.AlikafkaClient` attaches its session to it
 while open. Before that (the start-up check runs in its own short event loop) the transport opens a
 one-off session per request.
 
@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from exporter.client import PlainAnswer, PlainRequest, PlainTransport, lookup, scalar
-from exporter.credentials import Credentials, CredentialsError, RefreshingProvider, Secret, iso_utc
-from exporter.decoding import ParseError, decode_object, kind
-from exporter.errors import ApiError
+from exporter.cloud.client import PlainAnswer, PlainRequest, PlainTransport, lookup, scalar
+from exporter.cloud.credentials import Credentials, CredentialsError, RefreshingProvider, Secret, iso_utc
+from exporter.cloud.decoding import ParseError, decode_object, kind
+from exporter.cloud.errors import ApiError
 
 ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
 ENV_OIDC_PROVIDER_ARN = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
@@ -78,7 +78,7 @@ class RemoteCredentialsError(CredentialsError):
 
 
 class RemoteOptions(Protocol):
-    """The settings these providers read (``exporter.settings.CredentialsSettings`` satisfies it)."""
+    """The settings these providers read (``exporter.config.settings.CredentialsSettings`` satisfies it)."""
 
     @property
     def sts_endpoint(self) -> str: ...

@@ -2,7 +2,7 @@
 
 The default chain (contract section 5) is: mounted secret files from the config, then the
 ``ALIBABA_CLOUD_*`` environment, then RRSA and the ECS RAM role (in
-:mod:`exporter.credentials_remote`, which asks STS and the metadata service for them through the
+:mod:`exporter.cloud.credentials_remote`, which asks STS and the metadata service for them through the
 client's transport). Files are re-read whenever they change, so a rotated Kubernetes Secret takes
 effect without a restart. Providers hand out
 :class:`Credentials` that may expire; :class:`RefreshingProvider` is the base for the STS-backed
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from exporter.credentials_remote import RemoteOptions
+    from exporter.cloud.credentials_remote import RemoteOptions
 
 ENV_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 - a variable name, not a secret
@@ -389,8 +389,8 @@ def default_chain(
     answers is known at the first :meth:`~CredentialProvider.get`, whose error then names the rest.
     """
     # Imported here: the remote providers build on RefreshingProvider, defined in this module.
-    from exporter.credentials_remote import remote_provider  # noqa: PLC0415
-    from exporter.settings import CredentialsSettings  # noqa: PLC0415
+    from exporter.cloud.credentials_remote import remote_provider  # noqa: PLC0415
+    from exporter.config.settings import CredentialsSettings  # noqa: PLC0415
 
     if id_file is not None and secret_file is not None:
         return FileProvider(id_file, secret_file, token_file)

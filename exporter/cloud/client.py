@@ -2,7 +2,7 @@
 
 It owns the process's one aiohttp session. Besides the signed alikafka calls it carries the two
 unsigned requests credentials need, STS ``AssumeRoleWithOIDC`` (RRSA) and the ECS metadata service,
-through :class:`PlainTransport`: :mod:`exporter.credentials_remote` decides what to ask and how to
+through :class:`PlainTransport`: :mod:`exporter.cloud.credentials_remote` decides what to ask and how to
 read the answer, this module sends it. So every byte to the cloud leaves from here, with the same
 session, error typing, secret-free messages and ``ApiStats`` accounting; those requests only skip what
 belongs to the alikafka API (signing, its rate limit and concurrency limit, retries: the providers
@@ -10,7 +10,7 @@ retry by their own policy).
 
 One aiohttp session (keep-alive) per process; every call passes one shared rate limiter and one
 concurrency limit, so the account's quota is respected however many pairs are polled. Each
-attempt is signed anew (fresh nonce and timestamp) and counted in :class:`~exporter.stats.ApiStats`.
+attempt is signed anew (fresh nonce and timestamp) and counted in :class:`~exporter.cloud.stats.ApiStats`.
 Only retryable errors (throttling, 5xx, timeouts, connection errors) are retried, with full-jitter
 exponential backoff that never undercuts the server's ``x-acs-retry-after``.
 
@@ -49,10 +49,11 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from exporter import __version__, signing
-from exporter.credentials import CredentialProvider, Credentials, CredentialsError, iso_utc
-from exporter.decoding import decode_object
-from exporter.errors import (
+from exporter import __version__
+from exporter.cloud import signing
+from exporter.cloud.credentials import CredentialProvider, Credentials, CredentialsError, iso_utc
+from exporter.cloud.decoding import decode_object
+from exporter.cloud.errors import (
     CLOCK_SKEW_CODES,
     ApiError,
     AuthError,
@@ -64,9 +65,9 @@ from exporter.errors import (
     error_class,
     sanitise_code,
 )
-from exporter.models import ConsumerProgress, ParseError, parse_consumer_progress, unwrap_root
-from exporter.ratelimit import RateLimiter
-from exporter.stats import ApiStats
+from exporter.cloud.models import ConsumerProgress, ParseError, parse_consumer_progress, unwrap_root
+from exporter.cloud.ratelimit import RateLimiter
+from exporter.cloud.stats import ApiStats
 
 API_VERSION = "2019-09-16"
 _NO_AUTO_TYPE = frozenset({"Content-Type"})  # aiohttp adds application/octet-stream to every POST otherwise
@@ -80,7 +81,7 @@ log = logging.getLogger(__name__)
 
 
 class ApiOptions(Protocol):
-    """The client's slice of the settings (``exporter.settings.ApiSettings`` satisfies it)."""
+    """The client's slice of the settings (``exporter.config.settings.ApiSettings`` satisfies it)."""
 
     @property
     def signature(self) -> str: ...
@@ -154,8 +155,8 @@ async def read_body(
     piece of an answer; this reads until the end of the body. The cap counts bytes as they come out of
     the decompressor (aiohttp decompresses in bounded steps behind flow control), so a small gzip body
     that would expand to hundreds of MB is dropped at ``limit``. Past the cap:
-    :class:`~exporter.errors.MalformedResponseError`; past the deadline:
-    :class:`~exporter.errors.TransportError` ``timeout``. Messages name the cap (and ``limit_name``, the
+    :class:`~exporter.cloud.errors.MalformedResponseError`; past the deadline:
+    :class:`~exporter.cloud.errors.TransportError` ``timeout``. Messages name the cap (and ``limit_name``, the
     setting) or the time, never the URL.
     """
     where = f" ({limit_name})" if limit_name else ""
@@ -191,13 +192,13 @@ class PlainTransport:
 
     The one-off session serves the start-up credentials check, which runs in its own short event
     loop before any client exists; once :class:`AlikafkaClient` opens, it attaches its session and
-    its :class:`~exporter.stats.ApiStats` (:meth:`attach`), and every attempt is counted there by
+    its :class:`~exporter.cloud.stats.ApiStats` (:meth:`attach`), and every attempt is counted there by
     ``action`` and code (``200``, the answer's JSON ``Code``, the HTTP status, ``timeout`` or
     ``connection_error``), as the API's are. Failures to get an answer raise
-    :class:`~exporter.errors.TransportError` (``timeout``, ``connection_error``) or
-    :class:`~exporter.errors.MalformedResponseError` (a body over ``max_body``); their messages never
+    :class:`~exporter.cloud.errors.TransportError` (``timeout``, ``connection_error``) or
+    :class:`~exporter.cloud.errors.MalformedResponseError` (a body over ``max_body``); their messages never
     hold the URL, which may carry a token. Redirects are not followed: a 3xx raises
-    :class:`~exporter.errors.RequestError` under its status (the OIDC token is in the form body, and
+    :class:`~exporter.cloud.errors.RequestError` under its status (the OIDC token is in the form body, and
     a metadata answer from elsewhere would be trusted as this instance's keys).
     """
 
@@ -379,7 +380,7 @@ class AlikafkaClient:
             ) from None
 
     async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse:
-        """Call ``action`` with retries; raises an :class:`~exporter.errors.ApiError` subclass."""
+        """Call ``action`` with retries; raises an :class:`~exporter.cloud.errors.ApiError` subclass."""
         attempts = 1 + self._options.max_retries
         for attempt in range(attempts):
             try:

@@ -23,12 +23,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
-from exporter.client import ApiResponse
-from exporter.errors import ApiError
-from exporter.models import InstanceInfo, ParseError, parse_consumer_list, parse_instance_list
-from exporter.settings import Settings, Target
-from exporter.snapshot import Pair
-from exporter.supervisor import log_unexpected
+from exporter.cloud.client import ApiResponse
+from exporter.cloud.errors import ApiError
+from exporter.cloud.models import InstanceInfo, ParseError, parse_consumer_list, parse_instance_list
+from exporter.config.settings import Settings, Target
+from exporter.polling.snapshot import Pair
+from exporter.polling.supervisor import log_unexpected
 
 log = logging.getLogger(__name__)
 

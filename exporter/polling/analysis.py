@@ -12,9 +12,9 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from exporter.lag import LagEstimator, LagOptions
-from exporter.models import ConsumerProgress
-from exporter.status import StatusOptions, StatusTracker
+from exporter.cloud.models import ConsumerProgress
+from exporter.polling.lag import LagEstimator, LagOptions
+from exporter.polling.status import StatusOptions, StatusTracker
 
 
 class TimeLags(Mapping[tuple[str, int], float]):

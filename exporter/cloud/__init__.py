@@ -1,0 +1,1 @@
+"""Alibaba Cloud: signing, the HTTP client, error codes, rate limit, answer models, credentials, traffic."""
