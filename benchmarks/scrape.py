@@ -47,8 +47,9 @@ from exporter.config.settings import MetricsSettings
 from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import Exposition, decompress
 from exporter.polling.analysis import Analyzer
-from exporter.polling.snapshot import Pair, PairState, Snapshot
+from exporter.polling.snapshot import PairState, Snapshot
 from exporter.simulator import Scenario, Simulator
+from exporter.targets.pair import Pair
 from exporter.web.routes import WebOptions, make_app
 
 TIERS = {"S": "scale-s", "M": "scale-m", "L": "scale-l", "XL": "scale-xl"}

@@ -20,16 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from exporter import __version__, app, logs
-from exporter.cloud.credentials import (
-    ENV_SECRET,
-    ENV_TOKEN,
-    CredentialsError,
-    Learning,
-    default_chain,
-    peek_secret_file,
-)
+from exporter.cloud.credential_chain import default_chain
+from exporter.cloud.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, Learning
 from exporter.cloud.credentials_remote import ENV_OIDC_TOKEN_FILE
 from exporter.config.cli import parse_args
+from exporter.config.secret_files import peek_secret_file
 from exporter.config.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
 from exporter.probe import run_probe
 from exporter.web import webconfig

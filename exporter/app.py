@@ -27,18 +27,19 @@ from exporter.cloud.client import AlikafkaClient, ApiOptions
 from exporter.cloud.credentials import CredentialProvider
 from exporter.cloud.ratelimit import RateLimiter, enforced_rate
 from exporter.cloud.stats import ApiStats
-from exporter.config.reload import LiveTargets, Reloader, ReloadStatus
+from exporter.config.reload import Reloader, ReloadStatus
 from exporter.config.settings import Settings, Target
 from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Analyzer
 from exporter.polling.lag import LagOptions
 from exporter.polling.poller import Poller
-from exporter.polling.snapshot import Pair
 from exporter.polling.status import StatusOptions
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
 from exporter.targets.discovery import ApiCaller, Discovery
+from exporter.targets.live import LiveTargets
+from exporter.targets.pair import Pair
 from exporter.web import routes as web
 from exporter.web.webconfig import TlsError, WebConfig
 

@@ -18,8 +18,8 @@ from aiohttp import web
 from exporter.app import Plan
 from exporter.cloud.credentials import Credentials, Secret, StaticProvider
 from exporter.config.settings import Settings
-from exporter.polling.snapshot import Pair
 from exporter.simulator import Scenario, Simulator, build_app
+from exporter.targets.pair import Pair
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,9 @@ its per-request error tracebacks for malformed client input are shortened to one
 Every line passes a :class:`Redactor` last: the credentials' secret values it knows are replaced by
 ``***`` wherever they turn up (a secret pasted into the wrong config field and echoed by a validation
 message, an exception text), as a net under the rule that secrets are never logged in the first place.
+
+An unexpected exception is logged as one line (:func:`log_unexpected`): its type and message, with the
+traceback only at debug level.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TextIO
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -133,3 +136,15 @@ def _set_level(level: str) -> None:
     numeric = logging.getLevelName(level.upper())
     # aiohttp logs every request at info; keep that for debug runs only.
     logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` on one line, cut to 300 characters."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())[:300]
+
+
+def log_unexpected(logger: logging.Logger, message: str, exc: BaseException, fields: Mapping[str, Any]) -> None:
+    """One error line with the exception described; its traceback only when ``logger`` logs debug."""
+    logger.error(message, extra={**fields, "error": describe(exc)},
+                 exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None)

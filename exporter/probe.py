@@ -41,7 +41,7 @@ from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import Settings, Target
 from exporter.logs import Redactor
-from exporter.polling.snapshot import Pair
+from exporter.targets.pair import Pair
 
 Outcome = Literal["ok", "failed", "skipped"]
 T = TypeVar("T")

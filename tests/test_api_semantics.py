@@ -15,8 +15,8 @@ import pytest
 
 from exporter.cloud.stats import ApiStats
 from exporter.polling.poller import Poller
-from exporter.polling.snapshot import Pair
 from exporter.simulator import Scenario, Simulator
+from exporter.targets.pair import Pair
 from tests.fakes import exposition_text, simulated_client
 
 INSTANCE = "alikafka_post-cn-sem0001"

@@ -14,7 +14,8 @@ from exporter.metrics import exposition as exposition_module
 from exporter.metrics.collector import CollectorOptions, TailCollector, TopicKey
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Insight
-from exporter.polling.snapshot import Pair, PairState, Snapshot
+from exporter.polling.snapshot import PairState, Snapshot
+from exporter.targets.pair import Pair
 from tests.fakes import progress
 
 OPTS = CollectorOptions(version="t", python_version="3")

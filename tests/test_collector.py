@@ -13,7 +13,8 @@ from exporter.cloud.stats import ApiStats
 from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import Exposition, render_states
 from exporter.polling.analysis import Insight
-from exporter.polling.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.polling.snapshot import PairState, PollError, Snapshot
+from exporter.targets.pair import Pair
 from tests.fakes import progress
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.prom"

@@ -20,7 +20,8 @@ from exporter.cloud.stats import ApiStats
 from exporter.config.settings import ConfigError, load_settings
 from exporter.metrics.collector import CollectorOptions, Granularity, TailCollector, families
 from exporter.metrics.exposition import Exposition, render_states
-from exporter.polling.snapshot import Pair, PairState, Snapshot
+from exporter.polling.snapshot import PairState, Snapshot
+from exporter.targets.pair import Pair
 from tests.fakes import progress
 from tests.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.test_collector import sample_snapshot, sample_stats

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.cloud.credential_chain import default_chain
 from exporter.cloud.credentials import (
     Credentials,
     CredentialsError,
@@ -14,7 +15,6 @@ from exporter.cloud.credentials import (
     RefreshingProvider,
     Secret,
     StaticProvider,
-    default_chain,
 )
 from tests.fakes import Clock
 

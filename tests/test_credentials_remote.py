@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter.cloud.client import AlikafkaClient, PlainRequest, PlainTransport
+from exporter.cloud.credential_chain import default_chain
 from exporter.cloud.credentials import (
     CredentialProvider,
     Credentials,
@@ -32,7 +33,6 @@ from exporter.cloud.credentials import (
     Learning,
     Secret,
     StaticProvider,
-    default_chain,
 )
 from exporter.cloud.credentials_remote import EcsRoleProvider, RrsaProvider
 from exporter.cloud.errors import AuthError, MalformedResponseError, RequestError, TransportError

@@ -17,9 +17,9 @@ from exporter.cloud.credentials import Credentials, Secret, StaticProvider
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import Target, load_settings
-from exporter.polling.snapshot import Pair
 from exporter.simulator import FaultRule, Scenario, Simulator
 from exporter.targets.discovery import Discovery, in_shard
+from exporter.targets.pair import Pair
 from tests.fakes import ApiTestOptions, no_sleep, simulated_client
 
 HZ = "alikafka_post-cn-demo0001"

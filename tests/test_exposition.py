@@ -13,7 +13,8 @@ from exporter.cloud.stats import ApiStats
 from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import Exposition, decompress, member, render_states
 from exporter.polling.analysis import Insight
-from exporter.polling.snapshot import Pair, PairState, Snapshot
+from exporter.polling.snapshot import PairState, Snapshot
+from exporter.targets.pair import Pair
 from tests.fakes import progress
 
 OPTS = CollectorOptions(member_labels=True, version="t", python_version="3")

@@ -41,7 +41,8 @@ from exporter.cloud.stats import ApiStats
 from exporter.config.settings import ConfigError, Settings, load_settings
 from exporter.metrics.collector import CollectorOptions
 from exporter.metrics.exposition import render_states
-from exporter.polling.snapshot import Pair, PairState
+from exporter.polling.snapshot import PairState
+from exporter.targets.pair import Pair
 from tests.fakes import ApiTestOptions
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

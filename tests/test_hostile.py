@@ -31,15 +31,15 @@ from exporter.cloud.credentials_remote import EcsRoleProvider, RemoteCredentials
 from exporter.cloud.errors import ThrottledError
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
-from exporter.config.reload import LiveTargets
 from exporter.config.settings import Settings, load_settings
-from exporter.polling.snapshot import Pair
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.simulator.faults import hostile_body
 from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_routes
 from exporter.targets.catalog import InstanceCatalog
 from exporter.targets.discovery import Discovery
+from exporter.targets.live import LiveTargets
+from exporter.targets.pair import Pair
 from tests.fakes import ApiTestOptions, Clock
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
 

@@ -9,7 +9,8 @@ from types import MappingProxyType
 import pytest
 
 from exporter.polling.analysis import Insight
-from exporter.polling.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.polling.snapshot import PairState, PollError, Snapshot
+from exporter.targets.pair import Pair
 from exporter.web.page import PageOptions, as_json, duration, render, utc
 from tests.fakes import progress
 

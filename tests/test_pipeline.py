@@ -17,8 +17,8 @@ from exporter.cloud.credentials import Credentials, Secret, StaticProvider
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.polling.poller import Poller
-from exporter.polling.snapshot import Pair
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
+from exporter.targets.pair import Pair
 from exporter.web.page import PageOptions, render
 from tests.fakes import ApiTestOptions, exposition_text
 

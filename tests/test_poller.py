@@ -11,7 +11,7 @@ from exporter.cloud.errors import NotFoundError, ServerError
 from exporter.cloud.models import ConsumerProgress
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.polling.poller import HEADROOM, Poller
-from exporter.polling.snapshot import Pair
+from exporter.targets.pair import Pair
 from tests.fakes import Clock, FakeSource, exposition_text, progress
 
 A = Pair("alikafka_post-cn-a", "orders", "cn-hangzhou")

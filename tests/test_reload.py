@@ -11,13 +11,15 @@ from types import MappingProxyType
 import pytest
 
 from exporter.cloud.stats import ApiStats
-from exporter.config.reload import LiveTargets, Reloader, digest, split_changes
+from exporter.config.reload import Reloader, digest, split_changes
 from exporter.config.settings import ConfigError, Settings, load_settings
 from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Insight
 from exporter.polling.poller import Poller
-from exporter.polling.snapshot import Pair, PairState, Snapshot
+from exporter.polling.snapshot import PairState, Snapshot
+from exporter.targets.live import LiveTargets
+from exporter.targets.pair import Pair
 from tests.fakes import Clock, FakeSource, progress
 
 BASE = """

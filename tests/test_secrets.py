@@ -24,14 +24,8 @@ import pytest
 import yaml
 
 from exporter import logs
-from exporter.cloud.credentials import (
-    Credentials,
-    FileProvider,
-    Learning,
-    RefreshingProvider,
-    Secret,
-    loose_permissions,
-)
+from exporter.cloud.credentials import Credentials, FileProvider, Learning, RefreshingProvider, Secret
+from exporter.config.secret_files import loose_permissions
 from exporter.demo import SimulatorThread
 from exporter.simulator import Scenario, Simulator
 from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
@@ -354,7 +348,7 @@ def test_the_mode_of_a_symlinks_target_counts(tmp_path: Path) -> None:
 async def test_permission_warning_once_per_file_and_again_when_it_changes(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Polls re-check the files; an unchanged file is not reported twice, a replaced (still open) one is."""
-    caplog.set_level(logging.WARNING, logger="exporter.cloud.credentials")
+    caplog.set_level(logging.WARNING, logger="exporter.config.secret_files")
     id_file, secret_file = _key_files(tmp_path, 0o600)
     secret_file.chmod(0o640)
     provider = FileProvider(id_file, secret_file, None)

@@ -16,14 +16,16 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from exporter.cloud.stats import ApiStats
+from exporter.config.settings import RESERVED_PATHS
 from exporter.metrics import exposition as exposition_module
 from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Insight
-from exporter.polling.snapshot import Pair, PairState, PollError, Snapshot
+from exporter.polling.snapshot import PairState, PollError, Snapshot
+from exporter.targets.pair import Pair
 from exporter.web import routes as web_module
 from exporter.web import webconfig
-from exporter.web.routes import RESERVED_PATHS, WebOptions, make_app
+from exporter.web.routes import WebOptions, make_app
 from tests.fakes import progress
 from tests.webserve import hash_password, serve, write_config
 

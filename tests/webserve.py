@@ -17,7 +17,8 @@ from aiohttp import web as aioweb
 from exporter.cloud.stats import ApiStats
 from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import Exposition
-from exporter.polling.snapshot import Pair, PairState, Snapshot
+from exporter.polling.snapshot import PairState, Snapshot
+from exporter.targets.pair import Pair
 from exporter.web import routes as web
 from exporter.web import webconfig
 from exporter.web.server import HttpLimits

@@ -1,16 +1,16 @@
 """AccessKey credentials: where they come from, and how they stay fresh.
 
-The default chain (contract section 5) is: mounted secret files from the config, then the
-``ALIBABA_CLOUD_*`` environment, then RRSA and the ECS RAM role (in
+The default chain (:mod:`exporter.cloud.credential_chain`) is: mounted secret files from the config,
+then the ``ALIBABA_CLOUD_*`` environment, then RRSA and the ECS RAM role (in
 :mod:`exporter.cloud.credentials_remote`, which asks STS and the metadata service for them through the
 client's transport). Files are re-read whenever they change, so a rotated Kubernetes Secret takes
 effect without a restart. Providers hand out
 :class:`Credentials` that may expire; :class:`RefreshingProvider` is the base for the STS-backed
 sources that refresh ahead of expiry with one refresh in flight at a time.
 
-Secret values live in :class:`Secret`, whose ``str``/``repr`` never show them. Secret files are
-also read early, for the log redactor only (:func:`peek_secret_file`), and checked for permissions
-that let other users read them (:class:`PermissionCheck`: a warning, as ssh gives for a key file).
+Secret values live in :class:`Secret`, whose ``str``/``repr`` never show them. The secret files are
+checked for permissions that let other users read them (a warning, see
+:mod:`exporter.config.secret_files`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import stat
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from exporter.cloud.credentials_remote import RemoteOptions
+from exporter.config.secret_files import PermissionCheck, peek_secret_file
 
 ENV_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 - a variable name, not a secret
@@ -140,90 +137,6 @@ class Learning:
                         *(peek_secret_file(f) for f in self._secret_files))
             self._last = creds
         return creds
-
-
-# A secret file is a few hundred bytes (an OIDC token is a JWT of 1-2 KiB); anything bigger is not
-# read just to learn it.
-PEEK_MAX_BYTES = 64 * 1024
-
-
-def peek_secret_file(path: str | Path | None) -> str | None:
-    """The stripped text of a secret file, for the log redactor only; None when unreadable. Never raises.
-
-    Called before the configuration is validated, on any path a secret-file setting (or
-    ``ALIBABA_CLOUD_OIDC_TOKEN_FILE``) names, so that a secret pasted into another key is hidden in
-    the error that names that key. Only regular files are opened (a FIFO or device would block).
-    """
-    if not path:
-        return None
-    try:
-        file = Path(path)
-        if not file.is_file():
-            return None
-        with file.open("rb") as handle:
-            data = handle.read(PEEK_MAX_BYTES + 1)
-        if len(data) > PEEK_MAX_BYTES:
-            return None
-        return data.decode("utf-8").strip() or None
-    except (OSError, ValueError):  # ValueError: a NUL in the path, or not UTF-8 (UnicodeDecodeError)
-        return None
-
-
-def loose_permissions(path: Path) -> str | None:
-    """Why a secret file can be read by users other than this process's, or None when it cannot.
-
-    Like ssh's check of a private key file, but only said, not refused. ``stat`` follows symlinks:
-    Kubernetes mounts Secret keys as links into a timestamped directory, and the target's mode is
-    what counts. Readable by others is always too open. Readable by the group is fine only when
-    that is how this process reads the file: not its owner, a member of its group (a Kubernetes
-    Secret volume with ``defaultMode: 0440`` and the pod's ``fsGroup``).
-    """
-    if not hasattr(os, "geteuid"):
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & stat.S_IROTH:
-        return f"mode {mode:04o} lets every user read it"
-    uid = os.geteuid()
-    read_through_group = uid not in (0, st.st_uid) and (st.st_gid == os.getegid() or st.st_gid in os.getgroups())
-    if mode & stat.S_IRGRP and not read_through_group:
-        return f"mode {mode:04o} lets group {st.st_gid} read it"
-    return None
-
-
-PERMISSION_FIX = ("make it readable by this process's user only (chmod 0400), or 0440 when the process reads it "
-                  "through its group; for a Kubernetes Secret volume set defaultMode: 0400 (or 0440 with the "
-                  "pod's fsGroup), as its default 0644 lets every user read it")
-
-
-class PermissionCheck:
-    """Warns when a secret file is readable by other users: once per file, again when the file changes.
-
-    A file is identified by its target's device, inode and mode, so a Secret update (a new file
-    behind the symlink) or a ``chmod`` is checked and reported afresh, and an unchanged file is not
-    reported twice.
-    """
-
-    def __init__(self) -> None:
-        self._seen: dict[Path, tuple[int, int, int, int, int]] = {}
-
-    def check(self, key: str, path: Path) -> str | None:
-        """The problem with ``path`` (the setting ``key``), logged when this state of it is new."""
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        state = (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid)
-        problem = loose_permissions(path)
-        if self._seen.get(path) != state:
-            self._seen[path] = state
-            if problem is not None:
-                log.warning("secret file is readable by other users", extra={
-                    "key": key, "path": str(path), "problem": problem, "fix": PERMISSION_FIX})
-        return problem
 
 
 def _read_secret_file(path: Path, what: str) -> str:
@@ -373,43 +286,3 @@ class RefreshingProvider(ABC):
 def iso_utc(epoch: float) -> str:
     """``2026-12-01T09:00:00Z``: the API's timestamp format, and how expiry times are shown."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def default_chain(
-    id_file: Path | None,
-    secret_file: Path | None,
-    token_file: Path | None,
-    environ: Mapping[str, str] = os.environ,
-    remote: RemoteOptions | None = None,
-) -> CredentialProvider:
-    """Resolve the first source of contract section 5 that is configured: files, env, RRSA, ECS.
-
-    Raises :class:`CredentialsError` naming every place looked at when none is. The ECS step is
-    "configured" unless ``ALIBABA_CLOUD_ECS_METADATA_DISABLED=true``; whether the metadata service
-    answers is known at the first :meth:`~CredentialProvider.get`, whose error then names the rest.
-    """
-    # Imported here: the remote providers build on RefreshingProvider, defined in this module.
-    from exporter.cloud.credentials_remote import remote_provider  # noqa: PLC0415
-    from exporter.config.settings import CredentialsSettings  # noqa: PLC0415
-
-    if id_file is not None and secret_file is not None:
-        return FileProvider(id_file, secret_file, token_file)
-    key_id = environ.get(ENV_ID, "").strip()
-    secret = environ.get(ENV_SECRET, "").strip()
-    if key_id and secret:
-        token = environ.get(ENV_TOKEN, "").strip()
-        creds = Credentials(key_id, Secret(secret), Secret(token) if token else None)
-        source = f"environment ({ENV_ID}, {ENV_SECRET}{', ' + ENV_TOKEN if token else ''})"
-        return StaticProvider(creds, source)
-    if key_id or secret:
-        missing = ENV_SECRET if key_id else ENV_ID
-        raise CredentialsError(f"{missing} is not set while its partner is; set both")
-    provider = remote_provider(environ, remote or CredentialsSettings())
-    if provider is not None:
-        return provider
-    raise CredentialsError(
-        "no credentials found: set credentials.access_key_id_file and credentials.access_key_secret_file, "
-        f"or the environment variables {ENV_ID} and {ENV_SECRET}, or RRSA (ALIBABA_CLOUD_ROLE_ARN, "
-        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE); the ECS metadata service is skipped "
-        "because ALIBABA_CLOUD_ECS_METADATA_DISABLED=true"
-    )

@@ -275,6 +275,14 @@ class ReloadSettings(BaseModel):
     watch_interval: Annotated[Duration, Field(le=3600)] = 5.0  # 0: only SIGHUP reloads
 
 
+# The exporter's fixed routes. The web layer serves them; they are defined here because
+# web.telemetry_path, the one route the settings choose, may not take any of them.
+INDEX_PATH = "/"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+RESERVED_PATHS = (INDEX_PATH, HEALTH_PATH, READY_PATH)
+
+
 class WebSettings(BaseModel):
     """Where and how to serve."""
 
@@ -295,10 +303,6 @@ class WebSettings(BaseModel):
     @field_validator("telemetry_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        # The routes are web.py's; imported when a value is validated, since web.py (through webconfig)
-        # imports this module.
-        from exporter.web.routes import RESERVED_PATHS  # noqa: PLC0415 - import cycle
-
         if not value.startswith("/") or value in RESERVED_PATHS or re.search(r"[\s?#]", value):
             raise ValueError(f"must start with / and not be {', '.join(RESERVED_PATHS)} (the exporter's own routes)")
         return value

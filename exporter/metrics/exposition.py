@@ -59,7 +59,8 @@ from exporter.metrics.collector import (
     shared_values,
     shed_step,
 )
-from exporter.polling.snapshot import Pair, PairState
+from exporter.polling.snapshot import PairState
+from exporter.targets.pair import Pair
 
 # The body is the classic 0.0.4 text format; newer prometheus_client versions label it 1.0.0,
 # which older Prometheus servers do not know, so the header is pinned to what the body is.

@@ -33,9 +33,10 @@ from typing import Protocol
 from exporter.cloud.errors import ApiError
 from exporter.cloud.models import ConsumerProgress
 from exporter.cloud.ratelimit import enforced_rate
+from exporter.logs import log_unexpected
 from exporter.polling.analysis import Analyzer
-from exporter.polling.snapshot import Pair, PairState, PollError, Snapshot
-from exporter.polling.supervisor import log_unexpected
+from exporter.polling.snapshot import PairState, PollError, Snapshot
+from exporter.targets.pair import Pair
 
 log = logging.getLogger(__name__)
 

@@ -15,18 +15,10 @@ from typing import Literal
 
 from exporter.cloud.models import ConsumerProgress
 from exporter.polling.analysis import Insight
+from exporter.targets.pair import Pair
 
 PairStatus = Literal["pending", "ok", "failing", "stale"]
 TARGET_STATES: tuple[PairStatus, ...] = ("ok", "failing", "stale")
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Pair:
-    """One instance/consumer-group pair to poll, with the region its API calls go to."""
-
-    instance_id: str
-    group: str
-    region: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,23 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+
+from exporter.logs import log_unexpected
 
 log = logging.getLogger(__name__)
-
-
-def describe(exc: BaseException) -> str:
-    """``Type: message`` on one line, cut to 300 characters."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return " ".join(text.split())[:300]
-
-
-def log_unexpected(logger: logging.Logger, message: str, exc: BaseException, fields: Mapping[str, Any]) -> None:
-    """One error line with the exception described; its traceback only when ``logger`` logs debug."""
-    logger.error(message, extra={**fields, "error": describe(exc)},
-                 exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None)
 
 
 @dataclass(frozen=True, slots=True)

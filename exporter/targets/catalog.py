@@ -26,8 +26,8 @@ from typing import Protocol
 from exporter.cloud.client import ApiResponse
 from exporter.cloud.errors import ApiError, MalformedResponseError
 from exporter.cloud.models import InstanceInfo, ParseError, parse_instance_list
-from exporter.polling.snapshot import Pair
-from exporter.polling.supervisor import log_unexpected
+from exporter.logs import log_unexpected
+from exporter.targets.pair import Pair
 
 log = logging.getLogger(__name__)
 

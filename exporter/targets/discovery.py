@@ -27,8 +27,8 @@ from exporter.cloud.client import ApiResponse
 from exporter.cloud.errors import ApiError
 from exporter.cloud.models import InstanceInfo, ParseError, parse_consumer_list, parse_instance_list
 from exporter.config.settings import Settings, Target
-from exporter.polling.snapshot import Pair
-from exporter.polling.supervisor import log_unexpected
+from exporter.logs import log_unexpected
+from exporter.targets.pair import Pair
 
 log = logging.getLogger(__name__)
 

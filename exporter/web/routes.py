@@ -24,18 +24,13 @@ from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 from aiohttp.typedefs import Middleware
 
+from exporter.config.settings import HEALTH_PATH, INDEX_PATH, READY_PATH
 from exporter.metrics.exposition import Exposition
 from exporter.polling.snapshot import Snapshot
 from exporter.web import page
 from exporter.web.auth import BasicAuth
 from exporter.web.server import DEFAULT_HEADERS, HttpLimits, serve
 from exporter.web.webconfig import ReloadingContext, SanPolicy, WebConfig
-
-# The fixed routes; web.telemetry_path is the one the settings choose, and may not take these.
-INDEX_PATH = "/"
-HEALTH_PATH = "/healthz"
-READY_PATH = "/readyz"
-RESERVED_PATHS = (INDEX_PATH, HEALTH_PATH, READY_PATH)
 
 
 @dataclass(frozen=True, slots=True)

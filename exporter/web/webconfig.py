@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from exporter.cloud.credentials import PermissionCheck
+from exporter.config.secret_files import PermissionCheck
 from exporter.config.settings import ConfigError, Duration
 
 log = logging.getLogger(__name__)
@@ -373,7 +373,7 @@ class CertificateReloader:
     warning per distinct file state; the next good state is picked up on the next connection.
     Kubernetes Secret updates (a symlink swap) change the inode and are seen like any replacement.
     The key file is checked for permissions that let other users read it, when first loaded and
-    when a changed one loads (a warning, see :class:`exporter.cloud.credentials.PermissionCheck`).
+    when a changed one loads (a warning, see :class:`exporter.config.secret_files.PermissionCheck`).
     """
 
     def __init__(self, tls: TlsServerConfig, build: Callable[[TlsServerConfig], ssl.SSLContext] = ssl_context):

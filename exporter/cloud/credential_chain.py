@@ -1,0 +1,61 @@
+"""The default credentials chain: the first configured source of secret files, environment, RRSA, ECS role.
+
+It sits apart from the providers because it picks among the local ones and the remote ones (RRSA and
+the ECS RAM role), which build on the local module's base class.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from exporter.cloud.credentials import (
+    ENV_ID,
+    ENV_SECRET,
+    ENV_TOKEN,
+    CredentialProvider,
+    Credentials,
+    CredentialsError,
+    FileProvider,
+    Secret,
+    StaticProvider,
+)
+from exporter.cloud.credentials_remote import RemoteOptions, remote_provider
+from exporter.config.settings import CredentialsSettings
+
+
+def default_chain(
+    id_file: Path | None,
+    secret_file: Path | None,
+    token_file: Path | None,
+    environ: Mapping[str, str] = os.environ,
+    remote: RemoteOptions | None = None,
+) -> CredentialProvider:
+    """Resolve the first source of contract section 5 that is configured: files, env, RRSA, ECS.
+
+    Raises :class:`CredentialsError` naming every place looked at when none is. The ECS step is
+    "configured" unless ``ALIBABA_CLOUD_ECS_METADATA_DISABLED=true``; whether the metadata service
+    answers is known at the first :meth:`~CredentialProvider.get`, whose error then names the rest.
+    """
+    if id_file is not None and secret_file is not None:
+        return FileProvider(id_file, secret_file, token_file)
+    key_id = environ.get(ENV_ID, "").strip()
+    secret = environ.get(ENV_SECRET, "").strip()
+    if key_id and secret:
+        token = environ.get(ENV_TOKEN, "").strip()
+        creds = Credentials(key_id, Secret(secret), Secret(token) if token else None)
+        source = f"environment ({ENV_ID}, {ENV_SECRET}{', ' + ENV_TOKEN if token else ''})"
+        return StaticProvider(creds, source)
+    if key_id or secret:
+        missing = ENV_SECRET if key_id else ENV_ID
+        raise CredentialsError(f"{missing} is not set while its partner is; set both")
+    provider = remote_provider(environ, remote or CredentialsSettings())
+    if provider is not None:
+        return provider
+    raise CredentialsError(
+        "no credentials found: set credentials.access_key_id_file and credentials.access_key_secret_file, "
+        f"or the environment variables {ENV_ID} and {ENV_SECRET}, or RRSA (ALIBABA_CLOUD_ROLE_ARN, "
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE); the ECS metadata service is skipped "
+        "because ALIBABA_CLOUD_ECS_METADATA_DISABLED=true"
+    )

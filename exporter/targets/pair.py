@@ -1,0 +1,14 @@
+"""One instance/consumer-group pair to poll: what the targets resolve to, and the key of every later stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Pair:
+    """One instance/consumer-group pair to poll, with the region its API calls go to."""
+
+    instance_id: str
+    group: str
+    region: str
