@@ -23,6 +23,7 @@ from exporter import __version__, app, logs
 from exporter.cloud.credential_chain import default_chain
 from exporter.cloud.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, Learning
 from exporter.cloud.credentials_remote import ENV_OIDC_TOKEN_FILE
+from exporter.cloud.transport import PlainTransport
 from exporter.config.cli import parse_args
 from exporter.config.secret_files import peek_secret_file
 from exporter.config.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
@@ -50,6 +51,7 @@ def _check_targets(settings: Settings) -> Settings:
 def _plan(settings: Settings) -> app.Plan:
     pairs = app.plan_pairs(settings)
     _check_targets(settings)
+    transport = PlainTransport()  # one, for the credential providers and the API client
     try:
         provider = default_chain(
             settings.credentials.access_key_id_file,
@@ -57,10 +59,11 @@ def _plan(settings: Settings) -> app.Plan:
             settings.credentials.security_token_file,
             os.environ,
             settings.credentials,
+            transport,
         )
     except CredentialsError as exc:
         raise ConfigError([f"credentials: {exc}"]) from None
-    return app.Plan(pairs, settings.api, provider, tuple(settings.targets))
+    return app.Plan(pairs, settings.api, provider, tuple(settings.targets), transport=transport)
 
 
 def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool, probe: bool = False,

@@ -16,7 +16,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO, runtime_checkable
 
@@ -27,6 +27,7 @@ from exporter.cloud.client import AlikafkaClient, ApiOptions
 from exporter.cloud.credentials import CredentialProvider
 from exporter.cloud.ratelimit import RateLimiter, enforced_rate
 from exporter.cloud.stats import ApiStats
+from exporter.cloud.transport import PlainTransport
 from exporter.config.reload import Reloader, ReloadStatus
 from exporter.config.settings import Settings, Target
 from exporter.metrics.collector import CollectorOptions, TailCollector
@@ -55,6 +56,8 @@ class Plan:
     credentials: CredentialProvider
     targets: tuple[Target, ...] = ()  # all configured targets, for discovery
     web: WebConfig | None = None  # the validated --web.config.file (TLS, basic auth)
+    # The one transport of the credential providers' requests; the API client lends it its session.
+    transport: PlainTransport = field(default_factory=PlainTransport)
 
     @property
     def discovering(self) -> bool:
@@ -143,7 +146,7 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
         log.warning("api.max_qps is enforced rounded down to whole requests per second",
                     extra={"max_qps": settings.api.max_qps, "enforced_qps": limiter.max_qps})
     status = reload or ReloadStatus()
-    async with AlikafkaClient(plan.api, plan.credentials, limiter, stats) as client:
+    async with AlikafkaClient(plan.api, plan.credentials, limiter, stats, transport=plan.transport) as client:
         options = _collector_options(settings)
         # The tail reads the poller, the catalog and the exposition, built just below (the lambdas bind late).
         tail = TailCollector(lambda: poller.snapshot, stats, options, instances=lambda: catalog.instances,

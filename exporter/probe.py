@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from exporter.app import Plan
-from exporter.cloud.client import AlikafkaClient, ApiResponse, lookup
+from exporter.cloud.client import AlikafkaClient, ApiResponse
 from exporter.cloud.credentials import Credentials, CredentialsError
+from exporter.cloud.decoding import lookup
 from exporter.cloud.errors import CLOCK_SKEW_CODES, ApiError
 from exporter.cloud.models import (
     ConsumerProgress,
@@ -149,7 +150,8 @@ async def run_probe(settings: Settings, plan: Plan, *, demo: bool = False) -> Re
     # The plan's API options are the settings' (the demo's too), here with retries off: a probe shows the
     # first answer, not the one a retry got.
     options = settings.api.model_copy(update={"max_retries": 0})
-    async with AlikafkaClient(options, plan.credentials, RateLimiter(settings.api.max_qps), stats) as client:
+    async with AlikafkaClient(options, plan.credentials, RateLimiter(settings.api.max_qps), stats,
+                              transport=plan.transport) as client:
         prober = _Prober(settings, plan, client, stats)
         steps = await prober.run()
     return Report(heading, [prober.masked(step) for step in steps])

@@ -23,7 +23,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exporter.cloud.client import AlikafkaClient, PlainRequest, PlainTransport
+from exporter.cloud.client import AlikafkaClient
 from exporter.cloud.credential_chain import default_chain
 from exporter.cloud.credentials import (
     CredentialProvider,
@@ -38,6 +38,7 @@ from exporter.cloud.credentials_remote import EcsRoleProvider, RrsaProvider
 from exporter.cloud.errors import AuthError, MalformedResponseError, RequestError, TransportError
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
+from exporter.cloud.transport import PlainRequest, PlainTransport
 from exporter.config.settings import ConfigError, CredentialsSettings, load_settings
 from exporter.logs import Redactor
 from exporter.simulator import Scenario, Simulator, build_app
@@ -118,23 +119,44 @@ def rrsa(world: World, token_file: Path, **kwargs: object) -> RrsaProvider:
 
 
 async def test_rrsa_wrapped_for_the_redactor_still_uses_the_clients_session(world: World, tmp_path: Path) -> None:
-    """As the exporter runs it (the provider wrapped so the log redactor learns every new key): STS is still
-    called over the client's session and counted, and the STS secret and token are learnt."""
+    """As the exporter runs it (the provider wrapped so the log redactor learns every new key, one transport
+    given to the provider and the client): STS is still called over the client's session and counted, and
+    the STS secret and token are learnt."""
     token_file = tmp_path / "token"
     token_file.write_text(world.sts.issue_oidc_token())
-    inner = rrsa(world, token_file)
+    transport = PlainTransport()
+    inner = rrsa(world, token_file, transport=transport)
     redactor = Redactor()
     provider = Learning(inner, redactor.add)
     stats = ApiStats()
     async with AlikafkaClient(ApiTestOptions(world.base), provider, RateLimiter(1000), stats,
-                              clock=world.clock) as client:
-        assert inner.transport._session is client._session
+                              clock=world.clock, transport=transport) as client:
+        assert inner.transport is transport and transport._session is client._session
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert stats.requests == {("AssumeRoleWithOIDC", "200"): 1, ("GetConsumerProgress", "200"): 1}
     creds = await provider.get()
     assert creds.security_token is not None
     line = redactor(f"{creds.access_key_secret.reveal()} {creds.security_token.reveal()}")
     assert line == "*** ***"
+
+
+def test_the_exporters_plan_gives_the_providers_and_the_client_one_transport(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the exporter wires it: the credential chain's RRSA provider sends through the plan's transport,
+    the one the client is given, so STS calls share the client's session and are counted with the API's."""
+    from exporter import __main__ as entry  # noqa: PLC0415 - the entry point's wiring, as a user runs it
+
+    token_file = tmp_path / "token"
+    token_file.write_text("a-token")
+    for name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"ALIBABA_CLOUD_ROLE_ARN": ROLE, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER,
+                        "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token_file)}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings({"targets": [{"instance_id": INSTANCE, "region": REGION, "groups": [GROUP]}]}, {}, None)
+    plan = entry._plan(settings)
+    assert isinstance(plan.credentials, RrsaProvider)
+    assert plan.credentials.transport is plan.transport
 
 
 # --- RRSA -------------------------------------------------------------------------------------------
@@ -145,12 +167,13 @@ async def test_rrsa_chain_polls_with_sts_credentials(world: World, tmp_path: Pat
     token_file = tmp_path / "token"
     token_file.write_text(world.sts.issue_oidc_token())
     options = CredentialsSettings(sts_endpoint=world.sts_url, role_session_name="exporter-pod-1")
-    provider = default_chain(None, None, None, world.rrsa_env(token_file), options)
+    transport = PlainTransport()
+    provider = default_chain(None, None, None, world.rrsa_env(token_file), options, transport)
     assert isinstance(provider, RrsaProvider)
     assert provider.source.startswith(f"rrsa (role {ROLE}")
     stats = ApiStats()
     async with AlikafkaClient(ApiTestOptions(world.base), provider, RateLimiter(1000), stats,
-                              clock=world.clock) as client:
+                              clock=world.clock, transport=transport) as client:
         assert provider.transport._session is client._session  # STS is called over the client's one session
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert not provider.transport.attached
@@ -217,13 +240,14 @@ async def test_sts_outage_rides_on_valid_credentials_then_fails_clearly(world: W
     token_file = tmp_path / "token"
     token = world.sts.issue_oidc_token(lifetime=86400)
     token_file.write_text(token)
-    provider = rrsa(world, token_file, duration_seconds=900, refresh_margin=300)
+    transport = PlainTransport()
+    provider = rrsa(world, token_file, duration_seconds=900, refresh_margin=300, transport=transport)
     creds = await provider.get()
     world.sts.unavailable = 1000
     world.clock.now += 700  # inside the margin: a refresh is due and fails
     stats = ApiStats()
     async with AlikafkaClient(ApiTestOptions(world.base, max_retries=0), provider, RateLimiter(1000), stats,
-                              clock=world.clock) as client:
+                              clock=world.clock, transport=transport) as client:
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert [r.code for r in world.sts.records[1:]] == ["ServiceUnavailable"] * 3  # retried with backoff
     assert stats.requests[("AssumeRoleWithOIDC", "ServiceUnavailable")] == 3  # each attempt, by STS's code
@@ -379,11 +403,13 @@ async def hardened() -> AsyncIterator[World]:
 
 async def test_ecs_imdsv2_path(hardened: World) -> None:
     """Nothing else configured: the metadata service's role credentials, via an IMDSv2 token."""
-    provider = default_chain(None, None, None, {}, CredentialsSettings(metadata_endpoint=hardened.imds_url))
+    transport = PlainTransport()
+    provider = default_chain(None, None, None, {}, CredentialsSettings(metadata_endpoint=hardened.imds_url),
+                             transport)
     assert isinstance(provider, EcsRoleProvider)
     stats = ApiStats()
     async with AlikafkaClient(ApiTestOptions(hardened.base), provider, RateLimiter(1000), stats,
-                              clock=hardened.clock) as client:
+                              clock=hardened.clock, transport=transport) as client:
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert [(r.method, r.mode, r.status) for r in hardened.imds.records] == [
         ("PUT", "v2", 200), ("GET", "v2", 200), ("GET", "v2", 200)]

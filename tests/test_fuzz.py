@@ -25,7 +25,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.cloud.client import AlikafkaClient, PlainAnswer, _answer_code
+from exporter.cloud.client import AlikafkaClient
 from exporter.cloud.credentials import Credentials, Secret, StaticProvider
 from exporter.cloud.credentials_remote import (
     RemoteCredentialsError,
@@ -38,6 +38,7 @@ from exporter.cloud.errors import ApiError
 from exporter.cloud.models import ParseError, parse_consumer_list, parse_consumer_progress, parse_instance_list
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
+from exporter.cloud.transport import PlainAnswer, _answer_code
 from exporter.config.settings import ConfigError, Settings, load_settings
 from exporter.metrics.collector import CollectorOptions
 from exporter.metrics.exposition import render_states

@@ -22,6 +22,7 @@ from exporter.cloud.credentials import (
     StaticProvider,
 )
 from exporter.cloud.credentials_remote import RemoteOptions, remote_provider
+from exporter.cloud.transport import PlainTransport
 from exporter.config.settings import CredentialsSettings
 
 
@@ -31,12 +32,14 @@ def default_chain(
     token_file: Path | None,
     environ: Mapping[str, str] = os.environ,
     remote: RemoteOptions | None = None,
+    transport: PlainTransport | None = None,
 ) -> CredentialProvider:
     """Resolve the first source of contract section 5 that is configured: files, env, RRSA, ECS.
 
     Raises :class:`CredentialsError` naming every place looked at when none is. The ECS step is
     "configured" unless ``ALIBABA_CLOUD_ECS_METADATA_DISABLED=true``; whether the metadata service
     answers is known at the first :meth:`~CredentialProvider.get`, whose error then names the rest.
+    RRSA and the ECS role send their requests through ``transport``: give the API client the same one.
     """
     if id_file is not None and secret_file is not None:
         return FileProvider(id_file, secret_file, token_file)
@@ -50,7 +53,7 @@ def default_chain(
     if key_id or secret:
         missing = ENV_SECRET if key_id else ENV_ID
         raise CredentialsError(f"{missing} is not set while its partner is; set both")
-    provider = remote_provider(environ, remote or CredentialsSettings())
+    provider = remote_provider(environ, remote or CredentialsSettings(), transport)
     if provider is not None:
         return provider
     raise CredentialsError(

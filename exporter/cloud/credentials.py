@@ -124,8 +124,8 @@ class Learning:
         return self._inner.source
 
     def __getattr__(self, name: str) -> Any:
-        """Anything else is the wrapped provider's: the client attaches its session to an RRSA or ECS
-        provider's ``transport``, and must find it through the wrapper (or those calls go uncounted)."""
+        """Anything else is the wrapped provider's: the start-up warnings read an RRSA provider's
+        ``sts_endpoint`` and an ECS provider's ``endpoint`` through the wrapper."""
         return getattr(self._inner, name)
 
     async def get(self) -> Credentials:

@@ -5,15 +5,15 @@ credentials and are refreshed ahead of expiry by :class:`~exporter.cloud.credent
 
 This module holds the protocol, not the HTTP: what to ask STS and the metadata service, how to
 read their answers, which failures are worth retrying and when to refresh. The requests themselves
-are plain descriptions (:class:`~exporter.cloud.client.PlainRequest`) handed to
-:class:`~exporter.cloud.client.PlainTransport`, because only :mod:`exporter.cloud.client` speaks HTTP to the
-cloud: that keeps the one aiohttp session, the timeouts' enforcement, the typing of network
+are plain descriptions (:class:`~exporter.cloud.transport.PlainRequest`) handed to
+:class:`~exporter.cloud.transport.PlainTransport`, which the API client lends its session to: that keeps
+the one aiohttp session, the timeouts' enforcement, the typing of network
 failures and the per-action accounting (``AssumeRoleWithOIDC``, ``ECSMetadata`` in
 ``alikafka_exporter_api_requests_total``) in one place. These requests are unsigned (AssumeRoleWithOIDC
 is anonymous, the metadata service trusts the instance), are not subject to the alikafka quota and
 need their own timeouts (one second for the metadata service, so a machine outside ECS does not hang
 at start), so they bypass the client's signing, rate limiter and retries, not its transport.
-Each provider has a transport; :class:`~exporter.cloud.client.AlikafkaClient` attaches its session to it
+The providers are given the transport the client is given, and the client attaches its session to it
 while open. Before that (the start-up check runs in its own short event loop) the transport opens a
 one-off session per request.
 
@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from exporter.cloud.client import PlainAnswer, PlainRequest, PlainTransport, lookup, scalar
 from exporter.cloud.credentials import Credentials, CredentialsError, RefreshingProvider, Secret, iso_utc
-from exporter.cloud.decoding import ParseError, decode_object, kind
+from exporter.cloud.decoding import ParseError, decode_object, kind, lookup, scalar
 from exporter.cloud.errors import ApiError
+from exporter.cloud.transport import PlainAnswer, PlainRequest, PlainTransport
 
 ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
 ENV_OIDC_PROVIDER_ARN = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
@@ -204,17 +204,17 @@ class _Retrying(RefreshingProvider):
 
     def __init__(
         self, *, attempts: int, refresh_margin: float, clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]], rng: random.Random | None,
+        sleep: Callable[[float], Awaitable[None]], rng: random.Random | None, transport: PlainTransport | None,
     ) -> None:
         super().__init__(refresh_margin=refresh_margin, clock=clock)
         self._attempts = attempts
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._transport = PlainTransport()
+        self._transport = transport if transport is not None else PlainTransport()
 
     @property
     def transport(self) -> PlainTransport:
-        """Where this provider's requests go out (the client attaches its session to it)."""
+        """Where this provider's requests go out (the one the API client attaches its session to)."""
         return self._transport
 
     async def _with_retries(self, once: Callable[[], Awaitable[Credentials]], attempts: int) -> Credentials:
@@ -249,8 +249,10 @@ class RrsaProvider(_Retrying):
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        transport: PlainTransport | None = None,
     ) -> None:
-        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng)
+        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng,
+                         transport=transport)
         self.role_arn = role_arn
         self.oidc_provider_arn = oidc_provider_arn
         self.token_file = token_file
@@ -321,8 +323,10 @@ class EcsRoleProvider(_Retrying):
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        transport: PlainTransport | None = None,
     ) -> None:
-        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng)
+        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng,
+                         transport=transport)
         self.endpoint = endpoint.rstrip("/")
         self.role_name = role_name
         self.imdsv1_allowed = imdsv1_allowed
@@ -424,8 +428,12 @@ def sts_endpoint(options: RemoteOptions, environ: Mapping[str, str]) -> str:
     return "https://sts.aliyuncs.com/"
 
 
-def remote_provider(environ: Mapping[str, str], options: RemoteOptions) -> RrsaProvider | EcsRoleProvider | None:
-    """Step 3 (RRSA) when its variables are set, else step 4 (ECS) unless disabled; None when neither applies."""
+def remote_provider(environ: Mapping[str, str], options: RemoteOptions,
+                    transport: PlainTransport | None = None) -> RrsaProvider | EcsRoleProvider | None:
+    """Step 3 (RRSA) when its variables are set, else step 4 (ECS) unless disabled; None when neither applies.
+
+    ``transport`` is where their requests go out: the one the API client is given (None: one of their own).
+    """
     names = (ENV_ROLE_ARN, ENV_OIDC_PROVIDER_ARN, ENV_OIDC_TOKEN_FILE)
     values = {name: environ.get(name, "").strip() for name in names}
     present = [n for n in names if values[n]]
@@ -440,7 +448,8 @@ def remote_provider(environ: Mapping[str, str], options: RemoteOptions) -> RrsaP
                                    f"got {session!r}")
         return RrsaProvider(values[ENV_ROLE_ARN], values[ENV_OIDC_PROVIDER_ARN], Path(values[ENV_OIDC_TOKEN_FILE]),
                             sts_endpoint=sts_endpoint(options, environ), session_name=session,
-                            duration_seconds=options.duration_seconds, refresh_margin=options.refresh_margin)
+                            duration_seconds=options.duration_seconds, refresh_margin=options.refresh_margin,
+                            transport=transport)
     if environ.get(ENV_ECS_DISABLED, "").strip().lower() == "true":
         return None
     return EcsRoleProvider(
@@ -448,6 +457,7 @@ def remote_provider(environ: Mapping[str, str], options: RemoteOptions) -> RrsaP
         role_name=environ.get(ENV_ECS_ROLE, "").strip() or None,
         imdsv1_allowed=environ.get(ENV_IMDSV1_DISABLED, "").strip().lower() != "true",
         refresh_margin=options.refresh_margin,
+        transport=transport,
         hint="Configure credentials.access_key_id_file and credentials.access_key_secret_file, or "
              "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or RRSA "
              f"({ENV_ROLE_ARN}, {ENV_OIDC_PROVIDER_ARN}, {ENV_OIDC_TOKEN_FILE}); "

@@ -94,3 +94,21 @@ def kind(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "an array"
     return "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"
+
+
+def lookup(body: Mapping[str, Any], name: str) -> Any:
+    """Read ``Code``/``code``, ``RequestId``/``requestId`` and the like."""
+    if name in body:
+        return body[name]
+    return body.get(name[0].lower() + name[1:])
+
+
+def scalar(value: Any, limit: int | None = 300) -> str | None:
+    """An envelope field (``Code``, ``RequestId``, ``Message``) as text: a string or a number, cut to
+    ``limit`` (None: whole, for text that secrets are masked in before it is cut); a list, an object, a
+    boolean or null is no value (a hostile answer can put anything there)."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)[:limit]
+    return None
