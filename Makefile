@@ -25,6 +25,7 @@ tools:
 
 lint: $(BIN)/alikafka-exporter
 	$(BIN)/ruff check exporter tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/alikafka-exporter
 	$(BIN)/mypy --strict exporter benchmarks
