@@ -1,7 +1,7 @@
 """Fault soak: the exporter against a misbehaving simulator for a bounded time, scraped all along.
 
 Run: ``.venv/bin/python -m benchmarks.soak --seconds 600`` (``make soak DURATION=600``); the short form
-(``--seconds 40``) runs in CI as ``tests/test_soak.py``.
+(``--seconds 40``) runs in CI as ``tests/e2e/test_soak.py``.
 
 The simulator (its own process) serves ``scale-s`` (10 groups x 10 partitions) and the exporter (its
 own process) polls those groups plus one that does not exist, every 2 s, while three scraper threads

@@ -1,33 +1,14 @@
 """Shared fixtures: external tools (promtool, Prometheus) found or installed by scripts/install-tools.sh.
 
-Under ``CI=true`` a missing tool fails the test that needs it instead of skipping it, so CI cannot
-go green by silently not testing.
+Under ``CI=true`` a missing tool fails the test that needs it instead of skipping it (see
+``tests.support.tools.find_tool``).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / ".tools" / "prometheus" / "usr" / "bin"
-
-
-def find_tool(name: str) -> str:
-    """The path of ``name`` from .tools/ or PATH; skip (fail under CI) when it is missing."""
-    local = TOOLS / name
-    if local.exists():
-        return str(local)
-    found = shutil.which(name)
-    if found:
-        return found
-    message = f"{name} not found: run scripts/install-tools.sh (make test does)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+from tests.support.tools import find_tool
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-# Chromium, for the status page test that renders / headless (tests/test_page_browser.py).
+# Chromium, for the status page test that renders / headless (tests/e2e/test_page_browser.py).
 if command -v chromium >/dev/null; then
   return 0
 fi

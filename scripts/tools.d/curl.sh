@@ -1,4 +1,4 @@
-# curl, a real TLS client for tests/test_tls.py (client certificates, basic auth). Debian's package.
+# curl, a real TLS client for tests/unit/web/test_tls.py (client certificates, basic auth). Debian's package.
 if command -v curl >/dev/null; then
   return 0
 fi

@@ -1,4 +1,4 @@
-# openssl s_client, a real TLS client for tests/test_tls.py (versions, cipher suites). Debian's package.
+# openssl s_client, a real TLS client for tests/unit/web/test_tls.py (versions, cipher suites). Debian's package.
 if command -v openssl >/dev/null; then
   return 0
 fi

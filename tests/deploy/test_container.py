@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from exporter import __version__
-from tests.conftest import ROOT, find_tool
-from tests.procs import clean_env, free_port, http_get, process, python_module, wait_for
+from tests.support.procs import clean_env, free_port, http_get, process, python_module, wait_for
+from tests.support.tools import ROOT, find_tool
 
 pytestmark = pytest.mark.e2e
 

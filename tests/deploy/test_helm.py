@@ -37,9 +37,9 @@ from exporter.cloud.ratelimit import RateLimiter
 from exporter.config.cli import parse_args
 from exporter.config.settings import Settings, load_settings
 from exporter.web import webconfig
-from tests.conftest import ROOT, find_tool
-from tests.procs import clean_env, free_port, http_get, process, prom_query, python_module, wait_for
-from tests.webserve import hash_password
+from tests.support.procs import clean_env, free_port, http_get, process, prom_query, python_module, wait_for
+from tests.support.tools import ROOT, find_tool
+from tests.support.webserve import hash_password
 
 CHART = ROOT / "deploy" / "helm" / "alikafka-exporter"
 EXAMPLES = ROOT / "deploy" / "examples"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, find_tool
+from tests.support.tools import ROOT, find_tool
 
 pytestmark = pytest.mark.e2e
 
