@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import re
 import statistics
 import subprocess
 import sys
@@ -24,14 +23,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.proc import clean_env, cpu_seconds, free_port, machine, rss_mb
+from tests.support.procs import clean_env, cpu_seconds, free_port, machine, rss_mb
+from tests.support.samples import get
 
+REQUESTS = "alikafka_exporter_api_requests_total"
 TIERS = {"S": ("scale-s", 10), "M": ("scale-m", 500), "L": ("scale-l", 2000), "XL": ("scale-xl", 10_000)}
-
-
-def _metric(text: str, name: str, labels: str = "") -> float | None:
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
-    return float(match.group(1)) if match else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,10 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                 # Only the exporter's own families are read; they come last. Searching the whole text
                 # (50 MB at tier L) would cost this process more CPU than the exporter spends polling.
                 text = body[max(body.find(b"# HELP alikafka_exporter_"), 0):].decode()
-                cycle = _metric(text, "alikafka_exporter_poll_cycle_duration_seconds")
+                cycle = get(text, "alikafka_exporter_poll_cycle_duration_seconds")
                 if args.trace:
-                    ok_now = _metric(text, "alikafka_exporter_api_requests_total",
-                                     '{action="GetConsumerProgress",code="200"}') or 0
+                    ok_now = get(text, REQUESTS, action="GetConsumerProgress", code="200") or 0
                     rate = (ok_now - last_ok) / (time.monotonic() - last_at)
                     print(f"t={time.monotonic() - started:6.1f}s polls/s={rate:5.2f} "
                           f"cycle={cycle}", file=sys.stderr, flush=True)
@@ -93,13 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             sim.terminate()
             exporter.wait(10)
             sim.wait(10)
-    ok = _metric(text, "alikafka_exporter_api_requests_total", '{action="GetConsumerProgress",code="200"}') or 0
-    throttled = _metric(text, "alikafka_exporter_api_requests_total",
-                        '{action="GetConsumerProgress",code="Throttling.User"}') or 0
-    effective = _metric(text, "alikafka_exporter_effective_poll_interval_seconds")
-    duration_sum = _metric(text, "alikafka_exporter_api_request_duration_seconds_sum", '{action="GetConsumerProgress"}')
-    duration_count = _metric(text, "alikafka_exporter_api_request_duration_seconds_count",
-                             '{action="GetConsumerProgress"}')
+    ok = get(text, REQUESTS, action="GetConsumerProgress", code="200") or 0
+    throttled = get(text, REQUESTS, action="GetConsumerProgress", code="Throttling.User") or 0
+    effective = get(text, "alikafka_exporter_effective_poll_interval_seconds")
+    duration_sum = get(text, "alikafka_exporter_api_request_duration_seconds_sum", action="GetConsumerProgress")
+    duration_count = get(text, "alikafka_exporter_api_request_duration_seconds_count", action="GetConsumerProgress")
     latency_ms = 1000 * (duration_sum or 0) / max(duration_count or 0, 1)
     floor = pairs / args.qps
     complete = cycles[1:] or cycles  # the first pass runs at the limiter's pace from a cold start

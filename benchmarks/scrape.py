@@ -40,7 +40,6 @@ from typing import Any
 
 from aiohttp import web
 
-from benchmarks.proc import cpu_seconds, machine, rss_mb
 from exporter.cloud.models import ConsumerProgress, parse_consumer_progress
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings
@@ -51,6 +50,7 @@ from exporter.polling.snapshot import PairState, Snapshot
 from exporter.simulator import Scenario, Simulator
 from exporter.targets.pair import Pair
 from exporter.web.routes import WebOptions, make_app
+from tests.support.procs import cpu_seconds, machine, rss_mb
 
 TIERS = {"S": "scale-s", "M": "scale-m", "L": "scale-l", "XL": "scale-xl"}
 INSTANCE = "alikafka_post-cn-scale0001"

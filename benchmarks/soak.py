@@ -51,10 +51,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from benchmarks.proc import clean_env, free_port, machine, rss_mb
 from exporter.metrics.exposition import decompress
+from tests.support.procs import clean_env, free_port, machine, rss_mb
+from tests.support.samples import find, get, has, samples
 
 INSTANCE = "alikafka_post-cn-scale0001"
 HEALTHY = tuple(f"gen-g{i:05d}" for i in range(9))
@@ -67,6 +66,7 @@ MAX_RETRIES = 2
 LOG_LINES_PER_MINUTE = 120  # failures and recoveries of pairs, never one line per retried attempt
 RSS_GROWTH_LIMIT = 0.10
 SCRAPERS = 3
+MONOTONIC = ("counter", "histogram", "summary")  # family types whose samples never decrease
 SCRAPE_PAUSE = 0.05  # between one scraper's scrapes: continuous, without taking a whole core
 ROLE = "acs:ram::1234567890123456:role/alikafka-exporter"
 OIDC_PROVIDER = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-soak"
@@ -141,22 +141,6 @@ def _get(url: str, gzip: bool = False, timeout: float = 10.0) -> str:
     return data.decode()
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def _monotonic_names(text: str) -> set[str]:
-    names: set[str] = set()
-    for family in text_string_to_metric_families(text):
-        if family.type in ("counter", "histogram", "summary"):
-            names.update(s.name for s in family.samples)
-    return names
-
-
 def _fault(sim_url: str, **rule: object) -> None:
     request = urllib.request.Request(f"{sim_url}_sim/faults", data=json.dumps(rule).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
@@ -178,18 +162,18 @@ class _Scraper(threading.Thread):
             try:
                 text = _get(self.url, self.gzip)
                 elapsed = (time.perf_counter() - started) * 1000  # the scrape, not the parsing below
-                samples = _samples(text)
-                monotonic = _monotonic_names(text)
+                parsed = samples(text)
             except Exception as exc:  # any failed scrape is a finding
                 with self.lock:
                     self.result.scrape_errors += 1
                     self.result.failures.append(f"scrape failed: {type(exc).__name__}: {exc}")
                 time.sleep(0.5)
                 continue
+            now = {s.key: s.value for s in parsed if s.type in MONOTONIC}
             decreases = [f"{name}{dict(labels)}: {last[(name, labels)]} -> {value}"
-                         for (name, labels), value in samples.items()
-                         if name in monotonic and (name, labels) in last and value < last[(name, labels)]]
-            last = {k: v for k, v in samples.items() if k[0] in monotonic}
+                         for (name, labels), value in now.items()
+                         if (name, labels) in last and value < last[(name, labels)]]
+            last = now
             time.sleep(SCRAPE_PAUSE)
             with self.lock:
                 self.result.scrapes += 1
@@ -231,11 +215,9 @@ def _sts_outage(sim_url: str, count: int) -> None:
 
 
 def _check_pairs(text: str, elapsed: float, result: Result) -> None:
-    samples = _samples(text)
     now = time.time()
     for group in HEALTHY:
-        stamp = samples.get(("alikafka_consumergroup_last_success_timestamp_seconds",
-                             (("group", group), ("instance_id", INSTANCE))))
+        stamp = get(text, "alikafka_consumergroup_last_success_timestamp_seconds", group=group, instance_id=INSTANCE)
         if stamp is None:
             if elapsed > 3 * INTERVAL + API_TIMEOUT * (MAX_RETRIES + 1):
                 result.failures.append(f"{group}: no successful poll by {elapsed:.0f}s")
@@ -245,18 +227,17 @@ def _check_pairs(text: str, elapsed: float, result: Result) -> None:
         if age >= STALE_AFTER:
             result.failures.append(f"{group}: last success {age:.1f}s ago at {elapsed:.0f}s (stale_after "
                                    f"{STALE_AFTER:g}s)")
-    up = samples.get(("alikafka_consumergroup_up", (("group", FAILING), ("instance_id", INSTANCE))))
-    has_lag = any(name == "alikafka_consumergroup_lag" and ("group", FAILING) in labels for name, labels in samples)
+    up = get(text, "alikafka_consumergroup_up", group=FAILING, instance_id=INSTANCE)
+    has_lag = has(text, "alikafka_consumergroup_lag", group=FAILING)
     if result.failing_fault_at is not None:
         since = elapsed - result.failing_fault_at
         if up == 0 and result.failing_up0_after is None:
             result.failing_up0_after = since
         if up == 0 and not has_lag and result.failing_gone_after is None:
             result.failing_gone_after = since
-    missing_up = samples.get(("alikafka_consumergroup_up", (("group", MISSING), ("instance_id", INSTANCE))))
+    missing_up = get(text, "alikafka_consumergroup_up", group=MISSING, instance_id=INSTANCE)
     result.missing_up0 = result.missing_up0 or missing_up == 0
-    if missing_up == 1 or any(n == "alikafka_consumergroup_lag" and ("group", MISSING) in labels
-                              for n, labels in samples):
+    if missing_up == 1 or has(text, "alikafka_consumergroup_lag", group=MISSING):
         result.missing_had_data = True
 
 
@@ -428,17 +409,16 @@ def _watch(seconds: float, sim_url: str, metrics: str, exporter: subprocess.Pope
             print(f"t={elapsed:5.1f}s rss={result.rss_mb[-1][1]:.1f}MB scrapes={result.scrapes} "
                   f"failures={len(result.failures)}", file=sys.stderr, flush=True)
         time.sleep(1.0)
-    samples = _samples(text) if text else {}
-    for (name, labels), value in samples.items():
-        if name == "alikafka_exporter_api_requests_total" and labels == (("action", "AssumeRoleWithOIDC"),
-                                                                         ("code", "200")):
+    for sample in find(text, "alikafka_exporter_api_requests_total") if text else []:
+        labels, value = sample.labels, sample.value
+        if labels == {"action": "AssumeRoleWithOIDC", "code": "200"}:
             result.sts_counted = value
-        if name == "alikafka_exporter_api_requests_total" and ("action", "GetConsumerProgress") in labels:
-            if ("code", "200") in labels:
+        if labels.get("action") == "GetConsumerProgress":
+            if labels.get("code") == "200":
                 result.polls_ok += value
             else:
                 result.polls_failed += value
-            code = dict(labels).get("code", "")
+            code = labels.get("code", "")
             result.poll_codes[code] = result.poll_codes.get(code, 0.0) + value
 
 

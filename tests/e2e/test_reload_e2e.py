@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.procs import clean_env, free_port, http_get, process, python_module, wait_for
+from tests.support.samples import samples
 
 pytestmark = pytest.mark.e2e
 
@@ -44,13 +45,10 @@ def config(groups: list[str], extra: str = "") -> str:
             "reload: {watch_interval: 1s}\n" + extra)
 
 
-def samples(text: str) -> dict[str, float]:
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
+def scraped(text: str) -> dict[str, float]:
+    """Each sample's value by its series as the exposition writes it (name, then labels in name order)."""
+    return {s.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}" if s.labels else ""):
+            s.value for s in samples(text)}
 
 
 def series(group: str, family: str = "alikafka_consumergroup_up") -> str:
@@ -73,7 +71,7 @@ class Scraper(threading.Thread):
             except OSError:  # the exporter is gone (the test is ending)
                 status, body = 0, b""
             if status == 200:
-                self.scrapes.append(samples(body.decode()))
+                self.scrapes.append(scraped(body.decode()))
             time.sleep(0.2)
 
     def latest(self) -> dict[str, float]:

@@ -8,7 +8,6 @@ lag from the service's Accumulate.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,6 +17,7 @@ from exporter.polling.poller import Poller
 from exporter.simulator import Scenario, Simulator
 from exporter.targets.pair import Pair
 from tests.support.fakes import exposition_text, simulated_client
+from tests.support.samples import find, has
 
 INSTANCE = "alikafka_post-cn-sem0001"
 EMPTY = ["empty_list", "no_topic_list", "empty_object", "null", "absent"]
@@ -43,16 +43,6 @@ async def polled() -> AsyncIterator[tuple[Simulator, Poller, ApiStats]]:
         yield sim, Poller(client, pairs, interval=60, stale_after=180, max_qps=1000), stats
 
 
-def series(text: str, family: str, group: str) -> dict[str, float]:
-    """The samples of one family for one group, by their label text."""
-    found = {}
-    for line in text.splitlines():
-        if line.startswith(family + "{") and f'group="{group}"' in line:
-            labels, value = line.rsplit(" ", 1)
-            found[labels] = float(value)
-    return found
-
-
 async def test_group_that_never_committed_is_up_with_lag_zero(
         polled: tuple[Simulator, Poller, ApiStats], caplog: pytest.LogCaptureFixture) -> None:
     """Every plausible answer for a group without commits: up 1, group lag 0, no topic or partition series,
@@ -65,15 +55,15 @@ async def test_group_that_never_committed_is_up_with_lag_zero(
     text = exposition_text(snapshot, stats)
     for shape in EMPTY:
         group = f"new-{shape}"
-        assert series(text, "alikafka_consumergroup_up", group) == {
-            f'alikafka_consumergroup_up{{group="{group}",instance_id="{INSTANCE}"}}': 1.0}, shape
-        assert list(series(text, "alikafka_consumergroup_group_lag", group).values()) == [0.0], shape
+        up = find(text, "alikafka_consumergroup_up", group=group)
+        assert [(dict(s.labels), s.value) for s in up] == [({"group": group, "instance_id": INSTANCE}, 1.0)], shape
+        assert [s.value for s in find(text, "alikafka_consumergroup_group_lag", group=group)] == [0.0], shape
         for family in ("alikafka_consumergroup_lag", "alikafka_consumergroup_current_offset",
                        "alikafka_consumergroup_topic_lag", "alikafka_consumergroup_lag_seconds"):
-            assert series(text, family, group) == {}, (shape, family)
-        statuses = series(text, "alikafka_consumergroup_status", group)
-        assert [k for k, v in statuses.items() if v == 1.0] == [
-            f'alikafka_consumergroup_status{{group="{group}",instance_id="{INSTANCE}",status="ok"}}'], shape
+            assert not has(text, family, group=group), (shape, family)
+        statuses = find(text, "alikafka_consumergroup_status", group=group)
+        assert [dict(s.labels) for s in statuses if s.value == 1.0] == [
+            {"group": group, "instance_id": INSTANCE, "status": "ok"}], shape
     assert "NaN" not in text
     assert stats.requests[("GetConsumerProgress", "200")] == 3 * len(SCENARIO["instances"][0]["groups"])
 
@@ -86,10 +76,8 @@ async def test_accumulate_gives_the_lag_where_offsets_are_missing(polled: tuple[
     truth = {t.partition: t for t in sim.truth(INSTANCE, "holes")}
     assert any(t.lag > 0 for p, t in truth.items() if p % 2 == 1)  # a lagging group: the test sees real lag
     text = exposition_text(snapshot, stats)
-    lag = {int(re.search(r'partition="(\d+)"', k).group(1)): v  # type: ignore[union-attr]
-           for k, v in series(text, "alikafka_consumergroup_lag", "holes").items()}
-    committed = {int(re.search(r'partition="(\d+)"', k).group(1))  # type: ignore[union-attr]
-                 for k in series(text, "alikafka_consumergroup_current_offset", "holes")}
+    lag = {int(s.labels["partition"]): s.value for s in find(text, "alikafka_consumergroup_lag", group="holes")}
+    committed = {int(s.labels["partition"]) for s in find(text, "alikafka_consumergroup_current_offset", group="holes")}
     assert sorted(lag) == list(range(8))
     assert committed == {0, 2, 4, 6}
     # the truth moves between the poll and now only by commits (every 5 s) and production; compare loosely

@@ -1,4 +1,9 @@
-"""Helpers for tests that run the exporter, the simulator and Prometheus as real processes."""
+"""Process helpers for tests and benchmarks that run the exporter, the simulator and Prometheus as processes.
+
+Ports, a clean environment, start and stop, HTTP GET, waiting, a Prometheus query, and a process's CPU and RSS
+read from ``/proc`` (user + system time from ``/proc/PID/stat``, ``VmRSS``) so that every benchmark measures a
+process the same way. Linux only; the benchmarks import this module too.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,12 +25,14 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without cloud credentials or exporter settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALIKAFKA_"))}
     env.update(extra)
     return env
@@ -75,9 +83,29 @@ def python_module(module: str, *args: str) -> list[str]:
 
 
 def prom_query(port: int, query: str) -> list[dict[str, Any]]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.request.quote(query)}"
+    url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(query)}"
     status, body = http_get(url)
     data = json.loads(body)
     if status != 200 or data.get("status") != "success":
         raise AssertionError(f"query {query!r} failed: {body[:300]!r}")
     return list(data["data"]["result"])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has spent, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """The process's resident set size in MiB; NaN when it has none (an exited process not yet reaped)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def machine(command: str) -> str:
+    """The line above a benchmark's table: machine, cores, Python, date and the command run."""
+    return (f"Machine: {os.uname().machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+            f"date {time.strftime('%Y-%m-%d')}; command: {command}")

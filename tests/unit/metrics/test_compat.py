@@ -9,7 +9,6 @@ names; and a real Prometheus scraping a demo exporter answers kafka_exporter-sty
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair
 from tests.support.fakes import progress
 from tests.support.procs import clean_env, free_port, process, prom_query, python_module, wait_for
+from tests.support.samples import samples, series
 from tests.support.tools import FIXTURES, ROOT
 from tests.unit.metrics.test_collector import sample_snapshot, sample_stats
 
@@ -44,17 +44,6 @@ def render(opts: CollectorOptions, snapshot: Snapshot | None = None, *, openmetr
     snap = snapshot or sample_snapshot()
     tail = TailCollector(lambda: snap, sample_stats(), opts)
     return render_states(snap.pairs.values(), opts, tail, openmetrics=openmetrics).decode()
-
-
-def samples(text: str, family: str) -> dict[frozenset[tuple[str, str]], float]:
-    """{labels: value} of one family in a text exposition."""
-    out = {}
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{family}\{{(.*)\}} (\S+)", line)
-        if match:
-            labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1)))
-            out[labels] = float(match.group(2))
-    return out
 
 
 def renamed(series: dict[frozenset[tuple[str, str]], float]) -> dict[frozenset[tuple[str, str]], float]:
@@ -105,22 +94,21 @@ def test_bad_compat_value_names_the_key(tmp_path: Path) -> None:
 def test_values_equal_the_native_families() -> None:
     """Every compat series carries the native value; sums equal the sums of the partition series."""
     text = render(options())
-    assert samples(text, "kafka_consumergroup_lag") == renamed(samples(text, "alikafka_consumergroup_lag"))
-    assert samples(text, "kafka_consumergroup_current_offset") == renamed(
-        samples(text, "alikafka_consumergroup_current_offset"))
-    assert samples(text, "kafka_consumergroup_members") == renamed(samples(text, "alikafka_consumergroup_members"))
-    assert samples(text, "kafka_topic_partition_current_offset") == samples(text,
-                                                                            "alikafka_topic_partition_end_offset")
+    assert series(text, "kafka_consumergroup_lag") == renamed(series(text, "alikafka_consumergroup_lag"))
+    assert series(text, "kafka_consumergroup_current_offset") == renamed(
+        series(text, "alikafka_consumergroup_current_offset"))
+    assert series(text, "kafka_consumergroup_members") == renamed(series(text, "alikafka_consumergroup_members"))
+    assert series(text, "kafka_topic_partition_current_offset") == series(text, "alikafka_topic_partition_end_offset")
     for family in ("lag", "current_offset"):
         summed: dict[frozenset[tuple[str, str]], float] = {}
-        for labels, value in samples(text, f"kafka_consumergroup_{family}").items():
+        for labels, value in series(text, f"kafka_consumergroup_{family}").items():
             key = frozenset(kv for kv in labels if kv[0] != "partition")
             summed[key] = summed.get(key, 0.0) + value
-        assert samples(text, f"kafka_consumergroup_{family}_sum") == summed
-    partitions = samples(text, "kafka_topic_partitions")
+        assert series(text, f"kafka_consumergroup_{family}_sum") == summed
+    partitions = series(text, "kafka_topic_partitions")
     assert partitions[frozenset({("instance_id", "alikafka_post-cn-a"), ("topic", "orders")})] == 3
     # a partition without a committed offset has no series (kafka_exporter would say -1)
-    assert all(v >= 0 for line in text.splitlines() if line.startswith("kafka_") for v in [float(line.split()[-1])])
+    assert all(s.value >= 0 for s in samples(text) if s.name.startswith("kafka_"))
 
 
 def test_shared_series_are_one_per_topic_and_partition() -> None:
@@ -131,14 +119,14 @@ def test_shared_series_are_one_per_topic_and_partition() -> None:
     exposition.update(PairState(a, progress({"t": {0: (10, 5)}}), True, 1.0, 1.0, None, 1))
     exposition.update(PairState(b, progress({"t": {0: (12, 5), 1: (4, 4)}}), True, 1.0, 1.0, None, 1))
     text = exposition.render().body.decode()
-    assert samples(text, "kafka_topic_partitions") == {frozenset({("instance_id", "i-1"), ("topic", "t")}): 2.0}
-    assert samples(text, "kafka_topic_partition_current_offset") == {
+    assert series(text, "kafka_topic_partitions") == {frozenset({("instance_id", "i-1"), ("topic", "t")}): 2.0}
+    assert series(text, "kafka_topic_partition_current_offset") == {
         frozenset({("instance_id", "i-1"), ("topic", "t"), ("partition", "0")}): 12.0,
         frozenset({("instance_id", "i-1"), ("topic", "t"), ("partition", "1")}): 4.0}
     exposition.remove(b)
     text = exposition.render().body.decode()
-    assert samples(text, "kafka_topic_partitions") == {frozenset({("instance_id", "i-1"), ("topic", "t")}): 1.0}
-    assert list(samples(text, "kafka_topic_partition_current_offset").values()) == [10.0]
+    assert series(text, "kafka_topic_partitions") == {frozenset({("instance_id", "i-1"), ("topic", "t")}): 1.0}
+    assert list(series(text, "kafka_topic_partition_current_offset").values()) == [10.0]
 
 
 @pytest.mark.parametrize(("granularity", "expected"), [
@@ -152,7 +140,7 @@ def test_granularity_trims_compat_families(granularity: Granularity, expected: s
     opts = options(granularity)
     assert {f.name for f in families(opts)} & COMPAT == expected
     text = render(opts)
-    assert {name for name in COMPAT if samples(text, name)} == expected
+    assert {name for name in COMPAT if series(text, name)} == expected
 
 
 def test_openmetrics_parses_with_compat() -> None:
