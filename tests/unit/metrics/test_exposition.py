@@ -16,8 +16,11 @@ from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair
 from tests.support.fakes import progress
+from tests.support.samples import find, has, value
 
 OPTS = CollectorOptions(member_labels=True, version="t", python_version="3")
+END = "alikafka_topic_partition_end_offset"
+P0 = {"instance_id": "i", "partition": "0", "topic": "t"}  # the series of partition 0 of topic t
 
 
 def tail() -> TailCollector:
@@ -61,12 +64,11 @@ def test_end_offset_is_the_max_over_contributors_and_goes_with_the_last() -> Non
     exposition = Exposition(OPTS, tail(), lambda: 0)
     exposition.update(PairState(a, progress({"t": {0: (100, 90)}}), True, 1.0, 1.0, None, 1))
     exposition.update(PairState(b, progress({"t": {0: (120, 90)}}), True, 1.0, 1.0, None, 1))
-    line = 'alikafka_topic_partition_end_offset{instance_id="i",partition="0",topic="t"} '
-    assert line + "120.0" in exposition.render().body.decode()
+    assert value(exposition.render().body, END, **P0) == 120
     exposition.remove(b)
-    assert line + "100.0" in exposition.render().body.decode()
+    assert value(exposition.render().body, END, **P0) == 100
     exposition.remove(a)
-    assert line not in exposition.render().body.decode()
+    assert not has(exposition.render().body, END, **P0)
 
 
 def test_a_readers_new_value_reaches_the_carriers_line() -> None:
@@ -78,13 +80,12 @@ def test_a_readers_new_value_reaches_the_carriers_line() -> None:
     for pair, end in ((a, 100), (b, 110), (c, 105)):  # c alone reads partition 2: it carries that line
         parts = {0: (end, 90), 1: (50, 40), **({2: (7, 7)} if pair == c else {})}
         exposition.update(PairState(pair, progress({"t": parts}), True, 1.0, 1.0, None, 1))
-    line = 'alikafka_topic_partition_end_offset{instance_id="i",partition="0",topic="t"} '
-    assert line + "110.0" in exposition.render().body.decode()
+    assert value(exposition.render().body, END, **P0) == 110
     c_members = dict(exposition._entries[c].members)
-    for end, served in ((130, "130.0"), (95, "105.0")):  # b is not the carrier (a is: the lowest)
+    for end, served in ((130, 130), (95, 105)):  # b is not the carrier (a is: the lowest)
         exposition.update(PairState(b, progress({"t": {0: (end, 90), 1: (50, 40)}}), True, 1.0, 1.0, None, 2))
-        body = exposition.render().body.decode()
-        assert body.count(line) == 1 and line + served in body
+        body = exposition.render().body
+        assert len(find(body, END, **P0)) == 1 and value(body, END, **P0) == served
     assert all(exposition._entries[c].members[name] is data for name, data in c_members.items())  # not rendered
 
 
