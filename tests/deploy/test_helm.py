@@ -37,6 +37,7 @@ from exporter.cloud.ratelimit import RateLimiter
 from exporter.config.cli import parse_args
 from exporter.config.settings import Settings, load_settings
 from exporter.web import webconfig
+from tests.support import samples
 from tests.support.procs import clean_env, free_port, http_get, process, prom_query, python_module, wait_for
 from tests.support.tools import ROOT, find_tool
 from tests.support.webserve import hash_password
@@ -1402,7 +1403,7 @@ def test_without_rolling_the_running_pod_reloads_the_upgraded_configmap(tmp_path
         os.replace(mount / "..data_tmp", mount / "..data")  # the kubelet's atomic update
         text = wait_for(lambda: metrics_with("fresh", "gone"), 30, "the exporter to reload the new ConfigMap")
         assert up("keep") in text
-        assert "alikafka_exporter_config_last_reload_successful 1.0" in text
+        assert samples.value(text, "alikafka_exporter_config_last_reload_successful") == 1
         exporter.send_signal(signal.SIGTERM)
         assert exporter.wait(timeout=10) == 0
     log = (tmp_path / "exporter.log").read_text()

@@ -13,6 +13,7 @@ from exporter.cloud.ratelimit import RateLimiter
 from exporter.polling.poller import HEADROOM, Poller
 from exporter.targets.pair import Pair
 from tests.support.fakes import Clock, FakeSource, exposition_text, progress
+from tests.support.samples import find, samples, value
 
 A = Pair("alikafka_post-cn-a", "orders", "cn-hangzhou")
 B = Pair("alikafka_post-cn-a", "billing", "cn-hangzhou")
@@ -182,13 +183,13 @@ async def test_topics_and_partitions_that_leave_disappear_at_next_success() -> N
     poller = Poller(FakeSource(lambda _i, _g: answers.pop(0)), [A], interval=60, stale_after=180, max_qps=3)
     await poller.poll_once()
     before = exposition_text(poller.snapshot)
-    assert 'topic="gone"' in before
-    assert 'partition="1",topic="keep"' in before
+    assert find(before, "alikafka_consumergroup_lag", topic="gone")
+    assert find(before, "alikafka_consumergroup_lag", partition="1", topic="keep")
     await poller.poll_once()
     after = exposition_text(poller.snapshot)
-    assert 'topic="gone"' not in after
-    assert 'partition="1",topic="keep"' not in after
-    assert 'partition="0",topic="keep"} 4.0' in after
+    assert not [s for s in samples(after) if s.labels.get("topic") == "gone"]
+    assert not [s for s in samples(after) if s.labels.get("topic") == "keep" and s.labels.get("partition") == "1"]
+    assert value(after, "alikafka_consumergroup_lag", partition="0", topic="keep") == 4
 
 
 @pytest.mark.parametrize(("max_qps", "enforced"), [(2.5, 2.0), (0.5, 0.5), (1.9, 1.0)])

@@ -28,6 +28,7 @@ from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.targets.catalog import InstanceCatalog
 from tests.support.fakes import ApiTestOptions
 from tests.support.procs import free_port
+from tests.support.samples import find, value
 
 
 async def no_sleep(_: float) -> None:
@@ -121,10 +122,9 @@ async def test_once_describes_discovered_instances_from_discoverys_own_calls(
     await app.run_once(settings, plan, out)
     assert sorted(region for _, region in instance_list_calls(sim)) == ["cn-hangzhou", "cn-shanghai"]
     text = out.getvalue()
-    described = {line.split('instance_id="')[1].split('"')[0] for line in text.splitlines()
-                 if line.startswith("alikafka_instance_info{")}
+    described = {s.labels["instance_id"] for s in find(text, "alikafka_instance_info")}
     assert described == {HZ, SH, SL}
-    assert 'alikafka_exporter_api_requests_total{action="GetInstanceList",code="200"} 2.0' in text
+    assert value(text, "alikafka_exporter_api_requests_total", action="GetInstanceList", code="200") == 2
 
 
 @contextlib.asynccontextmanager
