@@ -25,6 +25,7 @@ import pytest
 
 from exporter import __version__
 from tests.support.procs import clean_env, free_port, http_get, process, python_module, wait_for
+from tests.support.samples import has, value
 from tests.support.tools import ROOT, find_tool
 
 pytestmark = pytest.mark.e2e
@@ -268,8 +269,8 @@ def test_default_command_reads_mounted_config_and_credential_files(
             raise AssertionError(f"{exc}\n--- container log ---\n{engine.logs(container)[-3000:]}") from None
         body = http_get(f"{base}/metrics")[1].decode()
         run([*engine.podman, "stop", "--time", "10", container])
-    assert f'alikafka_consumergroup_lag{{group="orders-consumer",instance_id="{INSTANCE}"' in body
-    assert f'alikafka_consumergroup_up{{group="orders-consumer",instance_id="{INSTANCE}"}} 1' in body
+    assert has(body, "alikafka_consumergroup_lag", group="orders-consumer", instance_id=INSTANCE)
+    assert value(body, "alikafka_consumergroup_up", group="orders-consumer", instance_id=INSTANCE) == 1
     logs = engine.logs(container)
     assert SECRET not in logs
     assert engine.inspect(container, "{{.State.ExitCode}}") == "0", logs
@@ -318,7 +319,7 @@ def test_systemd_unit_runs_sandboxed_under_systemd(engine: Engine, container: st
     finally:
         quiet([*engine.podman, "rm", "--force", "--time", "2", container])
         shutil.rmtree(rootfs, ignore_errors=True)
-    assert f'alikafka_consumergroup_up{{group="orders-consumer",instance_id="{INSTANCE}"}} 1' in body
+    assert value(body, "alikafka_consumergroup_up", group="orders-consumer", instance_id=INSTANCE) == 1
     assert int(status["Uid"].split()[0]) >= 61184  # DynamicUser's range
     assert int(status["CapBnd"], 16) == 0
     assert status["NoNewPrivs"].strip() == "1"

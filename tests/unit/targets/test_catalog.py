@@ -28,7 +28,7 @@ from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.targets.catalog import InstanceCatalog
 from tests.support.fakes import ApiTestOptions
 from tests.support.procs import free_port
-from tests.support.samples import find, value
+from tests.support.samples import find, has, value
 
 
 async def no_sleep(_: float) -> None:
@@ -178,4 +178,4 @@ async def test_a_region_removed_by_a_reload_is_no_longer_called(simulator: tuple
             text = await response.text()
     later = instance_list_calls(sim, since=reloaded)
     assert {region for _, region in later} == {"cn-hangzhou"} and len(later) >= 2
-    assert not any(x.startswith("alikafka_instance_info{") and SH in x for x in text.splitlines())
+    assert not has(text, "alikafka_instance_info", instance_id=SH)
