@@ -45,9 +45,9 @@ from exporter.simulator import Scenario, Simulator, build_app
 from exporter.simulator.faults import FaultRule
 from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_controls, add_sts_routes, build_sts_app
+from tests.support import samples
 from tests.support.fakes import ApiTestOptions, Clock
 from tests.support.procs import clean_env, free_port, http_get, process, python_module, wait_for
-from tests.support.samples import value
 
 INSTANCE, GROUP, REGION = "alikafka_post-cn-test0001", "orders-consumer", "cn-hangzhou"
 ROLE = "acs:ram::1234567890123456:role/alikafka-exporter"
@@ -572,7 +572,7 @@ async def test_command_line_with_rrsa(tmp_path: Path) -> None:
         assert f"credentials: rrsa (role {ROLE}" in out
         code, out, err = await run_exporter("--config.file", str(config), "--once", "--log.level", "debug", env=env)
         assert code == 0, err
-        assert value(out, "alikafka_consumergroup_up", group=GROUP, instance_id=INSTANCE) == 1
+        assert samples.value(out, "alikafka_consumergroup_up", group=GROUP, instance_id=INSTANCE) == 1
         issued = [k for k in w.sim.auth.keys if k.startswith("STS.")]
         secrets = [token] + [w.sim.auth.keys[k].secret for k in issued] + \
                   [w.sim.auth.keys[k].security_token or "" for k in issued]
@@ -607,7 +607,7 @@ def test_simulator_process_serves_sts_and_metadata(tmp_path: Path) -> None:
             once = subprocess.run(python_module("exporter", "--config.file", str(config), "--once"),
                                   env=clean_env(**env), capture_output=True, text=True, timeout=60, check=False)
             assert once.returncode == 0, once.stderr
-            assert value(once.stdout, "alikafka_consumergroup_up", group=GROUP, instance_id=INSTANCE) == 1
+            assert samples.value(once.stdout, "alikafka_consumergroup_up", group=GROUP, instance_id=INSTANCE) == 1
     assert token_file.read_text().strip() not in (tmp_path / "sim.log").read_text()
 
 
