@@ -45,6 +45,7 @@ from exporter.metrics.exposition import render_states
 from exporter.polling.snapshot import PairState
 from exporter.targets.pair import Pair
 from tests.support.fakes import ApiTestOptions
+from tests.support.samples import samples
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -116,10 +117,8 @@ def test_progress_parser_raises_only_parse_error_and_renders(body: Any) -> None:
         return
     state = PairState(Pair("i", "g", "r"), progress, True, 1.0, 1.0, None, 1)
     text = render_states([state], CollectorOptions(member_labels=True), _NoTail()).decode()
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            number = float(line.rsplit(" ", 1)[1])
-            assert math.isfinite(number) and number >= 0, line
+    for sample in samples(text):
+        assert math.isfinite(sample.value) and sample.value >= 0, sample
 
 
 def test_huge_numbers_are_a_parse_error_not_an_overflow() -> None:

@@ -20,6 +20,7 @@ from exporter.config.settings import load_settings
 from exporter.polling.poller import HEADROOM
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from tests.support.fakes import ApiTestOptions
+from tests.support.samples import value
 
 
 def max_in_window(starts: list[float], window: float = 1.0) -> int:
@@ -217,6 +218,6 @@ async def test_exporter_exports_and_says_the_enforced_rate(caplog: pytest.LogCap
     warnings = [r for r in caplog.records if "max_qps" in r.getMessage()]
     assert len(warnings) == 1
     assert (warnings[0].__dict__["max_qps"], warnings[0].__dict__["enforced_qps"]) == (2.5, 2)
-    line = next(x for x in out.getvalue().splitlines() if x.startswith("alikafka_exporter_effective_poll_interval"))
-    assert float(line.split()[1]) == pytest.approx(2 / (2 * HEADROOM))
+    interval = value(out.getvalue(), "alikafka_exporter_effective_poll_interval_seconds")
+    assert interval == pytest.approx(2 / (2 * HEADROOM))
     assert any("max_qps 2.5 (enforced as 2" in x for x in app.summary_lines(settings, plan))
