@@ -263,9 +263,15 @@ def _depth(value: Any) -> int:
 
 
 tricky_text = st.text(alphabet='[]{}"\\ab\n', max_size=8)
-nested = st.recursive(st.one_of(st.none(), st.integers(), tricky_text),
-                      lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                              st.dictionaries(tricky_text, inner, max_size=3)), max_leaves=30)
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # A named function, not a multi-line lambda: hypothesis checks that ``extend`` uses its argument by reading
+    # its source, which for a lambda split over lines it cannot always do.
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(tricky_text, inner, max_size=3))
+
+
+nested = st.recursive(st.one_of(st.none(), st.integers(), tricky_text), _containers, max_leaves=30)
 
 
 @FAST
