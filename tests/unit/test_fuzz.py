@@ -63,12 +63,15 @@ leaves = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12), st.sampled_from(["", "-1", "12", "1e400", "NaN", " 7 ", "0x10", "9" * 50, "9" * 400, "1e30", "STABLE"]),
 )
-json_values = st.recursive(
-    leaves,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=6)), inner, max_size=5)),
-    max_leaves=40,
-)
+
+
+def _json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # Named, not a lambda over several lines: hypothesis reads ``extend``'s source to check that it recurses.
+    return st.one_of(st.lists(inner, max_size=4),
+                     st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=6)), inner, max_size=5))
+
+
+json_values = st.recursive(leaves, _json_containers, max_leaves=40)
 
 
 NUMBERS = st.one_of(st.integers(-5, 10**6), st.integers(-5, 10**19).map(str),
@@ -304,10 +307,15 @@ PROBLEM = re.compile(r"^\S.*? \((file |env |flag|default|/|ALIKAFKA_EXPORTER_)")
 yaml_leaves = st.one_of(st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(),
                         st.text(alphabet=string.printable, max_size=10),
                         st.sampled_from(["all", "30s", "-1s", "1h30m", ":9897", "0/1", "9/3", "(", "v3", "debug"]))
-yaml_values = st.recursive(yaml_leaves, lambda inner: st.one_of(
-    st.lists(inner, max_size=3),
-    st.dictionaries(st.one_of(st.sampled_from([*ALL_KEYS, "instance_id", "groups"]),
-                              st.text(max_size=5)), inner, max_size=4)), max_leaves=25)
+
+
+def _yaml_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(inner, max_size=3),
+                     st.dictionaries(st.one_of(st.sampled_from([*ALL_KEYS, "instance_id", "groups"]),
+                                               st.text(max_size=5)), inner, max_size=4))
+
+
+yaml_values = st.recursive(yaml_leaves, _yaml_containers, max_leaves=25)
 
 
 def sectioned() -> st.SearchStrategy[dict[str, Any]]:
