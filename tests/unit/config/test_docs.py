@@ -72,3 +72,20 @@ def test_the_walk_sees_nested_and_listed_models() -> None:
     keys = setting_keys()
     assert {"api.max_qps", "targets.group_allow", "web.telemetry_path", "shard", "demo"} <= keys
     assert "api" not in keys and "targets" not in keys
+
+
+def test_architecture_page_names_only_modules_that_exist() -> None:
+    """docs/architecture.md's package map and its 'where to add' names real folders and modules."""
+    root = ROOT
+    text = (root / "docs" / "architecture.md").read_text()
+    folders = set(re.findall(r"`exporter/([a-z_]+)/`", text))
+    assert folders >= {"config", "cloud", "targets", "polling", "metrics", "web", "simulator"}
+    for folder in folders:
+        assert (root / "exporter" / folder / "__init__.py").is_file(), folder
+    for row in re.findall(r"^\| `exporter/([a-z_]+)/` \|.*\| (.*) \|$", text, flags=re.M):
+        folder, modules = row
+        for module in re.findall(r"`([a-z_]+\.py)`", modules):
+            assert (root / "exporter" / folder / module).is_file(), f"{folder}/{module}"
+    for folder, module in re.findall(r"`([a-z]+)/([a-z_]+\.py)`", text):
+        assert (root / "exporter" / folder / module).is_file() or (root / "tests" / folder / module).is_file(), \
+            f"{folder}/{module}"
