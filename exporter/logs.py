@@ -1,15 +1,9 @@
 """Structured logging on stderr, as logfmt (the default) or one JSON object per line.
 
-Call sites use stdlib logging with a constant message and fields in ``extra=``, so the formatter
-can emit them as keys without string interpolation. aiohttp's access log is quiet below debug, and
-its per-request error tracebacks for malformed client input are shortened to one line.
-
-Every line passes a :class:`Redactor` last: the credentials' secret values it knows are replaced by
-``***`` wherever they turn up (a secret pasted into the wrong config field and echoed by a validation
-message, an exception text), as a net under the rule that secrets are never logged in the first place.
-
-An unexpected exception is logged as one line (:func:`log_unexpected`): its type and message, with the
-traceback only at debug level.
+Call sites use stdlib logging with a constant message and fields in ``extra=``. Every line passes a
+:class:`Redactor` last, which masks the secret values it knows wherever they turn up: a net under the rule
+that secrets are never logged. aiohttp's per-request tracebacks are shortened to one line, and so is an
+unexpected exception (:func:`log_unexpected`), with the traceback only at debug level.
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """``--probe``: one call of each action a configuration uses, reported for the person setting it up.
 
-The first contact with a real account raises concrete questions: which credentials were found, does the
-endpoint answer, does the signature pass, is the clock close enough, may this identity call each action
-(its RAM policy), and does each answer have the shape the exporter reads. The probe resolves the
-credentials, then makes one call of every action the configuration would make: GetInstanceList (the
-``instances: all`` listing, or the instance descriptions of ``alikafka_instance_info``), GetConsumerList
-for ``groups: all``, GetConsumerProgress for the first pair and GetTopicStatus for the first topic of that
-answer. Each call is one attempt with the configured timeout and no retry, so the report shows the first
-answer instead of hiding it, and says what to fix when a call failed.
-
-A report is meant to be pasted into a ticket: it shows field names and list sizes of the answers, never
-their values; no secret (the key's secret and STS token are masked wherever they could turn up, and a
-server message is cut before any "string to sign" it echoes); and no instance, group or topic name that
-the configuration does not name itself (listed ones are described by position).
+It answers the first questions about a real account: which credentials were found, and whether the
+endpoint, signature, clock and RAM policy let each action through with an answer of the expected shape.
+Each call is one attempt without retry, so the report shows the first answer. The report is meant for a
+ticket: field names and list sizes, never values, secrets or names the configuration does not hold.
 """
 
 from __future__ import annotations

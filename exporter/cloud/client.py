@@ -1,30 +1,10 @@
 """The alikafka OpenAPI client: the only code that sends signed calls to the cloud.
 
-It owns the process's one aiohttp session, and lends it to the :class:`~exporter.cloud.transport.PlainTransport`
-it is given while it is open: the credential providers' unsigned requests (STS ``AssumeRoleWithOIDC``
-and the ECS metadata service) go through that same transport object, so every byte to the cloud
-leaves over one session, with the same error typing, secret-free messages and ``ApiStats`` accounting;
-those requests only skip what belongs to the alikafka API (signing, its rate limit and concurrency
-limit, retries: the providers retry by their own policy).
-
-Every call passes one shared rate limiter and one concurrency limit, so the account's quota is
-respected however many pairs are polled. Each attempt is signed anew (fresh nonce and timestamp) and
-counted in :class:`~exporter.cloud.stats.ApiStats`. Only retryable errors (throttling, 5xx, timeouts,
-connection errors) are retried, with full-jitter exponential backoff that never undercuts the server's
-``x-acs-retry-after``.
-
-Error messages are built from codes and the server's message only: never from URLs or headers,
-which carry the signature and, with STS, the security token.
-
-Answers are read whole by :func:`~exporter.cloud.transport.read_body` (a cap on the decompressed size
-and a deadline), and redirects are never followed: a 3xx fails the call with its status, so nothing
-signed (and no token) reaches another origin. Signed requests carry only headers the signature covers
-(no automatic ``Content-Type``; the official SDK sends none on these body-less calls either).
-
-Every answer's ``Date`` header is compared with the local clock when it arrived (the midpoint of
-the attempt), so a drifting clock shows in ``alikafka_exporter_clock_skew_seconds`` before the
-gateway's 15-minute window refuses it; when it does (``InvalidTimeStamp.Expired``), the error says
-"clock skew" and by how much, instead of looking like a key problem.
+Every call passes one shared rate limiter and concurrency limit, is signed anew on each attempt, and
+retries only what may succeed later (throttling, 5xx, timeouts, connection errors) with full-jitter
+backoff that never undercuts ``x-acs-retry-after``. Error messages are built from codes and the server's
+message, never from URLs or headers (they carry the signature and the STS token). Each answer's ``Date``
+is compared with the local clock, so a drifting clock shows before the gateway's 15-minute window bites.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def default_chain(
     remote: RemoteOptions | None = None,
     transport: PlainTransport | None = None,
 ) -> CredentialProvider:
-    """Resolve the first source of contract section 5 that is configured: files, env, RRSA, ECS.
+    """Resolve the first source of the default chain that is configured: files, env, RRSA, ECS.
 
     Raises :class:`CredentialsError` naming every place looked at when none is. The ECS step is
     "configured" unless ``ALIBABA_CLOUD_ECS_METADATA_DISABLED=true``; whether the metadata service

@@ -1,16 +1,9 @@
 """AccessKey credentials: where they come from, and how they stay fresh.
 
-The default chain (:mod:`exporter.cloud.credential_chain`) is: mounted secret files from the config,
-then the ``ALIBABA_CLOUD_*`` environment, then RRSA and the ECS RAM role (in
-:mod:`exporter.cloud.credentials_remote`, which asks STS and the metadata service for them through the
-client's transport). Files are re-read whenever they change, so a rotated Kubernetes Secret takes
-effect without a restart. Providers hand out
-:class:`Credentials` that may expire; :class:`RefreshingProvider` is the base for the STS-backed
-sources that refresh ahead of expiry with one refresh in flight at a time.
-
-Secret values live in :class:`Secret`, whose ``str``/``repr`` never show them. The secret files are
-checked for permissions that let other users read them (a warning, see
-:mod:`exporter.config.secret_files`).
+Providers hand out :class:`Credentials` that may expire; :class:`RefreshingProvider` is the base of the
+STS-backed sources, refreshing ahead of expiry with one refresh in flight. Secret files are re-read when
+they change, so a rotated Kubernetes Secret takes effect without a restart. Secret values live in
+:class:`Secret`, whose ``str`` and ``repr`` never show them.
 """
 
 from __future__ import annotations

@@ -1,24 +1,10 @@
 """Credentials fetched over HTTP: RRSA (STS ``AssumeRoleWithOIDC``) and the ECS RAM role (metadata service).
 
-Steps 3 and 4 of the default chain (contract section 5). Both hand out short-lived STS
-credentials and are refreshed ahead of expiry by :class:`~exporter.cloud.credentials.RefreshingProvider`.
-
-This module holds the protocol, not the HTTP: what to ask STS and the metadata service, how to
-read their answers, which failures are worth retrying and when to refresh. The requests themselves
-are plain descriptions (:class:`~exporter.cloud.transport.PlainRequest`) handed to
-:class:`~exporter.cloud.transport.PlainTransport`, which the API client lends its session to: that keeps
-the one aiohttp session, the timeouts' enforcement, the typing of network
-failures and the per-action accounting (``AssumeRoleWithOIDC``, ``ECSMetadata`` in
-``alikafka_exporter_api_requests_total``) in one place. These requests are unsigned (AssumeRoleWithOIDC
-is anonymous, the metadata service trusts the instance), are not subject to the alikafka quota and
-need their own timeouts (one second for the metadata service, so a machine outside ECS does not hang
-at start), so they bypass the client's signing, rate limiter and retries, not its transport.
-The providers are given the transport the client is given, and the client attaches its session to it
-while open. Before that (the start-up check runs in its own short event loop) the transport opens a
-one-off session per request.
-
-Nothing here logs or raises a secret: error messages carry the service's code and message
-(with the OIDC token masked), never a response body that could hold keys.
+The last two sources of the default chain, both short-lived STS credentials. This module holds the protocol
+(what to ask, how to read the answers, what to retry, when to refresh), not the HTTP: requests go through the
+:class:`~exporter.cloud.transport.PlainTransport` the API client shares, unsigned, outside the alikafka quota
+and with their own timeouts (one second for the metadata service, so a host outside ECS does not hang at
+start). No error carries a secret: the OIDC token is masked and answer bodies are never quoted.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """One hardened step from an answer's bytes to JSON values, shared by every parser of a cloud answer.
 
-Every answer the exporter reads (the alikafka API's, STS ``AssumeRoleWithOIDC``'s, the ECS metadata
-service's) goes through :func:`decode`, so what a broken or hostile server can send is decided here
-once: an empty body, bytes that are not UTF-8, a document nested deeper than any real answer (Python's
-decoder recurses once a level, and 100,000 levels raise ``RecursionError``, which is not a
-``ValueError``), a number too long to read, or text that is not JSON. Each becomes a
-:class:`ParseError` with a short message that names what was wrong and never quotes the body (which,
-for credentials, holds secrets). Callers turn it into their own error, so a bad answer fails one
-call and nothing else.
-
-Nesting is bounded before decoding by a scan of the bytes that runs mostly at C speed (escapes
-removed, the pieces inside quotes dropped, the brackets left counted), so a deep document costs
-neither recursion nor much time. What stays lenient: a UTF-8 byte-order mark, and the ``NaN`` and
-``Infinity`` literals Python's decoder accepts; those become floats that the field parsers refuse
-where an integer is needed, so they fail the field they are in, like any other value of the wrong
-kind.
+An empty body, bytes that are not UTF-8, nesting deeper than any real answer (bounded by a scan of the
+bytes before decoding, since Python's decoder recurses), a number too long to read and text that is not
+JSON each become a :class:`ParseError` that names the problem and never quotes the body (which may hold
+secrets), so a bad answer fails one call and nothing else.
 """
 
 from __future__ import annotations

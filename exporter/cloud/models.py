@@ -1,14 +1,9 @@
 """Lenient parsing of GetConsumerProgress answers into small frozen value objects.
 
-The documented schema and the live service disagree in ways no SDK handles: list wrappers
-(`TopicList.TopicList`, `OffsetList.OffsetList`) may arrive as a list, a single object, without
-the inner key, missing or null; numbers may be numeric strings; `state` is the only lower-case key
-and its value's case varies; the docs' sample adds a `GetConsumerProgressResponse` root. Parsing
-here accepts all of these and raises :class:`ParseError` only for what cannot be understood,
-so one odd answer fails one pair and never the process.
-
-Unknown values become ``None`` rather than sentinels: ``LastTimestamp`` -1 and negative offsets
-(no commit) are absent, never exported as -1.
+The documented schema and the live service disagree (list wrappers that arrive as a list, one object or
+nothing; numbers as strings; the case of ``state``), so parsing accepts every such shape and raises
+:class:`ParseError` only for what cannot be understood: one odd answer fails one pair, never the process.
+Unknown values become ``None``, never sentinels such as -1.
 """
 
 from __future__ import annotations

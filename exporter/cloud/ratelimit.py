@@ -1,32 +1,10 @@
 """A process-wide request-rate limit that never exceeds ``max_qps`` in any one-second window *at the server*.
 
-The cloud API counts requests per account and per second when they reach it, and answers the one
-over the limit with ``Throttling.User``. The moment a request reaches the server is not known to the
-client, but it is bounded: after the request started leaving, and before its answer's headers came
-back. So the limiter keeps, for each of the last ``floor(max_qps)`` requests, that upper bound (the
-time its answer arrived, or "not yet" while it is in flight), and lets a new request start only when
-the oldest of them was admitted more than a second ago *for certain*. Whatever the latency, stalls or
-arrival jitter, no one-second window at the server can then hold more than ``floor(max_qps)``
-requests. The price is one round trip per ``floor(max_qps)`` requests (a local round trip of 10 ms at
-20 qps costs 1%). A token bucket, by contrast, allows a burst of its capacity on top of the steady
-rate, and a window of start times alone is exact only for a client whose requests all take the same
-time to arrive. For rates below one per second the window stretches to ``1 / max_qps`` with one slot.
-Starts are also spaced ``1 / qps`` apart on a virtual schedule (a generic cell rate algorithm: each
-start moves the theoretical next start on by ``1 / qps``, from the time its caller arrived at the
-latest (less half a second of catch-up) or from the end of a pause; a start may come up to a quarter
-of ``1 / qps``, at most 10 ms, early). Calls queued behind a pause so do not leave at once, while a
-start that leaves late (a busy event loop, a descheduled process, a wait for the window) does not push
-every later start back: the ones behind it catch up, as far as the window allows.
-
-It also backs off when the service says it is over the account's limit (other processes of the
-same account count too): a throttling answer cuts the rate by a fifth and holds every caller for the
-server's retry-after; each success then gives back 2% of ``max_qps``, so a shared account settles on
-what is actually left for this process (additive increase, multiplicative decrease).
-
-So the rate enforced is a whole number of requests per second from 1 up (``floor``: 2.5 runs as 2,
-and 2.5 x 0.8 after a throttling answer as 2), and exact below 1. :attr:`RateLimiter.max_qps` and
-:attr:`RateLimiter.current_qps` report that enforced rate, never the unrounded one, so whatever plans
-with them (the poller's effective interval, its pacing) plans with what is actually admitted.
+The cloud counts an account's requests per second as they arrive and answers the excess with
+``Throttling.User``. A request starts only once the one ``floor(max_qps)`` requests before it was answered
+more than a second ago, which holds whatever the latency (a token bucket would allow bursts). Throttling
+answers cut the rate by a fifth and successes give 2% back, so a shared account settles on what is left
+for this process. The reasoning is in docs/scaling.md and docs/internals.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """HTTP for the cloud: how an answer is read, and the unsigned requests the credential providers send.
 
-Every answer is read whole by :func:`read_body`, however the network delivers it (in many pieces,
-slowly, over TLS records), with a running cap on the decompressed size and a deadline, so a gzip bomb
-stops at the cap and a trickling body at the timeout. Redirects are never followed
-(:func:`redirect_refused`): nothing signed and no token reaches another origin.
-
-:class:`PlainTransport` sends the two unsigned requests credentials need, STS ``AssumeRoleWithOIDC``
-(RRSA) and the ECS metadata service. One transport is built at start-up and handed to both the
-credential chain and the API client; while the client is open it lends the transport its session and
-its traffic counters, so those requests share the one connection pool and are counted with the API's.
-Before that (the start-up credentials check runs in its own short event loop) the transport opens a
-one-off session per request.
+:func:`read_body` reads every answer whole under a cap on the decompressed size and a deadline, so a gzip
+bomb stops at the cap and a trickling body at the timeout; redirects are never followed, so nothing signed
+and no token reaches another origin. One :class:`PlainTransport` serves both the API client (which lends it
+its session and counters while open) and the credential providers (STS and the ECS metadata service).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command-line flags (contract section 2), turned into a nested overrides mapping for the settings.
+"""Command-line flags, turned into a nested overrides mapping for the settings.
 
 Flags follow Prometheus exporter habits (``--web.listen-address``). A malformed ``--target`` is a
 configuration problem reported like any other (exit 2, one line naming it), not an argparse usage

@@ -1,18 +1,10 @@
 """Live reload: SIGHUP, or a change of the config file's content, applies a new configuration.
 
-The file is checked every ``reload.watch_interval`` by the SHA-256 of its bytes, not its mtime, so an
-editor's rewrite, a ``mv`` over it and a Kubernetes ConfigMap update (an atomic swap of the ``..data``
-symlink the mounted path points through) are all seen, and touching the file is not a change. A change
-is read again after a short pause and applied only when two reads agree, so a file caught half-written
-is not loaded.
-
-A new configuration is validated exactly as at start-up (same layers: the command line and the
-environment still override the file). An invalid one changes nothing: every problem is logged, naming
-the key, and ``config_last_reload_successful`` turns 0 until a good one loads. A valid one is applied
-in place: pairs that stay keep their snapshot entries, lag histories and status windows; removed pairs
-vanish; added pairs start pending. Keys that only a restart can change (the listen address, the API
-client's transport, credentials, lag estimation) keep their running values, and the reload logs which
-ones are waiting for a restart.
+The file is watched by the SHA-256 of its bytes, not its mtime, so an editor's rewrite, a ``mv`` and a
+Kubernetes ConfigMap swap are all seen, and a change is applied only once two reads agree. A new
+configuration is validated as at start-up, and an invalid one changes nothing. A valid one is applied in
+place (pairs that stay keep their history); keys only a restart can change keep their running values,
+and the log names them.
 """
 
 from __future__ import annotations

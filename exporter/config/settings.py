@@ -1,12 +1,9 @@
 """Configuration: one frozen, validated Settings object built from file, environment and flags.
 
-Precedence is command line > environment > config file > defaults (contract section 2). The three
-layers are read separately and merged, so when validation fails every problem can be reported as
-one line naming the key, the layer it came from and what is wrong, before anything starts. The
-environment is read through a pydantic-settings source given an explicit mapping, never
-``os.environ`` at import time, which keeps tests hermetic.
-
-Secrets never live here: credentials are configured as file paths only.
+Precedence is command line > environment > config file > defaults. The layers are read separately and
+merged, so every problem is reported as one line naming the key and the layer it came from, before
+anything starts. The environment comes from an explicit mapping, never ``os.environ`` at import time,
+which keeps tests hermetic. Secrets never live here: credentials are configured as file paths only.
 """
 
 from __future__ import annotations

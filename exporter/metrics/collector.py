@@ -1,17 +1,10 @@
 """Metric families: the only module that names metrics. Renders each pair's lines once, at poll time.
 
-Families follow contract section 4: data families carry ``instance_id`` and ``group`` (plus ``topic`` and
-``partition`` at their level), never ``region``/``instance``/``job``; unknown values are absent, never
-NaN, -1 or negative; no sample has a timestamp; ``granularity`` trims the finer levels.
-
-Every pair-derived family is a gauge, and a gauge's lines are the same bytes in the classic text format
-and in OpenMetrics, so :func:`pair_lines` renders a pair's lines once per poll and the exposition serves
-them in either format. The exporter's own families (counters, a histogram, info) are few and are rendered
-per format by prometheus_client through :class:`TailCollector`.
-
-With ``metrics.compat: kafka_exporter`` the same data is also exported under kafka_exporter's family and
-label names (``consumergroup`` instead of ``group``, plus ``instance_id``), so dashboards and alerts
-written for kafka_exporter keep working during a migration (mapping in docs/metrics.md).
+Data families carry ``instance_id`` and ``group`` (plus ``topic`` and ``partition`` at their level);
+unknown values are absent, never NaN or -1; no sample has a timestamp. Every pair-derived family is a
+gauge, whose lines are the same bytes in the text format and OpenMetrics, so they are written by hand once
+per poll (what makes scrapes cheap); the few self-metrics go through prometheus_client. With
+``metrics.compat: kafka_exporter`` kafka_exporter's names are added too (docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -1,34 +1,10 @@
 """Exposition bytes kept ready: each poll compresses its own lines, a scrape only joins them.
 
-When a poll result arrives, the pair's lines are rendered once (:func:`exporter.metrics.collector.pair_lines`)
-and each family's lines are stored as one gzip member, and nothing else. A gzip stream may consist of
-several members (RFC 1952) and Prometheus' and Python's readers decode them all, so the gzip body of
-a scrape is the family headers' members and the pairs' members joined in order: no rendering and no
-compression at scrape time, however many series there are, and the stored form is the compressed one
-(about a tenth of the text). The plain body, for a scraper that does not accept gzip, is decompressed
-from the same members when asked for.
-
-The end offset of a partition (and, with the kafka_exporter compat families, a topic's partition count)
-is one series however many groups read it, with the highest value they report; its line is rendered as
-part of one contributing pair (the lowest: its carrier), re-rendered when another contributor changes the
-value. The bookkeeping is per topic (its readers, sorted), not per partition: a hundred thousand
-partitions read by one group each would otherwise cost a dictionary each. A reader whose values change
-makes only the carrier render again; a change of readers or of the partitions they report may move any
-carrier of the topic, so all of its readers render again.
-The few families of the exporter itself are rendered per format by prometheus_client and cached until
-the state changes.
-
-The cardinality guard (``metrics.max_series``) works on the same members: a pair's families are
-grouped by the level they live at, so shedding a level of a pair is leaving some of its members out
-of the join, with no rendering. Series are counted at poll time (a running total), and only when the
-total exceeds the budget is a plan made: the pairs seen last lose their partition level first, then
-their topic level, then their group-level detail, until the rest fits; every pair keeps its core
-(``up``, last success, group lag, max time lag). A shared series stays while a pair that keeps its
-level reads it, and is carried by the lowest such pair. The plan's inputs are kept per pair at poll
-time (series per level, and how many shared series it is the oldest reader of: a shared series goes
-when its oldest reader is shed, the last of its readers in the order), so a plan is one pass over the
-pairs, and it is made again only when a pair, its counts or the shared keys it reads changed: the usual
-poll changes values only and keeps the plan.
+A pair's lines of each family are stored as one gzip member; a gzip stream may hold several members (RFC
+1952), so a scrape's body is the stored members joined, with no rendering or compression at scrape time.
+A series shared by pairs (a partition's end offset) is rendered once, by the lowest pair that reads it. The
+cardinality guard (``metrics.max_series``) sheds by leaving members out of the join, the pairs seen last
+losing their finest levels first. Details in docs/internals.md and docs/performance.md.
 """
 
 from __future__ import annotations

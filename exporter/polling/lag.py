@@ -1,24 +1,9 @@
 """Time lag: how old the oldest unconsumed message of a partition is, estimated from offset history.
 
-Every successful poll of any group adds a point (BrokerOffset, time) to its partition's history, so
-groups reading the same partition share (and densify) one history. Message ``c`` (the first one not
-consumed) was produced when the end offset passed ``c``, i.e. reached ``c + 1``; the estimate finds
-the two points around ``c + 1`` and interpolates. The rules, in docs/lag.md:
-
-- lag 0 -> 0 s;
-- inside the history: linear interpolation between the points around ``c + 1``. Flat stretches keep
-  their first and last sighting, so an idle stretch never divides by zero and a message produced after
-  it is dated after it;
-- below the history (a consumer replaying from far back, or a fresh exporter): extrapolate with the
-  history's mean rate, but never earlier than ``LastTimestamp`` and never older than ``max_age``; with
-  no rate and no LastTimestamp, the age of the oldest point is a lower bound and is used; with a single
-  point and no LastTimestamp there is no estimate (absent);
-- always at most ``now - LastTimestamp`` when LastTimestamp is known (message ``c`` was produced after
-  message ``c - 1``), at most ``max_age``, never negative, NaN or infinite.
-
-Memory is bounded: at most ``max_points`` points per partition (past it, an inner point goes, the one
-whose gap is smallest relative to its age, so the history keeps its span), points older than
-``history`` are dropped (keeping two), and partitions not seen for ``history`` are forgotten.
+Every successful poll adds a point (end offset, time) to its partition's history, shared by all groups
+that read it. The first unconsumed message ``c`` was produced when the end offset reached ``c + 1``, so the
+estimate interpolates the history around ``c + 1``, extrapolates below it within bounds, and never exceeds
+``now - LastTimestamp`` or ``max_age``. Memory is bounded per partition. The rules are in docs/lag.md.
 """
 
 from __future__ import annotations

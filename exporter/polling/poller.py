@@ -1,23 +1,10 @@
 """The asyncio scheduler: every pair once per interval, spread evenly, never overlapping itself.
 
-One loop walks the pairs round-robin and starts one poll per slot; each poll runs in its own task,
-so a slow or failing pair never delays another (they share only the client's rate and concurrency
-limits), and a pair still in flight when its slot comes round is skipped instead of polled twice.
-
-The slot is ``effective_interval / pairs``. When the rate limit cannot poll every pair within the
-configured interval (``pairs / max_qps`` is longer), the effective interval stretches to that, is
-exported, and is logged once; when throttling answers make the client back off, it stretches further
-with the limiter's current rate. Both are the rates the limiter enforces (whole requests per second
-from 1 up: ``max_qps`` 2.5 plans with 2), never the configured fraction. In that rate-bound mode
-(and for pairs never polled yet, so ``/readyz`` turns 200 after ``pairs / max_qps`` seconds rather
-than a whole interval) the limiter sets the pace: a poll is started every ``1 / current_qps`` seconds
-as long as at most two calls wait at the limiter (``backlog``), so its queue is never empty and never
-long, and a round takes what the limiter admits rather than a planned slot plus whatever the loop lost.
-Pairs can be added and removed while running (discovery, config reload), and the interval changed.
-
-Results are folded into an immutable :class:`~exporter.polling.snapshot.Snapshot`, swapped in whole. A failure
-keeps the pair's last data (``up`` 0) until ``stale_after`` has passed since its last success, then
-drops it. A failure is logged once when it starts or its error code changes, and recovery once.
+Each poll runs in its own task, so a slow or failing pair never delays another, and a pair still in flight
+when its slot comes round is skipped. When the rate limit cannot poll every pair within the interval, the
+effective interval stretches (exported and logged) and the limiter sets the pace. Results are folded into
+an immutable :class:`~exporter.polling.snapshot.Snapshot` swapped in whole; a failing pair keeps its last
+data (``up`` 0) until ``stale_after``.
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """Keeps the exporter's long-running tasks alive: a task that dies is logged and started again.
 
-The poller, the instance catalog, target discovery and the config watcher each run for the life of
-the process. Each already turns the failures it knows (API errors, unreadable answers) into logged
-failures that keep the last good data; what escapes them is a bug or something nobody foresaw. That
-must not end the process (on Kubernetes a crash becomes a CrashLoopBackOff, and every series goes with
-it), so :func:`supervise` runs a task, and when it raises (or returns, which these loops never should)
-logs one line naming the task and the exception, waits, and runs it again. The wait doubles from one
-second to a minute while the task keeps dying, and starts again from one second once a run has lasted
-a while. Only cancellation (a stop signal) ends it.
-
-Log lines carry the exception's type and message only; the traceback is added when the log level is
-debug, so logfmt and JSON logs stay one line per event.
+The poller, catalog, discovery and config watcher handle the failures they know; what escapes them is a
+bug, and it must not end the process (on Kubernetes: a CrashLoopBackOff, and every series gone). So
+:func:`supervise` logs one line and runs the task again, waiting from one second, doubling up to a minute
+while it keeps dying. Only cancellation ends it.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """Request authentication as the Alibaba Cloud API gateway does it: v1 (HMAC-SHA1) and v3 (ACS3).
 
-The simulator must reject what the real service rejects, so a client that passes here is right
-against the cloud: wrong signatures, unknown keys, timestamps outside the 15-minute window,
-reused nonces, missing or wrong STS tokens. Each refusal is a :class:`GatewayError` with the code
-and HTTP status from the gateway's published error tables.
-
-Strict signing (the default) applies the V3 document's rule in full: every ``host``,
-``content-type`` and ``x-acs-*`` header that was sent must be listed in ``SignedHeaders``
+The simulator rejects what the real service rejects (wrong signatures, unknown keys, timestamps outside the
+15-minute window, reused nonces, bad STS tokens) with the gateway's published codes and statuses, so a
+client that passes here is right against the cloud. Strict signing requires every ``host``,
+``content-type`` and ``x-acs-*`` header sent to be signed, as the V3 document says
 (https://www.alibabacloud.com/help/en/sdk/product-overview/v3-request-structure-and-signature).
-A refusal is ``IncompleteSignature`` (HTTP 400): the signature is not wrong over what it lists, it
-leaves out what the request carries; ``SignatureDoesNotMatch`` would tell the client its secret or
-canonicalisation is at fault. ``strict = False`` exempts ``content-type``, as a lenient gateway might.
 """
 
 from __future__ import annotations

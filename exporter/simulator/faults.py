@@ -1,13 +1,9 @@
 """Fault rules: the ways the real service (or the network in between) misbehaves, on demand.
 
-A rule matches requests by action, instance and group, fires a fixed number of times or with a
-probability (from the simulator's seeded RNG, so runs repeat), and changes the answer: an error
-status, a delay, a dropped connection, a broken body, an expired STS token, a gateway clock that
-disagrees with the client's, one of the response shapes the documentation and real XML-to-JSON
-conversion produce, or what a hostile network does: an answer delivered in pieces with pauses, a
-redirect to another origin, a small gzip body that expands past any sane size. The hostile kinds send
-what a broken proxy or a hostile server could: JSON nested 100,000 deep, bytes that are not UTF-8,
-numbers past any integer type, values of the wrong type, an empty body.
+A rule matches requests by action, instance and group, fires a fixed number of times or with a seeded
+probability (so runs repeat), and spoils the answer: an error, a delay, a dropped connection, a clock off,
+an odd but documented shape, or what a hostile network sends (slow pieces, redirects, gzip bombs, deep or
+broken JSON). The kinds are listed in docs/simulator.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """The simulator's HTTP face: the API gateway at ``/`` and its own controls under ``/_sim/``.
 
-``/`` behaves like ``alikafka.<region>.aliyuncs.com``: POST or GET, RPC parameters in the query
-string or a form body, authentication first, then flow control, then the action. ``/_sim/truth``
-returns the true lag of every partition, ``/_sim/faults`` adds or clears fault rules and
-``/_sim/clock`` sets how far the gateway's clock is off (``{"offset": seconds}``, positive: ahead),
-which moves both its timestamp check and its ``Date`` header, as a server with a wrong clock (or a
-client with one) would; they need no signature, since no real client calls them.
-
-A network is not one write per answer: ``build_app(write_pieces=N, piece_pause=S)`` (and the
-``slow_body`` fault for chosen requests) sends every answer, also STS's and the metadata service's
-mounted on the same app, in N writes with S seconds between them, as a WAN or TLS records deliver it.
+``/`` behaves like ``alikafka.<region>.aliyuncs.com``: authentication, then flow control, then the action.
+``/_sim/truth``, ``/_sim/faults`` and ``/_sim/clock`` expose the true lag, the fault rules and the
+gateway's clock offset, unsigned since no real client calls them. ``build_app(write_pieces=N,
+piece_pause=S)`` sends every answer in pieces, as a WAN or TLS records deliver it.
 """
 
 from __future__ import annotations

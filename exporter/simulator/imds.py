@@ -1,20 +1,9 @@
 """A simulated ECS instance metadata service: the RAM role's credentials, IMDSv2 tokens, hardened mode.
 
-Paths and headers as documented for ``100.100.100.200``: ``PUT /latest/api/token`` with
-``X-aliyun-ecs-metadata-token-ttl-seconds`` (1-21600) returns a token; ``GET
-/latest/meta-data/ram/security-credentials/`` names the instance's role; ``GET .../<role>``
-returns ``AccessKeyId``, ``AccessKeySecret``, ``SecurityToken``, ``Expiration``, ``LastUpdated`` and
-``Code: "Success"``. With ``require_token`` (the instance's "security hardening mode",
-``HttpTokens=required``) a request without a valid token is refused; ``v2_supported=False`` plays an
-old service that has no token endpoint.
-
-The statuses of refusals are not published by Alibaba Cloud; these follow the usual IMDSv2
-convention: 400 for a missing or out-of-range TTL header, 401 for a missing (hardened mode),
-unknown or expired token, 403 for a token request carrying ``X-Forwarded-For`` (a proxied
-request), 404 for an unknown path or role. Credentials rotate like the real ones: the same key is
-served until less than 60% of its lifetime is left, then a new one is issued and registered with
-the simulated gateway (the old one stays valid until it expires). A hostile fault rule whose
-``action`` is ``ECSMetadata`` spoils the credentials document.
+Paths and headers follow the documented ``100.100.100.200`` service; ``require_token`` plays the
+instance's security hardening mode and ``v2_supported=False`` an old service without a token endpoint.
+Alibaba Cloud does not publish the statuses of refusals, so these follow the usual IMDSv2 convention
+(docs/simulator.md). Credentials rotate like the real ones and are registered with the simulated gateway.
 """
 
 from __future__ import annotations

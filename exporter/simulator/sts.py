@@ -1,19 +1,10 @@
 """A simulated STS ``AssumeRoleWithOIDC`` and the OIDC provider whose tokens it trusts (RRSA on ACK).
 
-Tests issue a pod's service-account token with :meth:`StsService.issue_oidc_token` (a JWT whose
-signature only this simulator can check), write it where the exporter's
-``ALIBABA_CLOUD_OIDC_TOKEN_FILE`` points, and point ``credentials.sts_endpoint`` here. The answer
-has the documented shape (``Credentials``, ``AssumedRoleUser``, ``OIDCTokenInfo``); the key pair it
-issues is registered with the simulated gateway with its security token and expiry, so the
-gateway refuses it without the token, with a wrong one, or once expired.
-
-Refusals use the codes and HTTP statuses of the STS error table
-(https://help.aliyun.com/zh/ram/developer-reference/api-sts-2015-04-01-errorcodes): 401
-``AuthenticationFail.OIDCToken.*`` for bad tokens, ``AuthenticationFail.NoPermission`` for an
-unknown OIDC provider, 400 ``InvalidParameter.*`` for bad parameters. A hostile fault rule whose
-``action`` is ``AssumeRoleWithOIDC`` spoils the answer (see ``hostile_rule`` in the faults module).
-``session_lifetime`` is a test knob with no cloud counterpart: it shortens every issued credential
-(real STS issues exactly ``DurationSeconds``, at least 900 s), so refresh can be tested in seconds.
+Tests issue a service-account token with :meth:`StsService.issue_oidc_token`; the key pair STS answers
+with is registered with the simulated gateway with its token and expiry. Refusals use the codes and
+statuses of the STS error table
+(https://help.aliyun.com/zh/ram/developer-reference/api-sts-2015-04-01-errorcodes). ``session_lifetime``
+is a test knob with no cloud counterpart: it shortens issued credentials so refresh is tested in seconds.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """The instance catalog: names, series and editions of the polled instances, for ``alikafka_instance_info``.
 
-Its source is GetInstanceList, one call per region of the polled pairs, and it makes none that
-discovery already makes: a region that ``instances: all`` lists is described from discovery's own
-answers (:meth:`InstanceCatalog.observe`, called with every listing discovery gets), and only the
-other regions (explicit instance ids) are listed by the catalog itself, at start and then every
-``discovery.refresh`` (the same cadence), through the same client and rate limit as the polls. The
-regions are those of the pairs polled now: a region a reload removes is no longer called.
-
-The answer is descriptive only: when a call fails (for example a RAM policy without
-``alikafka:ListInstance``) the last known answer stays, the failure is logged once, and lag polling
-is unaffected.
+It calls GetInstanceList only for the regions discovery does not already list (it reuses discovery's
+answers), at start and every ``discovery.refresh``, through the same client and rate limit as the polls.
+It is descriptive only: a failing call (say, a RAM policy without ``alikafka:ListInstance``) keeps the
+last answer and never affects lag polling.
 """
 
 from __future__ import annotations

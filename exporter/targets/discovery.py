@@ -1,17 +1,9 @@
 """Which pairs to poll: configured ones, plus those ``groups: all`` and ``instances: all`` find.
 
-``instances: all`` lists a region's instances that serve (GetInstanceList): every state but those in
-which an instance cannot answer (not deployed yet, deploying, stopped, expired, released; the mapping of
-``ViewInstanceStatusCode`` and the deprecated ``ServiceStatus`` and its sources are beside the parser),
-so an instance being upgraded, migrated or scaled keeps its series;
-``groups: all`` lists an instance's consumer groups page by page (GetConsumerList), filtered by
-``group_allow``/``group_deny``. Listing happens at start and every ``discovery.refresh``, through the
-same client and rate limit as the polls, so new groups appear and deleted ones disappear without a
-restart. Each GetInstanceList answer also goes to the instance catalog (``on_instances``), which so
-makes no call of its own for these regions. When a listing fails, the pairs it found last time are
-kept (and the failure logged once): a flaky listing must not make series vanish. ``--shard I/N``
-keeps the pairs whose stable hash falls in shard I, so N replicas share an account's pairs with no
-overlap and no gap.
+``instances: all`` lists a region's serving instances (GetInstanceList), ``groups: all`` an instance's
+consumer groups (GetConsumerList, filtered by ``group_allow``/``group_deny``), at start and every
+``discovery.refresh``, under the polls' rate limit. A failed listing keeps what the last one found, so a
+flaky listing never makes series vanish. ``--shard I/N`` keeps the pairs whose stable hash is in shard I.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """HTTP basic auth against bcrypt hashes, as the exporter-toolkit's ``basic_auth_users`` stores them.
 
-bcrypt is deliberately slow (tens of milliseconds at cost 10), and Prometheus sends the same
-credentials on every scrape, so a successful check is remembered under a SHA-256 of (user,
-password, stored hash): changing the password or the hash misses the cache, and the cache holds no
-password. Failures are not cached. Identical requests arriving together (a burst of scrapers with
-the same credentials) share one check. Unknown users are checked against a real stored hash too, so
-an unknown name costs the same time as a wrong password and names cannot be probed by timing;
-bcrypt compares in constant time. The checks run in worker threads, at most ``parallel`` at once,
-so a flood of wrong passwords cannot stall the event loop or every scrape behind it. A password
-longer than bcrypt's 72 bytes is refused, never compared by its first 72 bytes.
+bcrypt is slow by design and Prometheus sends the same credentials on every scrape, so a success is cached
+under a hash of (user, password, stored hash), never the password; failures are not cached. An unknown
+user costs as much as a wrong password (names cannot be probed by timing), and checks run in at most
+``parallel`` worker threads, so a flood of wrong passwords cannot stall the event loop.
 """
 
 from __future__ import annotations

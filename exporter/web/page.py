@@ -1,15 +1,9 @@
 """The status page at ``/``: what an operator opens first when a lag alert fires.
 
-It renders one immutable :class:`~exporter.polling.snapshot.Snapshot` (never the API, never a lock), so it
-costs the same whether the cloud answers or not. The page is one self-contained HTML document:
-inline CSS for light and dark schemes, no script, no external asset, so it works offline, behind
-the web config's auth and under a strict content security policy. Every value from outside (group
-and instance names are user data, error messages come from the API) is HTML-escaped.
-
-Big fleets stay cheap: problems sort first and the target table stops after ``max_rows`` rows with a
-count of the rest; those rows and the worst groups are picked with bounded heaps, not a full sort
-(2,000 pairs render in about 10 ms, 20,000 in about 50 ms; docs/status-page.md). The same facts
-are available as JSON (:func:`as_json`) for scripts.
+It renders one immutable :class:`~exporter.polling.snapshot.Snapshot`, never the API, so it costs the same
+whether the cloud answers or not. It is one self-contained HTML document (inline CSS, no script, no
+external asset) that works offline and under a strict content security policy; every outside value is
+escaped. Problems sort first, big fleets stay cheap (docs/status-page.md); :func:`as_json` is for scripts.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """The HTTP side: routes and content negotiation. The only module that knows routes.
 
-Handlers read the latest snapshot and cached exposition bytes; none of them waits on the cloud
-API. ``/healthz`` is cheap and only says the process serves; ``/readyz`` turns 200 once every pair
-has been polled once, so a rollout does not route scrapes to an exporter with nothing to say.
-
-Access control from the web config (:class:`Access`) wraps every route, ``/healthz`` included, as
-the exporter-toolkit does: an unauthenticated client learns nothing, not even that it is alive.
-Every response carries ``X-Content-Type-Options: nosniff`` and no version banner; the status page
-also a content security policy that allows its one inline style sheet and nothing else. Headers set
-in the web config come last and win.
+Handlers read the latest snapshot and cached exposition bytes: scrapes never wait on the cloud API.
+``/readyz`` turns 200 once every pair has been polled once. Access control from the web config wraps every
+route, ``/healthz`` included, as the exporter-toolkit does, so an unauthenticated client learns nothing.
 """
 
 from __future__ import annotations

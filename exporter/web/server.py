@@ -1,16 +1,9 @@
 """The listening socket and its limits: what a slow, hostile or broken client can cost the exporter.
 
-aiohttp parses requests; this module bounds everything around that: request line and header
-sizes, how long a connection may take to send its request (slowloris), the TLS handshake time and
-the number of open connections. It also replaces aiohttp's per-request error traceback (logger
-``aiohttp.server``, one per malformed request) with one warning line per interval that counts
-what happened, so a port scanner or a client sending junk cannot flood the log.
-
-The connection cap counts every connection from the moment it is accepted: with TLS, the
-handshake runs here (``loop.start_tls``) rather than inside asyncio's server, so connections that
-open TCP and never finish a handshake hold a counted slot (for at most ``handshake_timeout``)
-instead of file descriptors nobody counts. Every response, aiohttp's own error answers included,
-carries ``X-Content-Type-Options: nosniff`` and a ``Server`` header without versions.
+aiohttp parses requests; this module bounds the header sizes, the time to send a request (slowloris), the
+TLS handshake and the number of open connections, counted from accept (the handshake runs here, so a
+half-open TLS connection holds a counted slot). aiohttp's per-request error tracebacks become one counting
+warning per interval, so junk traffic cannot flood the log.
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """The ``--web.config.file``: TLS, client certificates and basic auth, in the exporter-toolkit format.
 
-The file has the same keys as the Prometheus exporter-toolkit's web configuration, so one file
-works for this exporter and the Go exporters next to it. It is read and validated once at start-up:
-unknown keys, bad values, missing files, a certificate that does not match its key and cipher
-names Python's ``ssl`` cannot apply are all reported as ``web.config.file: KEY: problem`` lines
-(exit 2). Relative paths are relative to the file's directory, as in the toolkit.
-
-Where Python's ``ssl`` cannot do what Go's ``crypto/tls`` does, the key is refused with a reason
-rather than accepted and ignored: ``RequestClientCert``/``RequireAnyClientCert`` (accepting a client
-certificate without verifying it), ``curve_preferences`` (no curve list API) and inline ``cert``/
-``key``. ``http2`` is accepted; the server speaks HTTP/1.1 only (aiohttp has no HTTP/2).
-
-Certificates are read once, when the file is loaded, and reloaded while serving by
-:class:`CertificateReloader`, see there.
+The same keys as the Prometheus exporter-toolkit's, so one file serves this exporter and the Go exporters
+beside it. It is validated once at start-up, every problem reported as ``web.config.file: KEY: problem``
+(exit 2). Where Python's ``ssl`` cannot do what Go's ``crypto/tls`` does, the key is refused with a reason
+rather than accepted and ignored.
 """
 
 from __future__ import annotations
