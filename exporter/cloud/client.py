@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -73,6 +73,7 @@ _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 20.0
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ApiOptions(Protocol):
@@ -100,6 +101,23 @@ class ApiResponse:
 
     body: Mapping[str, Any]
     request_id: str | None
+
+
+class ApiCaller(Protocol):
+    """What callers of the API need of the client (:class:`AlikafkaClient` satisfies it)."""
+
+    async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse: ...
+
+
+def parsed(response: ApiResponse, parse: Callable[[Mapping[str, Any]], T]) -> T:
+    """``parse`` applied to an answer's body; a body of the wrong shape is a :class:`MalformedResponseError`
+    that carries the answer's RequestId (it came with HTTP 200)."""
+    try:
+        return parse(response.body)
+    except ParseError as exc:
+        raise MalformedResponseError(
+            "malformed_response", str(exc), request_id=response.request_id, http_status=200
+        ) from None
 
 
 def retry_after_seconds(header: str | None) -> float | None:
@@ -178,12 +196,7 @@ class AlikafkaClient:
         if self._options.hide_last_timestamp:
             params["HideLastTimestamp"] = "true"
         response = await self.call("GetConsumerProgress", region, params)
-        try:
-            return parse_consumer_progress(response.body), response.request_id
-        except ParseError as exc:
-            raise MalformedResponseError(
-                "malformed_response", str(exc), request_id=response.request_id, http_status=200
-            ) from None
+        return parsed(response, parse_consumer_progress), response.request_id
 
     async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse:
         """Call ``action`` with retries; raises an :class:`~exporter.cloud.errors.ApiError` subclass."""
