@@ -42,7 +42,8 @@ from exporter.targets.discovery import Discovery
 from exporter.targets.live import LiveTargets
 from exporter.targets.pair import Pair
 from exporter.web import routes as web
-from exporter.web.webconfig import TlsError, WebConfig
+from exporter.web.tls import TlsError
+from exporter.web.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
