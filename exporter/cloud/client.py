@@ -47,6 +47,7 @@ from yarl import URL
 
 from exporter import __version__
 from exporter.cloud import signing
+from exporter.cloud.backoff import full_jitter
 from exporter.cloud.credentials import CredentialProvider, Credentials, CredentialsError, iso_utc
 from exporter.cloud.decoding import decode_object, lookup, scalar
 from exporter.cloud.errors import (
@@ -208,9 +209,7 @@ class AlikafkaClient:
                 retry_nonce = exc.code == "SignatureNonceUsed" and attempt == 0
                 if attempt + 1 >= attempts or not (exc.retryable or retry_nonce):
                     raise
-                delay = self._rng.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
-                if exc.retry_after is not None:
-                    delay = max(delay, exc.retry_after)
+                delay = full_jitter(self._rng, attempt, _BACKOFF_BASE, _BACKOFF_CAP, exc.retry_after)
                 log.debug(
                     "retrying API call",
                     extra={"action": action, "code": exc.code, "attempt": attempt + 1, "delay_s": round(delay, 3)},
