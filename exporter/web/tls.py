@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.config.secret_files import PermissionCheck
+from exporter.config.secret_files import FileStamp, PermissionCheck, file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +28,13 @@ class TlsError(Exception):
         self.key = key
 
 
-def _stat_key(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int, int], ...]:
+def _stat_key(paths: tuple[Path, ...]) -> tuple[FileStamp, ...]:
     keys = []
     for path in paths:
         try:
-            st = os.stat(path)
+            keys.append(file_stamp(path))
         except OSError:
             keys.append((0, 0, 0, 0))
-        else:
-            keys.append((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
     return tuple(keys)
 
 
@@ -59,7 +56,7 @@ class CertificateReloader:
         self._paths = tuple(p for p in (cert_file, key_file, client_ca_file) if p is not None)
         self._key = _stat_key(self._paths)
         self._context = build()
-        self._failed: tuple[tuple[int, int, int, int], ...] | None = None
+        self._failed: tuple[FileStamp, ...] | None = None
         self._permissions = PermissionCheck()
         self._check_key_file()
 
