@@ -23,7 +23,7 @@ from typing import Protocol, TextIO, runtime_checkable
 from yarl import URL
 
 from exporter import __version__, logs
-from exporter.cloud.client import AlikafkaClient, ApiOptions
+from exporter.cloud.client import AlikafkaClient, ApiCaller, ApiOptions
 from exporter.cloud.credentials import CredentialProvider
 from exporter.cloud.ratelimit import RateLimiter, enforced_rate
 from exporter.cloud.stats import ApiStats
@@ -38,11 +38,12 @@ from exporter.polling.poller import Poller
 from exporter.polling.status import StatusOptions
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
-from exporter.targets.discovery import ApiCaller, Discovery
+from exporter.targets.discovery import Discovery
 from exporter.targets.live import LiveTargets
 from exporter.targets.pair import Pair
 from exporter.web import routes as web
-from exporter.web.webconfig import TlsError, WebConfig
+from exporter.web.tls import TlsError
+from exporter.web.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from yarl import URL
 
 from exporter import __version__
 from exporter.cloud import signing
+from exporter.cloud.backoff import full_jitter
 from exporter.cloud.credentials import CredentialProvider, Credentials, CredentialsError, iso_utc
 from exporter.cloud.decoding import decode_object, lookup, scalar
 from exporter.cloud.errors import (
@@ -53,6 +54,7 @@ _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 20.0
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ApiOptions(Protocol):
@@ -80,6 +82,23 @@ class ApiResponse:
 
     body: Mapping[str, Any]
     request_id: str | None
+
+
+class ApiCaller(Protocol):
+    """What callers of the API need of the client (:class:`AlikafkaClient` satisfies it)."""
+
+    async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse: ...
+
+
+def parsed(response: ApiResponse, parse: Callable[[Mapping[str, Any]], T]) -> T:
+    """``parse`` applied to an answer's body; a body of the wrong shape is a :class:`MalformedResponseError`
+    that carries the answer's RequestId (it came with HTTP 200)."""
+    try:
+        return parse(response.body)
+    except ParseError as exc:
+        raise MalformedResponseError(
+            "malformed_response", str(exc), request_id=response.request_id, http_status=200
+        ) from None
 
 
 def retry_after_seconds(header: str | None) -> float | None:
@@ -158,12 +177,7 @@ class AlikafkaClient:
         if self._options.hide_last_timestamp:
             params["HideLastTimestamp"] = "true"
         response = await self.call("GetConsumerProgress", region, params)
-        try:
-            return parse_consumer_progress(response.body), response.request_id
-        except ParseError as exc:
-            raise MalformedResponseError(
-                "malformed_response", str(exc), request_id=response.request_id, http_status=200
-            ) from None
+        return parsed(response, parse_consumer_progress), response.request_id
 
     async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse:
         """Call ``action`` with retries; raises an :class:`~exporter.cloud.errors.ApiError` subclass."""
@@ -175,9 +189,7 @@ class AlikafkaClient:
                 retry_nonce = exc.code == "SignatureNonceUsed" and attempt == 0
                 if attempt + 1 >= attempts or not (exc.retryable or retry_nonce):
                     raise
-                delay = self._rng.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
-                if exc.retry_after is not None:
-                    delay = max(delay, exc.retry_after)
+                delay = full_jitter(self._rng, attempt, _BACKOFF_BASE, _BACKOFF_CAP, exc.retry_after)
                 log.debug(
                     "retrying API call",
                     extra={"action": action, "code": exc.code, "attempt": attempt + 1, "delay_s": round(delay, 3)},

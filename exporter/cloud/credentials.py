@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from exporter.config.secret_files import PermissionCheck, peek_secret_file
+from exporter.config.secret_files import FileStamp, PermissionCheck, file_stamp, peek_secret_file
 
 ENV_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 - a variable name, not a secret
@@ -150,14 +150,14 @@ FILE_KEYS = ("access_key_id_file", "access_key_secret_file", "security_token_fil
 class FileProvider:
     """Key files mounted from a Kubernetes Secret; re-read when any of them changes.
 
-    A change is detected by (mtime, size, inode) of each file, checked on every :meth:`get`: a
+    A change is detected by each file's stamp (device, inode, mtime, size), checked on every :meth:`get`: a
     ``stat`` per API call is negligible next to the HTTPS round trip, and Kubernetes swaps Secret
     volumes through a symlink, which changes the inode.
     """
 
     def __init__(self, id_file: Path, secret_file: Path, token_file: Path | None) -> None:
         self._files = (id_file, secret_file, token_file)
-        self._stamp: tuple[tuple[float, int, int], ...] | None = None
+        self._stamp: tuple[FileStamp, ...] | None = None
         self._credentials: Credentials | None = None
         self._permissions = PermissionCheck()
 
@@ -167,16 +167,15 @@ class FileProvider:
         names = ", ".join(str(f) for f in self._files if f is not None)
         return f"files ({names})"
 
-    def _stat(self) -> tuple[tuple[float, int, int], ...]:
+    def _stat(self) -> tuple[FileStamp, ...]:
         stamps = []
         for path in self._files:
             if path is None:
                 continue
             try:
-                st = path.stat()
+                stamps.append(file_stamp(path))
             except OSError as exc:
                 raise CredentialsError(f"cannot read credentials file {path}: {exc.strerror}") from None
-            stamps.append((st.st_mtime, st.st_size, st.st_ino))
         return tuple(stamps)
 
     async def get(self) -> Credentials:

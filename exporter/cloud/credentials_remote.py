@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from exporter.cloud.backoff import full_jitter
 from exporter.cloud.credentials import Credentials, CredentialsError, RefreshingProvider, Secret, iso_utc
 from exporter.cloud.decoding import ParseError, decode_object, kind, lookup, scalar
 from exporter.cloud.errors import ApiError
@@ -51,6 +52,9 @@ _ROLE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # token is about a kilobyte; a value with a line break or a megabyte is not a credential.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,8192}")
 _RETRYABLE_CODES = ("Throttling", "ServiceUnavailable", "InternalError")
+# The credentials requests' retry waits: 0.5 s doubling, at most 5 s (a refresh has the margin to spare).
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +214,7 @@ class _Retrying(RefreshingProvider):
             except RemoteCredentialsError as exc:
                 if not exc.transient or attempt + 1 >= attempts:
                     raise
-                delay = self._rng.uniform(0, min(5.0, 0.5 * 2**attempt))
+                delay = full_jitter(self._rng, attempt, _BACKOFF_BASE, _BACKOFF_CAP)
                 log.debug("retrying credentials request", extra={"source": self.source, "attempt": attempt + 1,
                                                                  "delay_s": round(delay, 3), "error": str(exc)})
                 await self._sleep(delay)

@@ -86,10 +86,15 @@ def kind(value: Any) -> str:
 
 
 def lookup(body: Mapping[str, Any], name: str) -> Any:
-    """Read ``Code``/``code``, ``RequestId``/``requestId`` and the like."""
+    """A key as documented (``Code``, ``RequestId``), else in any other letter case (``code``,
+    ``requestId``); None when absent."""
     if name in body:
         return body[name]
-    return body.get(name[0].lower() + name[1:])
+    lowered = name.lower()
+    for key, value in body.items():
+        if isinstance(key, str) and key.lower() == lowered:
+            return value
+    return None
 
 
 def scalar(value: Any, limit: int | None = 300) -> str | None:

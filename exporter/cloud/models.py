@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.cloud.decoding import ParseError, kind
+from exporter.cloud.decoding import ParseError, kind, lookup
 
 __all__ = ["ParseError"]  # defined with the decoding step every answer passes; raised here for shapes too
 
@@ -190,17 +190,6 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _field(obj: Mapping[str, Any], name: str) -> Any:
-    """Look a key up as documented, falling back to other letter cases."""
-    if name in obj:
-        return obj[name]
-    lowered = name.lower()
-    for key, value in obj.items():
-        if isinstance(key, str) and key.lower() == lowered:
-            return value
-    return None
-
-
 def _require_mapping(value: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ParseError(f"{what}: expected an object, got {kind(value)}")
@@ -221,53 +210,53 @@ def normalise_state(value: Any) -> str:
 
 def _partition(raw: Any, topic: str) -> PartitionProgress:
     obj = _require_mapping(raw, f"topic {_describe(topic)} OffsetList entry")
-    partition = as_int(_field(obj, "Partition"), f"topic {_describe(topic)} Partition")
+    partition = as_int(lookup(obj, "Partition"), f"topic {_describe(topic)} Partition")
     if partition is None or partition < 0:
         raise ParseError(f"topic {_describe(topic)}: an OffsetList entry has no valid Partition")
     where = f"topic {_describe(topic)} partition {partition}"
     return PartitionProgress(
         partition=partition,
-        broker_offset=_non_negative(_field(obj, "BrokerOffset"), f"{where} BrokerOffset"),
-        consumer_offset=_non_negative(_field(obj, "ConsumerOffset"), f"{where} ConsumerOffset"),
-        last_timestamp_ms=_timestamp_ms(_field(obj, "LastTimestamp"), f"{where} LastTimestamp"),
-        member_id=_shared_text(_field(obj, "MemberId")),
-        client_id=_shared_text(_field(obj, "ClientId")),
-        client_ip=_shared_text(_field(obj, "ClientIp")),
-        accumulate=_non_negative(_field(obj, "Accumulate"), f"{where} Accumulate"),
+        broker_offset=_non_negative(lookup(obj, "BrokerOffset"), f"{where} BrokerOffset"),
+        consumer_offset=_non_negative(lookup(obj, "ConsumerOffset"), f"{where} ConsumerOffset"),
+        last_timestamp_ms=_timestamp_ms(lookup(obj, "LastTimestamp"), f"{where} LastTimestamp"),
+        member_id=_shared_text(lookup(obj, "MemberId")),
+        client_id=_shared_text(lookup(obj, "ClientId")),
+        client_ip=_shared_text(lookup(obj, "ClientIp")),
+        accumulate=_non_negative(lookup(obj, "Accumulate"), f"{where} Accumulate"),
     )
 
 
 def _topic(raw: Any) -> TopicProgress:
     obj = _require_mapping(raw, "TopicList entry")
-    name = _field(obj, "Topic")
+    name = lookup(obj, "Topic")
     if not isinstance(name, str) or not name:
         raise ParseError("a TopicList entry has no Topic name")
     name = sys.intern(name)  # the same on every poll, and the key of its series
     partitions: dict[int, PartitionProgress] = {}
-    for entry in as_list(_field(obj, "OffsetList"), "OffsetList"):
+    for entry in as_list(lookup(obj, "OffsetList"), "OffsetList"):
         parsed = _partition(entry, name)
         partitions[parsed.partition] = parsed  # a repeated partition: the last one wins
     return TopicProgress(
         topic=name,
-        total_diff=_non_negative(_field(obj, "TotalDiff"), f"topic {_describe(name)} TotalDiff"),
-        last_timestamp_ms=_timestamp_ms(_field(obj, "LastTimestamp"), f"topic {_describe(name)} LastTimestamp"),
+        total_diff=_non_negative(lookup(obj, "TotalDiff"), f"topic {_describe(name)} TotalDiff"),
+        last_timestamp_ms=_timestamp_ms(lookup(obj, "LastTimestamp"), f"topic {_describe(name)} LastTimestamp"),
         partitions=tuple(partitions[k] for k in sorted(partitions)),
     )
 
 
 def _rebalance(raw: Any) -> RebalanceInfo:
     obj = _require_mapping(raw, "RebalanceInfoList entry")
-    stamp = _timestamp_ms(_field(obj, "LastRebalanceTimestamp"), "LastRebalanceTimestamp")
-    took = _non_negative(_field(obj, "RebalanceTimeConsuming"), "RebalanceTimeConsuming")
-    success = _field(obj, "RebalanceSuccess")
+    stamp = _timestamp_ms(lookup(obj, "LastRebalanceTimestamp"), "LastRebalanceTimestamp")
+    took = _non_negative(lookup(obj, "RebalanceTimeConsuming"), "RebalanceTimeConsuming")
+    success = lookup(obj, "RebalanceSuccess")
     if isinstance(success, str):
         success = {"true": True, "false": False}.get(success.strip().lower())
     return RebalanceInfo(
-        generation=_non_negative(_field(obj, "Generation"), "Generation"),
+        generation=_non_negative(lookup(obj, "Generation"), "Generation"),
         timestamp_seconds=None if stamp is None else (stamp / 1000 if stamp > _MS_THRESHOLD else float(stamp)),
         duration_seconds=None if took is None else took / 1000,
         success=success if isinstance(success, bool) else None,
-        reason=_text(_field(obj, "Reason"))[:200],
+        reason=_text(lookup(obj, "Reason"))[:200],
     )
 
 
@@ -288,24 +277,24 @@ def parse_consumer_progress(body: Any) -> ConsumerProgress:
     healthy group with nothing to report, lag 0 and no topics, not a malformed answer.
     """
     root = _require_mapping(unwrap_root(body, "GetConsumerProgress"), "response body")
-    progress = _field(root, "ConsumerProgress")
+    progress = lookup(root, "ConsumerProgress")
     if progress is None or progress == "":
         return EMPTY_PROGRESS
     obj = _require_mapping(progress, "ConsumerProgress")
     topics: dict[str, TopicProgress] = {}
-    for entry in as_list(_field(obj, "TopicList"), "TopicList"):
+    for entry in as_list(lookup(obj, "TopicList"), "TopicList"):
         parsed = _topic(entry)
         topics[parsed.topic] = parsed
-    total = _non_negative(_field(obj, "TotalDiff"), "ConsumerProgress TotalDiff")
+    total = _non_negative(lookup(obj, "TotalDiff"), "ConsumerProgress TotalDiff")
     if total is None and not topics:
         total = 0  # no topic at all: nothing is unconsumed, whether or not TotalDiff was sent
     return ConsumerProgress(
         total_diff=total,
-        last_timestamp_ms=_timestamp_ms(_field(obj, "LastTimestamp"), "ConsumerProgress LastTimestamp"),
-        state=normalise_state(_field(obj, "state")),
+        last_timestamp_ms=_timestamp_ms(lookup(obj, "LastTimestamp"), "ConsumerProgress LastTimestamp"),
+        state=normalise_state(lookup(obj, "state")),
         topics=tuple(topics[k] for k in sorted(topics)),
         rebalances=tuple(
-            _rebalance(r) for r in as_list(_field(obj, "RebalanceInfoList"), "RebalanceInfoList")
+            _rebalance(r) for r in as_list(lookup(obj, "RebalanceInfoList"), "RebalanceInfoList")
         ),
     )
 
@@ -387,7 +376,7 @@ def _instance_state(obj: Mapping[str, Any]) -> tuple[str, bool, str]:
     """
     unknown = ""
     for field, table in (("ViewInstanceStatusCode", _VIEW_STATES), ("ServiceStatus", _SERVICE_STATES)):
-        raw = _field(obj, field)
+        raw = lookup(obj, field)
         if raw is None or raw == "":
             continue
         try:
@@ -405,18 +394,18 @@ def parse_instance_list(body: Any) -> tuple[InstanceInfo, ...]:
     """Parse GetInstanceList's ``InstanceList.InstanceVO`` leniently (same list traps as progress)."""
     root = _require_mapping(unwrap_root(body, "GetInstanceList"), "response body")
     instances = []
-    for raw in as_list(_field(root, "InstanceList"), "InstanceVO"):
+    for raw in as_list(lookup(root, "InstanceList"), "InstanceVO"):
         obj = _require_mapping(raw, "InstanceVO entry")
-        instance_id = _field(obj, "InstanceId")
+        instance_id = lookup(obj, "InstanceId")
         if not isinstance(instance_id, str) or not instance_id:
             raise ParseError("an InstanceVO entry has no InstanceId")
         status, serving, unknown = _instance_state(obj)
         instances.append(InstanceInfo(
             instance_id=instance_id,
-            name=_text(_field(obj, "Name"))[:200],
-            region=_text(_field(obj, "RegionId")),
-            series=_text(_field(obj, "Series")),
-            spec_type=_text(_field(obj, "SpecType")),
+            name=_text(lookup(obj, "Name"))[:200],
+            region=_text(lookup(obj, "RegionId")),
+            series=_text(lookup(obj, "Series")),
+            spec_type=_text(lookup(obj, "SpecType")),
             serving=serving,
             status=status,
             unknown_status=unknown,
@@ -428,9 +417,9 @@ def parse_consumer_list(body: Any) -> tuple[list[str], int | None]:
     """Group names of one GetConsumerList page (``ConsumerList.ConsumerVO``) and the reported total."""
     root = _require_mapping(unwrap_root(body, "GetConsumerList"), "response body")
     names = []
-    for raw in as_list(_field(root, "ConsumerList"), "ConsumerVO"):
-        name = _field(_require_mapping(raw, "ConsumerVO entry"), "ConsumerId")
+    for raw in as_list(lookup(root, "ConsumerList"), "ConsumerVO"):
+        name = lookup(_require_mapping(raw, "ConsumerVO entry"), "ConsumerId")
         if not isinstance(name, str) or not name:
             raise ParseError("a ConsumerVO entry has no ConsumerId")
         names.append(name)
-    return names, as_int(_field(root, "Total"), "GetConsumerList Total")
+    return names, as_int(lookup(root, "Total"), "GetConsumerList Total")

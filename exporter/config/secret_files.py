@@ -43,6 +43,18 @@ def peek_secret_file(path: str | Path | None) -> str | None:
         return None
 
 
+FileStamp = tuple[int, int, int, int]
+
+
+def file_stamp(path: Path) -> FileStamp:
+    """What tells a secret file changed without reading it: (device, inode, mtime in ns, size), through
+    symlinks. Rewriting the file changes mtime or size; replacing it (``mv``, or Kubernetes swapping a
+    mounted Secret's symlink) changes the inode. A ``stat``, cheap enough to check before every use;
+    raises :class:`OSError` when the file cannot be reached."""
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def loose_permissions(path: Path) -> str | None:
     """Why a secret file can be read by users other than this process's, or None when it cannot.
 

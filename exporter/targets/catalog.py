@@ -15,21 +15,14 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Protocol
 
-from exporter.cloud.client import ApiResponse
-from exporter.cloud.errors import ApiError, MalformedResponseError
-from exporter.cloud.models import InstanceInfo, ParseError, parse_instance_list
+from exporter.cloud.client import ApiCaller, parsed
+from exporter.cloud.errors import ApiError
+from exporter.cloud.models import InstanceInfo, parse_instance_list
 from exporter.logs import log_unexpected
 from exporter.targets.pair import Pair
 
 log = logging.getLogger(__name__)
-
-
-class ApiCaller(Protocol):
-    """The slice of the client the catalog needs."""
-
-    async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse: ...
 
 
 class InstanceCatalog:
@@ -83,10 +76,7 @@ class InstanceCatalog:
                 continue
             try:
                 response = await self._client.call("GetInstanceList", region, {"RegionId": region})
-                listed = parse_instance_list(response.body)
-            except ParseError as exc:
-                self._failed(region, MalformedResponseError("malformed_response", str(exc)))
-                continue
+                listed = parsed(response, parse_instance_list)
             except ApiError as exc:
                 self._failed(region, exc)
                 continue

@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Protocol
 
-from exporter.cloud.client import ApiResponse
+from exporter.cloud.client import ApiCaller, parsed
 from exporter.cloud.errors import ApiError
-from exporter.cloud.models import InstanceInfo, ParseError, parse_consumer_list, parse_instance_list
+from exporter.cloud.models import InstanceInfo, parse_consumer_list, parse_instance_list
 from exporter.config.settings import Settings, Target
 from exporter.logs import log_unexpected
 from exporter.targets.pair import Pair
@@ -28,12 +27,6 @@ log = logging.getLogger(__name__)
 # 50,000 groups: far above alikafka's group quotas), so a server that pages wrongly cannot spend
 # the rate budget forever.
 MAX_PAGES = 500
-
-
-class ApiCaller(Protocol):
-    """The slice of the client discovery needs."""
-
-    async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse: ...
 
 
 def in_shard(pair: Pair, shard: tuple[int, int]) -> bool:
@@ -128,13 +121,12 @@ class Discovery:
         key = (what, where)
         try:
             names = await lister()
-        except (ApiError, ParseError) as exc:
-            code = exc.code if isinstance(exc, ApiError) else "malformed_response"
-            if self._failing.get(key) != code:
+        except ApiError as exc:
+            if self._failing.get(key) != exc.code:
                 log.warning("discovery listing failed; keeping what it found last time",
-                            extra={"listing": what, "where": where, "code": code,
-                                   "request_id": getattr(exc, "request_id", "") or "", "error": str(exc)})
-            self._failing[key] = code
+                            extra={"listing": what, "where": where, "code": exc.code,
+                                   "request_id": exc.request_id or "", "error": str(exc)})
+            self._failing[key] = exc.code
             return self._last.get(key, [])
         except Exception as exc:  # noqa: BLE001 - a bug, or an answer nothing foresaw: only this listing fails
             if self._failing.get(key) != "internal_error":
@@ -155,7 +147,7 @@ class Discovery:
 
     async def _running_instances(self, region: str) -> list[str]:
         response = await self._api().call("GetInstanceList", region, {"RegionId": region})
-        listed = parse_instance_list(response.body)
+        listed = parsed(response, parse_instance_list)
         if self._on_instances is not None:
             self._on_instances(region, listed)
         for info in listed:
@@ -182,7 +174,7 @@ class Discovery:
             params = {"RegionId": region, "InstanceId": instance_id, "CurrentPage": str(page),
                       "PageSize": str(self._page_size)}
             response = await self._api().call("GetConsumerList", region, params)
-            listed, total = parse_consumer_list(response.body)
+            listed, total = parsed(response, parse_consumer_list)
             before = len(names)
             names.update(dict.fromkeys(listed))
             if (not listed or len(names) == before or (total is not None and len(names) >= total)

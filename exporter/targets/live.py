@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
+from exporter.cloud.client import ApiCaller
 from exporter.cloud.models import InstanceInfo
 from exporter.config.settings import Settings
-from exporter.targets.discovery import ApiCaller, Discovery
+from exporter.targets.discovery import Discovery
 from exporter.targets.pair import Pair
 
 

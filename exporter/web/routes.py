@@ -24,7 +24,9 @@ from exporter.polling.snapshot import Snapshot
 from exporter.web import page
 from exporter.web.auth import BasicAuth
 from exporter.web.server import DEFAULT_HEADERS, HttpLimits, serve
-from exporter.web.webconfig import ReloadingContext, SanPolicy, WebConfig
+from exporter.web.throttle import TokenBucket
+from exporter.web.tls import ReloadingContext, SanPolicy
+from exporter.web.webconfig import WebConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,24 +37,6 @@ class WebOptions:
     version: str = "0"
     demo: bool = False
     started: float | None = None  # process start (epoch seconds); None: when the app is built
-
-
-class TokenBucket:
-    """The web config's ``rate_limit``: ``burst`` requests at once, refilled one per ``interval``."""
-
-    def __init__(self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval, self._burst, self._clock = interval, burst, clock
-        self._tokens, self._stamp = float(burst), clock()
-
-    def allow(self) -> bool:
-        """Take one token if there is one."""
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) / self._interval)
-        self._stamp = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
 
 
 @dataclass(frozen=True)
@@ -216,7 +200,7 @@ def tls_context(config: WebConfig | None) -> ssl.SSLContext | None:
     """The serving context for the web config (reloading its certificates), or None for plain HTTP.
 
     Starts from the certificates :func:`exporter.web.webconfig.load` read; for a config not loaded that
-    way, reads them now and raises :class:`exporter.web.webconfig.TlsError` when they do not load.
+    way, reads them now and raises :class:`exporter.web.tls.TlsError` when they do not load.
     """
     if config is None or not config.tls_server_config.enabled:
         return None

@@ -185,11 +185,15 @@ class GuardedSite(web.TCPSite):
     def _handler(self) -> _Handler:
         server = self._runner.server
         assert server is not None
-        return _Handler(server, loop=asyncio.get_running_loop(), **server._kwargs)  # as web.Server() builds one
+        # As web.Server() builds one, with the runner's handler settings (limits, logger). aiohttp has no
+        # public way to choose the handler class (server() always builds a plain RequestHandler, whose
+        # __slots__ rule out patching one instance), and its settings are kept only in server._kwargs,
+        # filled by AppRunner and Application._make_handler: read there rather than repeated here.
+        return _Handler(server, loop=asyncio.get_running_loop(), **server._kwargs)
 
     async def start(self) -> None:
         """Listen; each accepted connection gets a handler (after the TLS handshake), or is refused over the cap."""
-        self._runner._reg_site(self)  # what BaseSite.start does
+        await super(web.TCPSite, self).start()  # BaseSite.start registers the site; TCPSite.start would listen uncapped
         tls = self._ssl_context
 
         def protocol() -> asyncio.Protocol:

@@ -25,8 +25,8 @@ from pydantic import SecretStr
 
 from exporter.web import webconfig
 from exporter.web.auth import BasicAuth
-from exporter.web.routes import TokenBucket
 from exporter.web.server import HttpLimits
+from exporter.web.throttle import TokenBucket
 from tests.support.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.support.tools import ROOT, find_tool
 from tests.support.webserve import Pki, hash_password, make_pki, serve, write_config
@@ -226,7 +226,7 @@ async def test_plain_http_to_the_tls_port_is_refused_quietly(tmp_path: Path, cap
         with pytest.raises(aiohttp.ClientError):
             await get(served.url.replace("https", "http") + "/metrics")
         assert (await get(served.url + "/metrics", pki.client_context()))[0] == 200
-    loud = [r for r in caplog.records if r.levelno > logging.DEBUG and r.name != "exporter.web.webconfig"]
+    loud = [r for r in caplog.records if r.levelno > logging.DEBUG and r.name != "exporter.web.tls"]
     assert loud == []
     assert not any(r.exc_info for r in caplog.records if r.levelno > logging.DEBUG)
 
