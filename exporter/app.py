@@ -33,9 +33,7 @@ from exporter.config.settings import Settings, Target
 from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Analyzer
-from exporter.polling.lag import LagOptions
 from exporter.polling.poller import Poller
-from exporter.polling.status import StatusOptions
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
 from exporter.targets.discovery import ApiCaller, Discovery
@@ -163,11 +161,7 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
             interval=settings.poll.interval,
             stale_after=settings.poll.stale_after,
             max_qps=limiter.max_qps,
-            analyzer=Analyzer(
-                LagOptions(settings.lag.history, settings.lag.max_points, settings.lag.max_age),
-                StatusOptions(settings.lag.status_window, settings.lag.status_min_polls,
-                              settings.lag.lagging_min_rise, settings.lag.status_min_span),
-            ),
+            analyzer=Analyzer(settings.lag),
             on_update=exposition.update,
             on_remove=exposition.remove,
             current_qps=lambda: limiter.current_qps,
