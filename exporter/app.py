@@ -23,13 +23,13 @@ from typing import Protocol, TextIO, runtime_checkable
 from yarl import URL
 
 from exporter import __version__, logs
-from exporter.cloud.client import AlikafkaClient, ApiOptions
+from exporter.cloud.client import AlikafkaClient
 from exporter.cloud.credentials import CredentialProvider
 from exporter.cloud.ratelimit import RateLimiter, enforced_rate
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainTransport
 from exporter.config.reload import Reloader, ReloadStatus
-from exporter.config.settings import Settings, Target
+from exporter.config.settings import ApiSettings, Settings, Target
 from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Analyzer
@@ -50,7 +50,7 @@ class Plan:
     """What to poll and how to reach it: the settings' targets, or the demo simulator's pairs."""
 
     pairs: tuple[Pair, ...]  # known without listing (explicit instances and groups, this shard)
-    api: ApiOptions
+    api: ApiSettings
     credentials: CredentialProvider
     targets: tuple[Target, ...] = ()  # all configured targets, for discovery
     web: WebConfig | None = None  # the validated --web.config.file (TLS, basic auth)

@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -64,6 +64,7 @@ from exporter.cloud.models import ConsumerProgress, ParseError, parse_consumer_p
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import NO_AUTO_TYPE, PlainTransport, read_body, redirect_refused
+from exporter.config.settings import ApiSettings
 
 API_VERSION = "2019-09-16"
 # The longest pause an answer's retry-after may impose. Throttling answers name well under a second to a
@@ -73,25 +74,6 @@ _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 20.0
 
 log = logging.getLogger(__name__)
-
-
-class ApiOptions(Protocol):
-    """The client's slice of the settings (``exporter.config.settings.ApiSettings`` satisfies it)."""
-
-    @property
-    def signature(self) -> str: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def max_retries(self) -> int: ...
-    @property
-    def max_concurrency(self) -> int: ...
-    @property
-    def hide_last_timestamp(self) -> bool: ...
-    @property
-    def max_response_size(self) -> int: ...
-
-    def endpoint_for(self, region: str) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +101,7 @@ class AlikafkaClient:
 
     def __init__(
         self,
-        options: ApiOptions,
+        options: ApiSettings,
         credentials: CredentialProvider,
         limiter: RateLimiter,
         stats: ApiStats,

@@ -31,13 +31,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from exporter.cloud.credentials import Credentials, CredentialsError, RefreshingProvider, Secret, iso_utc
 from exporter.cloud.decoding import ParseError, decode_object, kind, lookup, scalar
 from exporter.cloud.errors import ApiError
 from exporter.cloud.transport import PlainAnswer, PlainRequest, PlainTransport
+from exporter.config.settings import CredentialsSettings
 
 ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
 ENV_OIDC_PROVIDER_ARN = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
@@ -75,25 +76,6 @@ class RemoteCredentialsError(CredentialsError):
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
-
-
-class RemoteOptions(Protocol):
-    """The settings these providers read (``exporter.config.settings.CredentialsSettings`` satisfies it)."""
-
-    @property
-    def sts_endpoint(self) -> str: ...
-    @property
-    def sts_region(self) -> str: ...
-    @property
-    def sts_network(self) -> str: ...
-    @property
-    def role_session_name(self) -> str: ...
-    @property
-    def duration_seconds(self) -> int: ...
-    @property
-    def metadata_endpoint(self) -> str: ...
-    @property
-    def refresh_margin(self) -> float: ...
 
 
 async def _send(transport: PlainTransport, request: PlainRequest) -> PlainAnswer:
@@ -409,7 +391,7 @@ class EcsRoleProvider(_Retrying):
         return creds
 
 
-def sts_endpoint(options: RemoteOptions, environ: Mapping[str, str]) -> str:
+def sts_endpoint(options: CredentialsSettings, environ: Mapping[str, str]) -> str:
     """The STS URL: credentials.sts_endpoint, ALIBABA_CLOUD_STS_ENDPOINT, a regional host, or sts.aliyuncs.com."""
     explicit = options.sts_endpoint or environ.get(ENV_STS_ENDPOINT, "").strip()
     if explicit:
@@ -428,7 +410,7 @@ def sts_endpoint(options: RemoteOptions, environ: Mapping[str, str]) -> str:
     return "https://sts.aliyuncs.com/"
 
 
-def remote_provider(environ: Mapping[str, str], options: RemoteOptions,
+def remote_provider(environ: Mapping[str, str], options: CredentialsSettings,
                     transport: PlainTransport | None = None) -> RrsaProvider | EcsRoleProvider | None:
     """Step 3 (RRSA) when its variables are set, else step 4 (ECS) unless disabled; None when neither applies.
 

@@ -20,7 +20,7 @@ from exporter.metrics.collector import CollectorOptions, TailCollector
 from exporter.metrics.exposition import render_states
 from exporter.polling.snapshot import Snapshot
 from exporter.simulator import Scenario, Simulator, build_app
-from tests.support.fakes import ApiTestOptions as Options
+from tests.support.fakes import api_settings
 from tests.support.samples import has, value
 
 INSTANCE = "alikafka_post-cn-test0001"
@@ -41,7 +41,7 @@ async def sim() -> AsyncIterator[tuple[Simulator, str]]:
 async def _poll(url: str, offset: float = 0.0) -> tuple[ApiStats, AlikafkaClient, Exception | None]:
     stats = ApiStats()
     creds = StaticProvider(Credentials(KEY_ID, Secret(SECRET)), "test")
-    client = AlikafkaClient(Options(endpoint=url, max_retries=0), creds, RateLimiter(1000), stats,
+    client = AlikafkaClient(api_settings(url, max_retries=0), creds, RateLimiter(1000), stats,
                             clock=lambda: time.time() + offset)
     error: Exception | None = None
     async with client:

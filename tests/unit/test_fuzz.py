@@ -44,7 +44,7 @@ from exporter.metrics.collector import CollectorOptions
 from exporter.metrics.exposition import render_states
 from exporter.polling.snapshot import PairState
 from exporter.targets.pair import Pair
-from tests.support.fakes import ApiTestOptions
+from tests.support.fakes import api_settings
 from tests.support.samples import samples
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -159,7 +159,7 @@ class _NoTail:
 
 def _client() -> AlikafkaClient:
     creds = StaticProvider(Credentials("AK", Secret("fuzz-secret-value")), "test")
-    return AlikafkaClient(ApiTestOptions("http://127.0.0.1:1/"), creds, RateLimiter(10), ApiStats())
+    return AlikafkaClient(api_settings("http://127.0.0.1:1/"), creds, RateLimiter(10), ApiStats())
 
 
 @FAST
