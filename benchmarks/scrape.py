@@ -43,7 +43,7 @@ from aiohttp import web
 from exporter.cloud.models import ConsumerProgress, parse_consumer_progress
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition, decompress
 from exporter.polling.analysis import Analyzer
 from exporter.polling.snapshot import PairState, Snapshot
@@ -120,10 +120,9 @@ def _build(tier: str, max_series: int, history_rounds: int = 0,
     """Feed every pair's answer through analyzer and exposition, timing the cost per poll (the history
     rounds put in first are not part of it)."""
     now = time.time()
-    options = CollectorOptions()
     exposition: Exposition
-    tail = TailCollector(Snapshot, ApiStats(), options, series_limits=lambda: exposition.limits)
-    exposition = Exposition(options, tail, lambda: 0, max_series=max_series)
+    tail = TailCollector(Snapshot, ApiStats(), series_limits=lambda: exposition.limits)
+    exposition = Exposition(MetricsSettings(max_series=max_series), tail, lambda: 0)
     analyzer = Analyzer()
     states: dict[Pair, PairState] = {}
     started = time.process_time()

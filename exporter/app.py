@@ -30,7 +30,7 @@ from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainTransport
 from exporter.config.reload import Reloader, ReloadStatus
 from exporter.config.settings import ApiSettings, Settings, Target
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Analyzer
 from exporter.polling.poller import Poller
@@ -129,11 +129,6 @@ def cleartext_endpoints(settings: Settings, plan: Plan) -> list[str]:
     return lines
 
 
-def _collector_options(settings: Settings) -> CollectorOptions:
-    return CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__,
-                            compat=settings.metrics.compat)
-
-
 @contextlib.asynccontextmanager
 async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None = None) -> AsyncIterator[Pipeline]:
     stats = ApiStats()
@@ -145,15 +140,13 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
                     extra={"max_qps": settings.api.max_qps, "enforced_qps": limiter.max_qps})
     status = reload or ReloadStatus()
     async with AlikafkaClient(plan.api, plan.credentials, limiter, stats, transport=plan.transport) as client:
-        options = _collector_options(settings)
         # The tail reads the poller, the catalog and the exposition, built just below (the lambdas bind late).
-        tail = TailCollector(lambda: poller.snapshot, stats, options, instances=lambda: catalog.instances,
+        tail = TailCollector(lambda: poller.snapshot, stats, __version__, instances=lambda: catalog.instances,
                              config_reload_ok=lambda: status.successful,
                              config_reload_time=lambda: status.last_success,
                              series_limits=lambda: exposition.limits)
         exposition = Exposition(
-            options, tail, lambda: (poller.snapshot.version, stats.version, catalog.version, status.version),
-            max_series=settings.metrics.max_series,
+            settings.metrics, tail, lambda: (poller.snapshot.version, stats.version, catalog.version, status.version),
         )
         poller = Poller(
             client,
@@ -195,8 +188,7 @@ class Pipeline:
         if (new.log.level, new.log.format) != (old.log.level, old.log.format):
             logs.reconfigure(new.log.level, new.log.format)
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
-        self.exposition.reconfigure(_collector_options(new), new.metrics.max_series,
-                                    self.poller.snapshot.pairs.values())
+        self.exposition.reconfigure(new.metrics, self.poller.snapshot.pairs.values())
         if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
                                                                        old.discovery):
             self.catalog.configure(new.discovery.refresh, _listed_regions(new))

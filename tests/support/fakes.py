@@ -15,8 +15,8 @@ from exporter.cloud.errors import ApiError
 from exporter.cloud.models import ConsumerProgress, PartitionProgress, RebalanceInfo, TopicProgress
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
-from exporter.config.settings import ApiSettings
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import ApiSettings, MetricsSettings
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import render_states
 from exporter.polling.snapshot import Snapshot
 from exporter.simulator import Simulator, build_app
@@ -118,6 +118,6 @@ async def simulated_client(sim: Simulator) -> AsyncIterator[tuple[AlikafkaClient
 
 def exposition_text(snapshot: Snapshot, stats: ApiStats | None = None, member_labels: bool = False) -> str:
     """The text exposition of a snapshot, as the web layer would serve it."""
-    options = CollectorOptions(member_labels=member_labels)
-    tail = TailCollector(lambda: snapshot, stats or ApiStats(), options)
+    options = MetricsSettings(member_labels=member_labels, max_series=0)
+    tail = TailCollector(lambda: snapshot, stats or ApiStats())
     return render_states(snapshot.pairs.values(), options, tail).decode()

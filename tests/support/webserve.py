@@ -15,7 +15,8 @@ import yaml
 from aiohttp import web as aioweb
 
 from exporter.cloud.stats import ApiStats
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import MetricsSettings
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair
@@ -38,7 +39,7 @@ def exposition() -> tuple[Exposition, Snapshot]:
                            None, 1) for i, p in enumerate(PAIRS)}
     snap = Snapshot(MappingProxyType(states), 1)
     stats = ApiStats()
-    expo = Exposition(CollectorOptions(), TailCollector(lambda: snap, stats, CollectorOptions()),
+    expo = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: snap, stats),
                       lambda: (snap.version, stats.version))
     for state in states.values():
         expo.update(state)

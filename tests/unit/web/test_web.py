@@ -16,9 +16,9 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from exporter.cloud.stats import ApiStats
-from exporter.config.settings import RESERVED_PATHS
+from exporter.config.settings import RESERVED_PATHS, MetricsSettings
 from exporter.metrics import exposition as exposition_module
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, PollError, Snapshot
@@ -50,7 +50,7 @@ def polled() -> Snapshot:
 
 async def client_for(aiohttp_client, holder: Holder, path: str = "/metrics") -> TestClient:  # type: ignore[no-untyped-def]
     stats = ApiStats()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
                             lambda: (holder.snapshot.version, stats.version))
     for state in holder.snapshot.pairs.values():
         exposition.update(state)
@@ -129,7 +129,7 @@ async def test_exposition_cache_renders_once_per_state() -> None:
     """Scrapes between changes reuse the same bytes; a new snapshot version renders again."""
     holder = Holder(polled())
     stats = ApiStats()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
                             lambda: (holder.snapshot.version, stats.version))
     first = exposition.render()
     assert exposition.render() is first
@@ -152,7 +152,7 @@ def test_reserved_paths_are_the_apps_routes() -> None:
     """The paths web.telemetry_path may not take are exactly the fixed routes the app serves."""
     stats = ApiStats()
     snap = polled()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: snap, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: snap, stats),
                             lambda: (snap.version, stats.version))
     app = make_app(exposition, lambda: snap, WebOptions(telemetry_path="/custom"))
     routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None and r.method == "GET"}
@@ -190,7 +190,7 @@ def test_scrapes_share_a_costly_render_for_a_while() -> None:
 
     holder = Holder(polled())
     stats = ApiStats()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
                             lambda: (holder.snapshot.version, stats.version), clock=clock)
     step[0] = 0.0
     first = exposition.render(coalesce=True)  # took 0 s (the clock stood still): never reused when stale
@@ -217,7 +217,7 @@ async def test_a_scraper_leaving_mid_body_is_not_an_error(caplog) -> None:  # ty
                                                   True, 1.0, 1.0, None, 1) for n in range(200)}
     holder = Holder(Snapshot(MappingProxyType(big), 1))
     stats = ApiStats()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
                             lambda: (holder.snapshot.version, stats.version))
     for state in big.values():
         exposition.update(state)
