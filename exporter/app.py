@@ -232,8 +232,10 @@ an unforeseen answer costs a log line and a restart, never the process.
         app = web.make_app(
             parts.exposition,
             lambda: poller.snapshot,
-            web.WebOptions(settings.web.telemetry_path, __version__, settings.demo),
+            settings.web,
             web.Access.of(plan.web) if plan.web is not None else None,
+            version=__version__,
+            demo=settings.demo,
         )
         try:
             runner = await web.start(app, settings.web.host, settings.web.port, web.tls_context(plan.web))

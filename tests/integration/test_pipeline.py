@@ -19,7 +19,7 @@ from exporter.cloud.stats import ApiStats
 from exporter.polling.poller import Poller
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.targets.pair import Pair
-from exporter.web.page import PageOptions, render
+from exporter.web.page import PageContext, render
 from tests.support.fakes import api_settings, exposition_text
 from tests.support.samples import has, value
 
@@ -92,7 +92,7 @@ async def test_bad_input_fails_only_its_pair(
     assert value(text, "alikafka_exporter_targets", state="ok") == 1
     assert value(text, "alikafka_exporter_targets", state="stale") == 5
 
-    page = render(snapshot, PageOptions())
+    page = render(snapshot, PageContext())
     ours = "\n".join(str(vars(r)) for r in caplog.records if r.name.startswith("exporter"))
     for text_out in (text, page, ours):
         assert SECRET not in text_out
@@ -133,7 +133,7 @@ async def test_wrong_secret_debug_logs_never_show_it(caplog: pytest.LogCaptureFi
             assert state.error.code == "SignatureDoesNotMatch"
             # Every record of the exporter, with all its fields; the simulator's access log is not ours.
             ours = [str(vars(r)) for r in caplog.records if r.name.startswith("exporter")]
-            shown = "\n".join(ours) + state.error.message + render(snapshot, PageOptions())
+            shown = "\n".join(ours) + state.error.message + render(snapshot, PageContext())
             assert "wrong-secret-5150" not in shown
             assert "tok-5150" not in shown
             assert "string to sign" not in shown
