@@ -394,7 +394,8 @@ class _MappingEnvSource(EnvSettingsSource):
         return {k.lower(): v for k, v in self._environ.items()}
 
 
-# Flags that set a key, for naming the source of a bad value.
+# Flags that set a key, for naming the source of a bad value; the one place a flag's name is written
+# (the command-line parser takes its setting flags from here).
 FLAG_NAMES = {
     ("targets",): "--target",
     ("api", "region"): "--region",
@@ -535,7 +536,7 @@ def _cross_checks(settings: Settings, layers: _Layers) -> list[str]:
         if target.region is None and settings.api.region is None:
             loc: tuple[int | str, ...] = ("targets", index, "region")
             problems.append(f"{_loc_text(loc)} ({layers.source(loc)}): no region; set the target's region, "
-                            "api.region or --region")
+                            f"api.region or {FLAG_NAMES['api', 'region']}")
         if target.instance_id is None or isinstance(target.groups, str):
             continue
         for group in target.groups:
