@@ -29,16 +29,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.cloud.models import parse_consumer_progress
+from exporter.config.settings import LagSettings
 from exporter.polling.analysis import Analyzer
-from exporter.polling.lag import LagOptions
-from exporter.polling.status import STATUSES, StatusOptions
+from exporter.polling.status import STATUSES
 from exporter.simulator import Scenario, Simulator
 
 INSTANCE = "alikafka_post-cn-bench001"
 START = 1_800_000_000.0
 DURATION = 45 * 60.0
 INTERVALS = (1.0, 5.0, 15.0, 30.0, 60.0)
-WINDOW = StatusOptions(window=10, min_polls=3)
+WINDOW = LagSettings(status_window=10, status_min_polls=3)
 
 
 class KleTable:
@@ -95,12 +95,12 @@ class GroupCase:
 
 def _span(interval: float) -> float:
     """How long the status window covers at this interval: ``window`` polls, at least ``min_span``."""
-    return max(WINDOW.window * interval, WINDOW.min_span)
+    return max(WINDOW.status_window * interval, WINDOW.status_min_span)
 
 
 def _delay(polls: float, interval: float) -> float:
     """Detection delay of a rule needing ``polls`` polls (a full window means the stretched window)."""
-    return _span(interval) + interval if polls >= WINDOW.window else polls * interval
+    return _span(interval) + interval if polls >= WINDOW.status_window else polls * interval
 
 
 def _switch(at: float, before: str, after: str, polls: float) -> tuple[Callable[[float, float], str],
@@ -159,10 +159,10 @@ def cases() -> list[Case]:
             [GroupCase("g", *_switch(600, "ok", "stopped", 1))]),
         Case("stalled consumer", _instance([steady], [
             {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 600, "type": "stall"}]}]),
-            [GroupCase("g", *_switch(600, "ok", "stalled", WINDOW.window))]),
+            [GroupCase("g", *_switch(600, "ok", "stalled", WINDOW.status_window))]),
         Case("lagging consumer", _instance([steady], [
             {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 600, "type": "lag", "fraction": 0.6}]}]),
-            [GroupCase("g", *_switch(600, "ok", "lagging", WINDOW.window))]),
+            [GroupCase("g", *_switch(600, "ok", "lagging", WINDOW.status_window))]),
         Case("replay from the beginning", _instance([steady], [
             {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 300, "type": "rewind"}]}]),
             # rewound while the backward step is inside the window, then catching up (lag shrinking): ok
@@ -170,14 +170,14 @@ def cases() -> list[Case]:
         Case("exporter restart mid-run", _instance([steady], [
             {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 300, "type": "lag", "fraction": 0.5}]}]),
             [GroupCase("g", lambda t, _i: "lagging" if t >= 300 else "ok",
-                       ((300, WINDOW.window), (DURATION / 2, WINDOW.window)))],
+                       ((300, WINDOW.status_window), (DURATION / 2, WINDOW.status_window)))],
             restart_at=DURATION / 2),
         Case("LastTimestamp hidden", _instance([steady], [
             {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 600, "type": "stop"}]}]),
             [GroupCase("g", *_switch(600, "ok", "stopped", 1))], hide=True),
         Case("LastTimestamp -1 (local storage)", _instance([{**steady, "local_storage": True}], [
             {"name": "g", "topics": ["t"], "delay": 2, "events": [{"at": 300, "type": "lag", "fraction": 0.5}]}]),
-            [GroupCase("g", *_switch(300, "ok", "lagging", WINDOW.window))]),
+            [GroupCase("g", *_switch(300, "ok", "lagging", WINDOW.status_window))]),
     ]
 
 
@@ -236,7 +236,7 @@ def run(case: Case, interval: float) -> RunResult:
     """Poll one scenario at one interval on a virtual clock."""
     clock = [START]
     sim = Simulator(Scenario.from_dict(case.spec), {"k": "s"}, clock=lambda: clock[0])
-    analyzer = Analyzer(LagOptions(), WINDOW)
+    analyzer = Analyzer(WINDOW)
     kle: dict[tuple[str, int], KleTable] = {}
     methods = {"ours": Errors(), "naive": Errors(), "kle": Errors()}
     confusion: Counter[tuple[str, str]] = Counter()
@@ -249,7 +249,7 @@ def run(case: Case, interval: float) -> RunResult:
     while t <= DURATION:
         clock[0] = START + t
         if case.restart_at is not None and t >= case.restart_at and not restarted:
-            analyzer, kle, restarted = Analyzer(LagOptions(), WINDOW), {}, True
+            analyzer, kle, restarted = Analyzer(WINDOW), {}, True
         for group in case.groups:
             body = sim.handle("GetConsumerProgress", {**params, "ConsumerId": group.name}, "k")
             progress = parse_consumer_progress(body)
@@ -272,7 +272,7 @@ def run(case: Case, interval: float) -> RunResult:
             grace = group.in_grace(t, interval)
             if expected == "ok" and insight.status in ("stalled", "stopped"):
                 healthy_alarms += 1
-            if not grace and t >= WINDOW.min_polls * interval:
+            if not grace and t >= WINDOW.status_min_polls * interval:
                 confusion[(expected, insight.status)] += 1
         t += interval
     return RunResult(methods, confusion, healthy_alarms)

@@ -42,14 +42,14 @@ from aiohttp import web
 
 from exporter.cloud.models import ConsumerProgress, parse_consumer_progress
 from exporter.cloud.stats import ApiStats
-from exporter.config.settings import MetricsSettings
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import MetricsSettings, WebSettings
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition, decompress
 from exporter.polling.analysis import Analyzer
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.simulator import Scenario, Simulator
 from exporter.targets.pair import Pair
-from exporter.web.routes import WebOptions, make_app
+from exporter.web.routes import make_app
 from tests.support.procs import cpu_seconds, machine, rss_mb
 
 TIERS = {"S": "scale-s", "M": "scale-m", "L": "scale-l", "XL": "scale-xl"}
@@ -120,10 +120,9 @@ def _build(tier: str, max_series: int, history_rounds: int = 0,
     """Feed every pair's answer through analyzer and exposition, timing the cost per poll (the history
     rounds put in first are not part of it)."""
     now = time.time()
-    options = CollectorOptions()
     exposition: Exposition
-    tail = TailCollector(Snapshot, ApiStats(), options, series_limits=lambda: exposition.limits)
-    exposition = Exposition(options, tail, lambda: 0, max_series=max_series)
+    tail = TailCollector(Snapshot, ApiStats(), series_limits=lambda: exposition.limits)
+    exposition = Exposition(MetricsSettings(max_series=max_series), tail, lambda: 0)
     analyzer = Analyzer()
     states: dict[Pair, PairState] = {}
     started = time.process_time()
@@ -172,7 +171,7 @@ def _ours(tier: str, max_series: int, poll_qps: float = 0.0, history_rounds: int
           ) -> tuple[web.Application, float, int]:
     exposition, states, per_poll, analyzer = _build(tier, max_series, history_rounds)
     snapshot = Snapshot(MappingProxyType(states), 1)
-    app = make_app(exposition, lambda: snapshot, WebOptions())
+    app = make_app(exposition, lambda: snapshot, WebSettings())
     app["analyzer"] = analyzer  # the offset histories stay alive, as in the exporter
     exposition.version += 1  # a change since the last render: the next one starts from the stored members
     started = time.perf_counter()

@@ -23,19 +23,17 @@ from typing import Protocol, TextIO, runtime_checkable
 from yarl import URL
 
 from exporter import __version__, logs
-from exporter.cloud.client import AlikafkaClient, ApiCaller, ApiOptions
+from exporter.cloud.client import AlikafkaClient, ApiCaller
 from exporter.cloud.credentials import CredentialProvider
 from exporter.cloud.ratelimit import RateLimiter, enforced_rate
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainTransport
 from exporter.config.reload import Reloader, ReloadStatus
-from exporter.config.settings import Settings, Target
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import ApiSettings, Settings, Target
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Analyzer
-from exporter.polling.lag import LagOptions
 from exporter.polling.poller import Poller
-from exporter.polling.status import StatusOptions
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
 from exporter.targets.discovery import Discovery
@@ -53,7 +51,7 @@ class Plan:
     """What to poll and how to reach it: the settings' targets, or the demo simulator's pairs."""
 
     pairs: tuple[Pair, ...]  # known without listing (explicit instances and groups, this shard)
-    api: ApiOptions
+    api: ApiSettings
     credentials: CredentialProvider
     targets: tuple[Target, ...] = ()  # all configured targets, for discovery
     web: WebConfig | None = None  # the validated --web.config.file (TLS, basic auth)
@@ -132,11 +130,6 @@ def cleartext_endpoints(settings: Settings, plan: Plan) -> list[str]:
     return lines
 
 
-def _collector_options(settings: Settings) -> CollectorOptions:
-    return CollectorOptions(settings.metrics.granularity, settings.metrics.member_labels, __version__,
-                            compat=settings.metrics.compat)
-
-
 @contextlib.asynccontextmanager
 async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None = None) -> AsyncIterator[Pipeline]:
     stats = ApiStats()
@@ -148,15 +141,13 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
                     extra={"max_qps": settings.api.max_qps, "enforced_qps": limiter.max_qps})
     status = reload or ReloadStatus()
     async with AlikafkaClient(plan.api, plan.credentials, limiter, stats, transport=plan.transport) as client:
-        options = _collector_options(settings)
         # The tail reads the poller, the catalog and the exposition, built just below (the lambdas bind late).
-        tail = TailCollector(lambda: poller.snapshot, stats, options, instances=lambda: catalog.instances,
+        tail = TailCollector(lambda: poller.snapshot, stats, __version__, instances=lambda: catalog.instances,
                              config_reload_ok=lambda: status.successful,
                              config_reload_time=lambda: status.last_success,
                              series_limits=lambda: exposition.limits)
         exposition = Exposition(
-            options, tail, lambda: (poller.snapshot.version, stats.version, catalog.version, status.version),
-            max_series=settings.metrics.max_series,
+            settings.metrics, tail, lambda: (poller.snapshot.version, stats.version, catalog.version, status.version),
         )
         poller = Poller(
             client,
@@ -164,11 +155,7 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
             interval=settings.poll.interval,
             stale_after=settings.poll.stale_after,
             max_qps=limiter.max_qps,
-            analyzer=Analyzer(
-                LagOptions(settings.lag.history, settings.lag.max_points, settings.lag.max_age),
-                StatusOptions(settings.lag.status_window, settings.lag.status_min_polls,
-                              settings.lag.lagging_min_rise, settings.lag.status_min_span),
-            ),
+            analyzer=Analyzer(settings.lag),
             on_update=exposition.update,
             on_remove=exposition.remove,
             current_qps=lambda: limiter.current_qps,
@@ -202,8 +189,7 @@ class Pipeline:
         if (new.log.level, new.log.format) != (old.log.level, old.log.format):
             logs.reconfigure(new.log.level, new.log.format)
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
-        self.exposition.reconfigure(_collector_options(new), new.metrics.max_series,
-                                    self.poller.snapshot.pairs.values())
+        self.exposition.reconfigure(new.metrics, self.poller.snapshot.pairs.values())
         if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
                                                                        old.discovery):
             self.catalog.configure(new.discovery.refresh, _listed_regions(new))
@@ -247,8 +233,10 @@ an unforeseen answer costs a log line and a restart, never the process.
         app = web.make_app(
             parts.exposition,
             lambda: poller.snapshot,
-            web.WebOptions(settings.web.telemetry_path, __version__, settings.demo),
+            settings.web,
             web.Access.of(plan.web) if plan.web is not None else None,
+            version=__version__,
+            demo=settings.demo,
         )
         try:
             runner = await web.start(app, settings.web.host, settings.web.port, web.tls_context(plan.web))

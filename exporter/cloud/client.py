@@ -45,6 +45,7 @@ from exporter.cloud.models import ConsumerProgress, ParseError, parse_consumer_p
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import NO_AUTO_TYPE, PlainTransport, read_body, redirect_refused
+from exporter.config.settings import ApiSettings
 
 API_VERSION = "2019-09-16"
 # The longest pause an answer's retry-after may impose. Throttling answers name well under a second to a
@@ -55,25 +56,6 @@ _BACKOFF_CAP = 20.0
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class ApiOptions(Protocol):
-    """The client's slice of the settings (``exporter.config.settings.ApiSettings`` satisfies it)."""
-
-    @property
-    def signature(self) -> str: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def max_retries(self) -> int: ...
-    @property
-    def max_concurrency(self) -> int: ...
-    @property
-    def hide_last_timestamp(self) -> bool: ...
-    @property
-    def max_response_size(self) -> int: ...
-
-    def endpoint_for(self, region: str) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +100,7 @@ class AlikafkaClient:
 
     def __init__(
         self,
-        options: ApiOptions,
+        options: ApiSettings,
         credentials: CredentialProvider,
         limiter: RateLimiter,
         stats: ApiStats,

@@ -21,7 +21,7 @@ from exporter.cloud.credentials import (
     Secret,
     StaticProvider,
 )
-from exporter.cloud.credentials_remote import RemoteOptions, remote_provider
+from exporter.cloud.credentials_remote import remote_provider
 from exporter.cloud.transport import PlainTransport
 from exporter.config.settings import CredentialsSettings
 
@@ -31,7 +31,7 @@ def default_chain(
     secret_file: Path | None,
     token_file: Path | None,
     environ: Mapping[str, str] = os.environ,
-    remote: RemoteOptions | None = None,
+    remote: CredentialsSettings | None = None,
     transport: PlainTransport | None = None,
 ) -> CredentialProvider:
     """Resolve the first source of the default chain that is configured: files, env, RRSA, ECS.

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from exporter.cloud.backoff import full_jitter
@@ -25,6 +25,7 @@ from exporter.cloud.credentials import Credentials, CredentialsError, Refreshing
 from exporter.cloud.decoding import ParseError, decode_object, kind, lookup, scalar
 from exporter.cloud.errors import ApiError
 from exporter.cloud.transport import PlainAnswer, PlainRequest, PlainTransport
+from exporter.config.settings import METADATA_ENDPOINT, ROLE_SESSION_NAME, STS_REGION, CredentialsSettings, sts_url
 
 ENV_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
 ENV_OIDC_PROVIDER_ARN = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
@@ -39,12 +40,11 @@ ENV_IMDSV1_DISABLED = "ALIBABA_CLOUD_IMDSV1_DISABLED"
 
 STS_VERSION = "2015-04-01"
 DEFAULT_SESSION_NAME = "alikafka-exporter"
-DEFAULT_METADATA_ENDPOINT = "http://100.100.100.200"
 METADATA_TOKEN_TTL = 21600  # seconds, the documented maximum
 TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"  # noqa: S105 - a header name
 TOKEN_HEADER = "X-aliyun-ecs-metadata-token"  # noqa: S105 - a header name
 _CREDENTIALS_PATH = "/latest/meta-data/ram/security-credentials/"
-_SESSION_NAME = re.compile(r"[A-Za-z0-9.@_-]{2,64}")
+_SESSION_NAME = re.compile(ROLE_SESSION_NAME)
 # A RAM role name: 1-64 letters, digits, periods, hyphens and underscores (RAM CreateRole, RoleName:
 # https://help.aliyun.com/zh/ram/developer-reference/api-ram-2015-05-01-createrole).
 _ROLE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -65,25 +65,6 @@ class RemoteCredentialsError(CredentialsError):
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
-
-
-class RemoteOptions(Protocol):
-    """The settings these providers read (``exporter.config.settings.CredentialsSettings`` satisfies it)."""
-
-    @property
-    def sts_endpoint(self) -> str: ...
-    @property
-    def sts_region(self) -> str: ...
-    @property
-    def sts_network(self) -> str: ...
-    @property
-    def role_session_name(self) -> str: ...
-    @property
-    def duration_seconds(self) -> int: ...
-    @property
-    def metadata_endpoint(self) -> str: ...
-    @property
-    def refresh_margin(self) -> float: ...
 
 
 async def _send(transport: PlainTransport, request: PlainRequest) -> PlainAnswer:
@@ -301,7 +282,7 @@ class EcsRoleProvider(_Retrying):
 
     def __init__(
         self,
-        endpoint: str = DEFAULT_METADATA_ENDPOINT,
+        endpoint: str = METADATA_ENDPOINT,
         *,
         role_name: str | None = None,
         imdsv1_allowed: bool = True,
@@ -399,12 +380,12 @@ class EcsRoleProvider(_Retrying):
         return creds
 
 
-def sts_endpoint(options: RemoteOptions, environ: Mapping[str, str]) -> str:
+def sts_endpoint(options: CredentialsSettings, environ: Mapping[str, str]) -> str:
     """The STS URL: credentials.sts_endpoint, ALIBABA_CLOUD_STS_ENDPOINT, a regional host, or sts.aliyuncs.com."""
     explicit = options.sts_endpoint or environ.get(ENV_STS_ENDPOINT, "").strip()
     if explicit:
-        url = explicit if "://" in explicit else f"https://{explicit}"
-        if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+        url = sts_url(explicit)
+        if url is None:
             raise CredentialsError(f"{ENV_STS_ENDPOINT} must be a host name or an http(s) URL, got {explicit!r}")
         return url if url.count("/") > 2 else url + "/"
     region = options.sts_region or environ.get(ENV_STS_REGION, "").strip()
@@ -412,13 +393,13 @@ def sts_endpoint(options: RemoteOptions, environ: Mapping[str, str]) -> str:
     if vpc and not region:
         raise CredentialsError(f"the VPC STS endpoint needs a region: set credentials.sts_region or {ENV_STS_REGION}")
     if region:
-        if not re.fullmatch(r"[a-z0-9-]+", region):
+        if not re.fullmatch(STS_REGION, region):
             raise CredentialsError(f"{ENV_STS_REGION} must be a region ID such as cn-hangzhou, got {region!r}")
         return f"https://{'sts-vpc' if vpc else 'sts'}.{region}.aliyuncs.com/"
     return "https://sts.aliyuncs.com/"
 
 
-def remote_provider(environ: Mapping[str, str], options: RemoteOptions,
+def remote_provider(environ: Mapping[str, str], options: CredentialsSettings,
                     transport: PlainTransport | None = None) -> RrsaProvider | EcsRoleProvider | None:
     """Step 3 (RRSA) when its variables are set, else step 4 (ECS) unless disabled; None when neither applies.
 
@@ -443,7 +424,7 @@ def remote_provider(environ: Mapping[str, str], options: RemoteOptions,
     if environ.get(ENV_ECS_DISABLED, "").strip().lower() == "true":
         return None
     return EcsRoleProvider(
-        options.metadata_endpoint or DEFAULT_METADATA_ENDPOINT,
+        options.metadata_endpoint or METADATA_ENDPOINT,
         role_name=environ.get(ENV_ECS_ROLE, "").strip() or None,
         imdsv1_allowed=environ.get(ENV_IMDSV1_DISABLED, "").strip().lower() != "true",
         refresh_margin=options.refresh_margin,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from exporter.config.settings import ConfigError
+from exporter.config.settings import FLAG_NAMES, ConfigError
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,26 @@ class CliArgs:
     probe: bool = False
     demo: bool = False
     version: bool = False
+
+
+# How each flag that sets a setting parses, in --help order, keyed by the settings path it sets; its
+# name is FLAG_NAMES's (the settings name a flag in their errors), so a flag is spelled once.
+_SETTING_FLAGS: dict[tuple[str, ...], dict[str, Any]] = {
+    ("targets",): {"action": "append", "metavar": "INSTANCE_ID=GROUP[,GROUP...]",
+                   "help": "an instance and its consumer groups to poll (repeatable)"},
+    ("api", "region"): {"metavar": "ID", "help": "default region of targets"},
+    ("web", "listen_address"): {"metavar": "ADDR", "help": "host:port to serve on (:9897)"},
+    ("web", "telemetry_path"): {"metavar": "PATH", "help": "metrics path (/metrics)"},
+    ("web", "config_file"): {"metavar": "PATH", "help": "TLS and basic auth configuration"},
+    ("log", "level"): {"choices": ["debug", "info", "warning", "error"], "help": "log level (info)"},
+    ("log", "format"): {"choices": ["logfmt", "json"], "help": "log format (logfmt)"},
+    ("shard",): {"metavar": "I/N", "help": "poll only shard I of N (a stable hash of instance and group)"},
+}
+_DEMO = ("demo",)  # a mode (CliArgs.demo) and a setting: listed with the modes in --help
+
+
+def _dest(path: tuple[str, ...]) -> str:
+    return "_".join(path)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,21 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file")
-    add("--target", dest="targets", action="append", metavar="INSTANCE_ID=GROUP[,GROUP...]",
-        help="an instance and its consumer groups to poll (repeatable)")
-    add("--region", metavar="ID", help="default region of targets")
-    add("--web.listen-address", dest="listen_address", metavar="ADDR", help="host:port to serve on (:9897)")
-    add("--web.telemetry-path", dest="telemetry_path", metavar="PATH", help="metrics path (/metrics)")
-    add("--web.config.file", dest="web_config_file", metavar="PATH", help="TLS and basic auth configuration")
-    add("--log.level", dest="log_level", choices=["debug", "info", "warning", "error"], help="log level (info)")
-    add("--log.format", dest="log_format", choices=["logfmt", "json"], help="log format (logfmt)")
-    add("--shard", metavar="I/N", help="poll only shard I of N (a stable hash of instance and group)")
+    for path, options in _SETTING_FLAGS.items():
+        add(FLAG_NAMES[path], dest=_dest(path), **options)
     add("--check-config", action="store_true", help="validate the configuration and credentials source, then exit")
     add("--once", action="store_true", help="poll every target once, print the metrics and exit")
     add("--probe", action="store_true",
         help="first contact with an account: make one call of each action the configuration uses, print what "
              "each answered and what to fix, exit 0 if all worked, else 1")
-    add("--demo", action="store_true", help="run against the built-in simulated alikafka API")
+    add(FLAG_NAMES[_DEMO], dest=_dest(_DEMO), action="store_true",
+        help="run against the built-in simulated alikafka API")
     add("--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -71,7 +85,7 @@ def _parse_targets(values: Sequence[str]) -> list[dict[str, Any]]:
         instance, sep, groups_text = value.partition("=")
         groups = [g.strip() for g in groups_text.split(",")]
         if not sep or not instance.strip() or not all(groups):
-            problems.append(f"targets (flag --target {value!r}): expected INSTANCE_ID=GROUP[,GROUP...]")
+            problems.append(f"targets (flag {FLAG_NAMES['targets',]} {value!r}): expected INSTANCE_ID=GROUP[,GROUP...]")
             continue
         known = groups_by_instance.setdefault(instance.strip(), [])
         known.extend(g for g in groups if g not in known)
@@ -87,22 +101,17 @@ def parse_args(argv: Sequence[str]) -> CliArgs:
         raise ConfigError(["command line: --probe runs on its own, not with --check-config or --once"])
     flags: dict[str, Any] = {}
 
-    def put(section: str, key: str, value: Any) -> None:
-        if value is not None:
-            flags.setdefault(section, {})[key] = value
-
-    put("api", "region", ns.region)
-    put("web", "listen_address", ns.listen_address)
-    put("web", "telemetry_path", ns.telemetry_path)
-    put("web", "config_file", ns.web_config_file)
-    put("log", "level", ns.log_level)
-    put("log", "format", ns.log_format)
-    if ns.shard is not None:
-        flags["shard"] = ns.shard
-    if ns.targets:
-        flags["targets"] = _parse_targets(ns.targets)
-    if ns.demo:
-        flags["demo"] = True
+    for path in (*_SETTING_FLAGS, _DEMO):
+        value = getattr(ns, _dest(path))
+        if value is None or value is False:
+            continue  # not given: only given flags override
+        if path == ("targets",):
+            value = _parse_targets(value)
+        *sections, key = path
+        branch = flags
+        for section in sections:
+            branch = branch.setdefault(section, {})
+        branch[key] = value
     return CliArgs(
         config_file=Path(ns.config_file) if ns.config_file else None,
         flags=flags,

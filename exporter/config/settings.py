@@ -87,6 +87,17 @@ OptionalPath = Annotated[Path | None, BeforeValidator(_empty_to_none)]
 
 
 _URL = r"https?://[^/?#\s]+(/[^?#\s]*)?"  # a URL with a host and no query
+# The STS and ECS metadata checks, here once: the settings apply them to their keys, the credential
+# providers to the same values given through the SDKs' environment variables.
+STS_REGION = r"[a-z0-9-]+"  # a region ID such as cn-hangzhou
+ROLE_SESSION_NAME = r"[A-Za-z0-9.@_-]{2,64}"  # STS AssumeRoleWithOIDC's RoleSessionName
+METADATA_ENDPOINT = "http://100.100.100.200"  # the ECS metadata service, link-local on every ECS host
+
+
+def sts_url(value: str) -> str | None:
+    """An STS endpoint given as a host (meaning https://) or an http(s) URL, as a URL; None when it is neither."""
+    url = value if "://" in value else f"https://{value}"
+    return url if re.fullmatch(_URL, url) else None
 
 
 class ApiSettings(BaseModel):
@@ -132,18 +143,18 @@ class CredentialsSettings(BaseModel):
     access_key_secret_file: Annotated[OptionalPath, Field(validate_default=True)] = None
     security_token_file: OptionalPath = None
     sts_endpoint: str = ""  # host or URL; else ALIBABA_CLOUD_STS_ENDPOINT, else from sts_region
-    sts_region: Annotated[str, Field(pattern=r"^([a-z0-9-]+)?$")] = ""
+    sts_region: Annotated[str, Field(pattern=rf"^({STS_REGION})?$")] = ""
     sts_network: Literal["public", "vpc"] = "public"
-    role_session_name: Annotated[str, Field(pattern=r"^([A-Za-z0-9.@_-]{2,64})?$")] = ""
+    role_session_name: Annotated[str, Field(pattern=rf"^({ROLE_SESSION_NAME})?$")] = ""
     duration_seconds: Annotated[int, Field(ge=900, le=43200)] = 3600
-    metadata_endpoint: str = "http://100.100.100.200"
+    metadata_endpoint: str = METADATA_ENDPOINT
     refresh_margin: Annotated[Duration, Field(ge=0, le=3600)] = 300.0
 
     @field_validator("sts_endpoint")
     @classmethod
     def _sts_url(cls, value: str) -> str:
         value = value.strip()
-        if value and not re.fullmatch(_URL, value if "://" in value else f"https://{value}"):
+        if value and sts_url(value) is None:
             raise ValueError("must be a host name (sts.cn-hangzhou.aliyuncs.com) or an http(s) URL without a query")
         return value
 
@@ -391,7 +402,8 @@ class _MappingEnvSource(EnvSettingsSource):
         return {k.lower(): v for k, v in self._environ.items()}
 
 
-# Flags that set a key, for naming the source of a bad value.
+# Flags that set a key, for naming the source of a bad value; the one place a flag's name is written
+# (the command-line parser takes its setting flags from here).
 FLAG_NAMES = {
     ("targets",): "--target",
     ("api", "region"): "--region",
@@ -532,7 +544,7 @@ def _cross_checks(settings: Settings, layers: _Layers) -> list[str]:
         if target.region is None and settings.api.region is None:
             loc: tuple[int | str, ...] = ("targets", index, "region")
             problems.append(f"{_loc_text(loc)} ({layers.source(loc)}): no region; set the target's region, "
-                            "api.region or --region")
+                            f"api.region or {FLAG_NAMES['api', 'region']}")
         if target.instance_id is None or isinstance(target.groups, str):
             continue
         for group in target.groups:

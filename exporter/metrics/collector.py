@@ -20,11 +20,10 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.cloud.models import GROUP_STATES, InstanceInfo
 from exporter.cloud.stats import DURATION_BUCKETS, ApiStats
+from exporter.config.settings import MetricsSettings
 from exporter.polling.snapshot import TARGET_STATES, PairState, Snapshot
 from exporter.polling.status import STATUSES
 
-Granularity = Literal["partition", "topic", "group"]
-Compat = Literal["none", "kafka_exporter"]
 P = "alikafka_consumergroup_"
 END_OFFSET = "alikafka_topic_partition_end_offset"
 KE = "kafka_consumergroup_"  # kafka_exporter's consumer group families (compat)
@@ -35,17 +34,6 @@ KE_TOPIC_PARTITIONS = "kafka_topic_partitions"
 # small dict per topic.
 TopicKey = tuple[str, str, str]
 SharedValues = dict[TopicKey, dict[int | None, int]]
-
-
-@dataclass(frozen=True, slots=True)
-class CollectorOptions:
-    """What the collector needs from the settings."""
-
-    granularity: Granularity = "partition"
-    member_labels: bool = False
-    version: str = "0"
-    compat: Compat = "none"
-    python_version: str = field(default_factory=platform.python_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +118,7 @@ def shed_step(family: Family) -> int | None:
     return SHED_LEVELS.index(family.level) + 1
 
 
-def families(options: CollectorOptions) -> tuple[Family, ...]:
+def families(options: MetricsSettings) -> tuple[Family, ...]:
     """The pair-derived families served under ``options``, in exposition order."""
     keep = {"partition": ("partition", "topic", "group", "health"), "topic": ("topic", "group", "health"),
             "group": ("group", "health")}[options.granularity]
@@ -159,7 +147,7 @@ def shared_line(key: TopicKey, partition: int | None, value: int) -> str:
     return _line(family, labels, float(value))
 
 
-def shared_values(state: PairState, options: CollectorOptions) -> SharedValues:
+def shared_values(state: PairState, options: MetricsSettings) -> SharedValues:
     """The values this pair's data gives the shared series (nothing without data), per topic.
 
     Shared series are per partition or per topic, not per group: every group reading the topic
@@ -204,7 +192,7 @@ class _Lines:
         return {k: "".join(v) for k, v in self.by_family.items()}
 
 
-def pair_lines(state: PairState, options: CollectorOptions) -> dict[str, str]:
+def pair_lines(state: PairState, options: MetricsSettings) -> dict[str, str]:
     """Every line of every pair-derived family for one pair, by family name (end offsets excluded)."""
     out = _Lines()
     if state.polls == 0:
@@ -222,7 +210,7 @@ def pair_lines(state: PairState, options: CollectorOptions) -> dict[str, str]:
     return out.joined()
 
 
-def _compat_lines(out: _Lines, state: PairState, options: CollectorOptions) -> None:
+def _compat_lines(out: _Lines, state: PairState, options: MetricsSettings) -> None:
     """kafka_exporter's per-group families; values equal to the native ones (docs/metrics.md)."""
     assert state.progress is not None
     group = {"instance_id": state.pair.instance_id, "consumergroup": state.pair.group}
@@ -248,7 +236,7 @@ def _compat_lines(out: _Lines, state: PairState, options: CollectorOptions) -> N
                 out.add(KE + "lag", labels, float(p.lag))
 
 
-def _topic_lines(out: _Lines, state: PairState, group: dict[str, str], options: CollectorOptions) -> None:
+def _topic_lines(out: _Lines, state: PairState, group: dict[str, str], options: MetricsSettings) -> None:
     assert state.progress is not None
     time_lags = state.insight.time_lags if state.insight is not None else {}
     for topic in state.progress.topics:
@@ -304,15 +292,18 @@ class TailCollector:
         self,
         source: Callable[[], Snapshot],
         stats: ApiStats,
-        options: CollectorOptions,
+        version: str = "0",
+        python_version: str | None = None,
+        *,
         config_reload_ok: Callable[[], bool] = lambda: True,
         instances: Callable[[], Mapping[str, InstanceInfo]] = dict,
         config_reload_time: Callable[[], float | None] = lambda: None,
         series_limits: Callable[[], SeriesLimits | None] = lambda: None,
     ) -> None:
+        """``version`` and ``python_version`` (default: the running Python's) label the build info."""
         self._source = source
         self._stats = stats
-        self._options = options
+        self._build = [version, python_version or platform.python_version()]
         self._reload_ok = config_reload_ok
         self._reload_time = config_reload_time
         self._limits = series_limits
@@ -336,7 +327,7 @@ class TailCollector:
             "alikafka_exporter_build_info", "Exporter build information; always 1.",
             labels=["version", "python_version"],
         )
-        build.add_metric([self._options.version, self._options.python_version], 1.0)
+        build.add_metric(self._build, 1.0)
         yield build
 
         requests = CounterMetricFamily(

@@ -23,9 +23,9 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
+from exporter.config.settings import MetricsSettings
 from exporter.metrics.collector import (
     SHED_LEVELS,
-    CollectorOptions,
     SeriesLimits,
     SharedValues,
     TopicKey,
@@ -121,9 +121,10 @@ class Rendered:
 class Exposition:
     """The exposition of every pair plus the exporter's own families, kept ready to serve."""
 
-    def __init__(self, options: CollectorOptions, tail: Collector, tail_key: Callable[[], Hashable],
-                 max_series: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._max_series = max_series
+    def __init__(self, options: MetricsSettings, tail: Collector, tail_key: Callable[[], Hashable],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``options.max_series`` is the cardinality guard's limit (0: none)."""
+        self._max_series = options.max_series
         self._clock = clock
         self._guard_since: float | None = None  # when the guard started applying (None: it does not)
         self._guard_logged: float | None = None  # when it was last logged
@@ -142,7 +143,7 @@ class Exposition:
         self._planned: int | None = None  # version the guard's plan was made at
         self._plan_inputs_changed = True  # a pair, its counts or the shared keys it reads changed since
         self._kept: dict[int, list[tuple[Pair, _PairEntry]]] | None = None  # step -> pairs keeping it, in order
-        self.limits = SeriesLimits(max_series)
+        self.limits = SeriesLimits(options.max_series)
         self._set_options(options)
         self._tail = CollectorRegistry(auto_describe=False)
         self._tail.register(tail)
@@ -150,18 +151,19 @@ class Exposition:
         self.version = 0
         self._cache: dict[bool, tuple[Hashable, Rendered, float, float]] = {}  # key, render, made, took
 
-    def _set_options(self, options: CollectorOptions) -> None:
+    def _set_options(self, options: MetricsSettings) -> None:
         self._families = families(options)
         self._options = options
         self._shared = tuple(f.name for f in self._families if f.shared)
         self._headers = {f.name: member(f.header().encode()) for f in self._families}
         self._steps = {f.name: shed_step(f) for f in self._families}
 
-    def reconfigure(self, options: CollectorOptions, max_series: int, states: Iterable[PairState]) -> None:
-        """Serve under new options (a config reload): every pair is rendered again from its latest state."""
-        self._max_series = max_series
+    def reconfigure(self, options: MetricsSettings, states: Iterable[PairState]) -> None:
+        """Serve under new options (a config reload): when what a pair renders to changed (all but the
+        series limit), every pair is rendered again from its latest state."""
+        self._max_series = options.max_series
         self._plan_inputs_changed = True
-        if options != self._options:
+        if options.model_copy(update={"max_series": 0}) != self._options.model_copy(update={"max_series": 0}):
             self._set_options(options)
             self._entries, self._stale_owners, self._order, self._youngest = {}, set(), None, None
             self._readers, self._topic_series, self._oldest_counts = {}, {}, {}
@@ -169,6 +171,8 @@ class Exposition:
             self._shed = {}
             for state in states:
                 self.update(state)
+        else:
+            self._options = options
         self.version += 1
 
     def update(self, state: PairState) -> None:
@@ -417,7 +421,7 @@ class Exposition:
         return rendered
 
 
-def render_states(states: Iterable[PairState], options: CollectorOptions, tail: Collector,
+def render_states(states: Iterable[PairState], options: MetricsSettings, tail: Collector,
                   *, openmetrics: bool = False) -> bytes:
     """The whole exposition of some pair states at once (``--once``, tests)."""
     exposition = Exposition(options, tail, lambda: 0)

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from exporter.cloud.models import ConsumerProgress
-from exporter.polling.lag import LagEstimator, LagOptions
-from exporter.polling.status import StatusOptions, StatusTracker
+from exporter.config.settings import LagSettings
+from exporter.polling.lag import LagEstimator
+from exporter.polling.status import StatusTracker
 
 
 class TimeLags(Mapping[tuple[str, int], float]):
@@ -79,9 +80,9 @@ class Insight:
 class Analyzer:
     """Owns the per-partition offset histories and per-group status windows."""
 
-    def __init__(self, lag: LagOptions | None = None, status: StatusOptions | None = None) -> None:
-        self.estimator = LagEstimator(lag)
-        self.status = StatusTracker(status)
+    def __init__(self, options: LagSettings | None = None) -> None:
+        self.estimator = LagEstimator(options)
+        self.status = StatusTracker(options)
 
     def observe(self, instance_id: str, group: str, progress: ConsumerProgress, at: float) -> Insight:
         """Record one answer received at ``at`` (epoch seconds) and derive the group's insight."""

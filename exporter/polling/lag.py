@@ -11,18 +11,10 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
-from dataclasses import dataclass
+
+from exporter.config.settings import LagSettings
 
 PartitionKey = tuple[str, str, int]  # instance id, topic, partition
-
-
-@dataclass(frozen=True, slots=True)
-class LagOptions:
-    """Bounds of the estimator."""
-
-    history: float = 3600.0  # seconds of broker-offset history kept per partition
-    max_points: int = 32  # per partition, after flat runs are compacted; beyond it older points are thinned
-    max_age: float = 72 * 3600.0  # no message is older than alikafka's default retention
 
 
 class PartitionHistory:
@@ -40,7 +32,7 @@ class PartitionHistory:
         self.times: array[float] = array("d")
         self.seen = -math.inf
 
-    def add(self, offset: int, at: float, options: LagOptions) -> None:
+    def add(self, offset: int, at: float, options: LagSettings) -> None:
         """Record that the end offset was ``offset`` at ``at``."""
         if self.times and at <= self.times[-1]:
             return  # out of order (two groups' answers crossing): the newer point is already in
@@ -55,8 +47,8 @@ class PartitionHistory:
         else:
             self.offsets.append(offset)
             self.times.append(at)
-        drop = 0
-        while len(self.offsets) - drop > 2 and self.times[drop + 1] < at - options.history:
+        drop, cutoff = 0, at - options.history
+        while len(self.offsets) - drop > 2 and self.times[drop + 1] < cutoff:
             drop += 1
         if drop:
             del self.offsets[:drop]
@@ -81,7 +73,7 @@ class PartitionHistory:
         del self.times[best]
 
     def estimate(self, committed: int, broker: int, now: float, last_consumed: float | None,
-                 options: LagOptions) -> float | None:
+                 options: LagSettings) -> float | None:
         """Seconds since message ``committed`` was produced, or None when it cannot be estimated."""
         if committed >= broker:
             return 0.0
@@ -124,8 +116,8 @@ class PartitionHistory:
 class LagEstimator:
     """Partition histories of every polled partition, shared by the groups reading them."""
 
-    def __init__(self, options: LagOptions | None = None) -> None:
-        self.options = options or LagOptions()
+    def __init__(self, options: LagSettings | None = None) -> None:
+        self.options = options or LagSettings()
         self._histories: dict[PartitionKey, PartitionHistory] = {}
         self._last_sweep = -math.inf
 

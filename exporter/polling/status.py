@@ -13,20 +13,13 @@ from collections import deque
 from dataclasses import dataclass
 
 from exporter.cloud.models import ConsumerProgress
+from exporter.config.settings import LagSettings
 
 STATUSES = ("ok", "lagging", "stalled", "stopped", "rewound", "unknown")
 _REBALANCING = ("preparing_rebalance", "completing_rebalance")
 
 
-@dataclass(frozen=True, slots=True)
-class StatusOptions:
-    """Window length and the minimum polls for a verdict."""
-
-    window: int = 10
-    min_polls: int = 3
-    min_rise: float = 10.0  # seconds of time-lag growth over the window that make a group lagging
-    min_span: float = 60.0  # the window covers at least this many seconds
-    max_samples: int = 3600  # hard bound on a stretched window
+_MAX_SAMPLES = 3600  # hard bound on a window stretched by lag.status_min_span
 
 
 Key = tuple[str, int]  # (topic, partition)
@@ -112,18 +105,18 @@ def _lagging_in_both(a: Sample, b: Sample) -> bool:
     return bool(a.lagging_partitions & b.lagging_partitions)
 
 
-def evaluate(samples: list[Sample], options: StatusOptions) -> str:  # noqa: PLR0911 - one return per rule
+def evaluate(samples: list[Sample], options: LagSettings) -> str:  # noqa: PLR0911 - one return per rule
     """The status of a group from its recent samples, oldest first."""
     if not samples:
         return "unknown"
     latest = samples[-1]
     if latest.lag > 0 and latest.members == 0 and latest.state not in _REBALANCING:
         return "stopped"
-    if len(samples) < options.min_polls:
+    if len(samples) < options.status_min_polls:
         return "unknown"
     if any(_went_back(a, b) for a, b in itertools.pairwise(samples)):
         return "rewound"
-    if latest.lag > 0 and latest.members > 0 and latest.at - samples[0].at >= options.min_span:
+    if latest.lag > 0 and latest.members > 0 and latest.at - samples[0].at >= options.status_min_span:
         unmoved = all(_same_commits(s, latest) for s in samples)
         if unmoved and _lagging_in_both(samples[0], latest):
             return "stalled"
@@ -142,7 +135,7 @@ def _rise(times: list[float], values: list[float]) -> float:
     return slope * (times[-1] - times[0])
 
 
-def _falling_behind(samples: list[Sample], options: StatusOptions) -> bool:
+def _falling_behind(samples: list[Sample], options: LagSettings) -> bool:
     third = max(2, len(samples) // 3)  # at least two polls a side: one noisy poll never decides
     if len(samples) < 2 * third:
         return False
@@ -150,7 +143,7 @@ def _falling_behind(samples: list[Sample], options: StatusOptions) -> bool:
     if len(timed) >= 2 * third:  # time lag in enough of the window (it is missing only before any history)
         values = [float(s.time_lag) for s in timed if s.time_lag is not None]
         rise = _rise([s.at for s in timed], values)
-        return rise >= options.min_rise and min(values[-third:]) > max(values[:third])
+        return rise >= options.lagging_min_rise and min(values[-third:]) > max(values[:third])
     counts = [float(s.lag) for s in samples]
     return min(counts[-third:]) > max(counts[:third]) and _rise(list(range(len(counts))), counts) >= 0.1 * max(
         counts[:third])
@@ -159,8 +152,8 @@ def _falling_behind(samples: list[Sample], options: StatusOptions) -> bool:
 class StatusTracker:
     """A bounded window of samples per group."""
 
-    def __init__(self, options: StatusOptions | None = None) -> None:
-        self.options = options or StatusOptions()
+    def __init__(self, options: LagSettings | None = None) -> None:
+        self.options = options or LagSettings()
         self._windows: dict[tuple[str, str], deque[Sample]] = {}
 
     def observe(self, group: tuple[str, str], progress: ConsumerProgress, at: float = 0.0,
@@ -168,9 +161,9 @@ class StatusTracker:
         """Add a successful poll of ``group`` (at ``at``, with its max time lag) and return its status."""
         window = self._windows.get(group)
         if window is None:
-            window = self._windows[group] = deque(maxlen=self.options.max_samples)
+            window = self._windows[group] = deque(maxlen=_MAX_SAMPLES)
         window.append(Sample.of(progress, at, time_lag, window[-1] if window else None))
-        while len(window) > self.options.window and at - window[1].at >= self.options.min_span:
+        while len(window) > self.options.status_window and at - window[1].at >= self.options.status_min_span:
             window.popleft()
         return evaluate(list(window), self.options)
 

@@ -26,8 +26,8 @@ _STATE_ORDER = {"failing": 0, "stale": 1, "pending": 2, "ok": 3}
 
 
 @dataclass(frozen=True, slots=True)
-class PageOptions:
-    """What the page shows besides the snapshot."""
+class PageContext:
+    """What the page shows besides the snapshot: runtime values and the page's own bounds, no settings."""
 
     version: str = "0"
     demo: bool = False
@@ -180,7 +180,7 @@ tr.t-failing,tr.t-stale{background:var(--badbg)}
 """
 
 
-def render(snapshot: Snapshot, options: PageOptions, now: float | None = None) -> str:
+def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -> str:
     """The whole page for one snapshot."""
     now = time.time() if now is None else now
     esc = html.escape
@@ -241,7 +241,7 @@ def render(snapshot: Snapshot, options: PageOptions, now: float | None = None) -
 """
 
 
-def as_json(snapshot: Snapshot, options: PageOptions, now: float | None = None) -> dict[str, Any]:
+def as_json(snapshot: Snapshot, options: PageContext, now: float | None = None) -> dict[str, Any]:
     """The page's facts as plain data (every target, uncapped), for scripts and ``?format=json``."""
     now = time.time() if now is None else now
     ordered = targets(snapshot)

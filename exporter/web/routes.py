@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 from aiohttp.typedefs import Middleware
 
-from exporter.config.settings import HEALTH_PATH, INDEX_PATH, READY_PATH
+from exporter.config.settings import HEALTH_PATH, INDEX_PATH, READY_PATH, WebSettings
 from exporter.metrics.exposition import Exposition
 from exporter.polling.snapshot import Snapshot
 from exporter.web import page
@@ -27,16 +27,6 @@ from exporter.web.server import DEFAULT_HEADERS, HttpLimits, serve
 from exporter.web.throttle import TokenBucket
 from exporter.web.tls import ReloadingContext, SanPolicy
 from exporter.web.webconfig import WebConfig
-
-
-@dataclass(frozen=True, slots=True)
-class WebOptions:
-    """What the web layer needs from the settings."""
-
-    telemetry_path: str = "/metrics"
-    version: str = "0"
-    demo: bool = False
-    started: float | None = None  # process start (epoch seconds); None: when the app is built
 
 
 @dataclass(frozen=True)
@@ -125,9 +115,14 @@ async def _write_in_chunks(request: web.Request, body: bytes, headers: Mapping[s
     return response
 
 
-def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: WebOptions,
-             access: Access | None = None) -> web.Application:
-    """Build the aiohttp application; the caller runs it (see :func:`start`)."""
+def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], settings: WebSettings,
+             access: Access | None = None, *, version: str = "0", demo: bool = False,
+             started: float | None = None) -> web.Application:
+    """Build the aiohttp application; the caller runs it (see :func:`start`).
+
+    ``version`` and ``demo`` are shown on the status page; ``started`` is the process start (epoch
+    seconds) its uptime counts from (None: when the app is built).
+    """
     access = access or Access()
 
     async def metrics(request: web.Request) -> web.StreamResponse:
@@ -155,10 +150,10 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
         pending = sum(1 for s in snap.pairs.values() if s.polls == 0)
         return web.Response(status=503, text=f"not ready: {pending} of {len(snap.pairs)} targets not polled yet\n")
 
-    links = (("metrics", options.telemetry_path), (HEALTH_PATH, HEALTH_PATH), (READY_PATH, READY_PATH),
+    links = (("metrics", settings.telemetry_path), (HEALTH_PATH, HEALTH_PATH), (READY_PATH, READY_PATH),
              ("JSON", f"{INDEX_PATH}?format=json"))
-    page_options = page.PageOptions(version=options.version, demo=options.demo, links=links,
-                                    started=time.time() if options.started is None else options.started)
+    page_context = page.PageContext(version=version, demo=demo, links=links,
+                                    started=time.time() if started is None else started)
 
     # A page over tens of thousands of pairs takes 0.1 s or more to build: it is built in a worker thread
     # from the immutable snapshot, two at a time, so scrapes of /metrics are not held up behind it.
@@ -171,9 +166,9 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
         snap = snapshot()
         async with page_slots:
             if fmt == "json":
-                body = await asyncio.to_thread(lambda: json.dumps(page.as_json(snap, page_options)))
+                body = await asyncio.to_thread(lambda: json.dumps(page.as_json(snap, page_context)))
                 return web.Response(text=body, content_type="application/json", headers={"Cache-Control": "no-store"})
-            html = await asyncio.to_thread(page.render, snap, page_options)
+            html = await asyncio.to_thread(page.render, snap, page_context)
         return web.Response(text=html, content_type="text/html", headers={
             "Cache-Control": "no-store", "Content-Security-Policy": page.content_security_policy()})
 
@@ -183,7 +178,7 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], options: 
 
     app = web.Application(client_max_size=64 * 1024, middlewares=_middlewares(access))
     app.on_response_prepare.append(add_headers)
-    app.router.add_get(options.telemetry_path, metrics)
+    app.router.add_get(settings.telemetry_path, metrics)
     app.router.add_get(HEALTH_PATH, healthz)
     app.router.add_get(READY_PATH, readyz)
     app.router.add_get(INDEX_PATH, index)

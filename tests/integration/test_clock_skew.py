@@ -16,11 +16,12 @@ from exporter.cloud.credentials import Credentials, Secret, StaticProvider
 from exporter.cloud.errors import AuthError
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import MetricsSettings
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import render_states
 from exporter.polling.snapshot import Snapshot
 from exporter.simulator import Scenario, Simulator, build_app
-from tests.support.fakes import ApiTestOptions as Options
+from tests.support.fakes import api_settings
 from tests.support.samples import has, value
 
 INSTANCE = "alikafka_post-cn-test0001"
@@ -41,7 +42,7 @@ async def sim() -> AsyncIterator[tuple[Simulator, str]]:
 async def _poll(url: str, offset: float = 0.0) -> tuple[ApiStats, AlikafkaClient, Exception | None]:
     stats = ApiStats()
     creds = StaticProvider(Credentials(KEY_ID, Secret(SECRET)), "test")
-    client = AlikafkaClient(Options(endpoint=url, max_retries=0), creds, RateLimiter(1000), stats,
+    client = AlikafkaClient(api_settings(url, max_retries=0), creds, RateLimiter(1000), stats,
                             clock=lambda: time.time() + offset)
     error: Exception | None = None
     async with client:
@@ -95,8 +96,8 @@ async def test_small_skew_is_measured_on_every_answer_and_exported(sim: tuple[Si
     assert error is None
     assert stats.clock_skew is not None and abs(stats.clock_skew - 45) <= 1.5
     assert client.clock_offset is not None and client.clock_offset > 0  # local ahead of a server that lags
-    tail = TailCollector(Snapshot, stats, CollectorOptions())
-    text = render_states([], CollectorOptions(), tail).decode()
+    tail = TailCollector(Snapshot, stats)
+    text = render_states([], MetricsSettings(max_series=0), tail).decode()
     assert abs(value(text, "alikafka_exporter_clock_skew_seconds") - 45) <= 1.5
 
 
@@ -105,7 +106,7 @@ async def test_no_skew_measures_about_zero_and_no_date_means_absent(sim: tuple[S
     _, url = sim
     stats, _, error = await _poll(url)
     assert error is None and stats.clock_skew is not None and stats.clock_skew <= 1.0
-    text = render_states([], CollectorOptions(), TailCollector(Snapshot, ApiStats(), CollectorOptions())).decode()
+    text = render_states([], MetricsSettings(max_series=0), TailCollector(Snapshot, ApiStats())).decode()
     assert not has(text, "alikafka_exporter_clock_skew_seconds")
     assert "# TYPE alikafka_exporter_clock_skew_seconds gauge" in text
 

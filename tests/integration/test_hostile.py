@@ -40,7 +40,7 @@ from exporter.targets.catalog import InstanceCatalog
 from exporter.targets.discovery import Discovery
 from exporter.targets.live import LiveTargets
 from exporter.targets.pair import Pair
-from tests.support.fakes import ApiTestOptions, Clock
+from tests.support.fakes import Clock, api_settings
 from tests.support.procs import clean_env, free_port, http_get, process, python_module, wait_for
 from tests.support.samples import get, value
 
@@ -138,7 +138,7 @@ async def test_hostile_consumer_list_keeps_the_last_good_list(simulator: tuple[S
                                                               caplog: pytest.LogCaptureFixture) -> None:
     """groups: all: a hostile GetConsumerList answer keeps the groups listed before, logged once, no traceback."""
     sim, endpoint = simulator
-    async with AlikafkaClient(ApiTestOptions(endpoint, max_retries=0), KEY, RateLimiter(1000), ApiStats()) as client:
+    async with AlikafkaClient(api_settings(endpoint, max_retries=0), KEY, RateLimiter(1000), ApiStats()) as client:
         settings = settings_for(endpoint, [{"instance_id": SH, "region": "cn-shanghai", "groups": "all"}], 300,
                                 free_port())
         discovery = Discovery.of(settings, client)
@@ -162,7 +162,7 @@ async def test_live_targets_retry_a_hostile_listing_at_the_next_refresh(simulato
     pairs again at each refresh, asks again each time, and picks the answer up once it is good."""
     sim, endpoint = simulator
     applied: list[tuple[Pair, ...]] = []
-    async with AlikafkaClient(ApiTestOptions(endpoint, max_retries=0), KEY, RateLimiter(1000), ApiStats()) as client:
+    async with AlikafkaClient(api_settings(endpoint, max_retries=0), KEY, RateLimiter(1000), ApiStats()) as client:
         settings = settings_for(endpoint, [{"instances": "all", "region": "cn-shanghai", "groups": "all"}], 0.2,
                                 free_port())
         targets = LiveTargets(client, settings, applied.append)
@@ -197,7 +197,7 @@ async def test_hostile_instance_list_keeps_the_catalog(simulator: tuple[Simulato
                                                        caplog: pytest.LogCaptureFixture) -> None:
     """The catalog's own GetInstanceList: a hostile answer keeps alikafka_instance_info's last values."""
     sim, endpoint = simulator
-    async with AlikafkaClient(ApiTestOptions(endpoint, max_retries=0), KEY, RateLimiter(1000), ApiStats()) as client:
+    async with AlikafkaClient(api_settings(endpoint, max_retries=0), KEY, RateLimiter(1000), ApiStats()) as client:
         catalog = InstanceCatalog(client, ["cn-hangzhou"], [HZ], refresh=600)
         await catalog.refresh_once()
         assert list(catalog.instances) == [HZ]
@@ -409,7 +409,7 @@ async def test_metadata_text_answers_are_checked_before_use(token: bytes, role: 
 def test_a_hostile_retry_after_cannot_pause_the_client_for_good(header: str | None, seconds: float | None) -> None:
     """``x-acs-retry-after`` on a throttling answer: milliseconds, finite, at most a minute (the limiter pauses
     every call for it)."""
-    client = AlikafkaClient(ApiTestOptions("http://127.0.0.1:1/"), KEY, RateLimiter(10), ApiStats())
+    client = AlikafkaClient(api_settings("http://127.0.0.1:1/"), KEY, RateLimiter(10), ApiStats())
     answer = json.dumps({"RequestId": "R", "Code": "Throttling.User", "Message": "flow control"}).encode()
     with pytest.raises(ThrottledError) as caught:
         client._interpret("GetConsumerProgress", 400, answer, header)

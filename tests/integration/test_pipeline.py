@@ -19,8 +19,8 @@ from exporter.cloud.stats import ApiStats
 from exporter.polling.poller import Poller
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.targets.pair import Pair
-from exporter.web.page import PageOptions, render
-from tests.support.fakes import ApiTestOptions, exposition_text
+from exporter.web.page import PageContext, render
+from tests.support.fakes import api_settings, exposition_text
 from tests.support.samples import has, value
 
 SECRET = "pipeline-secret-4b1d"
@@ -49,7 +49,7 @@ async def pipeline() -> AsyncIterator[tuple[Simulator, Poller, ApiStats]]:
     await server.start_server()
     stats = ApiStats()
     creds = StaticProvider(Credentials("STS.pipe", Secret(SECRET), Secret(TOKEN)), "test")
-    options = ApiTestOptions(str(server.make_url("/")), timeout=0.5, max_retries=2, max_concurrency=8)
+    options = api_settings(str(server.make_url("/")), timeout=0.5, max_retries=2, max_concurrency=8)
     async with AlikafkaClient(options, creds, RateLimiter(1000), stats, sleep=no_sleep) as client:
         pairs = [Pair(INSTANCE, g, "cn-hangzhou") for g in GROUPS]
         yield sim, Poller(client, pairs, interval=60, stale_after=180, max_qps=1000), stats
@@ -92,7 +92,7 @@ async def test_bad_input_fails_only_its_pair(
     assert value(text, "alikafka_exporter_targets", state="ok") == 1
     assert value(text, "alikafka_exporter_targets", state="stale") == 5
 
-    page = render(snapshot, PageOptions())
+    page = render(snapshot, PageContext())
     ours = "\n".join(str(vars(r)) for r in caplog.records if r.name.startswith("exporter"))
     for text_out in (text, page, ours):
         assert SECRET not in text_out
@@ -121,7 +121,7 @@ async def test_wrong_secret_debug_logs_never_show_it(caplog: pytest.LogCaptureFi
     await server.start_server()
     try:
         for signature in ("v1", "v3"):
-            opts = ApiTestOptions(str(server.make_url("/")), signature=signature, timeout=0.5, max_retries=2)
+            opts = api_settings(str(server.make_url("/")), signature=signature, timeout=0.5, max_retries=2)
             creds = StaticProvider(Credentials("AK", Secret("wrong-secret-5150"), Secret("tok-5150")), "t")
             async with AlikafkaClient(opts, creds, RateLimiter(100), ApiStats()) as client:
                 poller = Poller(client, [Pair(INSTANCE, "healthy", "cn-hangzhou")], interval=60, stale_after=180,
@@ -133,7 +133,7 @@ async def test_wrong_secret_debug_logs_never_show_it(caplog: pytest.LogCaptureFi
             assert state.error.code == "SignatureDoesNotMatch"
             # Every record of the exporter, with all its fields; the simulator's access log is not ours.
             ours = [str(vars(r)) for r in caplog.records if r.name.startswith("exporter")]
-            shown = "\n".join(ours) + state.error.message + render(snapshot, PageOptions())
+            shown = "\n".join(ours) + state.error.message + render(snapshot, PageContext())
             assert "wrong-secret-5150" not in shown
             assert "tok-5150" not in shown
             assert "string to sign" not in shown

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from typing import Any
 
 from aiohttp.test_utils import TestServer
 
@@ -15,7 +15,8 @@ from exporter.cloud.errors import ApiError
 from exporter.cloud.models import ConsumerProgress, PartitionProgress, RebalanceInfo, TopicProgress
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import ApiSettings, MetricsSettings
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import render_states
 from exporter.polling.snapshot import Snapshot
 from exporter.simulator import Simulator, build_app
@@ -84,20 +85,13 @@ class Clock:
         return self.now
 
 
-@dataclass(frozen=True)
-class ApiTestOptions:
-    """The client's options (satisfies exporter.cloud.client.ApiOptions) pointing every region at one endpoint."""
+def api_settings(endpoint: str, /, **changes: Any) -> ApiSettings:
+    """The API settings of a test: every region's calls go to ``endpoint``, with a 2-second timeout.
 
-    endpoint: str
-    signature: str = "v3"
-    timeout: float = 2.0
-    max_retries: int = 3
-    max_concurrency: int = 4
-    hide_last_timestamp: bool = False
-    max_response_size: int = 4 * 1024 * 1024
-
-    def endpoint_for(self, region: str) -> str:
-        return self.endpoint
+    ``changes`` are applied without validation (``model_copy``), so a test may go past a bound (a
+    512-byte answer cap) that a configuration may not.
+    """
+    return ApiSettings(endpoint=endpoint, timeout=2.0).model_copy(update=changes)
 
 
 async def no_sleep(_: float) -> None:
@@ -114,7 +108,7 @@ async def simulated_client(sim: Simulator) -> AsyncIterator[tuple[AlikafkaClient
     await server.start_server()
     stats = ApiStats()
     try:
-        async with AlikafkaClient(ApiTestOptions(str(server.make_url("/")), max_retries=0),
+        async with AlikafkaClient(api_settings(str(server.make_url("/")), max_retries=0),
                                   StaticProvider(Credentials("AK", Secret("SK")), "t"), RateLimiter(1000), stats,
                                   sleep=no_sleep) as client:
             yield client, stats
@@ -124,6 +118,6 @@ async def simulated_client(sim: Simulator) -> AsyncIterator[tuple[AlikafkaClient
 
 def exposition_text(snapshot: Snapshot, stats: ApiStats | None = None, member_labels: bool = False) -> str:
     """The text exposition of a snapshot, as the web layer would serve it."""
-    options = CollectorOptions(member_labels=member_labels)
-    tail = TailCollector(lambda: snapshot, stats or ApiStats(), options)
+    options = MetricsSettings(member_labels=member_labels, max_series=0)
+    tail = TailCollector(lambda: snapshot, stats or ApiStats())
     return render_states(snapshot.pairs.values(), options, tail).decode()

@@ -15,7 +15,8 @@ import yaml
 from aiohttp import web as aioweb
 
 from exporter.cloud.stats import ApiStats
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import MetricsSettings, WebSettings
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair
@@ -38,7 +39,7 @@ def exposition() -> tuple[Exposition, Snapshot]:
                            None, 1) for i, p in enumerate(PAIRS)}
     snap = Snapshot(MappingProxyType(states), 1)
     stats = ApiStats()
-    expo = Exposition(CollectorOptions(), TailCollector(lambda: snap, stats, CollectorOptions()),
+    expo = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: snap, stats),
                       lambda: (snap.version, stats.version))
     for state in states.values():
         expo.update(state)
@@ -67,7 +68,7 @@ async def serve(config: webconfig.WebConfig | None = None, limits: HttpLimits | 
     """Serve the exporter's app with ``config`` (TLS when it says so) on a free port."""
     expo, snap = exposition()
     access = web.Access.of(config) if config is not None else web.Access()
-    app = web.make_app(expo, lambda: snap, web.WebOptions(), access)
+    app = web.make_app(expo, lambda: snap, WebSettings(), access)
     runner = await web.start(app, "127.0.0.1", 0, web.tls_context(config), limits)
     port = runner.addresses[0][1]
     scheme = "https" if config is not None and config.tls_server_config.enabled else "http"

@@ -39,12 +39,11 @@ from exporter.cloud.models import ParseError, parse_consumer_list, parse_consume
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainAnswer, _answer_code
-from exporter.config.settings import ConfigError, Settings, load_settings
-from exporter.metrics.collector import CollectorOptions
+from exporter.config.settings import ConfigError, MetricsSettings, Settings, load_settings
 from exporter.metrics.exposition import render_states
 from exporter.polling.snapshot import PairState
 from exporter.targets.pair import Pair
-from tests.support.fakes import ApiTestOptions
+from tests.support.fakes import api_settings
 from tests.support.samples import samples
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -119,7 +118,7 @@ def test_progress_parser_raises_only_parse_error_and_renders(body: Any) -> None:
         check_message(exc)
         return
     state = PairState(Pair("i", "g", "r"), progress, True, 1.0, 1.0, None, 1)
-    text = render_states([state], CollectorOptions(member_labels=True), _NoTail()).decode()
+    text = render_states([state], MetricsSettings(member_labels=True, max_series=0), _NoTail()).decode()
     for sample in samples(text):
         assert math.isfinite(sample.value) and sample.value >= 0, sample
 
@@ -134,7 +133,7 @@ def test_huge_numbers_are_a_parse_error_not_an_overflow() -> None:
     body = {"ConsumerProgress": {"TopicList": [{"Topic": "t", "OffsetList": [
         {"Partition": 0, "BrokerOffset": str(2**63 - 1), "ConsumerOffset": 0}]}]}}
     state = PairState(Pair("i", "g", "r"), parse_consumer_progress(body), True, 1.0, 1.0, None, 1)
-    assert "9.223372036854776e+18" in render_states([state], CollectorOptions(), _NoTail()).decode()
+    assert "9.223372036854776e+18" in render_states([state], MetricsSettings(max_series=0), _NoTail()).decode()
 
 
 @FAST
@@ -159,7 +158,7 @@ class _NoTail:
 
 def _client() -> AlikafkaClient:
     creds = StaticProvider(Credentials("AK", Secret("fuzz-secret-value")), "test")
-    return AlikafkaClient(ApiTestOptions("http://127.0.0.1:1/"), creds, RateLimiter(10), ApiStats())
+    return AlikafkaClient(api_settings("http://127.0.0.1:1/"), creds, RateLimiter(10), ApiStats())
 
 
 @FAST

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -26,7 +25,7 @@ from exporter.cloud.errors import (
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
-from tests.support.fakes import ApiTestOptions as Options
+from tests.support.fakes import api_settings
 
 INSTANCE = "alikafka_post-cn-test0001"
 GROUP = "orders-consumer"
@@ -65,7 +64,7 @@ async def make_client(sim: tuple[Simulator, str]) -> AsyncIterator[MakeClient]:
     async def factory(
         *, secret: str = SECRET, token: str | None = None, key_id: str = KEY_ID, **options: object
     ) -> tuple[AlikafkaClient, ApiStats, RecordingSleep]:
-        opts = replace(Options(sim[1]), **options)  # type: ignore[arg-type]
+        opts = api_settings(sim[1], **options)
         creds = Credentials(key_id, Secret(secret), Secret(token) if token else None)
         stats, sleep = ApiStats(), RecordingSleep()
         client = AlikafkaClient(opts, StaticProvider(creds, "test"), RateLimiter(1000), stats, sleep=sleep)
@@ -219,7 +218,7 @@ async def test_security_token_is_sent_for_sts_keys(sim: tuple[Simulator, str]) -
     await server.start_server()
     try:
         for signature in ("v3", "v1"):
-            opts = Options(str(server.make_url("/")), signature=signature)
+            opts = api_settings(str(server.make_url("/")), signature=signature)
             good = StaticProvider(Credentials("STS.key", Secret("sts-secret"), Secret("the-token")), "t")
             async with AlikafkaClient(opts, good, RateLimiter(100), ApiStats()) as client:
                 await client.get_consumer_progress(REGION, INSTANCE, GROUP)

@@ -46,7 +46,7 @@ from exporter.simulator.faults import FaultRule
 from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_controls, add_sts_routes, build_sts_app
 from tests.support import samples
-from tests.support.fakes import ApiTestOptions, Clock
+from tests.support.fakes import Clock, api_settings
 from tests.support.procs import clean_env, free_port, http_get, process, python_module, wait_for
 
 INSTANCE, GROUP, REGION = "alikafka_post-cn-test0001", "orders-consumer", "cn-hangzhou"
@@ -108,7 +108,7 @@ async def _sleep(_: float) -> None:
 
 async def poll(world: World, provider: CredentialProvider) -> None:
     """One signed GetConsumerProgress through the exporter's client, credentials from ``provider``."""
-    async with AlikafkaClient(ApiTestOptions(world.base, max_retries=0), provider, RateLimiter(1000), ApiStats(),
+    async with AlikafkaClient(api_settings(world.base, max_retries=0), provider, RateLimiter(1000), ApiStats(),
                               clock=world.clock) as client:
         progress, _ = await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert progress.topics
@@ -130,7 +130,7 @@ async def test_rrsa_wrapped_for_the_redactor_still_uses_the_clients_session(worl
     redactor = Redactor()
     provider = Learning(inner, redactor.add)
     stats = ApiStats()
-    async with AlikafkaClient(ApiTestOptions(world.base), provider, RateLimiter(1000), stats,
+    async with AlikafkaClient(api_settings(world.base), provider, RateLimiter(1000), stats,
                               clock=world.clock, transport=transport) as client:
         assert inner.transport is transport and transport._session is client._session
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
@@ -173,7 +173,7 @@ async def test_rrsa_chain_polls_with_sts_credentials(world: World, tmp_path: Pat
     assert isinstance(provider, RrsaProvider)
     assert provider.source.startswith(f"rrsa (role {ROLE}")
     stats = ApiStats()
-    async with AlikafkaClient(ApiTestOptions(world.base), provider, RateLimiter(1000), stats,
+    async with AlikafkaClient(api_settings(world.base), provider, RateLimiter(1000), stats,
                               clock=world.clock, transport=transport) as client:
         assert provider.transport._session is client._session  # STS is called over the client's one session
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
@@ -210,7 +210,7 @@ async def test_short_lived_credentials_refresh_at_half_life(tmp_path: Path) -> N
         provider = RrsaProvider(ROLE, PROVIDER, token_file, sts_endpoint=w.sts_url, refresh_margin=300)
         deadline = time.monotonic() + 5.5
         while time.monotonic() < deadline:
-            async with AlikafkaClient(ApiTestOptions(w.base, max_retries=0), provider, RateLimiter(1000),
+            async with AlikafkaClient(api_settings(w.base, max_retries=0), provider, RateLimiter(1000),
                                       ApiStats()) as client:
                 await client.get_consumer_progress(REGION, INSTANCE, GROUP)
             await asyncio.sleep(0.25)
@@ -247,7 +247,7 @@ async def test_sts_outage_rides_on_valid_credentials_then_fails_clearly(world: W
     world.sts.unavailable = 1000
     world.clock.now += 700  # inside the margin: a refresh is due and fails
     stats = ApiStats()
-    async with AlikafkaClient(ApiTestOptions(world.base, max_retries=0), provider, RateLimiter(1000), stats,
+    async with AlikafkaClient(api_settings(world.base, max_retries=0), provider, RateLimiter(1000), stats,
                               clock=world.clock, transport=transport) as client:
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert [r.code for r in world.sts.records[1:]] == ["ServiceUnavailable"] * 3  # retried with backoff
@@ -409,7 +409,7 @@ async def test_ecs_imdsv2_path(hardened: World) -> None:
                              transport)
     assert isinstance(provider, EcsRoleProvider)
     stats = ApiStats()
-    async with AlikafkaClient(ApiTestOptions(hardened.base), provider, RateLimiter(1000), stats,
+    async with AlikafkaClient(api_settings(hardened.base), provider, RateLimiter(1000), stats,
                               clock=hardened.clock, transport=transport) as client:
         await client.get_consumer_progress(REGION, INSTANCE, GROUP)
     assert [(r.method, r.mode, r.status) for r in hardened.imds.records] == [

@@ -19,7 +19,7 @@ from exporter.cloud.stats import ApiStats
 from exporter.config.settings import load_settings
 from exporter.polling.poller import HEADROOM
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
-from tests.support.fakes import ApiTestOptions
+from tests.support.fakes import api_settings
 from tests.support.samples import value
 
 
@@ -161,7 +161,7 @@ async def test_real_simulator_at_its_limit_never_throttles() -> None:
     server = TestServer(build_app(simulator), host="127.0.0.1")
     await server.start_server()
     stats = ApiStats()
-    client = AlikafkaClient(ApiTestOptions(str(server.make_url("/"))),
+    client = AlikafkaClient(api_settings(str(server.make_url("/"))),
                             StaticProvider(Credentials("AK", Secret("SK"), None), "test"), RateLimiter(10), stats)
     try:
         async with client:

@@ -12,7 +12,6 @@ import gc
 import ssl
 import subprocess
 import tracemalloc
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.simulator.faults import gzip_bomb
 from exporter.simulator.imds import MetadataService, add_metadata_routes
 from exporter.simulator.sts import StsService, add_sts_routes
-from tests.support.fakes import ApiTestOptions
+from tests.support.fakes import api_settings
 from tests.support.procs import clean_env, free_port, process, python_module
 
 INSTANCE, GROUP, REGION = "alikafka_post-cn-test0001", "orders-consumer", "cn-hangzhou"
@@ -55,7 +54,7 @@ async def serve(app: web.Application, context: ssl.SSLContext | None = None) -> 
 
 
 def client(base: str, trust: ssl.SSLContext | None = None, **options: object) -> AlikafkaClient:
-    opts = replace(ApiTestOptions(base, max_retries=0), **options)  # type: ignore[arg-type]
+    opts = api_settings(base, **{"max_retries": 0, **options})
     creds = StaticProvider(Credentials(KEY_ID, Secret(SECRET), Secret(TOKEN)), "test")
     if trust is None:  # the plain call, as the exporter makes it
         return AlikafkaClient(opts, creds, RateLimiter(1000), ApiStats())
@@ -367,7 +366,7 @@ async def test_simulator_command_serves_tls_in_pieces(ca: trustme.CA, tmp_path: 
                          "--access-key", f"{KEY_ID}:{SECRET}", "--tls-cert", str(cert), "--tls-key", str(key),
                          "--write-pieces", "3", "--piece-pause", "0.1")
     with process(args, clean_env(), tmp_path / "sim.log"):
-        opts = ApiTestOptions(f"https://127.0.0.1:{port}/", max_retries=0)
+        opts = api_settings(f"https://127.0.0.1:{port}/", max_retries=0)
         creds = StaticProvider(Credentials(KEY_ID, Secret(SECRET)), "test")
         for _ in range(100):
             try:

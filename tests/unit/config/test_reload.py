@@ -12,8 +12,8 @@ import pytest
 
 from exporter.cloud.stats import ApiStats
 from exporter.config.reload import Reloader, digest, split_changes
-from exporter.config.settings import ConfigError, Settings, load_settings
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import ConfigError, MetricsSettings, Settings, load_settings
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Insight
 from exporter.polling.poller import Poller
@@ -160,18 +160,17 @@ def _state(pair: Pair, polls: int = 1) -> PairState:
 
 def test_exposition_reconfigure_renders_again_under_new_options() -> None:
     """A granularity change re-renders every pair from its latest state; no poll is needed."""
-    options = CollectorOptions(version="t", python_version="3")
-    exposition = Exposition(options, TailCollector(Snapshot, ApiStats(), options), lambda: 0)
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(Snapshot, ApiStats(), "t", "3"), lambda: 0)
     a, b = Pair("i", "a", "r"), Pair("i", "b", "r")
     states = [_state(a), _state(b)]
     for s in states:
         exposition.update(s)
     assert has(exposition.render().body, "alikafka_consumergroup_lag", group="a")
-    exposition.reconfigure(CollectorOptions("group", version="t", python_version="3"), 0, states)
+    exposition.reconfigure(MetricsSettings(granularity="group", max_series=0), states)
     text = exposition.render().body.decode()
     assert not has(text, "alikafka_consumergroup_lag") and not has(text, "alikafka_consumergroup_topic_lag")
     assert value(text, "alikafka_consumergroup_group_lag", group="b", instance_id="i") == 20
-    exposition.reconfigure(CollectorOptions(version="t", python_version="3"), 0, states)
+    exposition.reconfigure(MetricsSettings(max_series=0), states)
     assert value(exposition.render().body, "alikafka_consumergroup_lag", group="a", instance_id="i", partition="1",
                  topic="t") == 10
 

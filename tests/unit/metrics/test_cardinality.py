@@ -10,8 +10,9 @@ from types import MappingProxyType
 import pytest
 
 from exporter.cloud.stats import ApiStats
+from exporter.config.settings import MetricsSettings
 from exporter.metrics import exposition as exposition_module
-from exporter.metrics.collector import CollectorOptions, TailCollector, TopicKey
+from exporter.metrics.collector import TailCollector, TopicKey
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, Snapshot
@@ -19,7 +20,7 @@ from exporter.targets.pair import Pair
 from tests.support.fakes import progress
 from tests.support.samples import find, has, value
 
-OPTS = CollectorOptions(version="t", python_version="3")
+OPTS = MetricsSettings(max_series=0)
 CORE = ("alikafka_consumergroup_up{", "alikafka_consumergroup_last_success_timestamp_seconds{",
         "alikafka_consumergroup_group_lag{", "alikafka_consumergroup_max_lag_seconds{")
 
@@ -30,10 +31,10 @@ def state(pair: Pair, partitions: int, topic: str = "t") -> PairState:
     return PairState(pair, data, True, 1.0, 1.0, None, 3, Insight(lags, "ok"))
 
 
-def build(max_series: int, states: list[PairState], options: CollectorOptions = OPTS) -> Exposition:
+def build(max_series: int, states: list[PairState], options: MetricsSettings = OPTS) -> Exposition:
     box: list[Exposition] = []
-    tail = TailCollector(Snapshot, ApiStats(), options, series_limits=lambda: box[0].limits)
-    exposition = Exposition(options, tail, lambda: 0, max_series=max_series)
+    tail = TailCollector(Snapshot, ApiStats(), "t", "3", series_limits=lambda: box[0].limits)
+    exposition = Exposition(options.model_copy(update={"max_series": max_series}), tail, lambda: 0)
     box.append(exposition)
     for s in states:
         exposition.update(s)
@@ -117,8 +118,8 @@ def test_limit_lifts_when_pairs_leave(caplog: pytest.LogCaptureFixture) -> None:
     assert any("no longer applies" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("options", [OPTS, CollectorOptions(compat="kafka_exporter", member_labels=True)])
-def test_random_updates_respect_the_budget_and_stay_deterministic(options: CollectorOptions) -> None:
+@pytest.mark.parametrize("options", [OPTS, MetricsSettings(compat="kafka_exporter", member_labels=True, max_series=0)])
+def test_random_updates_respect_the_budget_and_stay_deterministic(options: MetricsSettings) -> None:
     """Random updates and removals: served count equals the gauge, within budget (or only cores), repeatable.
 
     With the kafka_exporter compat families there are shared series at the topic level too.
@@ -158,8 +159,8 @@ def test_churn_does_not_repeat_the_warning(caplog: pytest.LogCaptureFixture) -> 
     now = [0.0]
     single = len(pair_lines(build(0, [state(A, 10)]).render().body.decode()))
     box: list[Exposition] = []
-    tail = TailCollector(Snapshot, ApiStats(), OPTS, series_limits=lambda: box[0].limits)
-    exposition = Exposition(OPTS, tail, lambda: 0, max_series=2 * single + 5, clock=lambda: now[0])
+    tail = TailCollector(Snapshot, ApiStats(), "t", "3", series_limits=lambda: box[0].limits)
+    exposition = Exposition(MetricsSettings(max_series=2 * single + 5), tail, lambda: 0, clock=lambda: now[0])
     box.append(exposition)
     for s in (state(A, 10), state(B, 10)):
         exposition.update(s)
@@ -213,8 +214,8 @@ def reference_plan(exposition: Exposition) -> dict[Pair, int]:
     return shed
 
 
-@pytest.mark.parametrize("options", [OPTS, CollectorOptions(compat="kafka_exporter", member_labels=True)])
-def test_plan_kept_across_updates_matches_one_made_from_scratch(options: CollectorOptions) -> None:
+@pytest.mark.parametrize("options", [OPTS, MetricsSettings(compat="kafka_exporter", member_labels=True, max_series=0)])
+def test_plan_kept_across_updates_matches_one_made_from_scratch(options: MetricsSettings) -> None:
     """Random polls (same shape or not), new pairs and removals: the plan the exposition keeps between
     changes equals one made from scratch, and its body equals that of an exposition fed the same states
     fresh in the same first-seen order."""

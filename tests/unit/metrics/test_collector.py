@@ -10,7 +10,8 @@ from types import MappingProxyType
 
 from exporter.cloud.models import InstanceInfo, RebalanceInfo
 from exporter.cloud.stats import ApiStats
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import MetricsSettings
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition, render_states
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, PollError, Snapshot
@@ -58,12 +59,12 @@ def sample_stats() -> ApiStats:
     return stats
 
 
-def render(options: CollectorOptions | None = None, snapshot: Snapshot | None = None) -> str:
-    options = options or CollectorOptions(version="0.1.0", python_version="3.11.7")
+def render(options: MetricsSettings | None = None, snapshot: Snapshot | None = None) -> str:
+    options = options or MetricsSettings(max_series=0)
     instances = {"alikafka_post-cn-a": InstanceInfo("alikafka_post-cn-a", "orders-prod", "cn-hangzhou", "v3",
                                                     "professional", True)}
     snap = snapshot or sample_snapshot()
-    tail = TailCollector(lambda: snap, sample_stats(), options, instances=lambda: instances)
+    tail = TailCollector(lambda: snap, sample_stats(), "0.1.0", "3.11.7", instances=lambda: instances)
     return render_states(snap.pairs.values(), options, tail).decode()
 
 
@@ -73,7 +74,7 @@ def families(text: str) -> set[str]:
 
 def test_golden_exposition() -> None:
     """The whole exposition of a fixed snapshot matches tests/support/fixtures/golden.prom (UPDATE_GOLDEN=1 rewrites)."""
-    text = render(CollectorOptions(member_labels=True, version="0.1.0", python_version="3.11.7"))
+    text = render(MetricsSettings(member_labels=True, max_series=0))
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
@@ -122,8 +123,8 @@ def test_end_offset_is_one_series_per_partition() -> None:
 def test_granularity_trims_levels() -> None:
     """topic drops partition families; group keeps only group-level ones."""
     full = families(render())
-    topic = families(render(CollectorOptions(granularity="topic")))
-    group = families(render(CollectorOptions(granularity="group")))
+    topic = families(render(MetricsSettings(granularity="topic", max_series=0)))
+    group = families(render(MetricsSettings(granularity="group", max_series=0)))
     partition_only = {"alikafka_consumergroup_lag", "alikafka_consumergroup_current_offset",
                       "alikafka_topic_partition_end_offset", "alikafka_consumergroup_last_consumed_timestamp_seconds"}
     topic_level = {"alikafka_consumergroup_topic_lag", "alikafka_consumergroup_topic_last_consumed_timestamp_seconds"}
@@ -136,12 +137,12 @@ def test_granularity_trims_levels() -> None:
 def test_member_labels_are_opt_in() -> None:
     """partition_assignment_info appears only with member_labels."""
     assert "partition_assignment_info" not in render()
-    assert 'member_id="m-2"' in render(CollectorOptions(member_labels=True))
+    assert 'member_id="m-2"' in render(MetricsSettings(member_labels=True, max_series=0))
 
 
 def test_no_forbidden_labels() -> None:
     """Data families never carry region, instance or job; no sample has a timestamp."""
-    text = render(CollectorOptions(member_labels=True))
+    text = render(MetricsSettings(member_labels=True, max_series=0))
     for line in text.splitlines():
         if line.startswith(("#", "alikafka_instance_info")) or not line:  # the info family has region by contract
             continue
@@ -155,7 +156,7 @@ FULL_SERIES = 68  # pair-derived series of sample_snapshot() with member labels;
 def render_every_family() -> str:
     """An exposition with every family in it: member labels, a series budget (the cardinality guard's own
     families), a configuration reload time and a clock skew, besides what :func:`render` gives."""
-    options = CollectorOptions(member_labels=True, version="0.1.0", python_version="3.11.7")
+    options = MetricsSettings(member_labels=True, max_series=FULL_SERIES - 1)
     instances = {"alikafka_post-cn-a": InstanceInfo("alikafka_post-cn-a", "orders-prod", "cn-hangzhou", "v3",
                                                     "professional", True)}
     snap = sample_snapshot()
@@ -164,9 +165,9 @@ def render_every_family() -> str:
     stats.task_started("poller")
     stats.task_restarted("catalog")
     exposition: list[Exposition] = []
-    tail = TailCollector(lambda: snap, stats, options, instances=lambda: instances,
+    tail = TailCollector(lambda: snap, stats, "0.1.0", "3.11.7", instances=lambda: instances,
                          config_reload_time=lambda: NOW, series_limits=lambda: exposition[0].limits)
-    exposition.append(Exposition(options, tail, lambda: 0, max_series=FULL_SERIES - 1))
+    exposition.append(Exposition(options, tail, lambda: 0))
     for state in snap.pairs.values():
         exposition[0].update(state)
     return exposition[0].render().body.decode()

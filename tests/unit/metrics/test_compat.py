@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.cloud.stats import ApiStats
-from exporter.config.settings import ConfigError, load_settings
-from exporter.metrics.collector import CollectorOptions, Granularity, TailCollector, families
+from exporter.config.settings import ConfigError, MetricsSettings, load_settings
+from exporter.metrics.collector import TailCollector, families
 from exporter.metrics.exposition import Exposition, render_states
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair
@@ -33,16 +34,16 @@ COMPAT = {"kafka_consumergroup_lag", "kafka_consumergroup_current_offset", "kafk
           "kafka_topic_partition_current_offset", "kafka_topic_partitions"}
 # promtool's lint for any gauge whose name ends in _sum; kafka_exporter's names do, by design.
 SUM_LINT = 'non-histogram and non-summary metrics should not have "_sum" suffix'
+Granularity = Literal["partition", "topic", "group"]
 
 
-def options(granularity: Granularity = "partition", compat: bool = True) -> CollectorOptions:
-    return CollectorOptions(granularity, version="0.1.0", python_version="3.11.7",
-                            compat="kafka_exporter" if compat else "none")
+def options(granularity: Granularity = "partition", compat: bool = True) -> MetricsSettings:
+    return MetricsSettings(granularity=granularity, compat="kafka_exporter" if compat else "none", max_series=0)
 
 
-def render(opts: CollectorOptions, snapshot: Snapshot | None = None, *, openmetrics: bool = False) -> str:
+def render(opts: MetricsSettings, snapshot: Snapshot | None = None, *, openmetrics: bool = False) -> str:
     snap = snapshot or sample_snapshot()
-    tail = TailCollector(lambda: snap, sample_stats(), opts)
+    tail = TailCollector(lambda: snap, sample_stats(), "0.1.0", "3.11.7")
     return render_states(snap.pairs.values(), opts, tail, openmetrics=openmetrics).decode()
 
 
@@ -72,7 +73,7 @@ def test_compat_golden() -> None:
 
 def test_off_by_default() -> None:
     """Without metrics.compat nothing of kafka_exporter's is exported; the setting defaults to none."""
-    assert not {f.name for f in families(CollectorOptions())} & COMPAT
+    assert not {f.name for f in families(MetricsSettings())} & COMPAT
     assert "kafka_consumergroup" not in render(options(compat=False)).replace("alikafka_consumergroup", "")
     settings = load_settings({"targets": [{"instance_id": "i-1", "groups": ["g"], "region": "r"}]}, {}, None)
     assert settings.metrics.compat == "none"
@@ -115,7 +116,7 @@ def test_shared_series_are_one_per_topic_and_partition() -> None:
     """Two groups reading one topic give one partition count and one end offset per partition, the highest."""
     a, b = Pair("i-1", "a", "r"), Pair("i-1", "b", "r")
     opts = options()
-    exposition = Exposition(opts, TailCollector(Snapshot, ApiStats(), opts), lambda: 0)
+    exposition = Exposition(opts, TailCollector(Snapshot, ApiStats(), "0.1.0", "3.11.7"), lambda: 0)
     exposition.update(PairState(a, progress({"t": {0: (10, 5)}}), True, 1.0, 1.0, None, 1))
     exposition.update(PairState(b, progress({"t": {0: (12, 5), 1: (4, 4)}}), True, 1.0, 1.0, None, 1))
     text = exposition.render().body.decode()

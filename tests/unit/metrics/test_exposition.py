@@ -10,7 +10,8 @@ from types import MappingProxyType
 import pytest
 
 from exporter.cloud.stats import ApiStats
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.config.settings import MetricsSettings
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition, decompress, member, render_states
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, Snapshot
@@ -18,13 +19,13 @@ from exporter.targets.pair import Pair
 from tests.support.fakes import progress
 from tests.support.samples import find, has, value
 
-OPTS = CollectorOptions(member_labels=True, version="t", python_version="3")
+OPTS = MetricsSettings(member_labels=True, max_series=0)
 END = "alikafka_topic_partition_end_offset"
 P0 = {"instance_id": "i", "partition": "0", "topic": "t"}  # the series of partition 0 of topic t
 
 
 def tail() -> TailCollector:
-    return TailCollector(Snapshot, ApiStats(), OPTS)
+    return TailCollector(Snapshot, ApiStats(), "t", "3")
 
 
 def state(pair: Pair, seed: int) -> PairState:

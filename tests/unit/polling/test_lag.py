@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.polling.lag import LagEstimator, LagOptions, PartitionHistory
+from exporter.config.settings import LagSettings
+from exporter.polling.lag import LagEstimator, PartitionHistory
 
 KEY = ("i", "t", 0)
-OPTS = LagOptions()
+OPTS = LagSettings()
 
 
 def history(*points: tuple[int, float]) -> PartitionHistory:
@@ -64,7 +65,7 @@ def test_replay_from_far_back_extrapolates_within_bounds() -> None:
     h = history((10_000, 1000.0), (11_000, 2000.0))  # 1 msg/s
     assert h.estimate(9_000, 11_000, 2000.0, None, OPTS) == pytest.approx(2000.0)  # 1000 s before the first point
     assert h.estimate(9_000, 11_000, 2000.0, last_consumed=500.0, options=OPTS) == pytest.approx(1500.0)
-    tiny = LagOptions(max_age=600.0)
+    tiny = LagSettings(max_age=600.0)
     assert h.estimate(0, 11_000, 2000.0, None, tiny) == 600.0
     # a flat history gives no rate: the age of the oldest point is a lower bound and is used
     flat = history((10, 0.0), (10, 500.0))
@@ -93,7 +94,7 @@ def test_offsets_going_back_reset_or_are_ignored() -> None:
 def test_memory_is_bounded_by_points_and_age() -> None:
     """max_points caps the history by thinning its older half, so it keeps its span and estimates deep
     lags; points older than `history` go; idle partitions are forgotten."""
-    small = LagOptions(history=100.0, max_points=10)
+    small = LagSettings(history=100.0, max_points=10)
     estimator = LagEstimator(small)
     for i in range(1000):
         estimator.observe(KEY, i * 3, float(i))
@@ -103,11 +104,11 @@ def test_memory_is_bounded_by_points_and_age() -> None:
     assert list(history.times[-3:]) == [997.0, 998.0, 999.0]  # the newest points stay dense
     assert list(history.offsets) == sorted(history.offsets)
     assert estimator.estimate(KEY, 3 * 930 - 1, 3 * 999, 999.0, None) == pytest.approx(69.0)  # interpolated
-    tiny = LagEstimator(LagOptions(history=100.0, max_points=2))
+    tiny = LagEstimator(LagSettings(history=100.0, max_points=2))
     for i in range(50):
         tiny.observe(KEY, i, float(i))
     assert tiny.points(KEY) == 2
-    aged = LagEstimator(LagOptions(history=100.0, max_points=10_000))
+    aged = LagEstimator(LagSettings(history=100.0, max_points=10_000))
     for i in range(1000):
         aged.observe(KEY, i * 3, float(i))
     assert aged.points(KEY) <= 102
@@ -126,7 +127,7 @@ def test_memory_is_bounded_by_points_and_age() -> None:
 def test_never_nan_negative_or_above_bounds(steps: list[tuple[int, float]], back: int, last: float | None,
                                             max_age: float) -> None:
     """Any history, any committed offset: finite, >= 0, <= max_age and <= now - LastTimestamp when known."""
-    options = LagOptions(max_age=max_age)
+    options = LagSettings(max_age=max_age)
     h = PartitionHistory()
     offset, at = 1000, 0.0
     for grow, dt in steps:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from exporter.polling.status import StatusOptions, StatusTracker, evaluate
+from exporter.config.settings import LagSettings
+from exporter.polling.status import StatusTracker, evaluate
 from tests.support.fakes import progress
 
-OPTS = StatusOptions(window=6, min_polls=3, min_span=60.0, min_rise=10.0)
+OPTS = LagSettings(status_window=6, status_min_polls=3, status_min_span=60.0, lagging_min_rise=10.0)
 EVERY = 15.0  # seconds between polls in these tests
 
 

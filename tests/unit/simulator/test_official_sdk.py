@@ -23,7 +23,7 @@ from exporter.cloud.credentials import Credentials, Secret, StaticProvider
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.simulator import Scenario, Simulator, build_app
-from tests.support.fakes import ApiTestOptions
+from tests.support.fakes import api_settings
 
 
 def require(module: str) -> Any:
@@ -136,7 +136,7 @@ async def test_exporter_sends_what_the_official_sdk_sends() -> None:
                                                         consumer_id="orders-consumer")
         await asyncio.to_thread(sdk_client.Client(config).get_consumer_progress, request)
         creds = StaticProvider(Credentials("STS.wire", Secret("wire-secret"), Secret("wire-tok")), "test")
-        async with AlikafkaClient(ApiTestOptions(str(server.make_url("/"))), creds, RateLimiter(100),
+        async with AlikafkaClient(api_settings(str(server.make_url("/"))), creds, RateLimiter(100),
                                   ApiStats()) as exporter:
             await exporter.get_consumer_progress("cn-hangzhou", INSTANCE, "orders-consumer")
     finally:

@@ -26,7 +26,7 @@ from exporter.cloud.stats import ApiStats
 from exporter.config.settings import Settings, load_settings
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.targets.catalog import InstanceCatalog
-from tests.support.fakes import ApiTestOptions
+from tests.support.fakes import api_settings
 from tests.support.procs import free_port
 from tests.support.samples import find, has, value
 
@@ -42,7 +42,7 @@ async def test_catalog_lists_polled_instances_and_survives_failures(caplog: pyte
     await server.start_server()
     try:
         creds = StaticProvider(Credentials("AK", Secret("SK")), "t")
-        async with AlikafkaClient(ApiTestOptions(str(server.make_url("/")), max_retries=0), creds,
+        async with AlikafkaClient(api_settings(str(server.make_url("/")), max_retries=0), creds,
                                   RateLimiter(100), ApiStats(), sleep=no_sleep) as client:
             catalog = InstanceCatalog(client, ["cn-hangzhou", "cn-shanghai"],
                                       ["alikafka_post-cn-demo0001", "alikafka_pre-cn-demo0002"], refresh=600)

@@ -20,7 +20,7 @@ from exporter.config.settings import Target, load_settings
 from exporter.simulator import FaultRule, Scenario, Simulator
 from exporter.targets.discovery import Discovery, in_shard
 from exporter.targets.pair import Pair
-from tests.support.fakes import ApiTestOptions, no_sleep, simulated_client
+from tests.support.fakes import api_settings, no_sleep, simulated_client
 
 HZ = "alikafka_post-cn-demo0001"
 
@@ -119,7 +119,7 @@ async def own_server() -> AsyncIterator[Any]:
         server = TestServer(unpaged_app(answer, pages), host="127.0.0.1")
         await server.start_server()
         servers.append(server)
-        return AlikafkaClient(ApiTestOptions(str(server.make_url("/")), max_retries=0),
+        return AlikafkaClient(api_settings(str(server.make_url("/")), max_retries=0),
                               StaticProvider(Credentials("AK", Secret("SK")), "t"), RateLimiter(1000), ApiStats(),
                               sleep=no_sleep)
     yield start

@@ -11,7 +11,7 @@ import pytest
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, PollError, Snapshot
 from exporter.targets.pair import Pair
-from exporter.web.page import PageOptions, as_json, duration, render, utc
+from exporter.web.page import PageContext, as_json, duration, render, utc
 from tests.support.fakes import progress
 
 NOW = 1_800_000_000.0
@@ -98,7 +98,7 @@ def test_duration_is_short_and_human(seconds: float | None, text: str) -> None:
 
 def test_targets_problems_first_with_errors_and_times() -> None:
     """Failing, stale, pending, then ok; each row has state, relative and UTC times, error and RequestId."""
-    page = Tables(render(fleet(), PageOptions(), now=NOW))
+    page = Tables(render(fleet(), PageContext(), now=NOW))
     rows = page.body_rows("targets")
     assert [(r[1], r[3]) for r in rows] == [
         ("billing", "failing"), ("ghost", "stale"), ("new", "pending"),
@@ -110,51 +110,51 @@ def test_targets_problems_first_with_errors_and_times() -> None:
     assert ghost[5] == "never"
     assert ghost[6] == "BIZ_SUBSCRIPTION_NOT_FOUND group <b>ghost</b> does not exist | RequestId RID-<7>"
     assert new[4] == "never" and new[6] == ""
-    raw = render(fleet(), PageOptions(), now=NOW)
+    raw = render(fleet(), PageContext(), now=NOW)
     assert "&lt;b&gt;ghost" in raw and "<b>ghost" not in raw  # the API's message is text, not markup
 
 
 def test_hostile_names_are_text_not_markup() -> None:
     """Group names are user data: a <script> name shows as text and adds no element."""
-    html = render(fleet(), PageOptions(), now=NOW)
+    html = render(fleet(), PageContext(), now=NOW)
     page = Tables(html)
     assert "script" not in page.tags
     assert "<script>" not in html
     assert any(HOSTILE in row[1] for row in page.body_rows("targets"))
     assert any(row[1] == HOSTILE for row in page.body_rows("worst"))
-    data = as_json(fleet(), PageOptions(), now=NOW)
+    data = as_json(fleet(), PageContext(), now=NOW)
     assert HOSTILE in {t["group"] for t in data["targets"]}
 
 
 def test_worst_groups_by_time_lag_then_messages() -> None:
     """Ordered by time lag, then message lag; caught-up ok groups are left out; members and status shown."""
-    page = Tables(render(fleet(), PageOptions(), now=NOW))
+    page = Tables(render(fleet(), PageContext(), now=NOW))
     rows = page.body_rows("worst")
     assert [r[1] for r in rows] == ["slower", "slow", "many", HOSTILE, "billing"]
     assert rows[0][2:] == ["10", "2h 3m", "stalled", "1"]
     assert rows[1][2:] == ["500", "3m 12s", "lagging", "4"]
     assert rows[2][2] == "90,000"
     assert "fast" not in {r[1] for r in rows}
-    capped = Tables(render(fleet(), PageOptions(top_groups=2), now=NOW))
+    capped = Tables(render(fleet(), PageContext(top_groups=2), now=NOW))
     assert [r[1] for r in capped.body_rows("worst")] == ["slower", "slow"]
 
 
 def test_header_facts_and_demo_banner() -> None:
     """Version, uptime, configured and effective interval, counts; the demo banner only in demo mode."""
-    options = PageOptions(version="1.2.3", demo=True, started=NOW - 3725)
+    options = PageContext(version="1.2.3", demo=True, started=NOW - 3725)
     page = render(fleet(), options, now=NOW)
     text = "".join(Tables(page).text)
     for fact in ("version 1.2.3", "uptime 1h 2m", "poll interval 1m 0s (effective 1m 15s)", "last cycle 12s",
                  "targets 8: ok 5 · failing 1 · stale 1 · pending 1", "all data is simulated"):
         assert fact in " ".join(text.split()), fact
-    assert "simulated" not in render(fleet(), PageOptions(), now=NOW)
-    discovering = render(Snapshot(discovering=True), PageOptions(), now=NOW)
+    assert "simulated" not in render(fleet(), PageContext(), now=NOW)
+    discovering = render(Snapshot(discovering=True), PageContext(), now=NOW)
     assert "Listing instances" in discovering and "no targets yet" in discovering
 
 
 def test_page_is_self_contained() -> None:
     """No script, no external stylesheet, image or font: inline CSS with a dark scheme."""
-    page = render(fleet(), PageOptions(), now=NOW)
+    page = render(fleet(), PageContext(), now=NOW)
     tags = set(Tables(page).tags)
     assert not tags & {"script", "link", "img", "iframe", "object", "embed"}
     assert "prefers-color-scheme:dark" in page
@@ -165,16 +165,16 @@ def test_big_fleet_is_capped_and_counted() -> None:
     """Past max_rows the table says how many targets are not shown; the JSON view has them all."""
     states = [ok(Pair("alikafka_post-cn-a", f"g{n:03}", "cn-hangzhou"), n, float(n)) for n in range(40)]
     snap = snapshot_of(*states)
-    page = Tables(render(snap, PageOptions(max_rows=10), now=NOW))
+    page = Tables(render(snap, PageContext(max_rows=10), now=NOW))
     rows = page.body_rows("targets")
     assert len(rows) == 11
     assert rows[-1] == ["… and 30 more targets not shown (30 of them ok); the full list is in the JSON view"]
-    assert len(as_json(snap, PageOptions(max_rows=10), now=NOW)["targets"]) == 40
+    assert len(as_json(snap, PageContext(max_rows=10), now=NOW)["targets"]) == 40
 
 
 def test_json_view_has_the_same_facts() -> None:
     """The JSON view: counts, intervals, every target with its error, worst groups in page order."""
-    data = as_json(fleet(), PageOptions(version="9", started=NOW - 10), now=NOW)
+    data = as_json(fleet(), PageContext(version="9", started=NOW - 10), now=NOW)
     assert data["counts"] == {"ok": 5, "failing": 1, "stale": 1}
     assert data["uptime_seconds"] == 10 and data["effective_poll_interval_seconds"] == 75.0
     ghost = next(t for t in data["targets"] if t["group"] == "ghost")
@@ -198,7 +198,7 @@ def test_rendering_two_thousand_pairs_is_cheap() -> None:
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        page = render(snap, PageOptions(), now=NOW)
+        page = render(snap, PageContext(), now=NOW)
         best = min(best, time.perf_counter() - started)
     print(f"status page, 2000 pairs: {best * 1000:.1f} ms, {len(page) / 1024:.0f} KiB")
     assert len(Tables(page).body_rows("targets")) == 501
@@ -208,6 +208,6 @@ def test_rendering_two_thousand_pairs_is_cheap() -> None:
 def test_header_follows_a_reloaded_poll_interval() -> None:
     """After a reload the poller's snapshot carries the new interval, and the page shows what it carries."""
     snap = Snapshot(MappingProxyType({}), 3, None, 30.0, False, 30.0)
-    options = PageOptions(version="1")
+    options = PageContext(version="1")
     assert "poll interval <b>30s</b>" in render(snap, options, now=NOW)
     assert as_json(snap, options, now=NOW)["poll_interval_seconds"] == 30.0

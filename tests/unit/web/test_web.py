@@ -16,16 +16,16 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from exporter.cloud.stats import ApiStats
-from exporter.config.settings import RESERVED_PATHS
+from exporter.config.settings import RESERVED_PATHS, MetricsSettings, WebSettings
 from exporter.metrics import exposition as exposition_module
-from exporter.metrics.collector import CollectorOptions, TailCollector
+from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, PollError, Snapshot
 from exporter.targets.pair import Pair
 from exporter.web import routes as web_module
 from exporter.web import webconfig
-from exporter.web.routes import WebOptions, make_app
+from exporter.web.routes import make_app
 from tests.support.fakes import progress
 from tests.support.samples import find, value
 from tests.support.webserve import hash_password, serve, write_config
@@ -50,11 +50,11 @@ def polled() -> Snapshot:
 
 async def client_for(aiohttp_client, holder: Holder, path: str = "/metrics") -> TestClient:  # type: ignore[no-untyped-def]
     stats = ApiStats()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
                             lambda: (holder.snapshot.version, stats.version))
     for state in holder.snapshot.pairs.values():
         exposition.update(state)
-    return await aiohttp_client(make_app(exposition, lambda: holder.snapshot, WebOptions(telemetry_path=path)))  # type: ignore[no-any-return]
+    return await aiohttp_client(make_app(exposition, lambda: holder.snapshot, WebSettings(telemetry_path=path)))  # type: ignore[no-any-return]
 
 
 async def test_metrics_text_gzip_and_openmetrics(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
@@ -129,7 +129,7 @@ async def test_exposition_cache_renders_once_per_state() -> None:
     """Scrapes between changes reuse the same bytes; a new snapshot version renders again."""
     holder = Holder(polled())
     stats = ApiStats()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
                             lambda: (holder.snapshot.version, stats.version))
     first = exposition.render()
     assert exposition.render() is first
@@ -152,9 +152,9 @@ def test_reserved_paths_are_the_apps_routes() -> None:
     """The paths web.telemetry_path may not take are exactly the fixed routes the app serves."""
     stats = ApiStats()
     snap = polled()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: snap, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: snap, stats),
                             lambda: (snap.version, stats.version))
-    app = make_app(exposition, lambda: snap, WebOptions(telemetry_path="/custom"))
+    app = make_app(exposition, lambda: snap, WebSettings(telemetry_path="/custom"))
     routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None and r.method == "GET"}
     assert routes - {"/custom"} == set(RESERVED_PATHS)
 
@@ -190,7 +190,7 @@ def test_scrapes_share_a_costly_render_for_a_while() -> None:
 
     holder = Holder(polled())
     stats = ApiStats()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
                             lambda: (holder.snapshot.version, stats.version), clock=clock)
     step[0] = 0.0
     first = exposition.render(coalesce=True)  # took 0 s (the clock stood still): never reused when stale
@@ -217,13 +217,13 @@ async def test_a_scraper_leaving_mid_body_is_not_an_error(caplog) -> None:  # ty
                                                   True, 1.0, 1.0, None, 1) for n in range(200)}
     holder = Holder(Snapshot(MappingProxyType(big), 1))
     stats = ApiStats()
-    exposition = Exposition(CollectorOptions(), TailCollector(lambda: holder.snapshot, stats, CollectorOptions()),
+    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
                             lambda: (holder.snapshot.version, stats.version))
     for state in big.values():
         exposition.update(state)
     whole = exposition.render().body
     assert len(whole) > 8 * 2**20  # more than the socket buffers between the two take
-    runner = await web_module.start(make_app(exposition, lambda: holder.snapshot, WebOptions()), "127.0.0.1", 0)
+    runner = await web_module.start(make_app(exposition, lambda: holder.snapshot, WebSettings()), "127.0.0.1", 0)
     host, port = runner.addresses[0][:2]
     request = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: identity\r\n\r\n".encode()
     try:
