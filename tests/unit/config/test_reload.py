@@ -11,8 +11,9 @@ from types import MappingProxyType
 import pytest
 
 from exporter.cloud.stats import ApiStats
+from exporter.config.errors import ConfigError
 from exporter.config.reload import Reloader, digest, split_changes
-from exporter.config.settings import ConfigError, MetricsSettings, Settings, load_settings
+from exporter.config.settings import MetricsSettings, Settings, load_settings
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight

@@ -17,7 +17,8 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.cloud.stats import ApiStats
-from exporter.config.settings import ConfigError, MetricsSettings, load_settings
+from exporter.config.errors import ConfigError
+from exporter.config.settings import MetricsSettings, load_settings
 from exporter.metrics.exposition import Exposition, render_states
 from exporter.metrics.families import families
 from exporter.metrics.self_metrics import TailCollector
