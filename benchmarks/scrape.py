@@ -43,8 +43,8 @@ from aiohttp import web
 from exporter.cloud.models import ConsumerProgress, parse_consumer_progress
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings, WebSettings
-from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition, decompress
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.simulator import Scenario, Simulator

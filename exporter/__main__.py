@@ -25,8 +25,9 @@ from exporter.cloud.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, 
 from exporter.cloud.credentials_remote import ENV_OIDC_TOKEN_FILE
 from exporter.cloud.transport import PlainTransport
 from exporter.config.cli import parse_args
+from exporter.config.errors import ConfigError
 from exporter.config.secret_files import peek_secret_file
-from exporter.config.settings import CONFIG_FILE_ENV, ConfigError, Settings, load_settings
+from exporter.config.settings import CONFIG_FILE_ENV, Settings, load_settings
 from exporter.probe import run_probe
 from exporter.web import webconfig
 

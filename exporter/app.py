@@ -1,7 +1,7 @@
 """Wires the parts together for one run: client, poller, snapshot, exposition, web.
 
 Everything is built here from validated settings and passed in; nothing is global. The data flows
-one way: the client answers the poller, the poller publishes snapshots, the collector renders the
+one way: the client answers the poller, the poller publishes snapshots, the metrics layer renders the
 latest snapshot, the web layer serves the bytes. A stop signal cancels the poller, closes the HTTP
 server and the API session, well within the 5 s a container runtime allows. SIGHUP (or a change of
 the config file) reloads the configuration through :mod:`exporter.config.reload` and applies it in place.
@@ -30,8 +30,8 @@ from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainTransport
 from exporter.config.reload import Reloader, ReloadStatus
 from exporter.config.settings import ApiSettings, Settings, Target
-from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
 from exporter.polling.poller import Poller
 from exporter.polling.supervisor import supervise

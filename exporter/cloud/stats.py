@@ -1,7 +1,7 @@
-"""Counters of the exporter's own API traffic (and its tasks' restarts), kept as plain numbers for the collector.
+"""Counters of the exporter's own API traffic (and its tasks' restarts), kept as plain numbers for the self-metrics.
 
 The client reports every HTTP attempt here, the supervisor every task it starts and restarts; only
-the collector turns these into metric families, so metric names stay in one module. ``version``
+the self-metrics turn these into metric families, so metric names stay in the metrics package. ``version``
 changes on every update, letting the exposition cache know when to render again.
 """
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from exporter.config.settings import FLAG_NAMES, ConfigError
+from exporter.config.errors import ConfigError
+from exporter.config.settings import FLAG_NAMES
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.config.settings import ConfigError, Settings
+from exporter.config.errors import ConfigError
+from exporter.config.settings import Settings
 from exporter.logs import log_unexpected
 
 log = logging.getLogger(__name__)

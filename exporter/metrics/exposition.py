@@ -24,17 +24,10 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from exporter.config.settings import MetricsSettings
-from exporter.metrics.collector import (
-    SHED_LEVELS,
-    SeriesLimits,
-    SharedValues,
-    TopicKey,
-    families,
-    pair_lines,
-    shared_line,
-    shared_values,
-    shed_step,
-)
+from exporter.metrics.families import families
+from exporter.metrics.guard import SHED_LEVELS, SeriesLimits, shed_step
+from exporter.metrics.render import pair_lines
+from exporter.metrics.shared import SharedValues, TopicKey, shared_line, shared_values
 from exporter.polling.snapshot import PairState
 from exporter.targets.pair import Pair
 

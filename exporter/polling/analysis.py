@@ -1,7 +1,7 @@
 """Turns each successful poll into time lags and a status, and remembers what that needs.
 
 The poller calls :meth:`Analyzer.observe` with every parsed answer and the wall time it arrived;
-the result is stored in the pair's immutable state, so the collector only renders numbers that were
+the result is stored in the pair's immutable state, so the metrics layer only renders numbers that were
 computed once, at poll time, never at scrape time.
 """
 

@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from exporter.config.settings import ConfigError, Duration
+from exporter.config.errors import ConfigError
+from exporter.config.types import Duration
 from exporter.web.tls import CertificateReloader, TlsError
 
 PREFIX = "web.config.file"

@@ -17,8 +17,8 @@ from exporter.cloud.errors import AuthError
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings
-from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import render_states
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.snapshot import Snapshot
 from exporter.simulator import Scenario, Simulator, build_app
 from tests.support.fakes import api_settings

@@ -16,8 +16,8 @@ from exporter.cloud.models import ConsumerProgress, PartitionProgress, Rebalance
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import ApiSettings, MetricsSettings
-from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import render_states
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.snapshot import Snapshot
 from exporter.simulator import Simulator, build_app
 

@@ -16,8 +16,8 @@ from aiohttp import web as aioweb
 
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings, WebSettings
-from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair
 from exporter.web import routes as web

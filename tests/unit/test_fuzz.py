@@ -39,7 +39,8 @@ from exporter.cloud.models import ParseError, parse_consumer_list, parse_consume
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainAnswer, _answer_code
-from exporter.config.settings import ConfigError, MetricsSettings, Settings, load_settings
+from exporter.config.errors import ConfigError
+from exporter.config.settings import MetricsSettings, Settings, load_settings
 from exporter.metrics.exposition import render_states
 from exporter.polling.snapshot import PairState
 from exporter.targets.pair import Pair

@@ -39,7 +39,8 @@ from exporter.cloud.errors import AuthError, MalformedResponseError, RequestErro
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainRequest, PlainTransport
-from exporter.config.settings import ConfigError, CredentialsSettings, load_settings
+from exporter.config.errors import ConfigError
+from exporter.config.settings import CredentialsSettings, load_settings
 from exporter.logs import Redactor
 from exporter.simulator import Scenario, Simulator, build_app
 from exporter.simulator.faults import FaultRule

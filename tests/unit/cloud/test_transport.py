@@ -26,7 +26,8 @@ from exporter.cloud.credentials_remote import EcsRoleProvider, RrsaProvider
 from exporter.cloud.errors import MalformedResponseError, RequestError, TransportError
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
-from exporter.config.settings import ConfigError, load_settings
+from exporter.config.errors import ConfigError
+from exporter.config.settings import load_settings
 from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.simulator.faults import gzip_bomb
 from exporter.simulator.imds import MetadataService, add_metadata_routes

@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.config.cli import parse_args
-from exporter.config.settings import ConfigError, Settings, load_settings, parse_duration
+from exporter.config.errors import ConfigError
+from exporter.config.settings import Settings, load_settings
+from exporter.config.types import parse_duration
 from tests.support.tools import ROOT
 
 TARGET = {"instance_id": "alikafka_post-cn-x", "groups": ["g1"]}

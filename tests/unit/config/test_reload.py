@@ -11,10 +11,11 @@ from types import MappingProxyType
 import pytest
 
 from exporter.cloud.stats import ApiStats
+from exporter.config.errors import ConfigError
 from exporter.config.reload import Reloader, digest, split_changes
-from exporter.config.settings import ConfigError, MetricsSettings, Settings, load_settings
-from exporter.metrics.collector import TailCollector
+from exporter.config.settings import MetricsSettings, Settings, load_settings
 from exporter.metrics.exposition import Exposition
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
 from exporter.polling.poller import Poller
 from exporter.polling.snapshot import PairState, Snapshot

@@ -12,8 +12,9 @@ import pytest
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings
 from exporter.metrics import exposition as exposition_module
-from exporter.metrics.collector import TailCollector, TopicKey
 from exporter.metrics.exposition import Exposition
+from exporter.metrics.self_metrics import TailCollector
+from exporter.metrics.shared import TopicKey
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair

@@ -17,16 +17,18 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.cloud.stats import ApiStats
-from exporter.config.settings import ConfigError, MetricsSettings, load_settings
-from exporter.metrics.collector import TailCollector, families
+from exporter.config.errors import ConfigError
+from exporter.config.settings import MetricsSettings, load_settings
 from exporter.metrics.exposition import Exposition, render_states
+from exporter.metrics.families import families
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair
 from tests.support.fakes import progress
 from tests.support.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.support.samples import samples, series
 from tests.support.tools import FIXTURES, ROOT
-from tests.unit.metrics.test_collector import sample_snapshot, sample_stats
+from tests.unit.metrics.test_render import sample_snapshot, sample_stats
 
 GOLDEN = FIXTURES / "golden-compat.prom"
 COMPAT = {"kafka_consumergroup_lag", "kafka_consumergroup_current_offset", "kafka_consumergroup_lag_sum",

@@ -11,8 +11,8 @@ import pytest
 
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings
-from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition, decompress, member, render_states
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair

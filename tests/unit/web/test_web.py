@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import RESERVED_PATHS, MetricsSettings, WebSettings
 from exporter.metrics import exposition as exposition_module
-from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, PollError, Snapshot
 from exporter.targets.pair import Pair

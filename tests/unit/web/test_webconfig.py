@@ -13,7 +13,7 @@ import pytest
 import trustme
 import yaml
 
-from exporter.config.settings import ConfigError
+from exporter.config.errors import ConfigError
 from exporter.web import webconfig
 from tests.support.tools import ROOT
 from tests.support.webserve import hash_password, make_pki, write_config

@@ -11,8 +11,8 @@ from types import MappingProxyType
 from exporter.cloud.models import InstanceInfo, RebalanceInfo
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings
-from exporter.metrics.collector import TailCollector
 from exporter.metrics.exposition import Exposition, render_states
+from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, PollError, Snapshot
 from exporter.targets.pair import Pair

@@ -1,0 +1,89 @@
+"""Pair-derived metric families: each one's name, help text and level, declared once.
+
+Every family fed by a pair's poll is a gauge with ``instance_id`` and ``group`` (plus ``topic`` and
+``partition`` at their level). ``families`` picks the ones served under the metrics settings, in
+exposition order; ``metrics.compat: kafka_exporter`` adds kafka_exporter's names (docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from exporter.config.settings import MetricsSettings
+
+P = "alikafka_consumergroup_"
+END_OFFSET = "alikafka_topic_partition_end_offset"
+KE = "kafka_consumergroup_"  # kafka_exporter's consumer group families (compat)
+KE_PARTITION_OFFSET = "kafka_topic_partition_current_offset"
+KE_TOPIC_PARTITIONS = "kafka_topic_partitions"
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A gauge family: its name, help text and the level it lives at."""
+
+    name: str
+    help: str
+    level: Literal["partition", "topic", "group", "health"]
+    shared: bool = False  # one series per partition or topic, whichever groups report it (TopicKey)
+
+    def header(self) -> str:
+        """The ``# HELP`` and ``# TYPE`` lines."""
+        text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
+        return f"# HELP {self.name} {text}\n# TYPE {self.name} gauge\n"
+
+
+_FAMILIES = (
+    Family(P + "lag", "Messages not yet consumed: max(0, BrokerOffset - ConsumerOffset).", "partition"),
+    Family(P + "current_offset", "The group's committed offset (ConsumerOffset).", "partition"),
+    Family(END_OFFSET, "The partition's latest offset (BrokerOffset), highest value seen over the groups reading it.",
+           "partition", shared=True),
+    Family(P + "last_consumed_timestamp_seconds",
+           "Produce time of the last consumed message of the partition, in seconds since the epoch.", "partition"),
+    Family(P + "partition_assignment_info", "The member a partition is assigned to; always 1.", "partition"),
+    Family(P + "lag_seconds",
+           "Estimated age of the oldest unconsumed message of the partition (0 when lag is 0); see docs/lag.md.",
+           "partition"),
+    Family(P + "topic_lag", "The topic's unconsumed messages (TotalDiff).", "topic"),
+    Family(P + "topic_last_consumed_timestamp_seconds",
+           "Produce time of the last consumed message of the topic, in seconds since the epoch.", "topic"),
+    Family(P + "group_lag", "The group's unconsumed messages over all topics (TotalDiff).", "group"),
+    Family(P + "state", "1 for the group's current state, 0 for the others.", "group"),
+    Family(P + "members", "Distinct MemberId values in the answer.", "group"),
+    Family(P + "rebalance_generation", "Generation of the newest rebalance record.", "group"),
+    Family(P + "last_rebalance_timestamp_seconds", "When the newest rebalance happened, in seconds since the epoch.",
+           "group"),
+    Family(P + "last_rebalance_duration_seconds", "How long the newest rebalance took.", "group"),
+    Family(P + "max_lag_seconds", "The largest lag_seconds over the group's partitions.", "group"),
+    Family(P + "status", "1 for the group's evaluated status, 0 for the others; rules in docs/lag.md.", "group"),
+    Family(P + "up", "1 if the last poll of this pair succeeded, else 0.", "health"),
+    Family(P + "last_success_timestamp_seconds",
+           "When this pair was last polled successfully, in seconds since the epoch.", "health"),
+)
+
+# kafka_exporter's names for the same data (metrics.compat: kafka_exporter); help texts are ours.
+_COMPAT_FAMILIES = (
+    Family(KE + "current_offset", "kafka_exporter compatible: alikafka_consumergroup_current_offset.", "partition"),
+    Family(KE + "lag", "kafka_exporter compatible: alikafka_consumergroup_lag.", "partition"),
+    Family(KE_PARTITION_OFFSET, "kafka_exporter compatible: alikafka_topic_partition_end_offset.", "partition",
+           shared=True),
+    Family(KE + "current_offset_sum",
+           "kafka_exporter compatible: committed offsets of the group summed over the topic's partitions.", "topic"),
+    Family(KE + "lag_sum", "kafka_exporter compatible: kafka_consumergroup_lag summed over the topic's partitions.",
+           "topic"),
+    Family(KE_TOPIC_PARTITIONS, "kafka_exporter compatible: partitions of the topic in the GetConsumerProgress answer.",
+           "topic", shared=True),
+    Family(KE + "members", "kafka_exporter compatible: alikafka_consumergroup_members.", "group"),
+)
+
+
+def families(options: MetricsSettings) -> tuple[Family, ...]:
+    """The pair-derived families served under ``options``, in exposition order."""
+    keep = {"partition": ("partition", "topic", "group", "health"), "topic": ("topic", "group", "health"),
+            "group": ("group", "health")}[options.granularity]
+    every = _FAMILIES + (_COMPAT_FAMILIES if options.compat == "kafka_exporter" else ())
+    return tuple(
+        f for f in every
+        if f.level in keep and (f.name != P + "partition_assignment_info" or options.member_labels)
+    )

@@ -1,0 +1,134 @@
+"""The text format written by hand: a pair's lines of every family, rendered once per poll.
+
+A gauge's lines are the same bytes in the classic text format and in OpenMetrics, so they are written
+here once and the exposition serves them in either. Unknown values are absent, never NaN or -1, and no
+sample has a timestamp. Writing the lines directly, not through prometheus_client, is what makes
+scrapes cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client.utils import floatToGoString
+
+from exporter.cloud.models import GROUP_STATES
+from exporter.config.settings import MetricsSettings
+from exporter.metrics.families import KE, P
+from exporter.polling.snapshot import PairState
+from exporter.polling.status import STATUSES
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _line(name: str, labels: Mapping[str, str], value: float) -> str:
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}} {floatToGoString(value)}\n"  # type: ignore[no-untyped-call]
+
+
+class _Lines:
+    """Lines per family for one pair."""
+
+    def __init__(self) -> None:
+        self.by_family: dict[str, list[str]] = {}
+
+    def add(self, family: str, labels: dict[str, str], value: float) -> None:
+        self.by_family.setdefault(family, []).append(_line(family, labels, value))
+
+    def joined(self) -> dict[str, str]:
+        return {k: "".join(v) for k, v in self.by_family.items()}
+
+
+def pair_lines(state: PairState, options: MetricsSettings) -> dict[str, str]:
+    """Every line of every pair-derived family for one pair, by family name (end offsets excluded)."""
+    out = _Lines()
+    if state.polls == 0:
+        return {}
+    group = {"instance_id": state.pair.instance_id, "group": state.pair.group}
+    out.add(P + "up", group, 1.0 if state.up else 0.0)
+    if state.last_success is not None:
+        out.add(P + "last_success_timestamp_seconds", group, state.last_success)
+    if state.progress is not None:
+        if options.granularity != "group":
+            _topic_lines(out, state, group, options)
+        _group_lines(out, state, group)
+        if options.compat == "kafka_exporter":
+            _compat_lines(out, state, options)
+    return out.joined()
+
+
+def _compat_lines(out: _Lines, state: PairState, options: MetricsSettings) -> None:
+    """kafka_exporter's per-group families; values equal to the native ones (docs/metrics.md)."""
+    assert state.progress is not None
+    group = {"instance_id": state.pair.instance_id, "consumergroup": state.pair.group}
+    out.add(KE + "members", group, float(len(state.progress.member_ids)))
+    if options.granularity == "group":
+        return
+    for topic in state.progress.topics:
+        by_topic = {**group, "topic": topic.topic}
+        committed = [p for p in topic.partitions if p.consumer_offset is not None]
+        lagged = [p for p in topic.partitions if p.lag is not None]
+        # no committed offset (or no lag): absent, where kafka_exporter would say -1
+        if committed:
+            out.add(KE + "current_offset_sum", by_topic, float(sum(p.consumer_offset or 0 for p in committed)))
+        if lagged:
+            out.add(KE + "lag_sum", by_topic, float(sum(p.lag or 0 for p in lagged)))
+        if options.granularity != "partition":
+            continue
+        for p in topic.partitions:
+            labels = {**by_topic, "partition": str(p.partition)}
+            if p.consumer_offset is not None:
+                out.add(KE + "current_offset", labels, float(p.consumer_offset))
+            if p.lag is not None:
+                out.add(KE + "lag", labels, float(p.lag))
+
+
+def _topic_lines(out: _Lines, state: PairState, group: dict[str, str], options: MetricsSettings) -> None:
+    assert state.progress is not None
+    time_lags = state.insight.time_lags if state.insight is not None else {}
+    for topic in state.progress.topics:
+        by_topic = {**group, "topic": topic.topic}
+        if topic.total_diff is not None:
+            out.add(P + "topic_lag", by_topic, float(topic.total_diff))
+        if topic.last_timestamp_ms is not None:
+            out.add(P + "topic_last_consumed_timestamp_seconds", by_topic, topic.last_timestamp_ms / 1000)
+        if options.granularity != "partition":
+            continue
+        for p in topic.partitions:
+            labels = {**by_topic, "partition": str(p.partition)}
+            if p.lag is not None:  # from the offsets, or the service's Accumulate where one is missing
+                out.add(P + "lag", labels, float(p.lag))
+            if p.consumer_offset is not None:
+                out.add(P + "current_offset", labels, float(p.consumer_offset))
+            if p.last_timestamp_ms is not None:
+                out.add(P + "last_consumed_timestamp_seconds", labels, p.last_timestamp_ms / 1000)
+            if options.member_labels and p.member_id:
+                member = {"member_id": p.member_id, "client_id": p.client_id, "client_ip": p.client_ip}
+                out.add(P + "partition_assignment_info", {**labels, **member}, 1.0)
+            seconds = time_lags.get((topic.topic, p.partition))
+            if seconds is not None:
+                out.add(P + "lag_seconds", labels, seconds)
+
+
+def _group_lines(out: _Lines, state: PairState, group: dict[str, str]) -> None:
+    progress, insight = state.progress, state.insight
+    assert progress is not None
+    if progress.total_diff is not None:
+        out.add(P + "group_lag", group, float(progress.total_diff))
+    for name in GROUP_STATES:
+        out.add(P + "state", {**group, "state": name}, 1.0 if progress.state == name else 0.0)
+    out.add(P + "members", group, float(len(progress.member_ids)))
+    newest = progress.newest_rebalance
+    if newest is not None:
+        for family, value in (("rebalance_generation", newest.generation),
+                              ("last_rebalance_timestamp_seconds", newest.timestamp_seconds),
+                              ("last_rebalance_duration_seconds", newest.duration_seconds)):
+            if value is not None:
+                out.add(P + family, group, float(value))
+    if insight is not None:
+        if insight.max_time_lag is not None:
+            out.add(P + "max_lag_seconds", group, insight.max_time_lag)
+        for name in STATUSES:
+            out.add(P + "status", {**group, "status": name}, 1.0 if insight.status == name else 0.0)

@@ -1,0 +1,140 @@
+"""The families that are not per pair: instance info and the exporter's own health.
+
+They are few, and some are counters and a histogram, so prometheus_client renders them per format
+(text or OpenMetrics) at scrape time, from the snapshot, the API traffic counters and the guard's report.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from exporter.cloud.models import InstanceInfo
+from exporter.cloud.stats import DURATION_BUCKETS, ApiStats
+from exporter.metrics.guard import SHED_LEVELS, SeriesLimits
+from exporter.polling.snapshot import TARGET_STATES, Snapshot
+
+
+class TailCollector:
+    """The families that are not per pair: instance info and the exporter's own health."""
+
+    def __init__(
+        self,
+        source: Callable[[], Snapshot],
+        stats: ApiStats,
+        version: str = "0",
+        python_version: str | None = None,
+        *,
+        config_reload_ok: Callable[[], bool] = lambda: True,
+        instances: Callable[[], Mapping[str, InstanceInfo]] = dict,
+        config_reload_time: Callable[[], float | None] = lambda: None,
+        series_limits: Callable[[], SeriesLimits | None] = lambda: None,
+    ) -> None:
+        """``version`` and ``python_version`` (default: the running Python's) label the build info."""
+        self._source = source
+        self._stats = stats
+        self._build = [version, python_version or platform.python_version()]
+        self._reload_ok = config_reload_ok
+        self._reload_time = config_reload_time
+        self._limits = series_limits
+        self._instances = instances
+
+    def describe(self) -> list[Metric]:
+        """Nothing to pre-declare."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Instance info and the exporter families."""
+        info = GaugeMetricFamily(
+            "alikafka_instance_info", "Attributes of a polled instance (GetInstanceList); always 1.",
+            labels=["instance_id", "name", "region", "series", "spec_type"],
+        )
+        for instance_id, attrs in sorted(self._instances().items()):
+            info.add_metric([instance_id, attrs.name, attrs.region, attrs.series, attrs.spec_type], 1.0)
+        yield info
+        snapshot = self._source()
+        build = GaugeMetricFamily(
+            "alikafka_exporter_build_info", "Exporter build information; always 1.",
+            labels=["version", "python_version"],
+        )
+        build.add_metric(self._build, 1.0)
+        yield build
+
+        requests = CounterMetricFamily(
+            "alikafka_exporter_api_requests",
+            "API HTTP attempts by action and result code (200, the API error code, timeout or connection_error).",
+            labels=["action", "code"],
+        )
+        for (action, code), count in sorted(self._stats.requests.items()):
+            requests.add_metric([action, code], float(count))
+        yield requests
+
+        durations = HistogramMetricFamily(
+            "alikafka_exporter_api_request_duration_seconds", "Duration of API HTTP attempts.", labels=["action"],
+        )
+        for action, hist in sorted(self._stats.durations.items()):
+            buckets = [(repr(float(b)), float(c)) for b, c in zip(DURATION_BUCKETS, hist.counts, strict=True)]
+            buckets.append(("+Inf", float(hist.total)))
+            durations.add_metric([action], buckets, hist.sum)
+        yield durations
+
+        yield _scalar("alikafka_exporter_poll_cycle_duration_seconds",
+                      "Wall time of the last complete pass over all targets.", snapshot.cycle_duration)
+        targets = GaugeMetricFamily(
+            "alikafka_exporter_targets",
+            "Instance/group pairs by state: ok, failing (up 0, data kept) or stale (data dropped).",
+            labels=["state"],
+        )
+        counts = snapshot.count_by_status()
+        for state in TARGET_STATES:
+            targets.add_metric([state], float(counts[state]))
+        yield targets
+        yield _scalar("alikafka_exporter_effective_poll_interval_seconds",
+                      "The poll interval actually achievable under api.max_qps.", snapshot.effective_interval)
+        yield _scalar("alikafka_exporter_config_last_reload_successful",
+                      "1 if the last configuration load succeeded, else 0.", 1.0 if self._reload_ok() else 0.0)
+        yield _scalar("alikafka_exporter_config_last_reload_success_timestamp_seconds",
+                      "When the configuration was last loaded successfully, in seconds since the epoch.",
+                      self._reload_time())
+        yield _scalar("alikafka_exporter_clock_skew_seconds",
+                      "How far the local clock is from the API server's Date header, ahead or behind, in seconds.",
+                      self._stats.clock_skew)
+        restarts = CounterMetricFamily(
+            "alikafka_exporter_task_restarts",
+            "Times a long-running task of the exporter (poller, catalog, targets, reload) died and was restarted.",
+            labels=["task"],
+        )
+        for task, count in sorted(self._stats.restarts.items()):
+            restarts.add_metric([task], float(count))
+        yield restarts
+        yield from self._series_families()
+
+    def _series_families(self) -> Iterator[Metric]:
+        limits = self._limits()
+        if limits is None:
+            return
+        yield _scalar("alikafka_exporter_series", "Pair-derived series in this exposition (metrics.max_series "
+                      "counts these).", float(limits.series))
+        yield _scalar("alikafka_exporter_series_limit", "The metrics.max_series budget; absent when unlimited.",
+                      float(limits.limit) if limits.limit else None)
+        yield _scalar("alikafka_exporter_series_dropped",
+                      "Series left out to stay within metrics.max_series.", float(limits.dropped))
+        limited = GaugeMetricFamily(
+            "alikafka_exporter_series_limited_groups",
+            "Pairs whose detail metrics.max_series leaves out, by the coarsest level dropped (partition, topic, "
+            "or group: group-level detail beyond the core).",
+            labels=["dropped"],
+        )
+        for level in SHED_LEVELS:
+            limited.add_metric([level], float(limits.limited.get(level, 0)))
+        yield limited
+
+
+def _scalar(name: str, documentation: str, value: float | None) -> GaugeMetricFamily:
+    """A label-less gauge; without a value the family is declared but has no sample."""
+    family = GaugeMetricFamily(name, documentation)
+    if value is not None:
+        family.add_metric([], value)
+    return family
