@@ -23,7 +23,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _line(name: str, labels: Mapping[str, str], value: float) -> str:
+def line(name: str, labels: Mapping[str, str], value: float) -> str:
     inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
     return f"{name}{{{inner}}} {floatToGoString(value)}\n"  # type: ignore[no-untyped-call]
 
@@ -35,7 +35,7 @@ class _Lines:
         self.by_family: dict[str, list[str]] = {}
 
     def add(self, family: str, labels: dict[str, str], value: float) -> None:
-        self.by_family.setdefault(family, []).append(_line(family, labels, value))
+        self.by_family.setdefault(family, []).append(line(family, labels, value))
 
     def joined(self) -> dict[str, str]:
         return {k: "".join(v) for k, v in self.by_family.items()}

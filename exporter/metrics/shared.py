@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from exporter.config.settings import MetricsSettings
 from exporter.metrics.families import END_OFFSET, KE_PARTITION_OFFSET, KE_TOPIC_PARTITIONS
-from exporter.metrics.render import _line
+from exporter.metrics.render import line
 from exporter.polling.snapshot import PairState
 
 # Series shared by every group that reads a topic are keyed (family, instance_id, topic) and valued per
@@ -25,7 +25,7 @@ def shared_line(key: TopicKey, partition: int | None, value: int) -> str:
     labels = {"instance_id": instance_id, "topic": topic}
     if partition is not None:
         labels["partition"] = str(partition)
-    return _line(family, labels, float(value))
+    return line(family, labels, float(value))
 
 
 def shared_values(state: PairState, options: MetricsSettings) -> SharedValues:
