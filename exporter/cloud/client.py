@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import random
+import re
 import ssl
 import time
 import uuid
@@ -54,6 +55,7 @@ MAX_RETRY_AFTER = 60.0
 _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 20.0
 
+_STRING_TO_SIGN = re.compile(r"(?:server )?string to sign", re.IGNORECASE)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -306,8 +308,9 @@ class AlikafkaClient:
             raise TransportError("connection_error", type(exc).__name__) from None
 
     def _redact(self, text: str) -> str:
-        # SignatureDoesNotMatch echoes the server's string to sign, which holds the STS token.
-        text = text.split("server string to sign is", 1)[0].strip()
+        # SignatureDoesNotMatch echoes the server's string to sign, which holds the STS token (cut however
+        # it is worded or cased, so no caller has to cut it again).
+        text = _STRING_TO_SIGN.split(text, maxsplit=1)[0].rstrip(" :.")
         for secret in self._secrets:
             if secret:
                 text = text.replace(secret, "***")

@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from exporter.cloud.client import AlikafkaClient
@@ -108,6 +109,29 @@ async def test_wrong_secret_is_an_auth_error_never_retried(
     assert stats.requests == {("GetConsumerProgress", "SignatureDoesNotMatch"): 1}
     for text in (str(info.value), caplog.text):
         assert "wrong-secret-123" not in text and "string to sign" not in text
+
+
+async def test_an_echoed_string_to_sign_is_cut_however_it_is_worded() -> None:
+    """A gateway that words or cases its echo differently still has it cut from the error (the token is in it)."""
+    async def refuse(_: web.Request) -> web.Response:
+        return web.json_response({"RequestId": "R-1", "Code": "SignatureDoesNotMatch",
+                                  "Message": "Signature mismatch. String To Sign: POST&%2F&SecurityToken%3Dtok-777"},
+                                 status=400)
+
+    app = web.Application()
+    app.router.add_post("/", refuse)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    creds = Credentials(KEY_ID, Secret(SECRET), Secret("tok-777"))
+    try:
+        async with AlikafkaClient(api_settings(str(server.make_url("/")), max_retries=0), StaticProvider(creds, "t"),
+                                  RateLimiter(1000), ApiStats()) as client:
+            with pytest.raises(AuthError) as info:
+                await client.get_consumer_progress(REGION, INSTANCE, GROUP)
+    finally:
+        await server.close()
+    assert info.value.message == "Signature mismatch"
+    assert "tok-777" not in str(info.value) and "POST&" not in str(info.value)
 
 
 async def test_unknown_key_id(make_client: MakeClient) -> None:
