@@ -29,7 +29,7 @@ from exporter.cloud.ratelimit import RateLimiter, enforced_rate
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainTransport
 from exporter.config.reload import Reloader, ReloadStatus
-from exporter.config.settings import ApiSettings, Settings, Target
+from exporter.config.settings import METADATA_ENDPOINT, ApiSettings, Settings, Target
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
@@ -92,9 +92,6 @@ class _UsesMetadata(Protocol):
     def imdsv1_allowed(self) -> bool: ...
 
 
-_METADATA_HOST = "100.100.100.200"  # link-local, answered by the ECS host itself, plain http by design
-
-
 def _in_clear(url: str) -> bool:
     """Whether ``url`` is plain http to a host off this machine (loopback is not a network)."""
     parsed = URL(url)
@@ -124,9 +121,9 @@ def cleartext_endpoints(settings: Settings, plan: Plan) -> list[str]:
         lines.append(f"the STS endpoint {provider.sts_endpoint} is plain http: the OIDC token and the issued keys "
                      "travel in clear")
     elif isinstance(provider, _UsesMetadata) and _in_clear(provider.endpoint) \
-            and URL(provider.endpoint).host != _METADATA_HOST:
+            and URL(provider.endpoint).host != (link_local := URL(METADATA_ENDPOINT).host):
         lines.append(f"the ECS metadata endpoint {provider.endpoint} is plain http off the link-local "
-                     f"{_METADATA_HOST}: the role's keys travel in clear")
+                     f"{link_local}: the role's keys travel in clear")
     return lines
 
 
