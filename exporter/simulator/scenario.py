@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exporter.simulator.faults import BOMB_SIZE, REDIRECT_LOCATION, FaultKind, FaultRule
+from exporter.simulator.retention import DEFAULT_MSG_RETAIN, DEFAULT_SEGMENT_SECONDS
 from exporter.simulator.workload import (
     HISTORY,
     Consumer,
@@ -135,6 +136,10 @@ class InstanceSpec(BaseModel):
     topics: list[TopicSpec] = []
     groups: list[GroupSpec] = []
     generate: GenerateSpec | None = None
+    # Message retention in hours (GetInstanceList MsgRetain; the service allows 24 to 480, the simulator from 1
+    # so that deletion shows within a demo) and how often partitions roll a segment (see retention.py).
+    msg_retain: Annotated[int, Field(ge=1, le=480)] = DEFAULT_MSG_RETAIN
+    segment_seconds: Annotated[float, Field(ge=1, le=86400)] = DEFAULT_SEGMENT_SECONDS
 
 
 class FaultSpec(BaseModel):
