@@ -96,16 +96,17 @@ def topic_status(model: RetentionModel, inst: Instance, topic: Topic, now: float
     (https://www.alibabacloud.com/help/en/apsaramq-for-kafka/api-gettopicstatus; the official Python SDK's
     ``GetTopicStatusResponseBodyTopicStatus`` reads the same keys: TotalCount, LastTimeStamp with a capital S,
     OffsetTable.OffsetTable[] of Topic, Partition, MinOffset, MaxOffset, LastUpdateTimestamp)."""
-    curves = [topic.curve(i) for i in range(topic.partition_count(now))]
-    table = []
-    for index, curve in enumerate(curves):
+    table: list[dict[str, Any]] = []
+    total, last = 0, -1
+    for index in range(topic.partition_count(now)):
+        curve = topic.curve(index)
         end = curve.offset(now)
         first = min(model.earliest(inst.instance_id, curve, now), end)
         updated = int(curve.produce_time(max(curve.base, end - 1)) * 1000) if end > curve.base else -1
         table.append({"Topic": topic.name, "Partition": index, "MinOffset": first, "MaxOffset": end,
                       "LastUpdateTimestamp": updated})
-    total = sum(row["MaxOffset"] - row["MinOffset"] for row in table)
-    last = max((row["LastUpdateTimestamp"] for row in table), default=-1)
+        total += end - first
+        last = max(last, updated)
     return {"TotalCount": total, "LastTimeStamp": last, "OffsetTable": {"OffsetTable": table}}
 
 
