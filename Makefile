@@ -46,6 +46,7 @@ bench: bench-lag bench-scrape bench-cycle
 
 bench-lag: $(BIN)/alikafka-exporter
 	timeout 300 $(BIN)/python -m benchmarks.lag_accuracy
+	timeout 120 $(BIN)/python -m benchmarks.rate_accuracy
 
 # wrk drives the load; installed from Debian when missing and run as root, else named.
 bench-scrape: $(BIN)/alikafka-exporter
