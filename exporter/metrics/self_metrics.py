@@ -54,6 +54,14 @@ class TailCollector:
         for instance_id, attrs in sorted(self._instances().items()):
             info.add_metric([instance_id, attrs.name, attrs.region, attrs.series, attrs.spec_type], 1.0)
         yield info
+        retention = GaugeMetricFamily(
+            "alikafka_instance_retention_seconds",
+            "The instance's message retention (GetInstanceList MsgRetain hours x 3600).", labels=["instance_id"],
+        )
+        for instance_id, attrs in sorted(self._instances().items()):
+            if attrs.retention_seconds is not None:
+                retention.add_metric([instance_id], attrs.retention_seconds)
+        yield retention
         snapshot = self._source()
         build = GaugeMetricFamily(
             "alikafka_exporter_build_info", "Exporter build information; always 1.",

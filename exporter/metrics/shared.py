@@ -1,4 +1,5 @@
-"""Series shared by every group that reads a topic: a partition's end offset, a topic's partition count.
+"""Series shared by every group that reads a topic: a partition's end and earliest offsets, a topic's partition
+count and produce rate.
 
 Such a series is one per partition or topic however many groups report it; the exposition keeps one line
 each, with the highest value reported. This module gives a pair's values for them, keyed by topic, and
@@ -8,7 +9,13 @@ writes their line.
 from __future__ import annotations
 
 from exporter.config.settings import MetricsSettings
-from exporter.metrics.families import END_OFFSET, KE_PARTITION_OFFSET, KE_TOPIC_PARTITIONS
+from exporter.metrics.families import (
+    EARLIEST_OFFSET,
+    END_OFFSET,
+    KE_PARTITION_OFFSET,
+    KE_TOPIC_PARTITIONS,
+    PRODUCE_RATE,
+)
 from exporter.metrics.render import line
 from exporter.polling.snapshot import PairState
 
@@ -16,10 +23,10 @@ from exporter.polling.snapshot import PairState
 # partition (None: the topic's own series). Keyed by topic, not by partition, so the bookkeeping costs a
 # small dict per topic.
 TopicKey = tuple[str, str, str]
-SharedValues = dict[TopicKey, dict[int | None, int]]
+SharedValues = dict[TopicKey, dict[int | None, float]]
 
 
-def shared_line(key: TopicKey, partition: int | None, value: int) -> str:
+def shared_line(key: TopicKey, partition: int | None, value: float) -> str:
     """The one line of a shared series (see :func:`shared_values`)."""
     family, instance_id, topic = key
     labels = {"instance_id": instance_id, "topic": topic}
@@ -41,12 +48,21 @@ def shared_values(state: PairState, options: MetricsSettings) -> SharedValues:
     partitions = options.granularity == "partition"
     instance_id = state.pair.instance_id
     out: SharedValues = {}
+    insight = state.insight
+    produced = insight.rates.produce if insight is not None and insight.rates is not None else {}
+    earliest = insight.earliest if insight is not None else {}
     for topic in state.progress.topics:
         if compat and topic.partitions:
             out[(KE_TOPIC_PARTITIONS, instance_id, topic.topic)] = {None: len(topic.partitions)}
+        rate = produced.get(topic.topic)
+        if rate is not None:
+            out[(PRODUCE_RATE, instance_id, topic.topic)] = {None: rate}
         if not partitions:
             continue
-        ends: dict[int | None, int] = {p.partition: p.broker_offset for p in topic.partitions
+        first = earliest.get(topic.topic)
+        if first:
+            out[(EARLIEST_OFFSET, instance_id, topic.topic)] = dict(first.items())
+        ends: dict[int | None, float] = {p.partition: p.broker_offset for p in topic.partitions
                                        if p.broker_offset is not None}
         key = (END_OFFSET, instance_id, topic.topic)
         if key in out:  # the topic listed twice: a repeated partition's last value wins, as in the parser

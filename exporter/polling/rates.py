@@ -1,18 +1,10 @@
 """Consume and produce rates over a recent window, and how long a group needs to catch up.
 
-Each poll adds a point per (group, topic): the messages the group has committed and the messages appended to
-the topic since the series began, summed over the partitions seen in both this answer and the last (a
-partition that appears or goes changes no sum; a rewind counts as nothing consumed). A rate is read over the
-last ``window`` seconds, between the first sightings of the oldest and newest committed value in it: groups
-commit every few seconds, not continuously, so two polls a few seconds apart may show no progress at all, and
-a rate between commits (not between polls) is exact up to one poll interval over the whole window. Once the
-group has been silent for more than twice its usual gap between commits, the silence counts: a stopped
-consumer's rate falls to 0 as the window moves on.
-
-The catch-up estimate is ``lag / (consume - produce)`` per topic, the slowest topic deciding: 0 when the lag is
-0 or within what the group commits in two of its commit gaps (a keeping-up consumer always trails by its
-commit interval), absent when the lag is not shrinking by more than the measurement's noise (never Inf, NaN
-or negative). The rules and limits are in docs/lag.md.
+Each poll adds a point per (group, topic): messages committed and appended since the series began, summed over
+the partitions seen in this answer and the last. Groups commit every few seconds, not continuously, so a rate is
+read over a window of several commits (see :func:`window_rate`), never between two polls. The catch-up time is
+``lag / (consume - produce)``, the slowest topic deciding: 0 when caught up, absent when the lag is not shrinking
+beyond the measurement's noise (never Inf, NaN or negative). Rules and limits: docs/lag.md.
 """
 
 from __future__ import annotations

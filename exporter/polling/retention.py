@@ -1,15 +1,10 @@
 """Retention: the earliest retained offset of every polled topic, and what it means for each group.
 
-A topic read by a polled group gets one GetTopicStatus call every ``retention.refresh``, through the same
-client and rate limit as the polls; topics seen together for the first time are spread evenly over one refresh,
-and each keeps its slot after that, so the calls never come in a burst. The instance's retention (MsgRetain)
-comes from the instance catalog. From the two, at every poll, a group's lost messages per partition
-(``max(0, earliest - committed)``: deleted before the group read them) and its retention margin (retention
-minus its oldest unconsumed message's age, at least 0; 0 once messages are being lost).
-
-A missing permission (GetTopicStatus needs the RAM action ``alikafka:ListTopic``) is logged once with the action
-to grant; while an instance refuses, one of its topics per refresh checks whether that changed. Lag export
-never depends on any of this: a failing call keeps the last answer, and without one the families are absent.
+Each topic read by a polled group gets one GetTopicStatus call every ``retention.refresh`` through the shared
+client and rate limit, new topics spread evenly over one refresh. With the instance's retention (MsgRetain, from
+the catalog), a poll gets each group's lost messages (``max(0, earliest - committed)``) and retention margin.
+A refused permission (RAM action ``alikafka:ListTopic``) is logged once with the action to grant; a failing call
+keeps the last answer, and lag export never depends on any of this.
 """
 
 from __future__ import annotations
@@ -223,9 +218,9 @@ class RetentionRefresher:
                             "offsets, lost messages and retention margins; lag export carries on",
                             extra={**fields, "grant": RAM_ACTION})
             return
-        if exc.kind == "not_found":  # the topic is gone: nothing is retained any more
-            if self._earliest.pop((instance_id, topic), None) is not None:
-                self.version += 1
+        # a topic that is gone retains nothing any more
+        if exc.kind == "not_found" and self._earliest.pop((instance_id, topic), None) is not None:
+            self.version += 1
         if self._failing.get(ref) != exc.code:
             log.warning("topic status failed; its earliest offsets keep their last values", extra=fields)
         self._failing[ref] = exc.code

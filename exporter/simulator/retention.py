@@ -1,15 +1,11 @@
 """Retention in the simulated service: old segments are deleted as time passes, and early when the disk fills.
 
-Kafka keeps a partition as a chain of segments and deletes whole segments, oldest first, once their newest
-message is older than the retention time; alikafka's retention is per instance, ``MsgRetain`` hours in
-GetInstanceList (24 to 480, default 72), segments close at 1 GB, and at 85% disk usage the earliest messages
-are deleted whatever their age (https://www.alibabacloud.com/help/en/apsaramq-for-kafka/why-is-an-expired-message-retained,
-https://www.alibabacloud.com/help/doc-detail/154480.htm). Here segments roll every ``segment_seconds`` of a
-partition's life and expire as soon as they may (the service waits for 04:00 at low disk usage: earlier
-deletion is the harsher case for a consumer), so the earliest retained offset follows from the production
-curve and the clock like everything else in the workload: nothing is stored per partition. A ``disk_full``
-episode (a fault on one instance or all) keeps only the newest ``keep`` seconds while it lasts; what it
-deleted stays deleted after it ends.
+alikafka keeps ``MsgRetain`` hours per instance (24 to 480, default 72), deletes whole segments, and at 85% disk
+usage deletes the earliest messages whatever their age (https://www.alibabacloud.com/help/en/apsaramq-for-kafka/
+why-is-an-expired-message-retained, https://www.alibabacloud.com/help/doc-detail/154480.htm). Here segments roll
+every ``segment_seconds`` and expire as soon as they may (the service waits for 04:00 at low disk usage: earlier
+is the harsher case), so the earliest offset follows from the production curve and the clock; nothing is stored.
+A ``disk_full`` episode keeps only the newest ``keep`` seconds while it lasts; what it deleted stays deleted.
 """
 
 from __future__ import annotations
