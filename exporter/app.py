@@ -34,6 +34,8 @@ from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
 from exporter.polling.poller import Poller
+from exporter.polling.retention import RetentionRefresher, TopicRef
+from exporter.polling.snapshot import Snapshot
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
 from exporter.targets.discovery import Discovery
@@ -67,6 +69,12 @@ class Plan:
 def plan_pairs(settings: Settings) -> tuple[Pair, ...]:
     """The pairs of the settings' explicit targets that fall in this process's shard."""
     return Discovery.of(settings).static_pairs()
+
+
+def polled_topics(snapshot: Snapshot) -> set[TopicRef]:
+    """The (region, instance, topic) the polled groups read, as their last answers say."""
+    return {(pair.region, pair.instance_id, topic.topic) for pair, state in snapshot.pairs.items()
+            if state.progress is not None for topic in state.progress.topics}
 
 
 def _listed_regions(settings: Settings) -> frozenset[str]:
@@ -146,13 +154,15 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
         exposition = Exposition(
             settings.metrics, tail, lambda: (poller.snapshot.version, stats.version, catalog.version, status.version),
         )
+        retention = RetentionRefresher(client, settings.retention, lambda: polled_topics(poller.snapshot),
+                                       lambda instance_id: _retention_of(catalog, instance_id))
         poller = Poller(
             client,
             plan.pairs,
             interval=settings.poll.interval,
             stale_after=settings.poll.stale_after,
             max_qps=limiter.max_qps,
-            analyzer=Analyzer(settings.lag),
+            analyzer=Analyzer(settings.lag, retention),
             on_update=exposition.update,
             on_remove=exposition.remove,
             current_qps=lambda: limiter.current_qps,
@@ -162,7 +172,12 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs},
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
         discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
-        yield Pipeline(poller, catalog, exposition, discovery, client, stats)
+        yield Pipeline(poller, catalog, exposition, discovery, client, stats, retention)
+
+
+def _retention_of(catalog: InstanceCatalog, instance_id: str) -> float | None:
+    info = catalog.instances.get(instance_id)
+    return info.retention_seconds if info is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +190,7 @@ class Pipeline:
     discovery: Discovery | None
     client: ApiCaller
     stats: ApiStats
+    retention: RetentionRefresher
 
     def apply(self, pairs: tuple[Pair, ...]) -> None:
         """Poll these pairs from now on (discovery's answer)."""
@@ -187,6 +203,7 @@ class Pipeline:
             logs.reconfigure(new.log.level, new.log.format)
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
         self.exposition.reconfigure(new.metrics, self.poller.snapshot.pairs.values())
+        self.retention.configure(new.retention)
         if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
                                                                        old.discovery):
             self.catalog.configure(new.discovery.refresh, _listed_regions(new))
@@ -254,7 +271,7 @@ an unforeseen answer costs a log line and a restart, never the process.
         )
         # Each worker runs under a supervisor: one that dies is logged and restarted, the process stays up.
         jobs: dict[str, Callable[[], Awaitable[None]]] = {"poller": poller.run, "catalog": parts.catalog.run,
-                                                          "targets": targets.run}
+                                                          "targets": targets.run, "retention": parts.retention.run}
         if reload is not None:
             jobs["reload"] = reloader.run
         for name in jobs:

@@ -124,3 +124,13 @@ async def test_single_object_table_and_strings_parse_and_a_denied_key_is_forbidd
     body = sim.handle("GetTopicStatus", {"RegionId": "cn-hangzhou", "InstanceId": INSTANCE, "Topic": "t"}, "AK")
     assert isinstance(reshape(body, "single_object", "GetTopicStatus")["TopicStatus"]["OffsetTable"]["OffsetTable"],
                       dict)  # the fault really sent one object where the list was
+
+
+def test_the_demo_has_a_group_losing_messages_on_a_full_disk() -> None:
+    sim = Simulator(Scenario.builtin("demo"), {"AK": "SK"})
+    logistics = "alikafka_pre-cn-demo0002"
+    lost = [sim.earliest(logistics, t.topic, t.partition) - t.consumer_offset  # type: ignore[operator]
+            for t in sim.truth(logistics, "returns-archiver")]
+    assert lost and all(n > 0 for n in lost)
+    assert all(sim.earliest(logistics, t.topic, t.partition) <= t.consumer_offset  # type: ignore[operator]
+               for t in sim.truth(logistics, "shipment-router"))
