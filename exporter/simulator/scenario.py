@@ -4,8 +4,8 @@ A scenario is data (a YAML file or a dict), validated with clear errors naming t
 into a workload deterministically from its seed and the simulator's start time. Built-ins:
 ``minimal`` (one instance, for tests that reason about exact values) and ``demo`` (several
 instances in two regions and dozens of groups, among them one lagging, one stopped, one stalled,
-one rebalancing, one that rebalances every five minutes, and one losing messages on an instance whose disk
-filled).
+one rebalancing and one that rebalances every five minutes, on an instance whose full disk deletes the
+messages its stopped group has not read).
 """
 
 from __future__ import annotations
@@ -387,10 +387,6 @@ def _demo() -> dict[str, Any]:
             {"name": "shipment-router", "topics": ["shipments"], "delay": 2, "members": 3},
             {"name": "tracking-aggregator", "topics": ["tracking"], "behaviour": "rebalancing", "delay": 4,
              "members": 4},
-            # stopped half an hour ago on an instance whose disk filled (the standing disk_full fault below):
-            # the oldest messages it has not read are deleted
-            {"name": "returns-archiver", "topics": ["shipments"], "behaviour": "stopped", "since": -1800,
-             "members": 0},
         ] + [{"name": f"warehouse-{n}", "topics": ["shipments"], "delay": 3, "members": 1} for n in range(1, 9)],
     }
     serverless = {
@@ -400,8 +396,9 @@ def _demo() -> dict[str, Any]:
         "groups": [{"name": f"notifier-{n}", "topics": ["push", "sms"], "delay": 1, "members": 2}
                    for n in range(1, 7)],
     }
-    # logistics' disk is full: only its newest ten minutes are kept, whatever MsgRetain says
-    disk_full = {"kind": "disk_full", "instance_id": sh["instance_id"], "delay": 600}
+    # orders-prod's disk is full: only its newest ten minutes are kept, whatever MsgRetain says, so email-sender
+    # (stopped 20 minutes ago) loses messages at once, fraud-detector (stalled 7 minutes ago) within minutes
+    disk_full = {"kind": "disk_full", "instance_id": hz["instance_id"], "delay": 600}
     return {"seed": 42, "instances": [hz, sh, serverless], "faults": [disk_full]}
 
 

@@ -143,7 +143,7 @@ async def test_hostile_consumer_list_keeps_the_last_good_list(simulator: tuple[S
                                 free_port())
         discovery = Discovery.of(settings, client)
         before = await discovery.resolve()
-        assert len(before) == 11  # the demo's logistics groups
+        assert len(before) == 10
         sim.add_fault(FaultRule(kind=kind, action="GetConsumerList"))  # type: ignore[arg-type]
         with caplog.at_level(logging.INFO):
             for _ in range(3):
@@ -170,7 +170,7 @@ async def test_live_targets_retry_a_hostile_listing_at_the_next_refresh(simulato
         try:
             await asyncio.sleep(0.3)
             good = applied[-1]
-            assert len(good) == 11
+            assert len(good) == 10
             sim.add_fault(FaultRule(kind="deep_nesting", action="GetInstanceList"))
             sim.add_fault(FaultRule(kind="deep_nesting", action="GetConsumerList"))
             asked = len([r for r in sim.requests if r.action == "GetInstanceList"])
