@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -72,18 +72,21 @@ class _Series:
         if self.times and at <= self.times[-1]:
             return  # out of order (two groups' answers crossing): the newer point is already in
         consumed = produced = 0
-        previous = dict(zip(self.partitions, zip(self.last_committed, self.last_end, strict=True), strict=True))
-        for partition, committed, end in offsets:
-            before = previous.get(partition)
-            if before is None:
-                continue
-            if committed >= 0 and before[0] >= 0:
-                consumed += max(0, committed - before[0])
-            if end >= 0 and before[1] >= 0:
-                produced += max(0, end - before[1])
-        self.partitions = array("q", (p for p, _, _ in offsets))
-        self.last_committed = array("q", (c for _, c, _ in offsets))
-        self.last_end = array("q", (e for _, _, e in offsets))
+        partitions = array("q", (p for p, _, _ in offsets))
+        committed_now = array("q", (c for _, c, _ in offsets))
+        ends_now = array("q", (e for _, _, e in offsets))
+        pairs: Iterable[tuple[int, int, int, int]]
+        if partitions == self.partitions:  # the usual answer: the same partitions as last time
+            pairs = zip(self.last_committed, self.last_end, committed_now, ends_now, strict=True)
+        else:
+            previous = dict(zip(self.partitions, zip(self.last_committed, self.last_end, strict=True), strict=True))
+            pairs = ((*previous[p], c, e) for p, c, e in offsets if p in previous)
+        for committed_before, end_before, committed, end in pairs:
+            if committed >= 0 and committed_before >= 0 and committed > committed_before:
+                consumed += committed - committed_before
+            if end >= 0 and end_before >= 0 and end > end_before:
+                produced += end - end_before
+        self.partitions, self.last_committed, self.last_end = partitions, committed_now, ends_now
         self.times.append(at)
         self.consumed.append((self.consumed[-1] if self.consumed else 0.0) + consumed)
         self.produced.append((self.produced[-1] if self.produced else 0.0) + produced)
