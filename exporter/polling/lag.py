@@ -2,8 +2,11 @@
 
 Every successful poll adds a point (end offset, time) to its partition's history, shared by all groups
 that read it. The first unconsumed message ``c`` was produced when the end offset reached ``c + 1``, so the
-estimate interpolates the history around ``c + 1``, extrapolates below it within bounds, and never exceeds
-``now - LastTimestamp`` or ``max_age``. Memory is bounded per partition. The rules are in docs/lag.md.
+estimate interpolates the history around ``c + 1``. Below the history it never guesses: ``now -
+LastTimestamp`` is a measurement and is used when known; without it the age of the history's first point
+is what the history proves (message ``c`` already existed then), a lower bound, never an extrapolation that
+could overstate. Never above ``now - LastTimestamp`` or ``max_age``. Memory is bounded per partition. The
+rules are in docs/lag.md.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ class PartitionHistory:
             produced = t0 + (target - o0) / (o1 - o0) * (t1 - t0)  # o1 >= target > o0: no division by 0
             age = now - produced
         elif index == 0:
-            before = self._before_history(committed, now, last_consumed)
+            before = self._before_history(now, last_consumed)
             if before is None:
                 return None
             age = before
@@ -98,19 +101,17 @@ class PartitionHistory:
             age = max(0.0, now - times[-1]) / 2
         return min(max(0.0, age), upper)
 
-    def _before_history(self, committed: int, now: float, last_consumed: float | None) -> float | None:
-        offsets, times = self.offsets, self.times
-        oldest = now - times[0]
-        span = times[-1] - times[0]
-        rate = (offsets[-1] - offsets[0]) / span if span > 0 else 0.0
-        if rate > 0:
-            age = oldest + (offsets[0] - committed) / rate
-            if last_consumed is not None:
-                age = min(age, now - last_consumed)
-            return max(age, oldest)
+    def _before_history(self, now: float, last_consumed: float | None) -> float | None:
+        """Message ``c`` was produced before the first point: at least that old, and no rate says by how much.
+
+        A rate extrapolated backwards from a young history is a guess with no upper bound (a burst seen
+        after a restart makes a ten-minute lag look like hours). ``now - LastTimestamp`` measures it (to
+        the gap between two messages); without it the first point's age is reported: proven, and low.
+        """
+        oldest = now - self.times[0]
         if last_consumed is not None:
             return max(now - last_consumed, oldest)
-        return oldest if len(offsets) > 1 else None
+        return oldest if len(self.offsets) > 1 else None
 
 
 class LagEstimator:
