@@ -18,6 +18,7 @@ from array import array
 from exporter.config.settings import LagSettings
 
 PartitionKey = tuple[str, str, int]  # instance id, topic, partition
+_GAP_WEIGHT = 0.25  # how much a removed point's gap counts against the error its removal causes
 
 
 class PartitionHistory:
@@ -60,20 +61,27 @@ class PartitionHistory:
             self._thin(at)
 
     def _thin(self, now: float) -> None:
-        """Drop the inner point whose gap, once it is gone, is smallest relative to its age.
+        """Drop the inner point that costs the least precision, relative to its age, once it is gone.
 
-        The history keeps its span and its newest points; spacing grows with age (about in proportion),
-        as the precision a time lag needs does: a minute matters for a message a minute old, not for one
-        an hour old. Times are strictly increasing, so no age is zero.
+        Removing point ``i`` costs two things: the gap it leaves (``times[i + 1] - times[i - 1]``), and how
+        far from its true time interpolation between its neighbours would put its offset (zero on steady
+        traffic, up to the whole gap when a burst started or ended there). Both are measured against the
+        point's age, as the precision a time lag needs is: a minute matters for a message a minute old, not
+        for one an hour old. The history keeps its span, its newest points and the edges of bursts;
+        on steady traffic spacing grows with age (about in proportion). Times are strictly increasing, so
+        no age is zero.
         """
-        times = self.times
+        offsets, times = self.offsets, self.times
         best, least = 1, math.inf
         for i in range(1, len(times) - 1):
-            gap = (times[i + 1] - times[i - 1]) / (now - times[i - 1])
-            if gap < least:
-                best, least = i, gap
-        del self.offsets[best]
-        del self.times[best]
+            t0, t1, t2 = times[i - 1], times[i], times[i + 1]
+            o0, o2 = offsets[i - 1], offsets[i + 1]
+            misplaced = abs(t1 - (t0 + (offsets[i] - o0) / (o2 - o0) * (t2 - t0))) if o2 > o0 else 0.0
+            cost = (misplaced + _GAP_WEIGHT * (t2 - t0)) / (now - t0)
+            if cost < least:
+                best, least = i, cost
+        del offsets[best]
+        del times[best]
 
     def estimate(self, committed: int, broker: int, now: float, last_consumed: float | None,
                  options: LagSettings) -> float | None:

@@ -92,6 +92,23 @@ def test_without_last_timestamp_a_young_quiet_history_never_overstates() -> None
     assert h.estimate(64_100, 100_030, 1010.0, None, OPTS) == pytest.approx(10.0)
 
 
+def test_thinning_keeps_the_edges_of_a_burst() -> None:
+    """A ten-second burst (1,000 msg/s) in a 1 msg/s stream, polled every 5 s, kept in 8 points: the burst's
+    start and end survive thinning, so messages just before and inside it are dated right. Thinning by gap
+    alone dropped them and dated a message 201 s old at 299 s."""
+    opts = LagSettings(max_points=8)
+
+    def produced(t: float) -> int:
+        return int(t + 999 * min(max(t - 100, 0), 10))
+
+    h = PartitionHistory()
+    for t in range(0, 301, 5):
+        h.add(produced(t), float(t), opts)
+    assert len(h.offsets) == 8
+    assert h.estimate(produced(99), produced(300), 300.0, None, opts) == pytest.approx(201.0, abs=1.5)
+    assert h.estimate(produced(104), produced(300), 300.0, None, opts) == pytest.approx(196.0, abs=1.5)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     gaps=st.lists(st.floats(0.001, 30.0), min_size=2, max_size=400),
