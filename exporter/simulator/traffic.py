@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 _CHUNK = 600  # seconds drawn at a time when a partition's production is extended
 _HORIZON = 60 * 86400  # at most this many seconds are drawn per partition (two months)
 _NORMAL_FROM = 30.0  # a Poisson mean from which the normal approximation is used
+_SLACK = 1e-3  # of the spacing between two messages: rounding room when a time is compared with an arrival
 
 
 def _rng(seed: str) -> random.Random:
@@ -148,7 +149,8 @@ class Arrivals:
         if k + 1 >= len(self.cum):
             return self.cum[-1]
         n = self.cum[k + 1] - self.cum[k]
-        return self.cum[k] + min(n, max(0, math.floor((elapsed - k) * n + 0.5)))
+        # a message produced at t counts at t, whatever the rounding of epoch seconds (~2e-7 s at 2027)
+        return self.cum[k] + min(n, max(0, math.floor((elapsed - k) * n + 0.5 + _SLACK)))
 
     def time_of(self, index: int) -> float:
         """When message ``index`` (0-based) was produced; infinity if it is beyond the horizon."""
