@@ -112,7 +112,7 @@ class PartitionHistory:
     def _before_history(self, now: float, last_consumed: float | None) -> float | None:
         """Message ``c`` was produced before the first point: at least that old, and no rate says by how much.
 
-        A rate extrapolated backwards from a young history is a guess with no upper bound (a burst seen
+        A rate extrapolated backwards from a young history is a guess with no upper bound (a quiet stretch seen
         after a restart makes a ten-minute lag look like hours). ``now - LastTimestamp`` measures it (to
         the gap between two messages); without it the first point's age is reported: proven, and low.
         """
