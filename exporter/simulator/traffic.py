@@ -69,7 +69,6 @@ class Traffic:
     _switches: array[float] = field(default_factory=lambda: array("d"), repr=False)
     _values: array[float] = field(default_factory=lambda: array("d"), repr=False)
     _rng: random.Random | None = field(default=None, repr=False)
-    cache: dict[int, object] = field(default_factory=dict, repr=False)  # the topic's partition curves
 
     def weight(self, partition: int) -> float:
         """Partition ``partition``'s share of the rate (1 for every partition without skew)."""

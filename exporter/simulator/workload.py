@@ -219,6 +219,8 @@ class Topic:
     deleted: float = math.inf
     grown: tuple[tuple[float, int], ...] = ()  # (when, new partition count)
     traffic: Traffic | None = None  # set: Poisson arrivals at a bursty, diurnal, skewed rate (traffic.py)
+    # with traffic, each partition's curve (and the arrivals drawn for it) is built once and kept here
+    _curves: dict[int, PartitionCurve] = field(default_factory=dict, compare=False, repr=False)
 
     def exists(self, t: float) -> bool:
         """Whether the topic exists at ``t``."""
@@ -234,10 +236,9 @@ class Topic:
 
     def curve(self, partition: int) -> PartitionCurve:
         """The production curve of one partition, the same every time for the same seed."""
-        if self.traffic is not None:  # drawn arrivals are kept: the curve is built once per partition
-            cached = self.traffic.cache.get(partition)
-            if isinstance(cached, PartitionCurve):
-                return cached
+        cached = self._curves.get(partition)
+        if cached is not None:
+            return cached
         digest = hashlib.blake2b(f"{self.seed}/{partition}".encode(), digest_size=8).digest()
         rng = random.Random(int.from_bytes(digest, "big"))  # noqa: S311 - simulation, not security
         start = self.created
@@ -256,7 +257,7 @@ class Topic:
             factor = curve.rate / self.rate if self.rate > 0 else 1.0
             curve = PartitionCurve(curve.base, curve.rate, curve.shape, start, curve.idle_after,
                                    self.traffic.arrivals(partition, start, factor))
-            self.traffic.cache[partition] = curve
+            self._curves[partition] = curve
         return curve
 
 

@@ -115,24 +115,27 @@ def test_thinning_keeps_the_edges_of_a_burst() -> None:
     polls=st.lists(st.floats(0.5, 60.0), min_size=2, max_size=30),
     start=st.floats(0.0, 5000.0),
     pick=st.floats(0.0, 1.0),
+    points=st.integers(2, 40),
 )
 def test_never_overstates_by_more_than_a_gap_between_polls(gaps: list[float], polls: list[float], start: float,
-                                                           pick: float) -> None:
+                                                           pick: float, points: int) -> None:
     """Any production (message k at a random time), polls from ``start`` on, any unconsumed message, no
     LastTimestamp: the estimate is never above the truth by more than the gap between two polls around
-    the message (where interpolation may misplace it), and never above it at all below the history."""
+    the message (where interpolation may misplace it), and never above it at all below the history; with
+    any number of points kept (thinning widens gaps, never breaks this)."""
+    options = LagSettings(max_points=points)
     produced = [sum(gaps[: k + 1]) for k in range(len(gaps))]
     h = PartitionHistory()
     at = start
     for dt in polls:
         at += dt
-        h.add(bisect.bisect_right(produced, at), at, OPTS)
+        h.add(bisect.bisect_right(produced, at), at, options)
     end = bisect.bisect_right(produced, at)
     if end == 0:
         return
     committed = min(end - 1, int(pick * end))
     truth = at - produced[committed]
-    age = h.estimate(committed, end, at, None, OPTS)
+    age = h.estimate(committed, end, at, None, options)
     if age is None:
         return
     widest = max((b - a for a, b in zip(h.times[:-1], h.times[1:], strict=True)), default=0.0)
