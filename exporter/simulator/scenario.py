@@ -446,6 +446,24 @@ def _demo() -> dict[str, Any]:
     return {"seed": 42, "instances": [hz, sh, serverless]}
 
 
+def _traffic_restart() -> dict[str, Any]:
+    """Issue 15's case: bursty Poisson traffic, the exporter starting while consumers are 8-10 minutes behind."""
+    def consumer(name: str, topic: str, capacity: float, behind: float = 0) -> dict[str, Any]:
+        events = [{"at": -behind, "type": "stall"}, {"at": 0, "type": "resume"}] if behind else []
+        return {"name": name, "topics": [topic], "capacity": capacity, "delay": 1, "commit_jitter": 1,
+                "members": 2, "events": events}
+
+    bursts = {"levels": [2, 20, 200], "dwell": [10, 40], "skew": 0.5}
+    return {"seed": 7, "instances": [{
+        "instance_id": "alikafka_post-cn-traffic01", "region": "cn-hangzhou", "name": "traffic",
+        "topics": [{"name": "events", "partitions": 4, "traffic": bursts},
+                   {"name": "events-local", "partitions": 4, "local_storage": True, "traffic": bursts}],
+        "groups": [consumer("keeps-up", "events", 500), consumer("keeps-up-local", "events-local", 500),
+                   consumer("behind-10m", "events", 120, 600), consumer("behind-10m-local", "events-local", 120, 600),
+                   consumer("behind-8m", "events", 60, 480), consumer("behind-8m-local", "events-local", 60, 480)],
+    }]}
+
+
 def _scale(groups: int, partitions: int) -> dict[str, Any]:
     return {"seed": 11, "instances": [{
         "instance_id": "alikafka_post-cn-scale0001", "region": "cn-hangzhou", "name": "scale",
@@ -456,6 +474,7 @@ def _scale(groups: int, partitions: int) -> dict[str, Any]:
 _BUILTINS: dict[str, Callable[[], dict[str, Any]]] = {
     "minimal": _minimal,
     "demo": _demo,
+    "traffic": _traffic_restart,
     # The scale issue's benchmark tiers: groups x partitions.
     "scale-s": lambda: _scale(10, 10),
     "scale-m": lambda: _scale(500, 50),

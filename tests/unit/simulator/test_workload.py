@@ -265,3 +265,16 @@ def test_traffic_and_capacity_are_validated() -> None:
         Scenario.from_dict({"instances": [{**base, "topics": [{"name": "t", "traffic": {"dwell": [40, 10]}}]}]})
     with pytest.raises(ScenarioError, match=r"traffic\.levels"):
         Scenario.from_dict({"instances": [{**base, "topics": [{"name": "t", "traffic": {"levels": []}}]}]})
+
+
+def test_builtin_traffic_scenario_starts_with_consumers_behind() -> None:
+    """builtin:traffic: consumers 10 and 8 minutes behind at the start, LastTimestamp -1 on the local topic."""
+    clock = Clock()
+    sim = Simulator(Scenario.builtin("traffic"), {"k": "s"}, clock=clock)
+    instance = "alikafka_post-cn-traffic01"
+    ages = {g: max(p.time_lag_seconds for p in sim.truth(instance, g)) for _, _, g in sim.pairs()}
+    assert ages["behind-10m"] >= 590 and ages["behind-8m-local"] >= 470
+    assert ages["keeps-up"] < 10
+    params = {"RegionId": "cn-hangzhou", "InstanceId": instance, "ConsumerId": "behind-10m-local"}
+    body = sim.handle("GetConsumerProgress", params, "k")["ConsumerProgress"]
+    assert {p["LastTimestamp"] for t in body["TopicList"]["TopicList"] for p in t["OffsetList"]["OffsetList"]} == {-1}
