@@ -6,7 +6,8 @@ offset lag and the true time lag of every partition are known at any moment, whi
 the exporter's numbers are checked against. A consumer group is a sequence of phases (follow the
 head with a delay, consume a fraction of the rate, frozen, rewound), switched by timed events, and
 its committed offset is folded through those phases on demand. Nothing is stored per message or per
-partition, so a scenario with a million partitions costs only its definition.
+partition, so a scenario with a million partitions costs only its definition; the one exception is a
+topic with realistic traffic (Poisson arrivals, see traffic.py), whose drawn counts are kept.
 """
 
 from __future__ import annotations
