@@ -150,6 +150,12 @@ class LagEstimator:
         history = self._histories.get(key) or PartitionHistory()
         return history.estimate(committed, broker, now, last_consumed, self.options)
 
+    def below_history(self, key: PartitionKey, committed: int) -> bool:
+        """Whether message ``committed`` is older than the partition's whole history: without LastTimestamp
+        its estimate is then the history's age, a lower bound that grows with time whatever the truth does."""
+        history = self._histories.get(key)
+        return bool(history and history.offsets and committed + 1 <= history.offsets[0])
+
     def points(self, key: PartitionKey) -> int:
         """How many points the partition's history holds (for tests and the memory bound)."""
         history = self._histories.get(key)

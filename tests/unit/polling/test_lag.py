@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.cloud.models import parse_consumer_progress
 from exporter.config.settings import LagSettings
+from exporter.polling.analysis import Analyzer
 from exporter.polling.lag import LagEstimator, PartitionHistory
+from exporter.simulator import Scenario, Simulator
 
 KEY = ("i", "t", 0)
 OPTS = LagSettings()
@@ -214,3 +217,28 @@ def test_never_nan_negative_or_above_bounds(steps: list[tuple[int, float]], back
     assert 0.0 <= age <= max_age
     if last is not None:
         assert age <= max(0.0, at - last) + 1e-9
+
+
+def test_a_catching_up_consumer_without_last_timestamp_is_neither_overstated_nor_lagging() -> None:
+    """The exporter starts while a consumer without LastTimestamp is ten minutes behind and catching up
+    (builtin:traffic, bursty Poisson traffic), polled every 5 s for 10 minutes. Its time lags never exceed
+    the truth, and the lower bound climbing with the history's age is not mistaken for falling behind:
+    the status judges such polls by message lag (which shrinks), not as `lagging`."""
+    start = 1_800_000_000.0
+    clock = [start]
+    sim = Simulator(Scenario.builtin("traffic"), {"k": "s"}, clock=lambda: clock[0])
+    analyzer = Analyzer(LagSettings())
+    instance, group = "alikafka_post-cn-traffic01", "behind-10m-local"
+    statuses = []
+    for poll in range(121):
+        clock[0] = start + 5 * poll
+        body = sim.handle("GetConsumerProgress", {"RegionId": "cn-hangzhou", "InstanceId": instance,
+                                                  "ConsumerId": group}, "k")
+        insight = analyzer.observe(instance, group, parse_consumer_progress(body), clock[0])
+        statuses.append(insight.status)
+        for truth in sim.truth(instance, group, clock[0]):
+            age = insight.time_lags.get((truth.topic, truth.partition))
+            assert age is None if poll == 0 else age is not None  # one point, no LastTimestamp: absent
+            assert age is None or age <= truth.time_lag_seconds + 5
+    assert "lagging" not in statuses
+    assert statuses[-1] == "ok"
