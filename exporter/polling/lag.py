@@ -115,6 +115,9 @@ class PartitionHistory:
         A rate extrapolated backwards from a young history is a guess with no upper bound (a quiet stretch seen
         after a restart makes a ten-minute lag look like hours). ``now - LastTimestamp`` measures it (to
         the gap between two messages); without it the first point's age is reported: proven, and low.
+        LastTimestamp is "the time the last consumed message was generated" (GetConsumerProgress, as the
+        official SDKs document it: aliyun/alibabacloud-typescript-sdk alikafka-20190916
+        src/models/GetConsumerProgressResponseBody.ts), so message ``c`` is no older than it.
         """
         oldest = now - self.times[0]
         if last_consumed is not None:

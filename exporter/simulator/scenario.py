@@ -124,6 +124,8 @@ class GroupSpec(BaseModel):
     # Messages per second per partition the consumer can process: it drains like a queue, falling behind in
     # bursts and catching up after them (None: follows the head, catching up at 3x the mean rate).
     capacity: Annotated[float, Field(gt=0)] | None = None
+    # 5 s is the Kafka consumer's auto.commit.interval.ms default (5000,
+    # https://kafka.apache.org/documentation/#consumerconfigs_auto.commit.interval.ms)
     commit_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
     commit_jitter: Annotated[float, Field(ge=0)] = 0.0  # consecutive commits commit_interval +- this apart
 
