@@ -152,14 +152,14 @@ class Arrivals:
         return self.cum[k] + min(n, max(0, math.floor((elapsed - k) * n + 0.5 + _SLACK)))
 
     def time_of(self, index: int) -> float:
-        """When message ``index`` (0-based) was produced; infinity if it is beyond the horizon."""
+        """When message ``index`` (0-based) was produced; infinity if it is not produced within one more chunk
+        of what is drawn (callers ask for messages that exist: their offset was read first) or the horizon."""
         if index < 0:
             return float(self.start)
-        while self.cum[-1] <= index:
-            known = len(self.cum) - 1
-            if known >= _HORIZON:
+        if self.cum[-1] <= index:
+            self._extend(len(self.cum) - 1 + _CHUNK)
+            if self.cum[-1] <= index:
                 return math.inf
-            self._extend(known + _CHUNK)
         k = bisect.bisect_right(self.cum, index) - 1
         n = self.cum[k + 1] - self.cum[k]
         return self.start + k + (index - self.cum[k] + 0.5) / n
