@@ -71,17 +71,21 @@ class PartitionHistory:
         on steady traffic spacing grows with age (about in proportion). Times are strictly increasing, so
         no age is zero.
         """
-        offsets, times = self.offsets, self.times
+        times, offsets = self.times.tolist(), self.offsets.tolist()
         best, least = 1, math.inf
-        for i in range(1, len(times) - 1):
-            t0, t1, t2 = times[i - 1], times[i], times[i + 1]
-            o0, o2 = offsets[i - 1], offsets[i + 1]
-            misplaced = abs(t1 - (t0 + (offsets[i] - o0) / (o2 - o0) * (t2 - t0))) if o2 > o0 else 0.0
-            cost = (misplaced + _GAP_WEIGHT * (t2 - t0)) / (now - t0)
-            if cost < least:
-                best, least = i, cost
-        del offsets[best]
-        del times[best]
+        t0, t1, o0, o1 = times[0], times[1], offsets[0], offsets[1]
+        for i in range(2, len(times)):  # costs compared as cost * age, divided only for a new best
+            t2, o2 = times[i], offsets[i]
+            gap = _GAP_WEIGHT * (t2 - t0)
+            bound = least * (now - t0)
+            if gap < bound:  # else the gap alone costs too much: skip the misdating (most young points)
+                misdated = t1 - t0 - (o1 - o0) * (t2 - t0) / (o2 - o0) if o2 > o0 else 0.0
+                cost = gap + (misdated if misdated >= 0.0 else -misdated)
+                if cost < bound:
+                    best, least = i - 1, cost / (now - t0)
+            t0, t1, o0, o1 = t1, t2, o1, o2
+        del self.offsets[best]
+        del self.times[best]
 
     def estimate(self, committed: int, broker: int, now: float, last_consumed: float | None,
                  options: LagSettings) -> float | None:
