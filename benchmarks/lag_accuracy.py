@@ -20,7 +20,7 @@ Two families of scenarios: the smooth ones of issue 5 (one group each, intervals
 ones of issue 15 (Poisson arrivals, bursts between 2, 20 and 200 msg/s, a daily ramp, skewed partitions,
 commits every 5 +- 1 s, queue consumers with a capacity, consumers ten minutes behind when the exporter
 starts or restarts, with LastTimestamp and without it), scored per consumer at intervals 5-60 s. Everything
-runs on a virtual clock: 45 simulated minutes a run, a minute or so of wall time in all.
+runs on a virtual clock: 45 simulated minutes a run, about half a minute of wall time in all.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _always(status: str) -> Callable[[float, float], str]:
 
 
 def cases() -> list[Case]:
-    """The scenarios of issue 5."""
+    """The scenarios of issues 5 (smooth) and 15 (real traffic)."""
     steady = {"name": "t", "partitions": 4, "rate": 20}
     return [
         Case("steady", _instance([steady], [{"name": "g", "topics": ["t"], "delay": 2}]),
