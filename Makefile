@@ -77,21 +77,22 @@ soak: $(BIN)/alikafka-exporter
 
 # Release steps (the release workflow runs these same targets; docs/releasing.md). The version is the git
 # tag's (hatch-vcs); SETUPTOOLS_SCM_PRETEND_VERSION=X.Y.Z overrides it, as the workflow does.
+DIST ?= dist
 dist: $(BIN)/alikafka-exporter
-	rm -f dist/*.whl dist/*.tar.gz
-	$(BIN)/python -m build --outdir dist .
+	rm -f $(DIST)/*.whl $(DIST)/*.tar.gz
+	$(BIN)/python -m build --outdir $(DIST) .
 
 # What ships, and nothing else: the package installed (not editable) with its runtime dependencies into an
 # environment without pip, described by cyclonedx-py from the test environment.
-SBOM_ENV := build/sbom-env
+SBOM_ENV ?= build/sbom-env
 sbom: $(BIN)/alikafka-exporter
 	rm -rf $(SBOM_ENV)
 	$(PYTHON) -m venv --without-pip $(SBOM_ENV)
 	$(BIN)/pip --python $(SBOM_ENV)/bin/python install --quiet --no-cache-dir .
-	@mkdir -p dist
+	@mkdir -p $(DIST)
 	@version=$$($(SBOM_ENV)/bin/python -c 'import importlib.metadata as m; print(m.version("alikafka-exporter"))') && \
 	set -x && $(BIN)/cyclonedx-py environment --output-reproducible --mc-type application \
-		--output-file dist/alikafka-exporter-$$version.cdx.json $(SBOM_ENV)
+		--output-file $(DIST)/alikafka-exporter-$$version.cdx.json $(SBOM_ENV)
 
 # The container image for local use, tagged with the version a build from here gets ("+" becomes "-").
 # BUILDER overrides the detection (docker with a running daemon, else podman, else buildah), e.g. without a
