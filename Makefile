@@ -97,7 +97,8 @@ sbom: $(BIN)/alikafka-exporter
 # The container image for local use, tagged with the version a build from here gets ("+" becomes "-").
 # BUILDER overrides the detection (docker with a running daemon, else podman, else buildah), e.g. without a
 # daemon or registry (docs/deploy.md): make image BASE_IMAGE=localhost/base BUILDER="buildah --storage-driver
-# vfs bud --isolation chroot --pull=never".
+# vfs bud --isolation chroot --pull=never". podman and buildah (1.28 at least) skip the pinned base stage
+# that the default BASE_IMAGE names, taking it for unused, unless told not to skip unused stages.
 IMAGE ?= alikafka-exporter
 BASE_IMAGE ?=
 BUILDER ?=
@@ -110,6 +111,8 @@ image: $(BIN)/alikafka-exporter
 		elif command -v podman >/dev/null; then builder="podman build"; \
 		elif command -v buildah >/dev/null; then builder="buildah bud"; \
 		else echo "make image: needs docker (with a running daemon), podman or buildah" >&2; exit 2; fi; \
+		case "$$builder $(BASE_IMAGE)" in podman*" "|buildah*" ") \
+			builder="$$builder --skip-unused-stages=false";; esac; \
 	fi; \
 	set -x; $$builder --build-arg VERSION=$$version $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 		--tag $(IMAGE):$$(echo $$version | tr + -) .
