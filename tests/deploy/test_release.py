@@ -300,6 +300,8 @@ def test_a_wheel_built_for_a_tag_reports_that_version_everywhere(tmp_path: Path)
     assert wheels == ["alikafka_exporter-9.8.7-py3-none-any.whl"]
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
                     str(out / wheels[0])], check=True, capture_output=True, timeout=300)
+    metadata = (site / "alikafka_exporter-9.8.7.dist-info" / "METADATA").read_text(encoding="utf-8")
+    assert metadata.startswith("Metadata-Version: 2.4\n")  # what the publishing tools parse, not the newest
     env = clean_env(PYTHONPATH=str(site))  # the wheel's package and metadata first; dependencies from this venv
     proc = subprocess.run([sys.executable, "-m", "exporter", "--version"], env=env, capture_output=True, text=True,
                           timeout=60, check=True, cwd=tmp_path)
