@@ -34,7 +34,7 @@ from typing import Any
 
 from exporter.cloud.models import parse_consumer_progress
 from exporter.polling.analysis import Analyzer
-from exporter.polling.rates import WINDOW, RateTracker
+from exporter.polling.rates import POLLS, WINDOW, RateTracker
 from exporter.simulator import Scenario, Simulator
 
 INSTANCE = "alikafka_post-cn-rates01"
@@ -58,6 +58,9 @@ class GroupCase:
     eta: str  # "drain": scored against the truth; "zero": must be 0; "absent": must be absent
     changed: float = -math.inf
     delay: float = 2.0
+    # production whose rate over the next minutes is its rate over the last five (smooth, or periodic bursts);
+    # issue 15's random levels are not, so there the estimate is held to what it promises (the rates holding)
+    predictable: bool = True
 
 
 GROUPS = (
@@ -67,6 +70,8 @@ GROUPS = (
     GroupCase("drain-bursty", "bursty", "drain", changed=0.0),
     GroupCase("half-speed", "steady", "absent", changed=-600.0),
     GroupCase("stopped", "steady", "absent", changed=-600.0),
+    GroupCase("follower-poisson", "poisson", "zero", delay=1.0),
+    GroupCase("drain-poisson", "poisson", "drain", changed=0.0, delay=1.0, predictable=False),
 )
 
 
@@ -75,7 +80,11 @@ def spec() -> dict[str, Any]:
     return {"seed": 5, "instances": [{
         "instance_id": INSTANCE, "region": "cn-hangzhou",
         "topics": [{"name": "steady", "partitions": 4, "rate": 20},
-                   {"name": "bursty", "partitions": 4, "rate": 20, "shape": "bursty"}],
+                   {"name": "bursty", "partitions": 4, "rate": 20, "shape": "bursty"},
+                   # issue 15's real traffic: Poisson arrivals, the rate jumping between 2, 20 and 200 msg/s
+                   # every 10-40 s, partitions skewed
+                   {"name": "poisson", "partitions": 4, "rate": 20,
+                    "traffic": {"levels": [2, 20, 200], "dwell": [10, 40], "skew": 0.5}}],
         "groups": [
             {"name": "follower", "topics": ["steady"], "delay": 2},
             {"name": "follower-bursty", "topics": ["bursty"], "delay": 2},
@@ -84,6 +93,9 @@ def spec() -> dict[str, Any]:
              "events": resume},
             {"name": "half-speed", "topics": ["steady"], "behaviour": "lagging", "fraction": 0.5, "since": -600},
             {"name": "stopped", "topics": ["steady"], "behaviour": "stopped", "since": -600},
+            {"name": "follower-poisson", "topics": ["poisson"], "delay": 1, "commit_jitter": 1},
+            {"name": "drain-poisson", "topics": ["poisson"], "delay": 1, "commit_jitter": 1,
+             "events": [{"at": -1800, "type": "stall"}, *resume]},
         ],
     }]}
 
@@ -128,7 +140,8 @@ def _caught_up_at(sim: Simulator, case: GroupCase, begin: float) -> float:
 @dataclass
 class Result:
     rates: Score = field(default_factory=Score)
-    eta: Score = field(default_factory=Score)
+    eta: Score = field(default_factory=Score)  # against the time the drain really took
+    eta_held: Score = field(default_factory=Score)  # against the time it would take if the rates held
     eta_rule: Score = field(default_factory=Score)  # "zero" and "absent" groups
     last_minute: float = 0.0  # worst |error| of the catch-up estimate in a drain's last minute, seconds
 
@@ -160,24 +173,29 @@ def run(interval: float) -> dict[str, Result]:
 def _score(sim: Simulator, case: GroupCase, consume: float | None, produce: float | None, eta: float | None,
            t: float, interval: float, done: float | None, result: Result) -> None:
     now = START + t
+    window = max(WINDOW, POLLS * interval)  # the exporter's window: 5 minutes, or ten polls when longer
     # a behaviour change (the drain starting, the drain over) moves the rates: scored a whole window later
-    settled = t >= case.changed + WINDOW + interval and not (done is not None and
-                                                              done <= now < done + WINDOW + interval)
-    if settled and t >= WINDOW + interval:
-        committed, end = _sums(sim, case.name, now)
-        committed_before, end_before = _sums(sim, case.name, now - WINDOW)
-        for estimate, true in ((consume, (committed - committed_before) / WINDOW),
-                               (produce, (end - end_before) / WINDOW)):
+    settled = t >= case.changed + window + interval and not (done is not None and
+                                                              done <= now < done + window + interval)
+    committed, end = _sums(sim, case.name, now)
+    committed_before, end_before = _sums(sim, case.name, now - window)
+    true_consume, true_produce = (committed - committed_before) / window, (end - end_before) / window
+    if settled and t >= window + interval:
+        for estimate, true in ((consume, true_consume), (produce, true_produce)):
             error = math.inf if estimate is None else abs(estimate - true)
-            result.rates.add(error <= max(RATE_TARGET * true, 1 / WINDOW), error / true if true else error)
+            result.rates.add(error <= max(RATE_TARGET * true, 1 / window), error / true if true else error)
     if case.eta == "drain" and done is not None and settled and now < done:
         true_eta = done - now
         error = math.inf if eta is None else abs(eta - true_eta)
         if true_eta < LAST_MINUTE:
             result.last_minute = max(result.last_minute, error)
-        else:
-            result.eta.add(error <= max(ETA_TARGET * true_eta, interval), error / true_eta)
-    elif case.eta == "zero" and t >= WINDOW:
+            return
+        result.eta.add(error <= max(ETA_TARGET * true_eta, interval), error / true_eta)
+        # what the metric promises: the time to catch up if the window's true rates held
+        held = (end - committed) / (true_consume - true_produce) if true_consume > true_produce else math.inf
+        error = math.inf if eta is None else abs(eta - held)
+        result.eta_held.add(error <= max(ETA_TARGET * held, interval), error / held)
+    elif case.eta == "zero" and t >= window:
         result.eta_rule.add(eta == 0.0, 0.0 if eta == 0.0 else 1.0)
     elif case.eta == "absent" and settled:
         result.eta_rule.add(eta is None, 0.0 if eta is None else 1.0)
@@ -190,21 +208,25 @@ def _pct(value: float) -> str:
 def report(intervals: tuple[float, ...]) -> tuple[str, bool]:
     """The markdown table of every group at every interval, and whether every target was met."""
     lines = ["| group | interval | rate evals | rates within 10% | rate p90 error | ETA evals | ETA within 25% "
-             "(or one interval) | ETA p90 error | last minute: worst error | 0 / absent as expected |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "of the time taken | p90 error | within 25% of the time if rates held | p90 error | last minute: "
+             "worst error | 0 / absent as expected |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ok = True
+    cases = {case.name: case for case in GROUPS}
     for interval in intervals:
         for name, result in run(interval).items():
             rule = f"{_pct(result.eta_rule.share())} of {len(result.eta_rule.errors)}" if result.eta_rule.errors \
                 else "-"
             eta = (f"{len(result.eta.errors)} | {_pct(result.eta.share())} | {_pct(result.eta.p90())} | "
-                   f"{result.last_minute:.0f} s" if result.eta.errors else "- | - | - | -")
+                   f"{_pct(result.eta_held.share())} | {_pct(result.eta_held.p90())} | {result.last_minute:.0f} s"
+                   if result.eta.errors else "- | - | - | - | - | -")
             lines.append(f"| {name} | {interval:g} s | {len(result.rates.errors)} | {_pct(result.rates.share())} | "
                          f"{_pct(result.rates.p90())} | {eta} | {rule} |")
-            # Rates: p90 within 10%. A burst of five times the rate every minute polled once a minute can put
-            # one burst more or less in a window (aliasing), so a few single evaluations miss by up to ~15%.
-            ok = ok and result.rates.p90() <= RATE_TARGET and result.eta.share() == 1.0 \
-                and result.eta_rule.share() == 1.0
+            # Rates: p90 within 10% (a burst more or less in a window can put single readings past it). ETA:
+            # every evaluation within 25% of the time the rates promise; of the time taken where production is
+            # predictable.
+            ok = ok and result.rates.p90() <= RATE_TARGET and result.eta_held.share() == 1.0 \
+                and (result.eta.share() == 1.0 or not cases[name].predictable) and result.eta_rule.share() == 1.0
     return "\n".join(lines), ok
 
 
@@ -215,7 +237,8 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     args = parser.parse_args(argv)
     started = time.monotonic()
     table, ok = report((5.0, 60.0) if args.quick else INTERVALS)
-    out(f"Machine: {platform.machine()}, Python {platform.python_version()}; rate window {WINDOW:g} s, "
+    out(f"Machine: {platform.machine()}, Python {platform.python_version()}; rate window {WINDOW:g} s or {POLLS} "
+        "polls, "
         f"{DURATION / 60:g} simulated minutes per interval, {time.monotonic() - started:.1f} s of wall time")
     out(table)
     out(f"\nAll targets met: {'yes' if ok else 'NO'}")

@@ -18,8 +18,9 @@ from types import MappingProxyType
 
 from exporter.cloud.models import ConsumerProgress, TopicProgress
 
-WINDOW = 300.0  # seconds of history a rate is read over
+WINDOW = 300.0  # seconds of history a rate is read over (at least POLLS polls)
 MIN_SPAN = 60.0  # no rate from a shorter history: a few commits are not a rate
+POLLS = 10  # the window covers at least this many polls: 5 minutes, or 10 minutes at a 60 s interval
 MAX_POINTS = 128  # per series; past it the oldest points go (the window shortens at very short poll intervals)
 FREQUENT = 10  # changes in a window from which the staircase of commits is read as a trend
 NOISE = 0.05  # lag shrinks only when consume exceeds produce by more than this share of the larger
@@ -91,6 +92,7 @@ class _Series:
         self.consumed.append((self.consumed[-1] if self.consumed else 0.0) + consumed)
         self.produced.append((self.produced[-1] if self.produced else 0.0) + produced)
         drop = 0
+        window = self.span(window)
         while len(self.times) - drop > 2 and self.times[drop + 1] <= at - window:
             drop += 1  # keep one point at or before the window's start
         drop = max(drop, len(self.times) - MAX_POINTS)
@@ -98,11 +100,16 @@ class _Series:
             for values in (self.times, self.consumed, self.produced):
                 del values[:drop]
 
+    def span(self, window: float) -> float:
+        """The window this series is read over: ``window``, or :data:`POLLS` of its polls when they are sparser."""
+        n = len(self.times)
+        return window if n < 2 else max(window, POLLS * (self.times[-1] - self.times[0]) / (n - 1))
+
     def consume(self, window: float) -> tuple[float, float] | None:
-        return window_rate(self.times, self.consumed, window)
+        return window_rate(self.times, self.consumed, self.span(window))
 
     def produce(self, window: float) -> tuple[float, float] | None:
-        return window_rate(self.times, self.produced, window)
+        return window_rate(self.times, self.produced, self.span(window))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +149,7 @@ def catch_up(lag: int, consume: tuple[float, float] | None, produce: tuple[float
         return None
     (rate, gap), (made, _) = consume, produce
     behind = time_lag if time_lag is not None else (lag / rate if rate > 0 else math.inf)
-    if behind <= 2 * gap:
+    if rate > 0 and behind <= 2 * gap:
         return 0.0
     net = rate - made
     if net <= NOISE * max(rate, made) or net < 1 / WINDOW:  # less than a message a window: not shrinking

@@ -12,7 +12,7 @@ from exporter.polling.analysis import Insight, TimeLags
 from exporter.polling.rates import GroupRates
 from exporter.polling.snapshot import PairState, Snapshot
 from exporter.targets.pair import Pair
-from tests.support.fakes import exposition_text, progress
+from tests.support.fakes import board_of, exposition_text, progress
 from tests.support.samples import find, has, samples, value
 
 A = Pair("alikafka_post-cn-a", "a", "cn-hangzhou")
@@ -61,7 +61,7 @@ def test_group_granularity_keeps_only_group_level_families() -> None:
                       TimeLags([(("t", 0), 5.0)]), 0.0, MappingProxyType({"t": MappingProxyType({0: 15})}))
     snap = snapshot(state(A, insight))
     text = render_states(snap.pairs.values(), MetricsSettings(granularity="group", max_series=0),
-                         TailCollector(lambda: snap, ApiStats())).decode()
+                         TailCollector(board_of(snap), ApiStats())).decode()
     names = {s.name for s in samples(text)}
     assert {"alikafka_consumergroup_catch_up_seconds", "alikafka_consumergroup_retention_margin_seconds"} <= names
     assert not names & {"alikafka_consumergroup_consume_rate", "alikafka_topic_produce_rate",

@@ -61,6 +61,7 @@ def test_a_stopped_consumer_falls_to_zero_and_a_short_history_has_no_rate() -> N
     (40, (10.0, 5.0), (10.0, 5.0), 6.0, 0.0),  # trails by about a commit: keeps up
     (40, (10.0, 5.0), (10.0, 5.0), None, 0.0),  # the same, judged from the count
     (6000, (0.0, 300.0), (0.0, 300.0), 900.0, None),  # idle topic, stopped group
+    (6000, (0.0, 660.0), (20.0, 5.0), 1264.0, None),  # stopped: no commit in the window is no cadence to trail by
     (6000, (1e-300, 5.0), (0.0, 5.0), 900.0, None),  # a rate too small to mean anything: never Inf
 ])
 def test_catch_up(lag: int, consume: tuple[float, float] | None, produce: tuple[float, float] | None,
