@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 ACTION = "GetTopicStatus"
 RAM_ACTION = "alikafka:ListTopic"  # https://www.alibabacloud.com/help/en/apsaramq-for-kafka/api-gettopicstatus
-SYNC_EVERY = 5.0  # seconds between looks at which topics the polled groups read
+SYNC_EVERY = 5.0  # seconds between looks at which topics the polled groups read, at least...
+SYNC_SHARE = 0.05  # ...this share of a refresh (15 s at 5m): each look walks every pair's topics
 TopicRef = tuple[str, str, str]  # region, instance id, topic
 Earliest = Mapping[int, int]  # partition -> earliest retained offset
 
@@ -100,6 +101,7 @@ class RetentionRefresher:
         self._denied: dict[str, float] = {}  # instance -> when the last refused call (or probe) was made
         self._failing: dict[TopicRef, str] = {}  # topic -> code of its last failure, for logging changes only
         self._denied_logged = False
+        self._synced = -math.inf  # when the topics were last looked at
         self._wake = asyncio.Event()
         self.version = 0
 
@@ -124,6 +126,7 @@ class RetentionRefresher:
         self._options = options
         self._slots.clear()
         self._due.clear()
+        self._synced = -math.inf
         if not options.enabled and self._earliest:
             self._earliest.clear()
             self.version += 1
@@ -159,7 +162,10 @@ class RetentionRefresher:
         """Refresh each topic when its slot comes, and look for new topics every few seconds (until cancelled)."""
         while True:
             self._wake.clear()
-            self.sync()
+            every = max(SYNC_EVERY, SYNC_SHARE * self._options.refresh)
+            if self._clock() - self._synced >= every:
+                self.sync()
+                self._synced = self._clock()
             now = self._clock()
             while self._due and self._due[0][0] <= now:
                 at, ref = heapq.heappop(self._due)
@@ -168,7 +174,7 @@ class RetentionRefresher:
                 await self._refresh(ref)
                 if ref in self._slots:
                     self._schedule(ref, max(at + self._options.refresh, self._clock()))
-            wait = SYNC_EVERY if not self._due else min(SYNC_EVERY, max(0.0, self._due[0][0] - self._clock()))
+            wait = every if not self._due else min(every, max(0.0, self._due[0][0] - self._clock()))
             if self._sleep is not None:
                 await self._sleep(wait)
                 continue
