@@ -6,10 +6,12 @@ import time
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 
 from exporter.cloud.errors import ForbiddenError
 from exporter.cloud.models import parse_instance_list
-from exporter.simulator import FaultRule, Scenario, Simulator
+from exporter.simulator import FaultRule, Scenario, Simulator, build_app
 from exporter.simulator.faults import reshape
 from exporter.simulator.retention import InstanceRetention, RetentionModel
 from exporter.simulator.workload import HISTORY, PartitionCurve
@@ -135,3 +137,19 @@ def test_the_demo_has_a_group_losing_messages_on_a_full_disk() -> None:
     for healthy in ("orders-consumer", "fraud-detector"):  # fraud-detector: stalled 7 minutes, 10 kept
         assert all(sim.earliest(orders_prod, t.topic, t.partition) <= t.consumer_offset  # type: ignore[operator]
                    for t in sim.truth(orders_prod, healthy))
+
+
+async def test_truth_tells_earliest_offsets_and_lost_messages() -> None:
+    clock = Clock(time.time())
+    sim = Simulator(scenario(msg_retain=1, segment_seconds=1), {"AK": "SK"}, clock=clock)
+    clock.now += 30  # half a minute of segments past the hour of retention
+    server = TestServer(build_app(sim), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with ClientSession() as session, session.get(server.make_url("/_sim/truth")) as response:
+            rows = (await response.json())["partitions"]
+    finally:
+        await server.close()
+    stuck = [r for r in rows if r["group"] == "stuck"]
+    assert stuck and all(r["lost_messages"] == r["earliest_offset"] - r["consumer_offset"] > 0 for r in stuck)
+    assert all(r["lost_messages"] == 0 for r in rows if r["group"] == "live")
