@@ -148,7 +148,8 @@ class TailCollector:
                       self._stats.clock_skew)
         restarts = CounterMetricFamily(
             "alikafka_exporter_task_restarts",
-            "Times a long-running task of the exporter (poller, catalog, targets, retention, reload) died and was restarted.",
+            "Times a long-running task of the exporter (poller, catalog, targets, retention, reload) died and was "
+            "restarted.",
             labels=["task"],
         )
         for task, count in sorted(self._stats.restarts.items()):
