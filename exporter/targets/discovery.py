@@ -4,6 +4,8 @@
 consumer groups (GetConsumerList, filtered by ``group_allow``/``group_deny``), at start and every
 ``discovery.refresh``, under the polls' rate limit. A failed listing keeps what the last one found, so a
 flaky listing never makes series vanish. ``--shard I/N`` keeps the pairs whose stable hash is in shard I.
+Each pair carries its target's labels and thresholds; a pair two targets yield takes them from the first of
+those targets in the configuration (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from functools import partial
 from exporter.cloud.client import ApiCaller, parsed
 from exporter.cloud.errors import ApiError
 from exporter.cloud.models import InstanceInfo, parse_consumer_list, parse_instance_list
-from exporter.config.settings import Settings, Target
+from exporter.config.settings import Settings, Target, ThresholdSettings
 from exporter.logs import log_unexpected
 from exporter.targets.pair import Pair
 
@@ -50,8 +52,10 @@ class Discovery:
     def __init__(self, client: ApiCaller | None, targets: Sequence[Target], default_region: str | None,
                  shard: tuple[int, int] = (0, 1), page_size: int = 100,
                  max_pages: int = MAX_PAGES,
-                 on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> None:
+                 on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None,
+                 thresholds: ThresholdSettings | None = None) -> None:
         self._client = client
+        self._thresholds = thresholds or ThresholdSettings()  # the defaults a target's own thresholds override
         self._on_instances = on_instances  # every GetInstanceList answer, for alikafka_instance_info
         self._targets = targets
         self._default_region = default_region
@@ -68,7 +72,7 @@ class Discovery:
            on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> Discovery:
         """The discovery the settings describe (targets, region, shard, page size); no client: no listing."""
         return cls(client, settings.targets, settings.api.region, parse_shard(settings.shard),
-                   settings.discovery.page_size, on_instances=on_instances)
+                   settings.discovery.page_size, on_instances=on_instances, thresholds=settings.thresholds)
 
     def adopt(self, earlier: Discovery) -> None:
         """Start from what an earlier discovery (before a reload) listed, so a failing listing keeps it."""
@@ -86,8 +90,13 @@ class Discovery:
         for target in self._targets:
             if target.instance_id is not None and not isinstance(target.groups, str):
                 region = target.region or self._default_region or ""
-                pairs += [Pair(target.instance_id, g, region) for g in target.groups]
+                pairs += [self._pair(target, target.instance_id, g, region) for g in target.groups]
         return tuple(p for p in dict.fromkeys(pairs) if in_shard(p, self._shard))
+
+    def _pair(self, target: Target, instance_id: str, group: str, region: str) -> Pair:
+        """A pair of ``target``, with its labels and thresholds."""
+        return Pair(instance_id, group, region, tuple(sorted(target.labels.items())),
+                    self._thresholds.over(target.thresholds))
 
     @property
     def instance_regions(self) -> frozenset[str]:
@@ -114,7 +123,8 @@ class Discovery:
                     names = [n for n in names if _wanted(n, target)]
                 else:
                     names = list(target.groups)
-                pairs += [Pair(instance_id, name, region) for name in names]
+                pairs += [self._pair(target, instance_id, name, region) for name in names]
+        # a pair two targets yield keeps the first one's labels and thresholds (dict.fromkeys keeps the first)
         return tuple(p for p in dict.fromkeys(pairs) if in_shard(p, self._shard))
 
     async def _listed(self, what: str, where: str, lister: Callable[[], Awaitable[list[str]]]) -> list[str]:
