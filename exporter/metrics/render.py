@@ -91,8 +91,11 @@ def _kle_lines(out: _Lines, state: PairState, options: MetricsSettings) -> None:
         if options.granularity != "partition":
             continue
         for p in topic.partitions:
-            labels = {**by_topic, "partition": str(p.partition), "member_host": p.client_ip or _NO_MEMBER,
-                      "consumer_id": p.member_id or _NO_MEMBER, "client_id": p.client_id or _NO_MEMBER}
+            held = bool(p.member_id)  # a client's id or address without a member is no member's
+            labels = {**by_topic, "partition": str(p.partition),
+                      "member_host": p.client_ip if held and p.client_ip else _NO_MEMBER,
+                      "consumer_id": p.member_id if held else _NO_MEMBER,
+                      "client_id": p.client_id if held and p.client_id else _NO_MEMBER}
             if p.consumer_offset is not None:
                 out.add(KLE + "offset", labels, float(p.consumer_offset))
             if p.lag is not None:
