@@ -282,9 +282,9 @@ def _compat_list(value: Any) -> Any:
             raise ValueError("not a JSON list; write kafka_exporter,kafka_lag_exporter or a JSON list") from None
     if isinstance(value, str):
         value = [] if value.strip() in ("", "none") else [v.strip() for v in value.split(",")]
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return tuple(dict.fromkeys(value))
-    return value
+    return value  # anything else: the type check names it
 
 
 class MetricsSettings(BaseModel):
