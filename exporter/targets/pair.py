@@ -2,7 +2,7 @@
 
 A pair is identified by its instance, group and region. The labels and thresholds its target gives it ride
 along without being part of that identity: a reload that changes them keeps the pair's history, and the
-pair's series carry the new values from its next poll on.
+pair's series carry the new values at once.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Labels and thresholds per target end to end: an exporter process polling a real simulator, reloaded.
 
 The configuration gives one target labels and thresholds and leaves another on the defaults; a reload then
-changes only the top-level thresholds, another the target's labels. The series follow at the next poll, the old
+changes only the top-level thresholds, another the target's labels. The series follow at once, the old
 label set disappears, and the pair's status window survives (a relabelled pair is not a new pair).
 """
 

@@ -21,10 +21,10 @@ from exporter.metrics.exposition import Exposition, render_states
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
 from exporter.polling.poller import Poller
-from exporter.polling.snapshot import PairState, Snapshot
+from exporter.polling.snapshot import Board, PairState, Snapshot
 from exporter.targets.discovery import Discovery
 from exporter.targets.pair import Pair
-from tests.support.fakes import FakeSource, progress
+from tests.support.fakes import Catalog, FakeSource, board_of, progress
 from tests.support.samples import find, get, samples, series
 
 EVERYTHING = MetricsSettings(member_labels=True, compat=("kafka_exporter", "kafka_lag_exporter"), max_series=0)
@@ -44,7 +44,7 @@ def state(pair: Pair, topic: str = "t") -> PairState:
 def render(*states: PairState, options: MetricsSettings = EVERYTHING) -> str:
     snap = Snapshot(MappingProxyType({s.pair: s for s in states}))
     instances = {"i-1": InstanceInfo("i-1", "orders-prod", "r", "v3", "professional", True)}
-    tail = TailCollector(lambda: snap, ApiStats(), "0.1.0", "3.11.7", instances=lambda: instances)
+    tail = TailCollector(board_of(snap), ApiStats(), "0.1.0", "3.11.7", catalog=Catalog(instances))
     return render_states(states, options, tail).decode()
 
 
@@ -171,10 +171,9 @@ def test_thresholds_are_two_gauges_per_pair_the_message_one_only_when_set() -> N
 
 def test_the_series_limit_never_sheds_the_thresholds() -> None:
     text_full = render(state(LABELLED), state(PLAIN), options=MetricsSettings(max_series=0))
-    exposition = Exposition(MetricsSettings(max_series=2), TailCollector(Snapshot, ApiStats(), "t", "3"), lambda: 0)
-    for s in (state(LABELLED), state(PLAIN)):
-        exposition.update(s)
-    text = exposition.render().body.decode()
+    board = Board.holding([state(LABELLED), state(PLAIN)])
+    text = Exposition(MetricsSettings(max_series=2), board, TailCollector(board, ApiStats(), "t", "3")).render().body
+    text = text.decode()
     for family in ("alikafka_consumergroup_lag_seconds_threshold", "alikafka_consumergroup_lag_threshold"):
         assert series(text, family) == series(text_full, family)
     assert not find(text, "alikafka_consumergroup_lag")
@@ -191,19 +190,24 @@ def test_a_pair_two_targets_yield_takes_the_first_targets_labels_and_thresholds(
         ("a", "one", 60.0), ("b", "one", 60.0), ("c", "two", 600.0)]
 
 
-async def test_new_labels_reach_a_pair_at_its_next_poll_and_its_history_stays() -> None:
-    """A reload that relabels a pair is not a new pair: its poll count and status window go on, and
-    from its next poll its series carry the new labels and the old ones are gone."""
+async def test_new_labels_reach_a_pair_at_once_and_its_history_stays() -> None:
+    """A reload that relabels a pair is not a new pair: its series carry the new labels at once (no poll
+    needed, the old ones are gone), and its poll count and status window go on."""
     source = FakeSource(lambda i, g: progress({"t": {0: (100, 90)}}))
     before = Pair("i-1", "orders", "r", (("team", "old"),))
-    poller = Poller(source, [before], interval=30, stale_after=90, max_qps=100)
-    exposition = Exposition(EVERYTHING, TailCollector(Snapshot, ApiStats(), "t", "3"), lambda: 0)
-    exposition.update((await poller.poll_once()).pairs[before])
+    board = Board()
+    poller = Poller(source, [before], interval=30, stale_after=90, board=board)
+    exposition = Exposition(EVERYTHING, board, TailCollector(board, ApiStats(), "t", "3"))
+    await poller.poll_once()
+    assert find(exposition.render().body, "alikafka_consumergroup_up", team="old")
     after = Pair("i-1", "orders", "r", (("team", "new"),), ThresholdSettings(lag_seconds=60.0))
     poller.set_pairs([after])
-    polled = (await poller.poll_once()).pairs[after]
-    assert polled.polls == 2 and polled.pair.labels == (("team", "new"),)
-    exposition.update(polled)
     text = exposition.render().body.decode()
     assert {s.labels.get("team") for s in samples(text) if s.labels.get("group") == "orders"} == {"new"}
     assert get(text, "alikafka_consumergroup_lag_seconds_threshold", team="new") == 60
+    assert poller.snapshot.pairs[after].polls == 1  # not polled again for it
+    await poller.poll_once()
+    polled = poller.snapshot.pairs[after]
+    assert polled.polls == 2 and polled.pair.labels == (("team", "new"),)
+    assert {s.labels.get("team") for s in samples(exposition.render().body) if s.labels.get("group") == "orders"} \
+        == {"new"}
