@@ -26,6 +26,8 @@ TopicKey = tuple[str, str, str, tuple[tuple[str, str], ...]]
 SharedValues = dict[TopicKey, dict[int | None, int]]
 # The instance's label name per shared family: kafka-lag-exporter calls it cluster_name.
 _INSTANCE_LABEL = {KLE_LATEST_OFFSET: KLE_CLUSTER}
+# Compat families with a native shared family's values, and the metrics.compat entry serving each.
+_COPIES = {END_OFFSET: ((KE_PARTITION_OFFSET, "kafka_exporter"), (KLE_LATEST_OFFSET, "kafka_lag_exporter"))}
 
 
 def shared_line(key: TopicKey, partition: int | None, value: int) -> str:
@@ -47,9 +49,8 @@ def shared_values(state: PairState, options: MetricsSettings) -> SharedValues:
     if state.progress is None or options.granularity == "group":
         return {}
     compat = "kafka_exporter" in options.compat
-    copies = [KE_PARTITION_OFFSET] if compat else []
-    if "kafka_lag_exporter" in options.compat:
-        copies.append(KLE_LATEST_OFFSET)
+    copies = {native: [copy for copy, wanted in served if wanted in options.compat]
+              for native, served in _COPIES.items()}
     partitions = options.granularity == "partition"
     instance_id, labels = state.pair.instance_id, state.pair.labels
     out: SharedValues = {}
@@ -65,9 +66,8 @@ def shared_values(state: PairState, options: MetricsSettings) -> SharedValues:
             out[key].update(ends)
         elif ends:
             out[key] = ends
-    if copies:  # the compat end offset families have the same values: the same dict, not a copy
+    if options.compat:  # the compat copies of a shared family have its values: the same dict, not a copy
         for (family, instance, name, extra), values in list(out.items()):
-            if family == END_OFFSET:
-                for copy in copies:
-                    out[(copy, instance, name, extra)] = values
+            for copy in copies.get(family, ()):
+                out[(copy, instance, name, extra)] = values
     return out
