@@ -66,6 +66,7 @@ class Discovery:
         self._failing: dict[tuple[str, str], str] = {}
         self._capped: set[str] = set()  # instances whose listing hit MAX_PAGES (warned once)
         self._unknown_statuses: set[str] = set()  # undocumented instance states seen (logged once each)
+        self._overridden: set[Pair] = set()  # pairs whose later target's labels were not used (logged once each)
 
     @classmethod
     def of(cls, settings: Settings, client: ApiCaller | None = None,
@@ -91,7 +92,21 @@ class Discovery:
             if target.instance_id is not None and not isinstance(target.groups, str):
                 region = target.region or self._default_region or ""
                 pairs += [self._pair(target, target.instance_id, g, region) for g in target.groups]
-        return tuple(p for p in dict.fromkeys(pairs) if in_shard(p, self._shard))
+        return tuple(p for p in self._first_of_each(pairs) if in_shard(p, self._shard))
+
+    def _first_of_each(self, pairs: list[Pair]) -> list[Pair]:
+        """Each pair once, as the first target yielding it has it; a later target that would give it other
+        labels or thresholds is logged (once per pair), since its are not used."""
+        first: dict[Pair, Pair] = {}
+        for pair in pairs:
+            kept = first.setdefault(pair, pair)
+            differs = (kept.labels, kept.thresholds) != (pair.labels, pair.thresholds)
+            if differs and pair not in self._overridden and len(self._overridden) < 1000:  # bounded log state
+                self._overridden.add(pair)
+                log.info("a pair two targets yield takes the first target's labels and thresholds",
+                         extra={"instance_id": pair.instance_id, "group": pair.group,
+                                "labels": dict(kept.labels), "ignored_labels": dict(pair.labels)})
+        return list(first)
 
     def _pair(self, target: Target, instance_id: str, group: str, region: str) -> Pair:
         """A pair of ``target``, with its labels and thresholds."""
@@ -124,8 +139,7 @@ class Discovery:
                 else:
                     names = list(target.groups)
                 pairs += [self._pair(target, instance_id, name, region) for name in names]
-        # a pair two targets yield keeps the first one's labels and thresholds (dict.fromkeys keeps the first)
-        return tuple(p for p in dict.fromkeys(pairs) if in_shard(p, self._shard))
+        return tuple(p for p in self._first_of_each(pairs) if in_shard(p, self._shard))
 
     async def _listed(self, what: str, where: str, lister: Callable[[], Awaitable[list[str]]]) -> list[str]:
         key = (what, where)

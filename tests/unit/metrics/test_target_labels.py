@@ -8,6 +8,7 @@ reload that changes them keeps the pair's history.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import MappingProxyType
 
@@ -181,13 +182,19 @@ def test_the_series_limit_never_sheds_the_thresholds() -> None:
 
 # --- targets and reload ------------------------------------------------------------------------------
 
-def test_a_pair_two_targets_yield_takes_the_first_targets_labels_and_thresholds() -> None:
+def test_a_pair_two_targets_yield_takes_the_first_targets_labels_and_thresholds(
+        caplog: pytest.LogCaptureFixture) -> None:
     first = Target(instance_id="i-1", region="r", groups=["a", "b"], labels={"team": "one"},
                    thresholds={"lag_seconds": 60})
     second = Target(instance_id="i-1", region="r", groups=["b", "c"], labels={"team": "two"})
-    pairs = Discovery(None, [first, second], None).static_pairs()
+    discovery = Discovery(None, [first, second], None)
+    with caplog.at_level(logging.INFO, logger="exporter.targets.discovery"):
+        pairs = discovery.static_pairs()
+        discovery.static_pairs()
     assert [(p.group, dict(p.labels)["team"], p.thresholds.lag_seconds) for p in pairs] == [
         ("a", "one", 60.0), ("b", "one", 60.0), ("c", "two", 600.0)]
+    said = [r for r in caplog.records if "first target's labels" in r.getMessage()]
+    assert len(said) == 1 and said[0].group == "b" and said[0].ignored_labels == {"team": "two"}  # type: ignore[attr-defined]
 
 
 async def test_new_labels_reach_a_pair_at_once_and_its_history_stays() -> None:
