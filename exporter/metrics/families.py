@@ -20,6 +20,7 @@ KE_PARTITION_OFFSET = "kafka_topic_partition_current_offset"
 KE_TOPIC_PARTITIONS = "kafka_topic_partitions"
 KLE = "kafka_consumergroup_group_"  # kafka-lag-exporter's consumer group families (compat)
 KLE_LATEST_OFFSET = "kafka_partition_latest_offset"
+KLE_EARLIEST_OFFSET = "kafka_partition_earliest_offset"
 # kafka-lag-exporter names the instance cluster_name, and the member of a partition member_host, consumer_id
 # and client_id (Metrics.scala of github.com/seglo/kafka-lag-exporter, the project's last release, 0.8.2).
 KLE_CLUSTER = "cluster_name"
@@ -98,6 +99,9 @@ _KLE_FAMILIES = (
     Family(KLE + "lag_seconds", "kafka-lag-exporter compatible: alikafka_consumergroup_lag_seconds.", "partition"),
     Family(KLE_LATEST_OFFSET, "kafka-lag-exporter compatible: alikafka_topic_partition_end_offset.", "partition",
            shared=True),
+    # its values are the earliest retained offsets (GetTopicStatus MinOffset): a series only where those are known
+    Family(KLE_EARLIEST_OFFSET, "kafka-lag-exporter compatible: alikafka_topic_partition_earliest_offset.",
+           "partition", shared=True),
     Family(KLE + "topic_sum_lag",
            "kafka-lag-exporter compatible: the group's offset lag summed over the topic's partitions.", "topic"),
     Family(KLE + "max_lag", "kafka-lag-exporter compatible: the largest offset lag over the group's partitions.",

@@ -14,6 +14,7 @@ from exporter.metrics.families import (
     KE_PARTITION_OFFSET,
     KE_TOPIC_PARTITIONS,
     KLE_CLUSTER,
+    KLE_EARLIEST_OFFSET,
     KLE_LATEST_OFFSET,
 )
 from exporter.metrics.render import line
@@ -25,8 +26,9 @@ from exporter.polling.snapshot import PairState
 TopicKey = tuple[str, str, str, tuple[tuple[str, str], ...]]
 SharedValues = dict[TopicKey, dict[int | None, int]]
 # The instance's label name per shared family: kafka-lag-exporter calls it cluster_name.
-_INSTANCE_LABEL = {KLE_LATEST_OFFSET: KLE_CLUSTER}
-# Compat families with a native shared family's values, and the metrics.compat entry serving each.
+_INSTANCE_LABEL = {KLE_LATEST_OFFSET: KLE_CLUSTER, KLE_EARLIEST_OFFSET: KLE_CLUSTER}
+# Compat families with a native shared family's values, and the metrics.compat entry serving each
+# (KLE_EARLIEST_OFFSET copies the earliest retained offsets, where the pair's data has them).
 _COPIES = {END_OFFSET: ((KE_PARTITION_OFFSET, "kafka_exporter"), (KLE_LATEST_OFFSET, "kafka_lag_exporter"))}
 
 

@@ -27,6 +27,8 @@ TOPIC = {"kafka_consumergroup_group_topic_sum_lag"}
 GROUP = {"kafka_consumergroup_group_max_lag", "kafka_consumergroup_group_max_lag_seconds",
          "kafka_consumergroup_group_sum_lag"}
 KLE = PARTITION | TOPIC | GROUP
+# declared with the partition level; its series come with the earliest retained offsets (GetTopicStatus)
+EARLIEST = "kafka_partition_earliest_offset"
 MEMBER = ("member_host", "consumer_id", "client_id")
 Granularity = Literal["partition", "topic", "group"]
 Series = dict[frozenset[tuple[str, str]], float]
@@ -39,7 +41,7 @@ def options(granularity: Granularity = "partition") -> MetricsSettings:
 def blocks(text: str) -> str:
     """Only kafka-lag-exporter's families' HELP, TYPE and sample lines."""
     return "".join(line for line in text.splitlines(keepends=True)
-                   if (line.split()[2] if line.startswith("#") else line.split("{")[0]) in KLE)
+                   if (line.split()[2] if line.startswith("#") else line.split("{")[0]) in KLE | {EARLIEST})
 
 
 def native(labels: frozenset[tuple[str, str]], drop: tuple[str, ...] = ()) -> frozenset[tuple[str, str]]:
@@ -114,7 +116,8 @@ def test_a_partition_no_member_holds_says_unknown() -> None:
     ("partition", KLE), ("topic", TOPIC | GROUP), ("group", GROUP)])
 def test_granularity_trims_the_families(granularity: Granularity, expected: set[str]) -> None:
     opts = options(granularity)
-    assert {f.name for f in families(opts)} & KLE == expected
+    assert {f.name for f in families(opts)} & (KLE | {EARLIEST}) == expected | ({EARLIEST} if granularity == "partition"
+                                                                               else set())
     text = render(opts)
     assert {name for name in KLE if series(text, name)} == expected
 
