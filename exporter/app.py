@@ -191,8 +191,8 @@ class Pipeline:
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
         self.exposition.reconfigure(new.metrics)
         self.retention.configure(new.retention)
-        if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
-                                                                       old.discovery):
+        if (new.targets, new.thresholds, new.api.region, new.shard, new.discovery) != (
+                old.targets, old.thresholds, old.api.region, old.shard, old.discovery):  # thresholds: on the pairs
             self.catalog.configure(new.discovery.refresh, _listed_regions(new))
             targets.configure(new)
 

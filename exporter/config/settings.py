@@ -8,14 +8,24 @@ which keeps tests hermetic. Secrets never live here: credentials are configured 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from exporter.config.errors import ConfigError
@@ -147,6 +157,63 @@ def _regex(value: str | None) -> str | None:
     return value or None
 
 
+# Label names a target's ``labels`` may not take: the exporter's own label names on the series those labels
+# are added to (every pair-derived family, the compat families of kafka_exporter and kafka-lag-exporter, and
+# alikafka_instance_info), the names Prometheus gives its own meaning (``instance`` and ``job`` are the scrape
+# target's, ``le`` and ``quantile`` belong to histograms and summaries) and every name starting with ``__``,
+# which Prometheus reserves. The metrics layer writes these names; they are listed here because a target's
+# labels are checked against them when the configuration is loaded (a test keeps both lists in step).
+EXPORTER_LABELS = frozenset({
+    "instance_id", "group", "topic", "partition", "state", "status", "member_id", "client_id", "client_ip",
+    "consumergroup", "cluster_name", "member_host", "consumer_id", "name", "region", "series", "spec_type",
+})
+PROMETHEUS_LABELS = frozenset({"instance", "job", "le", "quantile"})
+LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"  # the Prometheus data model's label name syntax
+
+
+def _label_name(name: str) -> str:
+    if not re.fullmatch(LABEL_NAME, name):
+        raise ValueError("not a Prometheus label name (letters, digits and _, not starting with a digit)")
+    if name.startswith("__"):
+        raise ValueError("names starting with __ are reserved by Prometheus")
+    if name in PROMETHEUS_LABELS:
+        raise ValueError(f"{name} is a label Prometheus sets or gives a meaning of its own")
+    if name in EXPORTER_LABELS:
+        raise ValueError(f"{name} is one of the exporter's own labels")
+    return name
+
+
+def _label_value(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty (Prometheus treats an empty label as no label)")
+    return value
+
+
+TargetLabels = dict[Annotated[str, AfterValidator(_label_name)], Annotated[str, AfterValidator(_label_value)]]
+
+
+class ThresholdSettings(BaseModel):
+    """Default alert thresholds, exported per pair so alert rules and dashboards read them (docs/configuration.md)."""
+
+    model_config = _FROZEN
+
+    lag_seconds: Annotated[Duration, Field(gt=0, le=365 * 86400)] = 600.0
+    lag: Annotated[int, Field(ge=0)] = 0  # messages; 0 = not set (the series is absent)
+
+    def over(self, target: TargetThresholds) -> ThresholdSettings:
+        """These defaults with the keys a target sets replaced."""
+        return self.model_copy(update=target.model_dump(exclude_none=True))
+
+
+class TargetThresholds(BaseModel):
+    """A target's own thresholds; a key left out takes the top-level ``thresholds`` value."""
+
+    model_config = _FROZEN
+
+    lag_seconds: Annotated[Duration, Field(gt=0, le=365 * 86400)] | None = None
+    lag: Annotated[int, Field(ge=0)] | None = None  # 0: no message threshold for this target's pairs
+
+
 class Target(BaseModel):
     """An instance (or every running instance of a region) and its consumer groups (or all of them)."""
 
@@ -158,6 +225,8 @@ class Target(BaseModel):
     groups: list[str] | str  # names, or "all" to list them through the API
     group_allow: str | None = None  # regular expression a group name must match (re.search)
     group_deny: str | None = None  # regular expression that excludes a group name
+    labels: TargetLabels = {}  # added to every series of this target's pairs
+    thresholds: TargetThresholds = TargetThresholds()
 
     @field_validator("groups")
     @classmethod
@@ -203,6 +272,21 @@ class DiscoverySettings(BaseModel):
     page_size: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
+def _compat_list(value: Any) -> Any:
+    """``metrics.compat`` as a list: a single name (the old form, or one environment variable) becomes a
+    list of it, ``none`` an empty one; a comma-separated string is split; repeated names count once."""
+    if isinstance(value, str) and value.strip().startswith("["):  # a JSON list, from the environment
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("not a JSON list; write kafka_exporter,kafka_lag_exporter or a JSON list") from None
+    if isinstance(value, str):
+        value = [] if value.strip() in ("", "none") else [v.strip() for v in value.split(",")]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(dict.fromkeys(value))
+    return value  # anything else: the type check names it
+
+
 class MetricsSettings(BaseModel):
     """What to export."""
 
@@ -210,7 +294,9 @@ class MetricsSettings(BaseModel):
 
     granularity: Literal["partition", "topic", "group"] = "partition"
     member_labels: bool = False
-    compat: Literal["none", "kafka_exporter"] = "none"  # also export kafka_exporter's names (migration)
+    # Also export another exporter's names (migration): a list; one name alone and "none" are still accepted.
+    compat: Annotated[tuple[Literal["kafka_exporter", "kafka_lag_exporter"], ...],
+                      NoDecode, BeforeValidator(_compat_list)] = ()
     # Most pair series served; 0 = no limit. Over it, detail is shed newest pair first (docs/reliability.md).
     max_series: Annotated[int, Field(ge=0)] = 1_000_000
 
@@ -319,6 +405,7 @@ class Settings(BaseSettings):
     credentials: CredentialsSettings = CredentialsSettings()
     poll: PollSettings = PollSettings()
     targets: list[Target] = []
+    thresholds: ThresholdSettings = ThresholdSettings()
     metrics: MetricsSettings = MetricsSettings()
     discovery: DiscoverySettings = DiscoverySettings()
     shard: Annotated[str, Field(pattern=r"^\d+/\d+$")] = "0/1"
@@ -458,6 +545,9 @@ def _value_text(value: Any) -> str:
 
 def _problem(error: Mapping[str, Any], layers: _Layers) -> str:
     loc = tuple(error["loc"])
+    if loc[-1:] == ("[key]",):  # a bad key of a mapping (a label name): the loc names the key itself
+        loc = loc[:-1]
+        return f"{_loc_text(loc)} ({layers.source(loc)}): {str(error['msg']).removeprefix('Value error, ')}"
     where = f"{_loc_text(loc)} ({layers.source(loc)})"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -131,8 +132,11 @@ class Poller:
             self._analyzer.forget(pair.instance_id, pair.group)
         self._pairs = wanted
         for pair in wanted:
-            if self._board.state(pair) is None:
+            state = self._board.state(pair)
+            if state is None:
                 self._board.put(PairState(pair))
+            elif (state.pair.labels, state.pair.thresholds) != (pair.labels, pair.thresholds):
+                self._board.put(dataclasses.replace(state, pair=pair))  # its target's new labels, shown at once
         self._discovering = False
         self._describe()
         self._changed.set()

@@ -4,6 +4,8 @@
 consumer groups (GetConsumerList, filtered by ``group_allow``/``group_deny``), at start and every
 ``discovery.refresh``, under the polls' rate limit. A failed listing keeps what the last one found, so a
 flaky listing never makes series vanish. ``--shard I/N`` keeps the pairs whose stable hash is in shard I.
+Each pair carries its target's labels and thresholds; a pair two targets yield takes them from the first of
+those targets in the configuration (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from functools import partial
 from exporter.cloud.client import ApiCaller, parsed
 from exporter.cloud.errors import ApiError
 from exporter.cloud.models import InstanceInfo, parse_consumer_list, parse_instance_list
-from exporter.config.settings import Settings, Target
+from exporter.config.settings import Settings, Target, ThresholdSettings
 from exporter.logs import log_unexpected
 from exporter.targets.pair import Pair
 
@@ -50,8 +52,10 @@ class Discovery:
     def __init__(self, client: ApiCaller | None, targets: Sequence[Target], default_region: str | None,
                  shard: tuple[int, int] = (0, 1), page_size: int = 100,
                  max_pages: int = MAX_PAGES,
-                 on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> None:
+                 on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None,
+                 thresholds: ThresholdSettings | None = None) -> None:
         self._client = client
+        self._thresholds = thresholds or ThresholdSettings()  # the defaults a target's own thresholds override
         self._on_instances = on_instances  # every GetInstanceList answer, for alikafka_instance_info
         self._targets = targets
         self._default_region = default_region
@@ -62,13 +66,14 @@ class Discovery:
         self._failing: dict[tuple[str, str], str] = {}
         self._capped: set[str] = set()  # instances whose listing hit MAX_PAGES (warned once)
         self._unknown_statuses: set[str] = set()  # undocumented instance states seen (logged once each)
+        self._overridden: set[Pair] = set()  # pairs whose later target's labels were not used (logged once each)
 
     @classmethod
     def of(cls, settings: Settings, client: ApiCaller | None = None,
            on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> Discovery:
         """The discovery the settings describe (targets, region, shard, page size); no client: no listing."""
         return cls(client, settings.targets, settings.api.region, parse_shard(settings.shard),
-                   settings.discovery.page_size, on_instances=on_instances)
+                   settings.discovery.page_size, on_instances=on_instances, thresholds=settings.thresholds)
 
     def adopt(self, earlier: Discovery) -> None:
         """Start from what an earlier discovery (before a reload) listed, so a failing listing keeps it."""
@@ -86,8 +91,27 @@ class Discovery:
         for target in self._targets:
             if target.instance_id is not None and not isinstance(target.groups, str):
                 region = target.region or self._default_region or ""
-                pairs += [Pair(target.instance_id, g, region) for g in target.groups]
-        return tuple(p for p in dict.fromkeys(pairs) if in_shard(p, self._shard))
+                pairs += [self._pair(target, target.instance_id, g, region) for g in target.groups]
+        return tuple(p for p in self._first_of_each(pairs) if in_shard(p, self._shard))
+
+    def _first_of_each(self, pairs: list[Pair]) -> list[Pair]:
+        """Each pair once, as the first target yielding it has it; a later target that would give it other
+        labels or thresholds is logged (once per pair), since its are not used."""
+        first: dict[Pair, Pair] = {}
+        for pair in pairs:
+            kept = first.setdefault(pair, pair)
+            differs = (kept.labels, kept.thresholds) != (pair.labels, pair.thresholds)
+            if differs and pair not in self._overridden and len(self._overridden) < 1000:  # bounded log state
+                self._overridden.add(pair)
+                log.info("a pair two targets yield takes the first target's labels and thresholds",
+                         extra={"instance_id": pair.instance_id, "group": pair.group,
+                                "labels": dict(kept.labels), "ignored_labels": dict(pair.labels)})
+        return list(first)
+
+    def _pair(self, target: Target, instance_id: str, group: str, region: str) -> Pair:
+        """A pair of ``target``, with its labels and thresholds."""
+        return Pair(instance_id, group, region, tuple(sorted(target.labels.items())),
+                    self._thresholds.over(target.thresholds))
 
     @property
     def instance_regions(self) -> frozenset[str]:
@@ -114,8 +138,8 @@ class Discovery:
                     names = [n for n in names if _wanted(n, target)]
                 else:
                     names = list(target.groups)
-                pairs += [Pair(instance_id, name, region) for name in names]
-        return tuple(p for p in dict.fromkeys(pairs) if in_shard(p, self._shard))
+                pairs += [self._pair(target, instance_id, name, region) for name in names]
+        return tuple(p for p in self._first_of_each(pairs) if in_shard(p, self._shard))
 
     async def _listed(self, what: str, where: str, lister: Callable[[], Awaitable[list[str]]]) -> list[str]:
         key = (what, where)

@@ -45,7 +45,7 @@ def documented_keys(doc: str) -> set[str]:
         heading = re.match(r"`([a-z_]+)`", section)
         if heading is None:
             continue
-        rows = re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE)
+        rows = re.findall(r"^\| `([a-z_.]+)` \|", section, flags=re.MULTILINE)  # thresholds.lag: a nested key
         keys |= {f"{heading.group(1)}.{row}" for row in rows} if rows else {heading.group(1)}
     return keys
 
