@@ -122,13 +122,16 @@ class Analyzer:
         worst = max(lags.values(), default=None) if complete else None
         status = self.status.observe((instance_id, group), progress, at, worst)
         time_lags = TimeLags(lags.items())
-        rates = self.rates.observe(instance_id, group, progress, at, time_lags)
+        # A lower bound says neither that a group is caught up nor how long until its messages go.
+        measured = None if bounded else time_lags
+        rates = self.rates.observe(instance_id, group, progress, at, measured)
         if self.retention is None:
             return Insight(time_lags, status, rates)
         view = self.retention
         earliest = {t.topic: e for t in progress.topics if (e := view.earliest(instance_id, t.topic)) is not None}
         lost = lost_messages(progress, earliest.get)
-        margin = retention_margin(view.retention_seconds(instance_id), time_lags.max(), any(lost.values()))
+        margin = retention_margin(view.retention_seconds(instance_id), None if bounded else time_lags.max(),
+                                  any(lost.values()))
         return Insight(time_lags, status, rates, TimeLags((k, float(v)) for k, v in lost.items()), margin,
                        MappingProxyType(earliest) if earliest else _NO_TOPICS)
 
