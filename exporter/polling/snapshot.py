@@ -78,3 +78,13 @@ class Snapshot:
             if status != "pending":
                 counts[status] += 1
         return counts
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityView:
+    """One priority class of the poll schedule at one moment (the adaptive schedule, docs/scaling.md)."""
+
+    priority: str  # new, hot, active or quiet
+    pairs: int
+    interval: float | None  # the interval the schedule plans for the class; None for pairs never polled
+    oldest: float | None  # seconds the longest-waiting pair of the class has gone without a poll; None when empty
