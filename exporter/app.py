@@ -158,6 +158,8 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
             current_qps=lambda: limiter.current_qps,
             backlog=lambda: limiter.waiting,
             discovering=plan.discovering,
+            schedule=settings.poll.schedule,
+            max_interval=settings.poll.longest_wait,
         )
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs},
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
@@ -185,7 +187,8 @@ class Pipeline:
         """Apply a reloaded configuration's live keys (see exporter.config.reload for which are live)."""
         if (new.log.level, new.log.format) != (old.log.level, old.log.format):
             logs.reconfigure(new.log.level, new.log.format)
-        self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
+        self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after,
+                                schedule=new.poll.schedule, max_interval=new.poll.longest_wait)
         self.exposition.reconfigure(new.metrics, self.poller.snapshot.pairs.values())
         if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
                                                                        old.discovery):

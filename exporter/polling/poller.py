@@ -2,9 +2,10 @@
 
 Each poll runs in its own task, so a slow or failing pair never delays another, and a pair still in flight
 when its slot comes round is skipped. When the rate limit cannot poll every pair within the interval, the
-effective interval stretches (exported and logged) and the limiter sets the pace. Results are folded into
-an immutable :class:`~exporter.polling.snapshot.Snapshot` swapped in whole; a failing pair keeps its last
-data (``up`` 0) until ``stale_after``.
+effective interval stretches (exported and logged), the limiter sets the pace, and the schedule's policy
+(:mod:`exporter.polling.schedule`: round robin, or by priority) decides which pair each slot polls. Results
+are folded into an immutable :class:`~exporter.polling.snapshot.Snapshot` swapped in whole; a failing pair
+keeps its last data (``up`` 0) until ``stale_after``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from exporter.cloud.models import ConsumerProgress
 from exporter.cloud.ratelimit import enforced_rate
 from exporter.logs import log_unexpected
 from exporter.polling.analysis import Analyzer
+from exporter.polling.schedule import Mode, Schedule, Threshold
 from exporter.polling.snapshot import PairState, PollError, Snapshot
 from exporter.targets.pair import Pair
 
@@ -63,7 +65,11 @@ class Poller:
         current_qps: Callable[[], float] | None = None,
         backlog: Callable[[], int] | None = None,
         discovering: bool = False,
+        schedule: Mode = "uniform",
+        max_interval: float = 600.0,
+        threshold: Threshold | None = None,
     ) -> None:
+        """``schedule``, ``max_interval`` and ``threshold`` (a pair's lag_seconds alert threshold) set the policy."""
         self._source = source
         self._analyzer = analyzer or Analyzer()
         self._pairs: list[Pair] = list(dict.fromkeys(pairs))
@@ -83,6 +89,8 @@ class Poller:
         self._stretch_logged: int | None = None  # the pair count the last stretch warning was about
         self._changed = asyncio.Event()
         self._discovering = discovering
+        self._schedule = Schedule(self._pairs, mode=schedule, interval=interval, max_interval=max_interval,
+                                  threshold=threshold, now=monotonic())
         self._snapshot = Snapshot(MappingProxyType(dict(self._states)), 0, None, self.effective_interval,
                                   discovering, interval)
 
@@ -99,8 +107,12 @@ class Poller:
     @property
     def effective_interval(self) -> float:
         """The configured interval, or longer when the rate limit cannot poll every pair within it."""
-        qps = max(self._current_qps(), 1e-3) * HEADROOM
+        qps = self._rate()
         return max(self._interval, len(self._pairs) / qps) if self._pairs else self._interval
+
+    def _rate(self) -> float:
+        """The polls a second the schedule plans for: the limiter's current rate, less the headroom."""
+        return max(self._current_qps(), 1e-3) * HEADROOM
 
     def set_pairs(self, pairs: Iterable[Pair]) -> None:
         """Replace the set of pairs (discovery); data of pairs that stay is kept."""
@@ -114,23 +126,29 @@ class Poller:
         for pair in wanted:
             self._states.setdefault(pair, PairState(pair))
         self._pairs = wanted
+        self._schedule.set_pairs(wanted, self._monotonic())
         self._discovering = False
         self._publish()
         self._changed.set()
 
-    def reconfigure(self, *, interval: float, stale_after: float) -> None:
+    def reconfigure(self, *, interval: float, stale_after: float, schedule: Mode | None = None,
+                    max_interval: float | None = None) -> None:
         """Change the schedule (a config reload); the next slot already uses the new interval."""
-        if (interval, stale_after) == (self._interval, self._stale_after):
+        mode = schedule or self._schedule.mode
+        longest = self._schedule.max_interval if max_interval is None else max_interval
+        if (interval, stale_after, mode, longest) == (self._interval, self._stale_after, self._schedule.mode,
+                                                      self._schedule.max_interval):
             return
         self._interval = interval
         self._stale_after = stale_after
+        self._schedule.reconfigure(mode=mode, interval=interval, max_interval=longest)
         self._stretch_logged = None
         self._publish()
         self._changed.set()
 
     async def run(self) -> None:
         """Poll forever (until cancelled)."""
-        position, cycle = 0, 0
+        cycle = 0
         deadline = self._monotonic()
         async with asyncio.TaskGroup() as tasks:
             while True:
@@ -138,12 +156,10 @@ class Poller:
                     self._changed.clear()
                     await self._changed.wait()
                     continue
-                if position >= len(self._pairs):
-                    position = 0
+                pair = self._schedule.next(self._monotonic(), self._rate(), self._in_flight)
+                if self._schedule.cycle != cycle:
                     self._close_cycle(cycle)
-                    cycle += 1
-                pair = self._pairs[position]
-                position += 1
+                    cycle = self._schedule.cycle
                 first_time = self._states[pair].polls == 0
                 if pair not in self._in_flight:
                     self._in_flight.add(pair)
@@ -217,6 +233,7 @@ class Poller:
             self._in_flight.discard(pair)
             tracker[1] -= 1
         if pair in self._states:  # not removed while in flight
+            self._schedule.observe(self._states[pair])
             self._publish()
             if self._on_update is not None:
                 self._on_update(self._states[pair])
@@ -264,5 +281,5 @@ class Poller:
         old = self._snapshot
         self._snapshot = Snapshot(
             MappingProxyType(dict(self._states)), old.version + 1, self._cycle_duration, self.effective_interval,
-            self._discovering, self._interval,
+            self._discovering, self._interval, self._schedule.view(self._monotonic(), self._rate()),
         )

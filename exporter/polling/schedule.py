@@ -1,23 +1,12 @@
-"""Which pair to poll next: round robin, or, when the API budget cannot poll every pair every interval, by priority.
+"""Which pair to poll next: round robin, or by priority when the API budget cannot poll every pair every interval.
 
-At 3 requests per second, 2,000 pairs take eleven minutes a round; polled round robin, a busy consumer that
-stops is seen up to a whole round later, while a caught-up group with no traffic gets the same share. Under
-``poll.schedule: adaptive`` each pair gets a priority class from what its latest poll showed:
-
-- ``new``: never polled; first in line, in list order.
-- ``hot``: its next poll can change what an operator must know: lag growing in time (status ``lagging``), a
-  status or member count that changed, a rebalance, a failed poll (while failing, and for a few polls after),
-  a time lag within a factor of two of the pair's alert threshold.
-- ``quiet``: proven quiet: caught up (lag 0) and no traffic on its topics (the end offsets did not move since
-  the previous poll, or every partition's newest message is older than ``max_interval``).
-- ``active``: the rest (traffic, lag, a stop or stall that is already known).
-
-Every pair is owed one poll per ``max_interval``; what the budget has beyond that goes to hot pairs four
-times as much as to active ones, up to one poll per ``poll.interval``, and quiet pairs get only what is left
-once both have that. Each class thus has an interval, and the next poll goes to the pair whose interval ran out
-first (earliest deadline first), which keeps every pair within its interval while the planned rates add up to
-the budget. Outside that range the schedule is round robin, exactly as ``uniform``: when the budget covers every
-pair every interval, and when it cannot poll every pair even once per ``max_interval`` (then logged).
+Under ``poll.schedule: adaptive`` each pair's latest poll puts it in a class: ``new`` (never polled), ``hot``
+(its next poll can change what an operator must know: lag growing, a status or member change, a rebalance, a
+failure, a time lag near its threshold), ``quiet`` (caught up, no traffic) or ``active`` (the rest). Every pair
+is owed one poll per ``max_interval``; the rest of the budget goes to hot pairs four times as much as to active
+ones, up to one poll per ``poll.interval``, and quiet pairs get what is left. Classes take turns in proportion to
+their share, the longest-waiting pair of a class first. Where the budget covers every pair every interval, or
+cannot poll each once per ``max_interval``, it is round robin, exactly as ``uniform``.
 """
 
 from __future__ import annotations
@@ -138,11 +127,11 @@ class Schedule:
     """
 
     def __init__(self, pairs: Iterable[Pair], *, mode: Mode = "adaptive", interval: float = 60.0,
-                 max_interval: float = 600.0, threshold: Threshold = _no_threshold, now: float = 0.0) -> None:
+                 max_interval: float = 600.0, threshold: Threshold | None = None, now: float = 0.0) -> None:
         self._mode: Mode = mode
         self._interval = interval
         self._longest = max(max_interval, interval)
-        self._threshold = threshold
+        self._threshold = threshold or _no_threshold
         self._pairs: list[Pair] = []
         self._memory: dict[Pair, Memory] = {}
         # Per class, its pairs in the order of their last poll's start (or when they were added), with that time.
@@ -161,6 +150,11 @@ class Schedule:
     def mode(self) -> Mode:
         """``adaptive`` or ``uniform``."""
         return self._mode
+
+    @property
+    def max_interval(self) -> float:
+        """The longest a pair may wait under ``adaptive`` (``max_interval``, or ``interval`` when longer)."""
+        return self._longest
 
     def set_pairs(self, pairs: Iterable[Pair], now: float) -> None:
         """Replace the pairs; pairs that stay keep their class and place, new ones join ``new``."""

@@ -55,6 +55,16 @@ class PairState:
 
 
 @dataclass(frozen=True, slots=True)
+class PriorityView:
+    """One priority class of the poll schedule at one moment (the adaptive schedule, docs/scaling.md)."""
+
+    priority: str  # new, hot, active or quiet
+    pairs: int
+    interval: float | None  # the interval the schedule plans for the class; None for pairs never polled
+    oldest: float | None  # seconds the longest-waiting pair of the class has gone without a poll; None when empty
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every pair's state at one moment; ``version`` grows with every swap."""
 
@@ -64,6 +74,7 @@ class Snapshot:
     effective_interval: float | None = None
     discovering: bool = False  # the first discovery listing has not finished yet
     interval: float | None = None  # the configured poll.interval, which a config reload can change
+    schedule: tuple[PriorityView, ...] = ()  # the poll schedule's priority classes (pairs, interval, longest wait)
 
     @property
     def ready(self) -> bool:
@@ -79,12 +90,3 @@ class Snapshot:
                 counts[status] += 1
         return counts
 
-
-@dataclass(frozen=True, slots=True)
-class PriorityView:
-    """One priority class of the poll schedule at one moment (the adaptive schedule, docs/scaling.md)."""
-
-    priority: str  # new, hot, active or quiet
-    pairs: int
-    interval: float | None  # the interval the schedule plans for the class; None for pairs never polled
-    oldest: float | None  # seconds the longest-waiting pair of the class has gone without a poll; None when empty
