@@ -23,8 +23,9 @@ def answer(_instance: str, group: str) -> ConsumerProgress:
     return progress({"t": {0: (100, 100)}})  # caught up, newest message from 2023: quiet at the first poll
 
 
-async def polls_after_first_round(mode: Mode) -> tuple[Counter[str], Poller]:
-    """200 pairs at 100 qps (a round of 2 s) with a 0.5 s interval: rate-bound. Count polls after the first round."""
+async def polls_after_first_round(mode: Mode, then: Mode | None = None) -> tuple[Counter[str], Poller]:
+    """200 pairs at 100 qps (a round of 2 s) with a 0.5 s interval: rate-bound. Count polls after the first round
+    (switching to ``then`` by a reload, if given)."""
     source = FakeSource(answer)
     poller = Poller(source, PAIRS, interval=0.5, stale_after=60, max_qps=100, schedule=mode, max_interval=4.0)
     task = asyncio.create_task(poller.run())
@@ -33,6 +34,8 @@ async def polls_after_first_round(mode: Mode) -> tuple[Counter[str], Poller]:
             break
         await asyncio.sleep(0.05)
     assert poller.snapshot.ready
+    if then is not None:
+        poller.reconfigure(interval=0.5, stale_after=60, schedule=then, max_interval=4.0)
     start = asyncio.get_running_loop().time()
     await asyncio.sleep(3.0)
     task.cancel()
@@ -60,3 +63,9 @@ async def test_uniform_stays_round_robin() -> None:
     assert max(counts[g] for g in BUSY) <= 2, counts
     views = {v.priority: v for v in poller.snapshot.schedule}
     assert views["active"].interval == views["quiet"].interval == pytest.approx(200 / (100 * 0.98))
+
+
+async def test_a_reload_switches_the_schedule() -> None:
+    """poll.schedule is live: uniform for the first round, adaptive from the reload on."""
+    counts, _ = await polls_after_first_round("uniform", then="adaptive")
+    assert min(counts[g] for g in BUSY) >= 4, counts
