@@ -119,6 +119,11 @@ def adaptive_range(pairs: int, rate: float, interval: float, longest: float) -> 
     return rate * interval < pairs <= rate * longest * SLACK
 
 
+def beyond_reach(pairs: int, rate: float, interval: float, longest: float) -> bool:
+    """True when ``rate`` polls ``pairs`` neither every ``interval`` nor each within ``longest``: round robin."""
+    return pairs > rate * interval and pairs > rate * longest * SLACK
+
+
 class Schedule:
     """Picks the next pair to poll and keeps each pair's priority class.
 
@@ -182,7 +187,7 @@ class Schedule:
         if self._mode != "adaptive" or not self._pairs:
             return False
         pairs = len(self._pairs)
-        if pairs > rate * self._longest * SLACK and pairs > rate * self._interval:
+        if beyond_reach(pairs, rate, self._interval, self._longest):
             if self._warned != pairs:
                 self._warned = pairs
                 log.warning("poll.max_interval cannot be kept: the API budget cannot poll every pair once per "
