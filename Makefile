@@ -36,7 +36,7 @@ pytest: $(BIN)/alikafka-exporter tools
 test: lint typecheck pytest
 
 # Benchmarks are commands, not tests (docs/performance.md). `make bench` runs the whole set, each step
-# bounded by `timeout`: lag accuracy (~15 s), adaptive against uniform scheduling on a virtual clock (~75 s),
+# bounded by `timeout`: lag accuracy (~30 s), adaptive against uniform scheduling on a virtual clock (~75 s),
 # scrape cost at tiers S, M, L (~6 min), the full cycle at tier L at the rate limit (5 min); about 13 minutes
 # in all, at most 35.
 CYCLE_TIER ?= L

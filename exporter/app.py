@@ -1,10 +1,10 @@
-"""Wires the parts together for one run: client, poller, snapshot, exposition, web.
+"""Wires the parts together for one run: client, poller, board, exposition, web.
 
 Everything is built here from validated settings and passed in; nothing is global. The data flows
-one way: the client answers the poller, the poller publishes snapshots, the metrics layer renders the
-latest snapshot, the web layer serves the bytes. A stop signal cancels the poller, closes the HTTP
-server and the API session, well within the 5 s a container runtime allows. SIGHUP (or a change of
-the config file) reloads the configuration through :mod:`exporter.config.reload` and applies it in place.
+one way: the client answers the poller, the poller writes each result to the board, the exposition
+renders what changed on the board, the web layer serves its bytes and the board's snapshots. A stop
+signal cancels the poller, closes the HTTP server and the API session, well within the 5 s a container
+runtime allows. SIGHUP (or a change of the config file) reloads the configuration in place.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from yarl import URL
 
 from exporter import __version__, logs
 from exporter.cloud.client import AlikafkaClient, ApiCaller
-from exporter.cloud.credentials import CredentialProvider
+from exporter.cloud.credentials import CredentialProvider, Learning
 from exporter.cloud.ratelimit import RateLimiter, enforced_rate
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainTransport
@@ -35,6 +35,7 @@ from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
 from exporter.polling.poller import HEADROOM, Poller
 from exporter.polling.schedule import beyond_reach
+from exporter.polling.snapshot import Board
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
 from exporter.targets.discovery import Discovery
@@ -118,6 +119,8 @@ def cleartext_endpoints(settings: Settings, plan: Plan) -> list[str]:
     lines = [f"the API endpoint {url} is plain http: signatures and STS tokens travel in clear"
              for url in sorted({plan.api.endpoint_for(region) for region in regions}) if _in_clear(url)]
     provider = plan.credentials
+    while isinstance(provider, Learning):
+        provider = provider.inner
     if isinstance(provider, _UsesSts) and _in_clear(provider.sts_endpoint):
         lines.append(f"the STS endpoint {provider.sts_endpoint} is plain http: the OIDC token and the issued keys "
                      "travel in clear")
@@ -139,31 +142,15 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
                     extra={"max_qps": settings.api.max_qps, "enforced_qps": limiter.max_qps})
     status = reload or ReloadStatus()
     async with AlikafkaClient(plan.api, plan.credentials, limiter, stats, transport=plan.transport) as client:
-        # The tail reads the poller, the catalog and the exposition, built just below (the lambdas bind late).
-        tail = TailCollector(lambda: poller.snapshot, stats, __version__, instances=lambda: catalog.instances,
-                             config_reload_ok=lambda: status.successful,
-                             config_reload_time=lambda: status.last_success,
-                             series_limits=lambda: exposition.limits)
-        exposition = Exposition(
-            settings.metrics, tail, lambda: (poller.snapshot.version, stats.version, catalog.version, status.version),
-        )
-        poller = Poller(
-            client,
-            plan.pairs,
-            interval=settings.poll.interval,
-            stale_after=settings.poll.stale_after,
-            max_qps=limiter.max_qps,
-            analyzer=Analyzer(settings.lag),
-            on_update=exposition.update,
-            on_remove=exposition.remove,
-            current_qps=lambda: limiter.current_qps,
-            backlog=lambda: limiter.waiting,
-            discovering=plan.discovering,
-            schedule=settings.poll.schedule,
-            max_interval=settings.poll.longest_wait,
-        )
+        board = Board()
         catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs},
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
+        tail = TailCollector(board, stats, __version__, catalog=catalog, reload=status, guard=True)
+        exposition = Exposition(settings.metrics, board, tail)
+        poller = Poller(client, plan.pairs, board=board, interval=settings.poll.interval,
+                        stale_after=settings.poll.stale_after, analyzer=Analyzer(settings.lag),
+                        discovering=plan.discovering, schedule=settings.poll.schedule,
+                        max_interval=settings.poll.longest_wait)
         discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
         yield Pipeline(poller, catalog, exposition, discovery, client, stats)
 
@@ -190,7 +177,7 @@ class Pipeline:
             logs.reconfigure(new.log.level, new.log.format)
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after,
                                 schedule=new.poll.schedule, max_interval=new.poll.longest_wait)
-        self.exposition.reconfigure(new.metrics, self.poller.snapshot.pairs.values())
+        self.exposition.reconfigure(new.metrics)
         if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
                                                                        old.discovery):
             self.catalog.configure(new.discovery.refresh, _listed_regions(new))
@@ -233,7 +220,7 @@ an unforeseen answer costs a log line and a restart, never the process.
         poller = parts.poller
         app = web.make_app(
             parts.exposition,
-            lambda: poller.snapshot,
+            poller.board,
             settings.web,
             web.Access.of(plan.web) if plan.web is not None else None,
             version=__version__,

@@ -37,7 +37,6 @@ from exporter.cloud.errors import (
     AuthError,
     MalformedResponseError,
     ServerError,
-    TransportError,
     clock_skew_message,
     error_class,
     sanitise_code,
@@ -45,7 +44,7 @@ from exporter.cloud.errors import (
 from exporter.cloud.models import ConsumerProgress, ParseError, parse_consumer_progress, unwrap_root
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
-from exporter.cloud.transport import NO_AUTO_TYPE, PlainTransport, read_body, redirect_refused
+from exporter.cloud.transport import PlainRequest, PlainTransport
 from exporter.config.settings import ApiSettings
 
 API_VERSION = "2019-09-16"
@@ -133,6 +132,11 @@ class AlikafkaClient:
         self.clock_offset: float | None = None  # local minus server, seconds, from the last Date header
         self._skew_logged: float | None = None  # the offset the last clock-skew warning gave
 
+    @property
+    def pace(self) -> RateLimiter:
+        """The rate limiter every call passes (the scheduler reads its pace, never takes a turn itself)."""
+        return self._limiter
+
     async def __aenter__(self) -> AlikafkaClient:
         connector = aiohttp.TCPConnector(limit=self._options.max_concurrency, keepalive_timeout=60,
                                          ssl=self._trust if self._trust is not None else True)
@@ -197,7 +201,7 @@ class AlikafkaClient:
                     sent = self._clock()
                     url, headers = self._sign(action, region, params, creds)
                     started = time.monotonic()
-                    status, body, retry_after, date = await self._send(url, headers, ticket.answered)
+                    status, body, retry_after, date = await self._send(action, url, headers, ticket.answered)
                 self._measure_clock(date, sent)
                 result = self._interpret(action, status, body, retry_after)
             except ApiError as exc:
@@ -285,27 +289,15 @@ class AlikafkaClient:
         exc.args = (f"{exc.code}: {exc.message}",)
 
     async def _send(
-        self, url: URL, headers: Mapping[str, str], answered: Callable[[], None]
+        self, action: str, url: URL, headers: Mapping[str, str], answered: Callable[[], None]
     ) -> tuple[int, bytes, str | None, str | None]:
-        assert self._session is not None, "use AlikafkaClient as an async context manager"
-        deadline = asyncio.get_running_loop().time() + self._options.timeout
-        try:
-            # No body and no Content-Type: an unsigned header would be refused by a gateway enforcing the
-            # V3 rule that host, content-type and x-acs-* headers that are sent are signed. The official
-            # SDK (alibabacloud_tea_openapi client.py, do_request) sets content-type only with a body.
-            async with self._session.post(url, headers=headers, allow_redirects=False,
-                                          skip_auto_headers=NO_AUTO_TYPE) as resp:
-                answered()  # the server has counted this request by now: the limiter's window may move
-                if 300 <= resp.status < 400:
-                    raise redirect_refused(resp.status)
-                body = await read_body(resp, self._options.max_response_size, deadline, self._options.timeout,
-                                       "api.max_response_size")
-                return resp.status, body, resp.headers.get("x-acs-retry-after"), resp.headers.get("Date")
-        except TimeoutError:
-            raise TransportError("timeout", f"no answer within {self._options.timeout:g}s") from None
-        except aiohttp.ClientError as exc:
-            # The exception's text can include the URL (and so the signature); use its type only.
-            raise TransportError("connection_error", type(exc).__name__) from None
+        # No body and no Content-Type: an unsigned header would be refused by a gateway enforcing the V3
+        # rule that host, content-type and x-acs-* headers that are sent are signed. The official SDK
+        # (alibabacloud_tea_openapi client.py, do_request) sets content-type only with a body.
+        answer = await self._transport.exchange(PlainRequest(
+            action, "POST", url, headers, timeout=self._options.timeout, max_body=self._options.max_response_size,
+            limit_name="api.max_response_size"), answered)
+        return answer.status, answer.body, answer.headers.get("x-acs-retry-after"), answer.headers.get("Date")
 
     def _redact(self, text: str) -> str:
         # SignatureDoesNotMatch echoes the server's string to sign, which holds the STS token (cut however

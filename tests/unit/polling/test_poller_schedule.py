@@ -26,8 +26,8 @@ def answer(_instance: str, group: str) -> ConsumerProgress:
 async def polls_after_first_round(mode: Mode, then: Mode | None = None) -> tuple[Counter[str], Poller]:
     """200 pairs at 100 qps (a round of 2 s) with a 0.5 s interval: rate-bound. Count polls after the first round
     (switching to ``then`` by a reload, if given)."""
-    source = FakeSource(answer)
-    poller = Poller(source, PAIRS, interval=0.5, stale_after=60, max_qps=100, schedule=mode, max_interval=4.0)
+    source = FakeSource(answer, max_qps=100)
+    poller = Poller(source, PAIRS, interval=0.5, stale_after=60, schedule=mode, max_interval=4.0)
     task = asyncio.create_task(poller.run())
     for _ in range(200):  # the first round: about 2 s
         if poller.snapshot.ready:
