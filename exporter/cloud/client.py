@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import aiohttp
 from yarl import URL
@@ -77,6 +77,18 @@ class ApiCaller(Protocol):
     """What callers of the API need of the client (:class:`AlikafkaClient` satisfies it)."""
 
     async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse: ...
+
+
+@runtime_checkable
+class AccountRouter(Protocol):
+    """A caller with a lane per account (:class:`AlikafkaClient`)."""
+
+    def account(self, name: str) -> AccountClient: ...
+
+
+def caller_for(client: ApiCaller, account: str) -> ApiCaller:
+    """The caller for ``account``: the client's lane for it when the client has lanes, else the client itself."""
+    return client.account(account) if isinstance(client, AccountRouter) else client
 
 
 def parsed(response: ApiResponse, parse: Callable[[Mapping[str, Any]], T]) -> T:
