@@ -163,6 +163,7 @@ class AlikafkaClient:
         trust: ssl.SSLContext | None = None,
         transport: PlainTransport | None = None,
         account: str = DEFAULT_ACCOUNT,
+        max_concurrency: int | None = None,
     ) -> None:
         """``trust`` replaces the system's certificate authorities for HTTPS endpoints (tests: a test CA).
 
@@ -172,8 +173,8 @@ class AlikafkaClient:
         self._transport = transport if transport is not None else PlainTransport()
         self._options = options
         self._trust = trust
-        self._lanes = {account: _Lane(account, credentials, limiter, asyncio.Semaphore(options.max_concurrency),
-                                      options.max_concurrency)}
+        concurrency = max_concurrency or options.max_concurrency  # the account's, else api.max_concurrency
+        self._lanes = {account: _Lane(account, credentials, limiter, asyncio.Semaphore(concurrency), concurrency)}
         self._main = account
         self._stats = stats
         self._clock = clock
