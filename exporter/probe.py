@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from exporter.app import Plan
+from exporter.cloud.accounts import open_client
 from exporter.cloud.client import AlikafkaClient, ApiResponse
-from exporter.cloud.credentials import Credentials, CredentialsError
+from exporter.cloud.credentials import CredentialProvider, Credentials, CredentialsError
 from exporter.cloud.decoding import lookup
 from exporter.cloud.errors import CLOCK_SKEW_CODES, ApiError
 from exporter.cloud.models import (
@@ -29,7 +30,6 @@ from exporter.cloud.models import (
     parse_consumer_progress,
     parse_instance_list,
 )
-from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import Settings, Target
 from exporter.logs import Redactor
@@ -102,7 +102,7 @@ class Report:
                 lines += _wrap(label, value)
             lines.append("")
         failed = [s.title for s in self.steps if s.outcome == "failed"]
-        calls = [s for s in self.steps if s.title != "credentials" and s.outcome != "skipped"]
+        calls = [s for s in self.steps if not s.title.startswith("credentials") and s.outcome != "skipped"]
         if failed:
             lines.append(f"result: FAILED ({', '.join(failed)}): see the fix lines above; exit 1")
         else:
@@ -141,8 +141,7 @@ async def run_probe(settings: Settings, plan: Plan, *, demo: bool = False) -> Re
     # The plan's API options are the settings' (the demo's too), here with retries off: a probe shows the
     # first answer, not the one a retry got.
     options = settings.api.model_copy(update={"max_retries": 0})
-    async with AlikafkaClient(options, plan.credentials, RateLimiter(settings.api.max_qps), stats,
-                              transport=plan.transport) as client:
+    async with open_client(options, plan.all_accounts, stats, plan.transport) as client:
         prober = _Prober(settings, plan, client, stats)
         steps = await prober.run()
     return Report(heading, [prober.masked(step) for step in steps])
@@ -155,6 +154,13 @@ class _Prober:
         self._client = client
         self._stats = stats
         self._secrets = Redactor()
+        # The calls are made for the account of the first pair (or of the first target to list); every
+        # account's credentials are resolved and shown.
+        first = plan.pairs[0].account if plan.pairs else next(
+            (t.account for t in plan.targets if t.discovered and t.account), None)
+        names = [a.name for a in plan.all_accounts]
+        self._account = first if first in names else names[0]
+        self._provider = next(a.credentials for a in plan.all_accounts if a.name == self._account)
         self._hidden: dict[str, str] = {}  # listed (not configured) names -> how the report calls them
         self._configured = {p.instance_id for p in plan.pairs} | {p.group for p in plan.pairs}
         for target in plan.targets:
@@ -164,8 +170,14 @@ class _Prober:
     # --- the plan ------------------------------------------------------------------------------
     async def run(self) -> list[Step]:
         """Every step, in order; a step that needs what a failed one would have given is skipped."""
-        step, creds = await self._credentials()
-        steps = [step]
+        steps: list[Step] = []
+        creds = None
+        for account in self._plan.all_accounts:
+            title = "credentials" if len(self._plan.all_accounts) == 1 else f"credentials {account.name}"
+            step, got = await self._credentials(title, account.credentials)
+            steps.append(step)
+            if account.name == self._account:
+                creds = got
         groups_target = next((t for t in self._plan.targets if t.groups == "all"), None)
         if creds is None:
             steps += [_skipped(a, "needs credentials") for a in self._actions(groups_target)]
@@ -240,9 +252,8 @@ class _Prober:
         return region or ""
 
     # --- the steps -----------------------------------------------------------------------------
-    async def _credentials(self) -> tuple[Step, Credentials | None]:
-        step = Step("credentials")
-        provider = self._plan.credentials
+    async def _credentials(self, title: str, provider: CredentialProvider) -> tuple[Step, Credentials | None]:
+        step = Step(title)
         started = time.monotonic()
         try:
             creds = await provider.get()
@@ -365,7 +376,7 @@ class _Prober:
         before = self._duration(action)
         self._client.clock_offset = None  # measured again from this answer's Date header
         try:
-            answer.response = await self._client.call(action, region, params)
+            answer.response = await self._client.call(action, region, params, account=self._account)
         except ApiError as exc:
             answer.error = exc
         except Exception as unexpected:  # noqa: BLE001 - a probe reports whatever happened, never dies of it
@@ -393,7 +404,7 @@ class _Prober:
         elif answer.error is not None:
             if answer.error.message:
                 step.add("message", self._message(answer.error.message))
-            step.fail(fix_for(action, answer.error, self._settings, self._plan.credentials.source))
+            step.fail(fix_for(action, answer.error, self._settings, self._provider.source))
         else:
             step.fail(f"the client failed in an unexpected way ({answer.unexpected}): report it, with this output, "
                       "to the exporter's maintainers")

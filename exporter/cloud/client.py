@@ -1,15 +1,11 @@
 """The alikafka OpenAPI client: the only code that sends signed calls to the cloud.
 
-Every call passes its account's rate limiter and concurrency limit, is signed anew on each attempt, and
-retries only what may succeed later (throttling, 5xx, timeouts, connection errors) with full-jitter
-backoff that never undercuts ``x-acs-retry-after``. Error messages are built from codes and the server's
-message, never from URLs or headers (they carry the signature and the STS token). Each answer's ``Date``
-is compared with the local clock, so a drifting clock shows before the gateway's 15-minute window bites.
-
-Several accounts share one client: one HTTP session and connection pool (and so one transport for the
-credential providers), while each account has its own credentials, rate limiter and concurrency limit, as
-the cloud keeps identity and rate limits per account. :meth:`AlikafkaClient.account` gives the caller bound
-to one of them.
+Every call passes its account's rate limiter and concurrency limit (accounts share one HTTP session but
+each has its own credentials and budget, as the cloud has), is signed anew on each attempt, and retries
+only what may succeed later (throttling, 5xx, timeouts, connection errors) with full-jitter backoff that
+never undercuts ``x-acs-retry-after``. Error messages are built from codes and the server's message, never
+from URLs or headers (they carry the signature and the STS token). Each answer's ``Date`` is compared with
+the local clock, so a drifting clock shows before the gateway's 15-minute window bites.
 """
 
 from __future__ import annotations

@@ -98,13 +98,16 @@ def account_providers(
     environ: Mapping[str, str] = os.environ,
     transport: PlainTransport | None = None,
     wrap: Callable[[CredentialProvider], CredentialProvider] = lambda provider: provider,
+    only: str | None = None,
 ) -> dict[str, CredentialProvider]:
-    """The provider of every account a target uses (``default``: the top-level credentials), by name.
+    """The provider of every account a target uses (``default``: the top-level credentials), by name; with
+    ``only``, of that account alone.
 
-    Raises :class:`CredentialsError` whose message starts with the account's key (``accounts.NAME``).
+    Raises :class:`CredentialsError` whose message starts with the account's key (``credentials`` or
+    ``accounts.NAME.credentials``).
     """
     providers: dict[str, CredentialProvider] = {}
-    for name in settings.used_accounts:
+    for name in settings.used_accounts if only is None else (only,):
         account = settings.accounts.get(name)
         try:
             if account is None or name == DEFAULT_ACCOUNT:

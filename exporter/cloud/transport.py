@@ -133,7 +133,7 @@ class PlainTransport:
 
     def for_account(self, account: str) -> PlainTransport:
         """This transport, counting requests under ``account`` (the session and counters stay shared)."""
-        return PlainTransport(account, self)
+        return self if account == self.account else PlainTransport(account, self)
 
     def attach(self, session: aiohttp.ClientSession | None, stats: ApiStats | None = None) -> None:
         """Use ``session`` and count in ``stats`` from now on (None: back to one-off sessions, uncounted)."""

@@ -1,13 +1,10 @@
 """The simulated alikafka service: actions, flow control and the record of requests served.
 
 Answers are built on request from the workload at the current clock, in the documented JSON shape
-(``Code`` int 200 on success; string codes on errors; lower-case ``state``; list wrappers). Flow
-control is account-wide per action over sliding one-second windows, answering ``Throttling.User``
-with an ``x-acs-retry-after`` header in milliseconds.
-
-Several accounts can be played at once (:meth:`Simulator.add_account`): each owns its instances and keys, has
-its own flow-control windows (the documented limits are per account), lists only its own instances, and a
-key asking about another account's instance is refused as a RAM policy refuses a resource it does not grant.
+(``Code`` int 200 on success; string codes on errors; lower-case ``state``; list wrappers). Flow control
+is account-wide per action over sliding one-second windows (``Throttling.User`` with ``x-acs-retry-after``
+in ms). Several accounts can be played (:meth:`Simulator.add_account`): each owns its instances and keys
+and has its own windows; a key asking about another account's instance is refused as RAM refuses it.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """A simulated STS: ``AssumeRoleWithOIDC`` and the OIDC provider whose tokens it trusts (RRSA on ACK), and
 ``AssumeRole`` for the roles an account's ``role_arn`` names.
 
-Tests issue a service-account token with :meth:`StsService.issue_oidc_token`; the key pair STS answers
-with is registered with the simulated gateway with its token and expiry. ``AssumeRole`` is signed like any
-RPC call: the gateway's own authenticator checks the caller's signature, timestamp, nonce and STS token, then
-the role must trust the caller's key (:meth:`StsService.add_assumable_role`); the keys it issues belong to
-the role's account, so they reach that account's instances only. Refusals use the codes and
-statuses of the STS error table
+Tests issue a service-account token with :meth:`StsService.issue_oidc_token`; issued keys are registered with
+the gateway with their token and expiry. ``AssumeRole`` is checked by the gateway's own authenticator
+(signature, time, nonce, token), then the role must trust the caller's key; its keys reach only the role's
+account's instances. Refusals use the codes and statuses of the STS error table
 (https://help.aliyun.com/zh/ram/developer-reference/api-sts-2015-04-01-errorcodes). ``session_lifetime``
 is a test knob with no cloud counterpart: it shortens issued credentials so refresh is tested in seconds.
 """
