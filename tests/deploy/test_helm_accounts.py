@@ -13,6 +13,7 @@ import yaml
 
 from exporter.config.errors import ConfigError
 from tests.deploy.test_helm import (
+    consumer_chart,  # noqa: F401 - the parent chart fixture, shared with the sidecar tests there
     deployment_settings,
     exporter_container,
     kube_validate,
@@ -136,3 +137,12 @@ def test_three_account_example_in_the_deploy_docs_installs(tmp_path: Path) -> No
     assert settings.accounts["staging"].credentials.sts_network == "vpc"
     assert settings.accounts["prod"].credentials.access_key_secret_file is not None
     assert [settings.account_of(t) for t in settings.targets] == ["prod", "staging", "analytics"]
+
+
+def test_the_sidecar_refuses_accounts(consumer_chart: Path) -> None:  # noqa: F811 - the imported fixture
+    """A sidecar polls its application's one instance with the top-level credentials: accounts are refused
+    with a message saying so, not silently ignored."""
+    for extra in ({"accounts": {"prod": {"existingSecret": "orders-prod-ak"}}},
+                  {"config": {"accounts": {"prod": {"max_qps": 1}}}}):
+        with pytest.raises(helm.HelmError, match="accounts are for the Deployment modes"):
+            render({"alikafka-exporter": extra}, chart=consumer_chart)
