@@ -183,3 +183,30 @@ async def test_a_key_used_for_another_accounts_instance_fails_only_that_pair(wor
     errors = {(p.instance_id, p.group): s.error.code for p, s in snapshot.pairs.items() if s.error is not None}
     assert errors == {(PROD, "p8"): "Forbidden.RAM"}  # p8 of prod's instance, asked with staging's key
     assert sum(1 for s in snapshot.pairs.values() if s.up) == len(snapshot.pairs) - 1
+
+
+def test_an_accounts_secret_pasted_into_another_key_is_not_echoed(tmp_path: Path) -> None:
+    """An account's secret and token files are learnt by the redactor before validation, like the top-level
+    ones: pasted into another key, the value is never echoed; the error names the key (exit 2)."""
+    import subprocess  # noqa: PLC0415 - the command line, as a user runs it
+    import sys  # noqa: PLC0415
+
+    from tests.support.procs import clean_env  # noqa: PLC0415
+
+    secret, token = "Acct5eCrEt-FromAFile-7Hq2Lp", "Acct70kEn-CAIS-4Rt9Wz1Xs"
+    for name, text in (("id", "LTAI5tAcctId0001"), ("secret", secret), ("token", token)):
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o400)
+    for pasted in (secret, token):
+        config = tmp_path / "c.yaml"
+        config.write_text(f"""
+api: {{region: cn-hangzhou, endpoint: "{pasted}"}}
+accounts:
+  prod: {{credentials: {{access_key_id_file: {tmp_path}/id, access_key_secret_file: {tmp_path}/secret,
+                         security_token_file: {tmp_path}/token}}}}
+targets: [{{instance_id: {PROD}, account: prod, groups: [p0]}}]
+""")
+        done = subprocess.run([sys.executable, "-m", "exporter", "--config.file", str(config), "--check-config"],
+                              env=clean_env(), capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2 and "api.endpoint (file " in done.stderr, done.stderr
+        assert pasted not in done.stderr + done.stdout and pasted[:12] not in done.stderr + done.stdout
