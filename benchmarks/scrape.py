@@ -35,7 +35,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
@@ -46,7 +45,7 @@ from exporter.config.settings import MetricsSettings, WebSettings
 from exporter.metrics.exposition import Exposition, decompress
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
-from exporter.polling.snapshot import PairState, Snapshot
+from exporter.polling.snapshot import Board, PairState
 from exporter.simulator import Scenario, Simulator
 from exporter.targets.pair import Pair
 from exporter.web.routes import make_app
@@ -116,13 +115,12 @@ def _warm(analyzer: Analyzer, pair: Pair, progress: ConsumerProgress, now: float
 
 
 def _build(tier: str, max_series: int, history_rounds: int = 0,
-           ) -> tuple[Exposition, dict[Pair, PairState], float, Analyzer]:
+           ) -> tuple[Exposition, Board, dict[Pair, PairState], float, Analyzer]:
     """Feed every pair's answer through analyzer and exposition, timing the cost per poll (the history
     rounds put in first are not part of it)."""
     now = time.time()
-    exposition: Exposition
-    tail = TailCollector(Snapshot, ApiStats(), series_limits=lambda: exposition.limits)
-    exposition = Exposition(MetricsSettings(max_series=max_series), tail, lambda: 0)
+    board = Board()
+    exposition = Exposition(MetricsSettings(max_series=max_series), board, TailCollector(board, ApiStats(), guard=True))
     analyzer = Analyzer()
     states: dict[Pair, PairState] = {}
     started = time.process_time()
@@ -133,13 +131,13 @@ def _build(tier: str, max_series: int, history_rounds: int = 0,
             started += time.process_time() - warming
         insight = analyzer.observe(pair.instance_id, pair.group, progress, now)
         states[pair] = PairState(pair, progress, True, now, now, None, 1, insight)
-        exposition.update(states[pair])
+        board.put(states[pair])
         if count % SCRAPE_EVERY == 0:
             exposition.render().gzipped()  # scrapes in between: their share of the cost is counted
-    return exposition, states, (time.process_time() - started) / len(states), analyzer
+    return exposition, board, states, (time.process_time() - started) / len(states), analyzer
 
 
-async def _feed(tier: str, qps: float, exposition: Exposition, states: dict[Pair, PairState],
+async def _feed(tier: str, qps: float, board: Board, states: dict[Pair, PairState],
                 analyzer: Analyzer, counter: list[int]) -> None:
     """Take in new answers at ``qps`` on the server's event loop, as the poller does at the rate limit:
     each changes the pair's lines, so the next scrape joins the stored members again."""
@@ -159,7 +157,7 @@ async def _feed(tier: str, qps: float, exposition: Exposition, states: dict[Pair
             insight = analyzer.observe(pair.instance_id, pair.group, progress, now)
             previous = states[pair]
             states[pair] = PairState(pair, progress, True, now, now, None, previous.polls + 1, insight)
-            exposition.update(states[pair])
+            board.put(states[pair])
             counter[0] += 1
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -169,9 +167,8 @@ async def _feed(tier: str, qps: float, exposition: Exposition, states: dict[Pair
 
 def _ours(tier: str, max_series: int, poll_qps: float = 0.0, history_rounds: int = HISTORY_ROUNDS,
           ) -> tuple[web.Application, float, int]:
-    exposition, states, per_poll, analyzer = _build(tier, max_series, history_rounds)
-    snapshot = Snapshot(MappingProxyType(states), 1)
-    app = make_app(exposition, lambda: snapshot, WebSettings())
+    exposition, board, states, per_poll, analyzer = _build(tier, max_series, history_rounds)
+    app = make_app(exposition, board, WebSettings())
     app["analyzer"] = analyzer  # the offset histories stay alive, as in the exporter
     exposition.version += 1  # a change since the last render: the next one starts from the stored members
     started = time.perf_counter()
@@ -185,7 +182,7 @@ def _ours(tier: str, max_series: int, poll_qps: float = 0.0, history_rounds: int
     app.router.add_get("/bench/polls", polls)  # the benchmark's own route: polls taken in so far
     if poll_qps > 0:
         async def feeding(_: web.Application) -> AsyncIterator[None]:
-            task = asyncio.create_task(_feed(tier, poll_qps, exposition, states, analyzer, counter))
+            task = asyncio.create_task(_feed(tier, poll_qps, board, states, analyzer, counter))
             yield
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -196,7 +193,7 @@ def _ours(tier: str, max_series: int, poll_qps: float = 0.0, history_rounds: int
 
 
 def _static(tier: str, max_series: int) -> tuple[web.Application, float, int]:
-    exposition, _, _, _ = _build(tier, max_series)
+    exposition, _, _, _, _ = _build(tier, max_series)
     payload = exposition.render().gzipped()
     lines = 0  # counted by the measuring process
 

@@ -1,10 +1,10 @@
-"""Wires the parts together for one run: client, poller, snapshot, exposition, web.
+"""Wires the parts together for one run: client, poller, board, exposition, web.
 
 Everything is built here from validated settings and passed in; nothing is global. The data flows
-one way: the client answers the poller, the poller publishes snapshots, the metrics layer renders the
-latest snapshot, the web layer serves the bytes. A stop signal cancels the poller, closes the HTTP
-server and the API session, well within the 5 s a container runtime allows. SIGHUP (or a change of
-the config file) reloads the configuration through :mod:`exporter.config.reload` and applies it in place.
+one way: the client answers the poller, the poller writes each result to the board, the exposition
+renders what changed on the board, the web layer serves its bytes and the board's snapshots. A stop
+signal cancels the poller, closes the HTTP server and the API session, well within the 5 s a container
+runtime allows. SIGHUP (or a change of the config file) reloads the configuration in place.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from yarl import URL
 from exporter import __version__, logs
 from exporter.cloud.accounts import Account, open_client, single_account
 from exporter.cloud.client import ApiCaller
-from exporter.cloud.credentials import CredentialProvider
+from exporter.cloud.credentials import CredentialProvider, Learning
 from exporter.cloud.ratelimit import enforced_rate
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainTransport
@@ -35,6 +35,7 @@ from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
 from exporter.polling.poller import Poller
+from exporter.polling.snapshot import Board
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
 from exporter.targets.discovery import Discovery
@@ -125,8 +126,8 @@ def cleartext_endpoints(settings: Settings, plan: Plan) -> list[str]:
         regions.add(settings.api.region)
     lines = [f"the API endpoint {url} is plain http: signatures and STS tokens travel in clear"
              for url in sorted({plan.api.endpoint_for(region) for region in regions}) if _in_clear(url)]
-    providers = [a.credentials for a in plan.all_accounts]
-    providers += [base for p in providers if (base := getattr(p, "base", None)) is not None]  # under a role_arn
+    providers = [_unwrapped(a.credentials) for a in plan.all_accounts]
+    providers += [_unwrapped(base) for p in providers if (base := getattr(p, "base", None)) is not None]  # role_arn
     for provider in providers:
         if isinstance(provider, _UsesSts) and _in_clear(provider.sts_endpoint):
             lines.append(f"the STS endpoint {provider.sts_endpoint} is plain http: the OIDC token and the issued "
@@ -138,6 +139,13 @@ def cleartext_endpoints(settings: Settings, plan: Plan) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
+def _unwrapped(provider: CredentialProvider) -> CredentialProvider:
+    """The provider inside the redactor's wrappers."""
+    while isinstance(provider, Learning):
+        provider = provider.inner
+    return provider
+
+
 @contextlib.asynccontextmanager
 async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None = None) -> AsyncIterator[Pipeline]:
     stats = ApiStats()
@@ -147,31 +155,15 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
     status = reload or ReloadStatus()
     # One client, a lane per account: each account's calls spend its own budget; the poller paces on their sum.
     async with open_client(plan.api, accounts, stats, plan.transport) as client:
-        limiters = [client.limiter(a.name) for a in accounts]
-        # The tail reads the poller, the catalog and the exposition, built just below (the lambdas bind late).
-        tail = TailCollector(lambda: poller.snapshot, stats, __version__, instances=lambda: catalog.instances,
-                             config_reload_ok=lambda: status.successful,
-                             config_reload_time=lambda: status.last_success,
-                             series_limits=lambda: exposition.limits)
-        exposition = Exposition(
-            settings.metrics, tail, lambda: (poller.snapshot.version, stats.version, catalog.version, status.version),
-        )
-        poller = Poller(
-            client,
-            plan.pairs,
-            interval=settings.poll.interval,
-            stale_after=settings.poll.stale_after,
-            max_qps=sum(limiter.max_qps for limiter in limiters),
-            analyzer=Analyzer(settings.lag),
-            on_update=exposition.update,
-            on_remove=exposition.remove,
-            current_qps=lambda: sum(limiter.current_qps for limiter in limiters),
-            backlog=lambda: sum(limiter.waiting for limiter in limiters),
-            discovering=plan.discovering,
-        )
+        board = Board()
         catalog = InstanceCatalog(client, {(p.account, p.region) for p in plan.pairs},
                                   {p.instance_id for p in plan.pairs},
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
+        tail = TailCollector(board, stats, __version__, catalog=catalog, reload=status, guard=True)
+        exposition = Exposition(settings.metrics, board, tail)
+        poller = Poller(client, plan.pairs, board=board, interval=settings.poll.interval,
+                        stale_after=settings.poll.stale_after, analyzer=Analyzer(settings.lag),
+                        discovering=plan.discovering)
         discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
         yield Pipeline(poller, catalog, exposition, discovery, client, stats)
 
@@ -197,7 +189,7 @@ class Pipeline:
         if (new.log.level, new.log.format) != (old.log.level, old.log.format):
             logs.reconfigure(new.log.level, new.log.format)
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
-        self.exposition.reconfigure(new.metrics, self.poller.snapshot.pairs.values())
+        self.exposition.reconfigure(new.metrics)
         if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
                                                                        old.discovery):
             self.catalog.configure(new.discovery.refresh, _listed_regions(new))
@@ -240,7 +232,7 @@ an unforeseen answer costs a log line and a restart, never the process.
         poller = parts.poller
         app = web.make_app(
             parts.exposition,
-            lambda: poller.snapshot,
+            poller.board,
             settings.web,
             web.Access.of(plan.web) if plan.web is not None else None,
             version=__version__,

@@ -38,7 +38,6 @@ from exporter.cloud.errors import (
     AuthError,
     MalformedResponseError,
     ServerError,
-    TransportError,
     clock_skew_message,
     error_class,
     sanitise_code,
@@ -46,7 +45,7 @@ from exporter.cloud.errors import (
 from exporter.cloud.models import ConsumerProgress, ParseError, parse_consumer_progress, unwrap_root
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
-from exporter.cloud.transport import NO_AUTO_TYPE, PlainTransport, read_body, redirect_refused
+from exporter.cloud.transport import PlainRequest, PlainTransport
 from exporter.config.settings import DEFAULT_ACCOUNT, ApiSettings
 
 API_VERSION = "2019-09-16"
@@ -139,6 +138,28 @@ class AccountClient:
         return await self._client.get_consumer_progress(region, instance_id, group, account=self.account)
 
 
+@dataclass(frozen=True, slots=True)
+class LanesPace:
+    """The pace of several accounts' limiters together: their rates and their queues added up."""
+
+    limiters: tuple[RateLimiter, ...]
+
+    @property
+    def max_qps(self) -> float:
+        """The enforced steady rates, added up."""
+        return sum(limiter.max_qps for limiter in self.limiters)
+
+    @property
+    def current_qps(self) -> float:
+        """The current rates (lower while backing off), added up."""
+        return sum(limiter.current_qps for limiter in self.limiters)
+
+    @property
+    def waiting(self) -> int:
+        """Calls queued at any of the limiters."""
+        return sum(limiter.waiting for limiter in self.limiters)
+
+
 class AlikafkaClient:
     """Async client for the alikafka RPC API. Use as ``async with AlikafkaClient(...) as c``.
 
@@ -201,6 +222,14 @@ class AlikafkaClient:
     def limiter(self, account: str | None = None) -> RateLimiter:
         """The rate limiter of ``account`` (None: the constructor's)."""
         return self._lanes[account or self._main].limiter
+
+    @property
+    def pace(self) -> RateLimiter | LanesPace:
+        """How fast calls may go (the scheduler reads it, never takes a turn itself): the one account's rate
+        limiter, or with several accounts their rates and queues added up."""
+        if len(self._lanes) == 1:
+            return self._lanes[self._main].limiter
+        return LanesPace(tuple(lane.limiter for lane in self._lanes.values()))
 
     async def __aenter__(self) -> AlikafkaClient:
         total = sum(lane.max_concurrency for lane in self._lanes.values())
@@ -271,7 +300,7 @@ class AlikafkaClient:
                     sent = self._clock()
                     url, headers = self._sign(action, region, params, creds)
                     started = time.monotonic()
-                    status, body, retry_after, date = await self._send(url, headers, ticket.answered)
+                    status, body, retry_after, date = await self._send(action, url, headers, ticket.answered)
                 self._measure_clock(date, sent)
                 result = self._interpret(action, status, body, retry_after, secrets)
             except ApiError as exc:
@@ -359,27 +388,15 @@ class AlikafkaClient:
         exc.args = (f"{exc.code}: {exc.message}",)
 
     async def _send(
-        self, url: URL, headers: Mapping[str, str], answered: Callable[[], None]
+        self, action: str, url: URL, headers: Mapping[str, str], answered: Callable[[], None]
     ) -> tuple[int, bytes, str | None, str | None]:
-        assert self._session is not None, "use AlikafkaClient as an async context manager"
-        deadline = asyncio.get_running_loop().time() + self._options.timeout
-        try:
-            # No body and no Content-Type: an unsigned header would be refused by a gateway enforcing the
-            # V3 rule that host, content-type and x-acs-* headers that are sent are signed. The official
-            # SDK (alibabacloud_tea_openapi client.py, do_request) sets content-type only with a body.
-            async with self._session.post(url, headers=headers, allow_redirects=False,
-                                          skip_auto_headers=NO_AUTO_TYPE) as resp:
-                answered()  # the server has counted this request by now: the limiter's window may move
-                if 300 <= resp.status < 400:
-                    raise redirect_refused(resp.status)
-                body = await read_body(resp, self._options.max_response_size, deadline, self._options.timeout,
-                                       "api.max_response_size")
-                return resp.status, body, resp.headers.get("x-acs-retry-after"), resp.headers.get("Date")
-        except TimeoutError:
-            raise TransportError("timeout", f"no answer within {self._options.timeout:g}s") from None
-        except aiohttp.ClientError as exc:
-            # The exception's text can include the URL (and so the signature); use its type only.
-            raise TransportError("connection_error", type(exc).__name__) from None
+        # No body and no Content-Type: an unsigned header would be refused by a gateway enforcing the V3
+        # rule that host, content-type and x-acs-* headers that are sent are signed. The official SDK
+        # (alibabacloud_tea_openapi client.py, do_request) sets content-type only with a body.
+        answer = await self._transport.exchange(PlainRequest(
+            action, "POST", url, headers, timeout=self._options.timeout, max_body=self._options.max_response_size,
+            limit_name="api.max_response_size"), answered)
+        return answer.status, answer.body, answer.headers.get("x-acs-retry-after"), answer.headers.get("Date")
 
     @staticmethod
     def _redact(text: str, secrets: tuple[str, ...]) -> str:

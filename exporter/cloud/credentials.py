@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from exporter.config.secret_files import FileStamp, PermissionCheck, file_stamp, peek_secret_file
 
@@ -116,10 +116,10 @@ class Learning:
         """The wrapped provider's source."""
         return self._inner.source
 
-    def __getattr__(self, name: str) -> Any:
-        """Anything else is the wrapped provider's: the start-up warnings read an RRSA provider's
-        ``sts_endpoint`` and an ECS provider's ``endpoint`` through the wrapper."""
-        return getattr(self._inner, name)
+    @property
+    def inner(self) -> CredentialProvider:
+        """The wrapped provider (the start-up warnings read where it fetches keys from)."""
+        return self._inner
 
     async def get(self) -> Credentials:
         """The wrapped provider's credentials, learnt when they are new."""

@@ -1,20 +1,21 @@
-"""HTTP for the cloud: how an answer is read, and the unsigned requests the credential providers send.
+"""HTTP for the cloud: the one place a request is sent and its answer read.
 
 :func:`read_body` reads every answer whole under a cap on the decompressed size and a deadline, so a gzip
 bomb stops at the cap and a trickling body at the timeout; redirects are never followed, so nothing signed
-and no token reaches another origin. One :class:`PlainTransport` serves both the API client (which lends it
-its session and counters while open) and the credential providers (STS and the ECS metadata service).
+and no token reaches another origin. One :class:`PlainTransport` carries the API client's signed calls and
+the credential providers' requests (STS, the ECS metadata service), over the client's session while open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 from exporter import __version__
 from exporter.cloud.decoding import ParseError, decode_object, lookup, scalar
@@ -28,23 +29,26 @@ NO_AUTO_TYPE = frozenset({"Content-Type"})
 
 @dataclass(frozen=True, slots=True)
 class PlainRequest:
-    """One unsigned request to a credentials service, described without any HTTP library's types.
+    """One request, described without any HTTP library's types.
 
     ``action`` names it in ``alikafka_exporter_api_requests_total`` (``AssumeRoleWithOIDC``,
-    ``ECSMetadata``); ``form`` is sent as an ``application/x-www-form-urlencoded`` body;
-    ``timeout`` bounds the whole exchange, ``connect_timeout`` and ``read_timeout`` (when set) its
-    connection and each read, so an unreachable metadata service fails in about a second.
+    ``ECSMetadata``, an API action); ``url`` is sent as given (a signed query must not be re-encoded);
+    ``form`` is sent as an ``application/x-www-form-urlencoded`` body; ``timeout`` bounds the whole
+    exchange, ``connect_timeout`` and ``read_timeout`` (when set) its connection and each read, so an
+    unreachable metadata service fails in about a second; ``max_body`` caps the answer (``limit_name``:
+    the setting that sets it, named when an answer is over it).
     """
 
     action: str
     method: str
-    url: str
+    url: str | URL
     headers: Mapping[str, str] = field(default_factory=dict)
     form: Mapping[str, str] | None = None
     timeout: float = 10.0
     connect_timeout: float | None = None
     read_timeout: float | None = None
     max_body: int = 1024 * 1024
+    limit_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +150,17 @@ class PlainTransport:
         session = self._link._session
         return session is not None and not session.closed
 
+    async def exchange(self, request: PlainRequest, sent: Callable[[], None] | None = None) -> PlainAnswer:
+        """Send one request over the attached session, uncounted (the API client counts its calls once it
+        has read the answer's code), and return the answer whatever its status; ``sent`` is called once the
+        server has answered with a status line (it has counted the request by then)."""
+        session = self._link._session
+        if session is None or not self.attached:
+            raise RuntimeError("no session attached: use AlikafkaClient as an async context manager")
+        return await self._exchange(session, request, sent)
+
     async def send(self, request: PlainRequest) -> PlainAnswer:
-        """Send one request and return the answer, whatever its status."""
+        """Send one request, counted in the attached stats, and return the answer, whatever its status."""
         started = time.monotonic()
         code = "connection_error"
         stats = self._link._stats
@@ -169,7 +182,8 @@ class PlainTransport:
                 stats.observe(request.action, code, time.monotonic() - started, self.account)
 
     @staticmethod
-    async def _exchange(session: aiohttp.ClientSession, request: PlainRequest) -> PlainAnswer:
+    async def _exchange(session: aiohttp.ClientSession, request: PlainRequest,
+                        sent: Callable[[], None] | None = None) -> PlainAnswer:
         limits = aiohttp.ClientTimeout(total=request.timeout, sock_connect=request.connect_timeout,
                                        sock_read=request.read_timeout)
         data = urlencode(dict(request.form)).encode() if request.form is not None else None
@@ -180,12 +194,14 @@ class PlainTransport:
         try:
             async with session.request(request.method, request.url, headers=headers, data=data, timeout=limits,
                                        allow_redirects=False, skip_auto_headers=NO_AUTO_TYPE) as resp:
+                if sent is not None:
+                    sent()
                 if 300 <= resp.status < 400:
                     raise redirect_refused(resp.status)
-                body = await read_body(resp, request.max_body, deadline, request.timeout)
+                body = await read_body(resp, request.max_body, deadline, request.timeout, request.limit_name)
                 return PlainAnswer(resp.status, resp.headers, body)
         except TimeoutError:
-            raise TransportError("timeout", "no answer in time") from None
+            raise TransportError("timeout", f"no answer within {request.timeout:g}s") from None
         except aiohttp.ClientError as exc:
             # The exception's text can include the URL (with a token in its query); use its type only.
             raise TransportError("connection_error", type(exc).__name__) from None

@@ -1,5 +1,7 @@
 """Exposition bytes kept ready: each poll compresses its own lines, a scrape only joins them.
 
+The exposition follows the board: after each write it takes the pairs that changed (never the whole set).
+
 A pair's lines of each family are stored as one gzip member; a gzip stream may hold several members (RFC
 1952), so a scrape's body is the stored members joined, with no rendering or compression at scrape time.
 A series shared by pairs (a partition's end offset) is rendered once, by the lowest pair that reads it. The
@@ -13,12 +15,12 @@ import bisect
 import logging
 import time
 import zlib
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
@@ -27,8 +29,9 @@ from exporter.config.settings import MetricsSettings
 from exporter.metrics.families import families
 from exporter.metrics.guard import SHED_LEVELS, SeriesLimits, shed_step
 from exporter.metrics.render import pair_lines
+from exporter.metrics.self_metrics import TailCollector
 from exporter.metrics.shared import SharedValues, TopicKey, shared_line, shared_values
-from exporter.polling.snapshot import PairState
+from exporter.polling.snapshot import Board, PairState
 from exporter.targets.pair import Pair
 
 # The body is the classic 0.0.4 text format; newer prometheus_client versions label it 1.0.0,
@@ -114,9 +117,9 @@ class Rendered:
 class Exposition:
     """The exposition of every pair plus the exporter's own families, kept ready to serve."""
 
-    def __init__(self, options: MetricsSettings, tail: Collector, tail_key: Callable[[], Hashable],
+    def __init__(self, options: MetricsSettings, board: Board, tail: TailCollector,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """``options.max_series`` is the cardinality guard's limit (0: none)."""
+        """Follows ``board`` from now on; ``options.max_series`` is the cardinality guard's limit (0: none)."""
         self._max_series = options.max_series
         self._clock = clock
         self._guard_since: float | None = None  # when the guard started applying (None: it does not)
@@ -138,11 +141,13 @@ class Exposition:
         self._kept: dict[int, list[tuple[Pair, _PairEntry]]] | None = None  # step -> pairs keeping it, in order
         self.limits = SeriesLimits(options.max_series)
         self._set_options(options)
-        self._tail = CollectorRegistry(auto_describe=False)
-        self._tail.register(tail)
-        self._tail_key = tail_key
+        self._tail = tail
         self.version = 0
-        self._cache: dict[bool, tuple[Hashable, Rendered, float, float]] = {}  # key, render, made, took
+        self._cache: dict[bool, tuple[tuple[int, ...], Rendered, float, float]] = {}  # key, render, made, took
+        self._board = board
+        self._synced = 0  # the board's version this exposition has taken every change up to
+        self.sync()
+        board.listen(self.sync)
 
     def _set_options(self, options: MetricsSettings) -> None:
         self._families = families(options)
@@ -151,9 +156,20 @@ class Exposition:
         self._headers = {f.name: member(f.header().encode()) for f in self._families}
         self._steps = {f.name: shed_step(f) for f in self._families}
 
-    def reconfigure(self, options: MetricsSettings, states: Iterable[PairState]) -> None:
+    def sync(self) -> None:
+        """Take the board's changes since the last call: each changed pair is rendered and compressed now,
+        so a scrape only joins (the board calls this after every write)."""
+        changes = self._board.changes(self._synced)
+        self._synced = changes.version
+        for pair in changes.removed:
+            self._remove(pair)
+        for state in changes.states:
+            if state.polls:  # a pair not polled yet has no series
+                self._update(state)
+
+    def reconfigure(self, options: MetricsSettings) -> None:
         """Serve under new options (a config reload): when what a pair renders to changed (all but the
-        series limit), every pair is rendered again from its latest state."""
+        series limit), every pair is rendered again from its latest state on the board."""
         self._max_series = options.max_series
         self._plan_inputs_changed = True
         if options.model_copy(update={"max_series": 0}) != self._options.model_copy(update={"max_series": 0}):
@@ -162,14 +178,15 @@ class Exposition:
             self._readers, self._topic_series, self._oldest_counts = {}, {}, {}
             self._series = self._shared_series = 0
             self._shed = {}
-            for state in states:
-                self.update(state)
+            for state in self._board.snapshot.pairs.values():
+                if state.polls:
+                    self._update(state)
         else:
             self._options = options
         self.version += 1
 
-    def update(self, state: PairState) -> None:
-        """Take a pair's new state (called by the poller after each poll)."""
+    def _update(self, state: PairState) -> None:
+        """Render a pair's new state."""
         entry = self._entries.get(state.pair)
         if entry is None:
             entry = self._entries[state.pair] = _PairEntry()
@@ -199,7 +216,7 @@ class Exposition:
         if entry.members != before or self._stale_owners:
             self.version += 1
 
-    def remove(self, pair: Pair) -> None:
+    def _remove(self, pair: Pair) -> None:
         """Forget a pair that is no longer polled."""
         entry = self._entries.pop(pair, None)
         if entry is None:
@@ -361,7 +378,8 @@ class Exposition:
                 shed[pair] = step
         return shed, total
 
-    def _chunks(self) -> list[bytes]:
+    def _chunks(self) -> tuple[list[bytes], SeriesLimits]:
+        """The stored members to join, and the guard's report that goes with them."""
         self._plan()
         for owner in self._stale_owners:
             entry = self._entries.get(owner)
@@ -382,7 +400,7 @@ class Exposition:
             chunks.append(self._headers[name])
             step = None if family.shared else self._steps.get(name)  # shared ones: by their carrier
             chunks.extend(e.members[name] for _, e in self._kept[step or 0] if name in e.members)
-        return chunks
+        return chunks, self.limits
 
     def render(self, *, openmetrics: bool = False, coalesce: bool = False) -> Rendered:
         """The exposition in the 0.0.4 text format, or OpenMetrics 1.0 when asked.
@@ -392,7 +410,7 @@ class Exposition:
         arrive, rendering takes at most about 1 / COALESCE_FACTOR of the event loop and few distinct
         bodies are alive at once. A small exposition renders in well under COALESCE_MIN: always fresh.
         """
-        key = (self.version, self._tail_key())
+        key = (self.version, *self._tail.version)
         cached = self._cache.get(openmetrics)
         if cached is not None:
             made, cost = cached[2], cached[3]
@@ -400,12 +418,13 @@ class Exposition:
                                     and self._clock() - made < COALESCE_FACTOR * cost):
                 return cached[1]
         started = self._clock()
-        chunks = self._chunks()  # first: the guard's plan feeds the tail's series metrics
+        chunks, limits = self._chunks()
+        families = _Families(self._tail, limits)
         if openmetrics:
-            tail = generate_openmetrics(self._tail)  # type: ignore[no-untyped-call]
+            tail = generate_openmetrics(families)  # type: ignore[no-untyped-call]
             content_type = OPENMETRICS_CONTENT_TYPE
         else:
-            tail = generate_latest(self._tail)
+            tail = generate_latest(families)
             content_type = TEXT_CONTENT_TYPE
         rendered = Rendered(content_type, [*chunks, member(tail)])
         rendered.gzipped()  # the join is part of the cost, and every scraper of this render shares it
@@ -414,10 +433,18 @@ class Exposition:
         return rendered
 
 
-def render_states(states: Iterable[PairState], options: MetricsSettings, tail: Collector,
+class _Families(Collector):
+    """The tail's families for one render, with that render's guard report."""
+
+    def __init__(self, tail: TailCollector, limits: SeriesLimits) -> None:
+        self._tail = tail
+        self._limits = limits
+
+    def collect(self) -> Iterator[Metric]:
+        return self._tail.families(self._limits)
+
+
+def render_states(states: Iterable[PairState], options: MetricsSettings, tail: TailCollector,
                   *, openmetrics: bool = False) -> bytes:
-    """The whole exposition of some pair states at once (``--once``, tests)."""
-    exposition = Exposition(options, tail, lambda: 0)
-    for state in states:
-        exposition.update(state)
-    return exposition.render(openmetrics=openmetrics).body
+    """The whole exposition of some pair states at once (tests, benchmarks)."""
+    return Exposition(options, Board.holding(states), tail).render(openmetrics=openmetrics).body

@@ -1,20 +1,57 @@
 """The families that are not per pair: instance info and the exporter's own health.
 
 They are few, and some are counters and a histogram, so prometheus_client renders them per format
-(text or OpenMetrics) at scrape time, from the snapshot, the API traffic counters and the guard's report.
+(text or OpenMetrics) at scrape time, from the board's snapshot, the API traffic counters, the instance
+catalog, the configuration loads, and the guard's report the exposition hands over with each render.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from exporter.cloud.models import InstanceInfo
 from exporter.cloud.stats import DURATION_BUCKETS, ApiStats
 from exporter.metrics.guard import SHED_LEVELS, SeriesLimits
-from exporter.polling.snapshot import TARGET_STATES, Snapshot
+from exporter.polling.snapshot import TARGET_STATES, SnapshotSource
+
+
+class InstanceSource(Protocol):
+    """The instance catalog: attributes by instance ID; ``version`` grows on each change."""
+
+    @property
+    def instances(self) -> Mapping[str, InstanceInfo]: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+class ReloadSource(Protocol):
+    """How the configuration loads went; ``version`` grows on each."""
+
+    @property
+    def successful(self) -> bool: ...
+
+    @property
+    def last_success(self) -> float | None: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+class _NoCatalog:
+    instances: Mapping[str, InstanceInfo] = MappingProxyType({})
+    version = 0
+
+
+class _NoReload:
+    successful = True
+    last_success: float | None = None
+    version = 0
 
 
 class TailCollector:
@@ -22,39 +59,39 @@ class TailCollector:
 
     def __init__(
         self,
-        source: Callable[[], Snapshot],
+        board: SnapshotSource,
         stats: ApiStats,
         version: str = "0",
         python_version: str | None = None,
         *,
-        config_reload_ok: Callable[[], bool] = lambda: True,
-        instances: Callable[[], Mapping[str, InstanceInfo]] = dict,
-        config_reload_time: Callable[[], float | None] = lambda: None,
-        series_limits: Callable[[], SeriesLimits | None] = lambda: None,
+        catalog: InstanceSource | None = None,
+        reload: ReloadSource | None = None,
+        guard: bool = False,
     ) -> None:
-        """``version`` and ``python_version`` (default: the running Python's) label the build info."""
-        self._source = source
+        """``version`` and ``python_version`` (default: the running Python's) label the build info; ``guard``:
+        report the cardinality guard's families (the running exporter always does)."""
+        self._board = board
         self._stats = stats
         self._build = [version, python_version or platform.python_version()]
-        self._reload_ok = config_reload_ok
-        self._reload_time = config_reload_time
-        self._limits = series_limits
-        self._instances = instances
+        self._catalog: InstanceSource = catalog or _NoCatalog()
+        self._reload: ReloadSource = reload or _NoReload()
+        self._guard = guard
 
-    def describe(self) -> list[Metric]:
-        """Nothing to pre-declare."""
-        return []
+    @property
+    def version(self) -> tuple[int, int, int, int]:
+        """Changes whenever a family here may have: a render with the same version can be reused."""
+        return self._board.version, self._stats.version, self._catalog.version, self._reload.version
 
-    def collect(self) -> Iterator[Metric]:
-        """Instance info and the exporter families."""
+    def families(self, limits: SeriesLimits | None = None) -> Iterator[Metric]:
+        """Instance info and the exporter families; ``limits``: the guard's report for this render."""
         info = GaugeMetricFamily(
             "alikafka_instance_info", "Attributes of a polled instance (GetInstanceList); always 1.",
             labels=["instance_id", "name", "region", "series", "spec_type"],
         )
-        for instance_id, attrs in sorted(self._instances().items()):
+        for instance_id, attrs in sorted(self._catalog.instances.items()):
             info.add_metric([instance_id, attrs.name, attrs.region, attrs.series, attrs.spec_type], 1.0)
         yield info
-        snapshot = self._source()
+        snapshot = self._board.snapshot
         build = GaugeMetricFamily(
             "alikafka_exporter_build_info", "Exporter build information; always 1.",
             labels=["version", "python_version"],
@@ -96,10 +133,10 @@ class TailCollector:
         yield _scalar("alikafka_exporter_effective_poll_interval_seconds",
                       "The poll interval actually achievable under api.max_qps.", snapshot.effective_interval)
         yield _scalar("alikafka_exporter_config_last_reload_successful",
-                      "1 if the last configuration load succeeded, else 0.", 1.0 if self._reload_ok() else 0.0)
+                      "1 if the last configuration load succeeded, else 0.", 1.0 if self._reload.successful else 0.0)
         yield _scalar("alikafka_exporter_config_last_reload_success_timestamp_seconds",
                       "When the configuration was last loaded successfully, in seconds since the epoch.",
-                      self._reload_time())
+                      self._reload.last_success)
         yield _scalar("alikafka_exporter_clock_skew_seconds",
                       "How far the local clock is from the API server's Date header, ahead or behind, in seconds.",
                       self._stats.clock_skew)
@@ -111,27 +148,27 @@ class TailCollector:
         for task, count in sorted(self._stats.restarts.items()):
             restarts.add_metric([task], float(count))
         yield restarts
-        yield from self._series_families()
+        if self._guard and limits is not None:
+            yield from _series_families(limits)
 
-    def _series_families(self) -> Iterator[Metric]:
-        limits = self._limits()
-        if limits is None:
-            return
-        yield _scalar("alikafka_exporter_series", "Pair-derived series in this exposition (metrics.max_series "
-                      "counts these).", float(limits.series))
-        yield _scalar("alikafka_exporter_series_limit", "The metrics.max_series budget; absent when unlimited.",
-                      float(limits.limit) if limits.limit else None)
-        yield _scalar("alikafka_exporter_series_dropped",
-                      "Series left out to stay within metrics.max_series.", float(limits.dropped))
-        limited = GaugeMetricFamily(
-            "alikafka_exporter_series_limited_groups",
-            "Pairs whose detail metrics.max_series leaves out, by the coarsest level dropped (partition, topic, "
-            "or group: group-level detail beyond the core).",
-            labels=["dropped"],
-        )
-        for level in SHED_LEVELS:
-            limited.add_metric([level], float(limits.limited.get(level, 0)))
-        yield limited
+
+def _series_families(limits: SeriesLimits) -> Iterator[Metric]:
+    """The cardinality guard's report as families."""
+    yield _scalar("alikafka_exporter_series", "Pair-derived series in this exposition (metrics.max_series "
+                  "counts these).", float(limits.series))
+    yield _scalar("alikafka_exporter_series_limit", "The metrics.max_series budget; absent when unlimited.",
+                  float(limits.limit) if limits.limit else None)
+    yield _scalar("alikafka_exporter_series_dropped",
+                  "Series left out to stay within metrics.max_series.", float(limits.dropped))
+    limited = GaugeMetricFamily(
+        "alikafka_exporter_series_limited_groups",
+        "Pairs whose detail metrics.max_series leaves out, by the coarsest level dropped (partition, topic, "
+        "or group: group-level detail beyond the core).",
+        labels=["dropped"],
+    )
+    for level in SHED_LEVELS:
+        limited.add_metric([level], float(limits.limited.get(level, 0)))
+    yield limited
 
 
 def _scalar(name: str, documentation: str, value: float | None) -> GaugeMetricFamily:

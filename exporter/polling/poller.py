@@ -2,9 +2,9 @@
 
 Each poll runs in its own task, so a slow or failing pair never delays another, and a pair still in flight
 when its slot comes round is skipped. When the rate limit cannot poll every pair within the interval, the
-effective interval stretches (exported and logged) and the limiter sets the pace. Results are folded into
-an immutable :class:`~exporter.polling.snapshot.Snapshot` swapped in whole; a failing pair keeps its last
-data (``up`` 0) until ``stale_after``.
+effective interval stretches (exported and logged) and the limiter sets the pace. Each result is written
+whole to the :class:`~exporter.polling.snapshot.Board`, the one place readers take it from; a failing pair
+keeps its last data (``up`` 0) until ``stale_after``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from types import MappingProxyType
 from typing import Protocol
 
 from exporter.cloud.client import AccountRouter
@@ -23,7 +22,7 @@ from exporter.cloud.models import ConsumerProgress
 from exporter.cloud.ratelimit import enforced_rate
 from exporter.logs import log_unexpected
 from exporter.polling.analysis import Analyzer
-from exporter.polling.snapshot import PairState, PollError, Snapshot
+from exporter.polling.snapshot import Board, PairState, PollError, Snapshot
 from exporter.targets.pair import Pair
 
 log = logging.getLogger(__name__)
@@ -37,16 +36,32 @@ HEADROOM = 0.98
 BACKLOG = 2
 
 
+class Pace(Protocol):
+    """How fast the API client lets calls go (its rate limiter, read-only)."""
+
+    @property
+    def max_qps(self) -> float: ...  # the steady rate enforced
+
+    @property
+    def current_qps(self) -> float: ...  # lower while backing off after throttling
+
+    @property
+    def waiting(self) -> int: ...  # calls queued for their turn
+
+
 class ProgressSource(Protocol):
-    """What the poller needs from the API client."""
+    """What the poller needs from the API client: the answers, and the pace they come at."""
 
     async def get_consumer_progress(
         self, region: str, instance_id: str, group: str
     ) -> tuple[ConsumerProgress, str | None]: ...
 
+    @property
+    def pace(self) -> Pace: ...
+
 
 class Poller:
-    """Polls a set of pairs and publishes snapshots."""
+    """Polls a set of pairs and writes each result to the board."""
 
     def __init__(
         self,
@@ -55,42 +70,47 @@ class Poller:
         *,
         interval: float,
         stale_after: float,
-        max_qps: float,
+        board: Board | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        on_update: Callable[[PairState], None] | None = None,
-        on_remove: Callable[[Pair], None] | None = None,
         analyzer: Analyzer | None = None,
-        current_qps: Callable[[], float] | None = None,
-        backlog: Callable[[], int] | None = None,
         discovering: bool = False,
     ) -> None:
+        """``board`` receives the results (a new one when not given); ``discovering``: the pairs are not
+        known until discovery has listed them once (:meth:`set_pairs`), so not ready before."""
         self._source = source
+        self._pace = source.pace
         self._analyzer = analyzer or Analyzer()
         self._pairs: list[Pair] = list(dict.fromkeys(pairs))
         self._interval = interval
         self._stale_after = stale_after
-        self._max_qps = enforced_rate(max_qps)  # what the limiter admits: 2.5 runs as 2
-        self._current_qps = current_qps or (lambda: self._max_qps)
-        self._backlog = backlog or (lambda: 0)
         self._clock = clock
         self._monotonic = monotonic
-        self._on_update = on_update
-        self._on_remove = on_remove
-        self._states = {p: PairState(p) for p in self._pairs}
+        self._board = board or Board()
+        for pair in self._pairs:
+            if self._board.state(pair) is None:
+                self._board.put(PairState(pair))
         self._in_flight: set[Pair] = set()
         self._cycles: dict[int, list[float]] = {}  # cycle -> [first start, polls running, closed]
         self._cycle_duration: float | None = None
         self._stretch_logged: int | None = None  # the pair count the last stretch warning was about
         self._changed = asyncio.Event()
         self._discovering = discovering
-        self._snapshot = Snapshot(MappingProxyType(dict(self._states)), 0, None, self.effective_interval,
-                                  discovering, interval)
+        self._describe()
+
+    @property
+    def board(self) -> Board:
+        """Where the results go."""
+        return self._board
 
     @property
     def snapshot(self) -> Snapshot:
-        """The latest snapshot."""
-        return self._snapshot
+        """The board's latest snapshot."""
+        return self._board.snapshot
+
+    @property
+    def _max_qps(self) -> float:
+        return enforced_rate(self._pace.max_qps)  # what the limiter admits: 2.5 runs as 2
 
     @property
     def pairs(self) -> tuple[Pair, ...]:
@@ -100,7 +120,7 @@ class Poller:
     @property
     def effective_interval(self) -> float:
         """The configured interval, or longer when the rate limit cannot poll every pair within it."""
-        qps = max(self._current_qps(), 1e-3) * HEADROOM
+        qps = max(self._pace.current_qps, 1e-3) * HEADROOM
         return max(self._interval, len(self._pairs) / qps) if self._pairs else self._interval
 
     def set_pairs(self, pairs: Iterable[Pair]) -> None:
@@ -108,15 +128,14 @@ class Poller:
         wanted = list(dict.fromkeys(pairs))
         keep = set(wanted)
         for pair in [p for p in self._pairs if p not in keep]:
-            del self._states[pair]
+            self._board.remove(pair)
             self._analyzer.forget(pair.instance_id, pair.group)
-            if self._on_remove is not None:
-                self._on_remove(pair)
-        for pair in wanted:
-            self._states.setdefault(pair, PairState(pair))
         self._pairs = wanted
+        for pair in wanted:
+            if self._board.state(pair) is None:
+                self._board.put(PairState(pair))
         self._discovering = False
-        self._publish()
+        self._describe()
         self._changed.set()
 
     def reconfigure(self, *, interval: float, stale_after: float) -> None:
@@ -126,7 +145,7 @@ class Poller:
         self._interval = interval
         self._stale_after = stale_after
         self._stretch_logged = None
-        self._publish()
+        self._describe()
         self._changed.set()
 
     async def run(self) -> None:
@@ -145,14 +164,14 @@ class Poller:
                     cycle += 1
                 pair = self._pairs[position]
                 position += 1
-                first_time = self._states[pair].polls == 0
+                first_time = self._polls(pair) == 0
                 if pair not in self._in_flight:
                     self._in_flight.add(pair)
                     tasks.create_task(self._poll(pair, cycle), name=f"poll {pair.instance_id}/{pair.group}")
                 slot = self._slot()
-                paced = first_time or slot * self._current_qps() <= 1 / HEADROOM + 1e-9
+                paced = first_time or slot * self._pace.current_qps <= 1 / HEADROOM + 1e-9
                 if paced:
-                    slot = 1 / max(self._current_qps(), 1e-3)
+                    slot = 1 / max(self._pace.current_qps, 1e-3)
                 # Absolute deadlines, so time spent between slots does not accumulate into drift;
                 # after a stall (a long GC, a busy host) the schedule resumes without a burst (and when
                 # paced by the limiter, catches up to a second: the limiter's window bounds them anyway).
@@ -162,7 +181,7 @@ class Poller:
                     with contextlib.suppress(TimeoutError):  # a membership change ends the slot early
                         await asyncio.wait_for(self._changed.wait(),
                                                timeout=max(0.0, deadline - self._monotonic()))
-                    if not paced or self._changed.is_set() or self._backlog() <= BACKLOG:
+                    if not paced or self._changed.is_set() or self._pace.waiting <= BACKLOG:
                         break
                     deadline = self._monotonic() + slot / 4  # the limiter is behind: let it take this one first
 
@@ -175,7 +194,7 @@ class Poller:
             self._stretch_logged = len(self._pairs)
             log.warning(
                 "poll interval stretched by the API rate limit",
-                extra={"pairs": len(self._pairs), "max_qps": self._max_qps, "current_qps": self._current_qps(),
+                extra={"pairs": len(self._pairs), "max_qps": self._max_qps, "current_qps": self._pace.current_qps,
                        "interval_s": self._interval, "effective_interval_s": round(effective, 1)},
             )
         return effective / len(self._pairs)
@@ -187,7 +206,11 @@ class Poller:
                 self._in_flight.add(pair)
                 group.create_task(self._poll(pair, 0))
         self._close_cycle(0)
-        return self._snapshot
+        return self.snapshot
+
+    def _polls(self, pair: Pair) -> int:
+        state = self._board.state(pair)
+        return state.polls if state is not None else 0
 
     def _close_cycle(self, cycle: int) -> None:
         tracker = self._cycles.get(cycle)
@@ -200,7 +223,7 @@ class Poller:
         if tracker is not None and tracker[2] and tracker[1] <= 0:
             self._cycle_duration = self._monotonic() - tracker[0]
             del self._cycles[cycle]
-            self._publish()
+            self._describe()
 
     async def _poll(self, pair: Pair, cycle: int) -> None:
         tracker = self._cycles.setdefault(cycle, [self._monotonic(), 0.0, 0.0])
@@ -219,25 +242,22 @@ class Poller:
         finally:
             self._in_flight.discard(pair)
             tracker[1] -= 1
-        if pair in self._states:  # not removed while in flight
-            self._publish()
-            if self._on_update is not None:
-                self._on_update(self._states[pair])
+        self._describe()  # the rate may have changed (throttling)
         self._finish_cycle(cycle)
 
     def _succeeded(self, pair: Pair, progress: ConsumerProgress) -> None:
-        prev = self._states.get(pair)
-        if prev is None:
+        prev = self._board.state(pair)
+        if prev is None:  # removed while in flight
             return
         now = self._clock()
         if prev.error is not None:
             log.info("poll recovered", extra={"instance_id": pair.instance_id, "group": pair.group, "action": ACTION})
         insight = self._analyzer.observe(pair.instance_id, pair.group, progress, now)
-        self._states[pair] = PairState(pair, progress, True, now, now, None, prev.polls + 1, insight)
+        self._board.put(PairState(pair, progress, True, now, now, None, prev.polls + 1, insight))
 
     def _failed(self, pair: Pair, error: PollError) -> None:
-        prev = self._states.get(pair)
-        if prev is None:
+        prev = self._board.state(pair)
+        if prev is None:  # removed while in flight
             return
         now = self._clock()
         fields = {
@@ -261,11 +281,8 @@ class Poller:
                 extra={"instance_id": pair.instance_id, "group": pair.group, "stale_after_s": self._stale_after},
             )
         insight = prev.insight if keep else None
-        self._states[pair] = PairState(pair, progress, False, now, prev.last_success, error, prev.polls + 1, insight)
+        self._board.put(PairState(pair, progress, False, now, prev.last_success, error, prev.polls + 1, insight))
 
-    def _publish(self) -> None:
-        old = self._snapshot
-        self._snapshot = Snapshot(
-            MappingProxyType(dict(self._states)), old.version + 1, self._cycle_duration, self.effective_interval,
-            self._discovering, self._interval,
-        )
+    def _describe(self) -> None:
+        self._board.describe(cycle_duration=self._cycle_duration, effective_interval=self.effective_interval,
+                             discovering=self._discovering, interval=self._interval)

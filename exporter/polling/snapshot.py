@@ -1,17 +1,18 @@
-"""The immutable snapshot that crosses from the poller to the exposition and the web pages.
+"""The board: the one owner of every pair's state, and the one channel from polling to serving.
 
-The poller replaces the whole snapshot on every poll result (one reference swap), so a scrape
-never sees half an update and never waits for the API. Everything a page or metric needs about a
-pair is in :class:`PairState`: its last data (kept while failing until ``stale_after``), whether
-the last poll succeeded, and the last error in words safe to show (no secrets, no URLs).
+The poller writes each result to the :class:`Board`; everything downstream reads from it: the exposition
+takes the pairs changed since it last looked (:meth:`Board.changes`, told by a listener), pages and
+self-metrics take an immutable :class:`Snapshot`, built on read and only when something changed, so a
+poll costs O(1) and a scrape never sees half an update. :class:`PairState` holds all that is known of a
+pair: its last data (kept while failing until ``stale_after``), its last error in words safe to show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, Protocol
 
 from exporter.cloud.models import ConsumerProgress
 from exporter.polling.analysis import Insight
@@ -78,3 +79,115 @@ class Snapshot:
             if status != "pending":
                 counts[status] += 1
         return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed on a board after a given version: pairs with a new state, and pairs gone."""
+
+    states: tuple[PairState, ...]
+    removed: tuple[Pair, ...]
+    version: int  # the board's version these changes bring a reader up to
+
+
+class SnapshotSource(Protocol):
+    """Where readers take the latest snapshot from (a :class:`Board`)."""
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+class Board:
+    """Every pair's latest state and the schedule's figures; ``version`` grows with every write.
+
+    A pair's state is written whole (:meth:`put`), so readers never see a half-made one. Listeners are
+    called after each write, with nothing: they read what they need (:meth:`changes`, :attr:`snapshot`).
+    """
+
+    def __init__(self, pairs: Iterable[Pair] = (), *, interval: float | None = None,
+                 effective_interval: float | None = None, discovering: bool = False) -> None:
+        self._states: dict[Pair, PairState] = {p: PairState(p) for p in pairs}
+        self._changed: dict[Pair, int] = dict.fromkeys(self._states, 0)  # pair -> version it last changed at
+        self._removed: dict[Pair, int] = {}  # pair -> version it went at, for the reader of changes
+        self._version = 0
+        self._figures = Snapshot(interval=interval, effective_interval=effective_interval, discovering=discovering)
+        self._snapshot: Snapshot | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    @classmethod
+    def holding(cls, states: Iterable[PairState]) -> Board:
+        """A board with these states written (``--once``, tests)."""
+        board = cls()
+        for state in states:
+            board.put(state)
+        return board
+
+    @property
+    def version(self) -> int:
+        """Grows with every write."""
+        return self._version
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """Every pair's state now, immutable; made again only after a write."""
+        if self._snapshot is None or self._snapshot.version != self._version:
+            self._snapshot = replace(self._figures, pairs=MappingProxyType(dict(self._states)), version=self._version)
+        return self._snapshot
+
+    def state(self, pair: Pair) -> PairState | None:
+        """A pair's latest state, or None when the board does not hold it."""
+        return self._states.get(pair)
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every write."""
+        self._listeners.append(listener)
+
+    def put(self, state: PairState) -> None:
+        """Write a pair's new state (adding the pair if new)."""
+        self._states[state.pair] = state
+        self._removed.pop(state.pair, None)
+        self._changed.pop(state.pair, None)  # re-inserted last: the journal stays in version order
+        self._version += 1
+        self._changed[state.pair] = self._version
+        self._notify()
+
+    def remove(self, pair: Pair) -> None:
+        """Forget a pair that is no longer polled."""
+        if self._states.pop(pair, None) is None:
+            return
+        self._changed.pop(pair, None)
+        self._version += 1
+        self._removed[pair] = self._version
+        self._notify()
+
+    def describe(self, *, cycle_duration: float | None, effective_interval: float | None, discovering: bool,
+                 interval: float | None) -> None:
+        """Write the schedule's figures (shown with the pairs in every snapshot)."""
+        figures = replace(self._figures, cycle_duration=cycle_duration, effective_interval=effective_interval,
+                          discovering=discovering, interval=interval)
+        if figures != self._figures:
+            self._figures = figures
+            self._version += 1
+            self._notify()
+
+    def changes(self, since: int) -> Changes:
+        """The pairs written or removed after version ``since``: O(changes), not O(pairs).
+
+        Removals older than ``since`` are forgotten, so the board serves one reader of changes.
+        """
+        states = []
+        for pair, version in reversed(self._changed.items()):
+            if version <= since:
+                break
+            states.append(self._states[pair])
+        removed = [pair for pair, version in self._removed.items() if version > since]
+        if len(removed) < len(self._removed):
+            self._removed = {pair: self._removed[pair] for pair in removed}
+        return Changes(tuple(reversed(states)), tuple(removed), self._version)
+
+    def _notify(self) -> None:
+        for listener in self._listeners:
+            listener()

@@ -20,7 +20,7 @@ from aiohttp.typedefs import Middleware
 
 from exporter.config.settings import HEALTH_PATH, INDEX_PATH, READY_PATH, WebSettings
 from exporter.metrics.exposition import Exposition
-from exporter.polling.snapshot import Snapshot
+from exporter.polling.snapshot import SnapshotSource
 from exporter.web import page
 from exporter.web.auth import BasicAuth
 from exporter.web.server import DEFAULT_HEADERS, HttpLimits, serve
@@ -115,10 +115,11 @@ async def _write_in_chunks(request: web.Request, body: bytes, headers: Mapping[s
     return response
 
 
-def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], settings: WebSettings,
+def make_app(exposition: Exposition, board: SnapshotSource, settings: WebSettings,
              access: Access | None = None, *, version: str = "0", demo: bool = False,
              started: float | None = None, accounts: Sequence[tuple[str, str]] = ()) -> web.Application:
-    """Build the aiohttp application; the caller runs it (see :func:`start`).
+    """Build the aiohttp application over the exposition's bytes and the board's snapshots; the caller runs
+    it (see :func:`start`).
 
     ``version``, ``demo`` and ``accounts`` (each account's name and credential source) are shown on the
     status page; ``started`` is the process start (epoch seconds) its uptime counts from (None: when the
@@ -143,7 +144,7 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], settings:
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        snap = snapshot()
+        snap = board.snapshot
         if snap.ready:
             return web.Response(text="ready\n")
         if snap.discovering:
@@ -164,7 +165,7 @@ def make_app(exposition: Exposition, snapshot: Callable[[], Snapshot], settings:
         fmt = request.query.get("format", "html")
         if fmt not in ("html", "json"):
             return web.Response(status=400, text="format must be html or json\n")
-        snap = snapshot()
+        snap = board.snapshot
         async with page_slots:
             if fmt == "json":
                 body = await asyncio.to_thread(lambda: json.dumps(page.as_json(snap, page_context)))

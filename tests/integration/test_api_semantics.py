@@ -40,7 +40,7 @@ async def polled() -> AsyncIterator[tuple[Simulator, Poller, ApiStats]]:
     sim = Simulator(Scenario.from_dict(SCENARIO), {"AK": "SK"})
     async with simulated_client(sim) as (client, stats):
         pairs = [Pair(INSTANCE, g, "cn-hangzhou") for _, _, g in sim.pairs()]
-        yield sim, Poller(client, pairs, interval=60, stale_after=180, max_qps=1000), stats
+        yield sim, Poller(client, pairs, interval=60, stale_after=180), stats
 
 
 async def test_group_that_never_committed_is_up_with_lag_zero(

@@ -19,7 +19,7 @@ from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings
 from exporter.metrics.exposition import render_states
 from exporter.metrics.self_metrics import TailCollector
-from exporter.polling.snapshot import Snapshot
+from exporter.polling.snapshot import Board
 from exporter.simulator import Scenario, Simulator, build_app
 from tests.support.fakes import api_settings
 from tests.support.samples import has, value
@@ -96,7 +96,7 @@ async def test_small_skew_is_measured_on_every_answer_and_exported(sim: tuple[Si
     assert error is None
     assert stats.clock_skew is not None and abs(stats.clock_skew - 45) <= 1.5
     assert client.clock_offset is not None and client.clock_offset > 0  # local ahead of a server that lags
-    tail = TailCollector(Snapshot, stats)
+    tail = TailCollector(Board(), stats)
     text = render_states([], MetricsSettings(max_series=0), tail).decode()
     assert abs(value(text, "alikafka_exporter_clock_skew_seconds") - 45) <= 1.5
 
@@ -106,7 +106,7 @@ async def test_no_skew_measures_about_zero_and_no_date_means_absent(sim: tuple[S
     _, url = sim
     stats, _, error = await _poll(url)
     assert error is None and stats.clock_skew is not None and stats.clock_skew <= 1.0
-    text = render_states([], MetricsSettings(max_series=0), TailCollector(Snapshot, ApiStats())).decode()
+    text = render_states([], MetricsSettings(max_series=0), TailCollector(Board(), ApiStats())).decode()
     assert not has(text, "alikafka_exporter_clock_skew_seconds")
     assert "# TYPE alikafka_exporter_clock_skew_seconds gauge" in text
 

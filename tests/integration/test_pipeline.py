@@ -52,7 +52,7 @@ async def pipeline() -> AsyncIterator[tuple[Simulator, Poller, ApiStats]]:
     options = api_settings(str(server.make_url("/")), timeout=0.5, max_retries=2, max_concurrency=8)
     async with AlikafkaClient(options, creds, RateLimiter(1000), stats, sleep=no_sleep) as client:
         pairs = [Pair(INSTANCE, g, "cn-hangzhou") for g in GROUPS]
-        yield sim, Poller(client, pairs, interval=60, stale_after=180, max_qps=1000), stats
+        yield sim, Poller(client, pairs, interval=60, stale_after=180), stats
     await server.close()
 
 
@@ -124,8 +124,8 @@ async def test_wrong_secret_debug_logs_never_show_it(caplog: pytest.LogCaptureFi
             opts = api_settings(str(server.make_url("/")), signature=signature, timeout=0.5, max_retries=2)
             creds = StaticProvider(Credentials("AK", Secret("wrong-secret-5150"), Secret("tok-5150")), "t")
             async with AlikafkaClient(opts, creds, RateLimiter(100), ApiStats()) as client:
-                poller = Poller(client, [Pair(INSTANCE, "healthy", "cn-hangzhou")], interval=60, stale_after=180,
-                                max_qps=100)
+                poller = Poller(client, [Pair(INSTANCE, "healthy", "cn-hangzhou")], interval=60,
+                                stale_after=180)
                 with caplog.at_level(logging.DEBUG):
                     snapshot = await poller.poll_once()
             state = next(iter(snapshot.pairs.values()))

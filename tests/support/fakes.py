@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.test_utils import TestServer
@@ -12,13 +13,13 @@ from aiohttp.test_utils import TestServer
 from exporter.cloud.client import AlikafkaClient
 from exporter.cloud.credentials import Credentials, Secret, StaticProvider
 from exporter.cloud.errors import ApiError
-from exporter.cloud.models import ConsumerProgress, PartitionProgress, RebalanceInfo, TopicProgress
+from exporter.cloud.models import ConsumerProgress, InstanceInfo, PartitionProgress, RebalanceInfo, TopicProgress
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.config.settings import ApiSettings, MetricsSettings
 from exporter.metrics.exposition import render_states
 from exporter.metrics.self_metrics import TailCollector
-from exporter.polling.snapshot import Snapshot
+from exporter.polling.snapshot import Board, Snapshot
 from exporter.simulator import Simulator, build_app
 
 
@@ -44,11 +45,22 @@ def progress(
     return ConsumerProgress(total, last_ts_ms, state, tuple(topics), (rebalance,) if rebalance else ())
 
 
+@dataclass
+class FakePace:
+    """A pace set by hand (a limiter backing off, or with callers queued)."""
+
+    max_qps: float
+    current_qps: float
+    waiting: int = 0
+
+
 class FakeSource:
     """Answers from a per-(instance, group) script; records call overlap and order."""
 
-    def __init__(self, answer: Callable[[str, str], ConsumerProgress | ApiError], delay: float = 0.0) -> None:
+    def __init__(self, answer: Callable[[str, str], ConsumerProgress | ApiError], delay: float = 0.0,
+                 max_qps: float = 1000.0) -> None:
         self.answer = answer
+        self.pace: RateLimiter | FakePace = RateLimiter(max_qps)  # read by the poller; answers never wait for it
         self.delay: dict[str, float] = {}
         self.default_delay = delay
         self.calls: list[tuple[str, str, float, float]] = []
@@ -119,5 +131,21 @@ async def simulated_client(sim: Simulator) -> AsyncIterator[tuple[AlikafkaClient
 def exposition_text(snapshot: Snapshot, stats: ApiStats | None = None, member_labels: bool = False) -> str:
     """The text exposition of a snapshot, as the web layer would serve it."""
     options = MetricsSettings(member_labels=member_labels, max_series=0)
-    tail = TailCollector(lambda: snapshot, stats or ApiStats())
+    tail = TailCollector(board_of(snapshot), stats or ApiStats())
     return render_states(snapshot.pairs.values(), options, tail).decode()
+
+
+def board_of(snapshot: Snapshot) -> Board:
+    """A board holding a snapshot's states and figures, as the poller would have written them."""
+    board = Board.holding(snapshot.pairs.values())
+    board.describe(cycle_duration=snapshot.cycle_duration, effective_interval=snapshot.effective_interval,
+                   discovering=snapshot.discovering, interval=snapshot.interval)
+    return board
+
+
+@dataclass
+class Catalog:
+    """Instance attributes by ID, as the instance catalog holds them."""
+
+    instances: dict[str, InstanceInfo]
+    version: int = 0

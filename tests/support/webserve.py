@@ -7,7 +7,6 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 import bcrypt
 import trustme
@@ -18,7 +17,7 @@ from exporter.cloud.stats import ApiStats
 from exporter.config.settings import MetricsSettings, WebSettings
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
-from exporter.polling.snapshot import PairState, Snapshot
+from exporter.polling.snapshot import Board, PairState
 from exporter.targets.pair import Pair
 from exporter.web import routes as web
 from exporter.web import webconfig
@@ -33,17 +32,11 @@ def hash_password(password: str, cost: int = 4) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
 
 
-def exposition() -> tuple[Exposition, Snapshot]:
-    """An exposition over a snapshot of 40 groups with a few partitions each."""
-    states = {p: PairState(p, progress({"orders": {n: (1000 + n, 900 + i) for n in range(6)}}), True, 1.0, 1.0,
-                           None, 1) for i, p in enumerate(PAIRS)}
-    snap = Snapshot(MappingProxyType(states), 1)
-    stats = ApiStats()
-    expo = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: snap, stats),
-                      lambda: (snap.version, stats.version))
-    for state in states.values():
-        expo.update(state)
-    return expo, snap
+def exposition() -> tuple[Exposition, Board]:
+    """An exposition over a board of 40 groups with a few partitions each."""
+    board = Board.holding(PairState(p, progress({"orders": {n: (1000 + n, 900 + i) for n in range(6)}}), True, 1.0,
+                                    1.0, None, 1) for i, p in enumerate(PAIRS))
+    return Exposition(MetricsSettings(max_series=0), board, TailCollector(board, ApiStats())), board
 
 
 def write_config(path: Path, data: dict[str, object]) -> Path:
@@ -66,9 +59,9 @@ class Served:
 @contextlib.asynccontextmanager
 async def serve(config: webconfig.WebConfig | None = None, limits: HttpLimits | None = None) -> AsyncIterator[Served]:
     """Serve the exporter's app with ``config`` (TLS when it says so) on a free port."""
-    expo, snap = exposition()
+    expo, board = exposition()
     access = web.Access.of(config) if config is not None else web.Access()
-    app = web.make_app(expo, lambda: snap, WebSettings(), access)
+    app = web.make_app(expo, board, WebSettings(), access)
     runner = await web.start(app, "127.0.0.1", 0, web.tls_context(config), limits)
     port = runner.addresses[0][1]
     scheme = "https" if config is not None and config.tls_server_config.enabled else "http"

@@ -42,7 +42,8 @@ from exporter.cloud.transport import PlainAnswer, _answer_code
 from exporter.config.errors import ConfigError
 from exporter.config.settings import MetricsSettings, Settings, load_settings
 from exporter.metrics.exposition import render_states
-from exporter.polling.snapshot import PairState
+from exporter.metrics.self_metrics import TailCollector
+from exporter.polling.snapshot import Board, PairState
 from exporter.targets.pair import Pair
 from tests.support.fakes import api_settings
 from tests.support.samples import samples
@@ -119,7 +120,7 @@ def test_progress_parser_raises_only_parse_error_and_renders(body: Any) -> None:
         check_message(exc)
         return
     state = PairState(Pair("i", "g", "r"), progress, True, 1.0, 1.0, None, 1)
-    text = render_states([state], MetricsSettings(member_labels=True, max_series=0), _NoTail()).decode()
+    text = render_states([state], MetricsSettings(member_labels=True, max_series=0), TailCollector(Board(), ApiStats())).decode()
     for sample in samples(text):
         assert math.isfinite(sample.value) and sample.value >= 0, sample
 
@@ -134,7 +135,7 @@ def test_huge_numbers_are_a_parse_error_not_an_overflow() -> None:
     body = {"ConsumerProgress": {"TopicList": [{"Topic": "t", "OffsetList": [
         {"Partition": 0, "BrokerOffset": str(2**63 - 1), "ConsumerOffset": 0}]}]}}
     state = PairState(Pair("i", "g", "r"), parse_consumer_progress(body), True, 1.0, 1.0, None, 1)
-    assert "9.223372036854776e+18" in render_states([state], MetricsSettings(max_series=0), _NoTail()).decode()
+    assert "9.223372036854776e+18" in render_states([state], MetricsSettings(max_series=0), TailCollector(Board(), ApiStats())).decode()
 
 
 @FAST
@@ -147,14 +148,6 @@ def test_listing_parsers_raise_only_parse_error(body: Any) -> None:
                 parse(candidate)
             except ParseError as exc:
                 check_message(exc)
-
-
-class _NoTail:
-    def describe(self) -> list[Any]:
-        return []
-
-    def collect(self) -> list[Any]:
-        return []
 
 
 def _client() -> AlikafkaClient:

@@ -18,7 +18,7 @@ from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
 from exporter.polling.poller import Poller
-from exporter.polling.snapshot import PairState, Snapshot
+from exporter.polling.snapshot import Board, PairState
 from exporter.targets.live import LiveTargets
 from exporter.targets.pair import Pair
 from tests.support.fakes import Clock, FakeSource, progress
@@ -161,17 +161,17 @@ def _state(pair: Pair, polls: int = 1) -> PairState:
 
 def test_exposition_reconfigure_renders_again_under_new_options() -> None:
     """A granularity change re-renders every pair from its latest state; no poll is needed."""
-    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(Snapshot, ApiStats(), "t", "3"), lambda: 0)
+    board = Board()
+    exposition = Exposition(MetricsSettings(max_series=0), board, TailCollector(board, ApiStats(), "t", "3"))
     a, b = Pair("i", "a", "r"), Pair("i", "b", "r")
-    states = [_state(a), _state(b)]
-    for s in states:
-        exposition.update(s)
+    for s in (_state(a), _state(b)):
+        board.put(s)
     assert has(exposition.render().body, "alikafka_consumergroup_lag", group="a")
-    exposition.reconfigure(MetricsSettings(granularity="group", max_series=0), states)
+    exposition.reconfigure(MetricsSettings(granularity="group", max_series=0))
     text = exposition.render().body.decode()
     assert not has(text, "alikafka_consumergroup_lag") and not has(text, "alikafka_consumergroup_topic_lag")
     assert value(text, "alikafka_consumergroup_group_lag", group="b", instance_id="i") == 20
-    exposition.reconfigure(MetricsSettings(max_series=0), states)
+    exposition.reconfigure(MetricsSettings(max_series=0))
     assert value(exposition.render().body, "alikafka_consumergroup_lag", group="a", instance_id="i", partition="1",
                  topic="t") == 10
 
@@ -180,7 +180,7 @@ async def test_poller_reconfigure_changes_the_schedule_and_keeps_state() -> None
     """A new interval applies to the running schedule; pairs that stay keep their state and lag history."""
     source = FakeSource(lambda i, g: progress({"t": {0: (100, 90)}}))
     a, b = Pair("i", "a", "r"), Pair("i", "b", "r")
-    poller = Poller(source, [a, b], interval=30, stale_after=90, max_qps=100)
+    poller = Poller(source, [a, b], interval=30, stale_after=90)
     await poller.poll_once()
     kept = poller.snapshot.pairs[a]
     poller.reconfigure(interval=1, stale_after=5)

@@ -16,7 +16,7 @@ from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.metrics.shared import TopicKey
 from exporter.polling.analysis import Insight
-from exporter.polling.snapshot import PairState, Snapshot
+from exporter.polling.snapshot import Board, PairState
 from exporter.targets.pair import Pair
 from tests.support.fakes import progress
 from tests.support.samples import find, has, value
@@ -32,14 +32,15 @@ def state(pair: Pair, partitions: int, topic: str = "t") -> PairState:
     return PairState(pair, data, True, 1.0, 1.0, None, 3, Insight(lags, "ok"))
 
 
+def built(max_series: int, states: list[PairState], options: MetricsSettings = OPTS) -> tuple[Exposition, Board]:
+    """An exposition following a board that holds ``states``, and the board (to write more)."""
+    board = Board.holding(states)
+    tail = TailCollector(board, ApiStats(), "t", "3", guard=True)
+    return Exposition(options.model_copy(update={"max_series": max_series}), board, tail), board
+
+
 def build(max_series: int, states: list[PairState], options: MetricsSettings = OPTS) -> Exposition:
-    box: list[Exposition] = []
-    tail = TailCollector(Snapshot, ApiStats(), "t", "3", series_limits=lambda: box[0].limits)
-    exposition = Exposition(options.model_copy(update={"max_series": max_series}), tail, lambda: 0)
-    box.append(exposition)
-    for s in states:
-        exposition.update(s)
-    return exposition
+    return built(max_series, states, options)[0]
 
 
 def pair_lines(text: str) -> list[str]:
@@ -108,10 +109,10 @@ def test_end_offset_stays_while_a_full_pair_reads_the_partition() -> None:
 def test_limit_lifts_when_pairs_leave(caplog: pytest.LogCaptureFixture) -> None:
     """Removing pairs brings the total under budget: everything is back, and it is logged."""
     single = len(pair_lines(build(0, [state(A, 10)]).render().body.decode()))
-    exposition = build(single + 5, [state(A, 10), state(B, 10), state(C, 10)])
+    exposition, board = built(single + 5, [state(A, 10), state(B, 10), state(C, 10)])
     assert value(exposition.render().body.decode(), "alikafka_exporter_series_dropped") > 0
-    exposition.remove(B)
-    exposition.remove(C)
+    board.remove(B)
+    board.remove(C)
     with caplog.at_level(logging.INFO, logger="exporter.metrics.exposition"):
         text = exposition.render().body.decode()
     assert value(text, "alikafka_exporter_series_dropped") == 0
@@ -128,14 +129,14 @@ def test_random_updates_respect_the_budget_and_stay_deterministic(options: Metri
     def run() -> list[str]:
         rng = random.Random(4)
         pairs = [Pair("i", f"g{n:02d}", "r") for n in range(30)]
-        exposition = build(400, [], options)
+        exposition, board = built(400, [], options)
         bodies = []
         for step in range(300):
             pair = rng.choice(pairs)
             if rng.random() < 0.1:
-                exposition.remove(pair)
+                board.remove(pair)
             else:
-                exposition.update(state(pair, rng.randrange(1, 12), rng.choice(["t", "u"])))
+                board.put(state(pair, rng.randrange(1, 12), rng.choice(["t", "u"])))
             if step % 25 == 0:
                 text = exposition.render().body.decode()
                 lines = pair_lines(text)
@@ -159,31 +160,28 @@ def test_churn_does_not_repeat_the_warning(caplog: pytest.LogCaptureFixture) -> 
     GUARD_LOG_EVERY with the counts of then, one info line when the limit stops applying."""
     now = [0.0]
     single = len(pair_lines(build(0, [state(A, 10)]).render().body.decode()))
-    box: list[Exposition] = []
-    tail = TailCollector(Snapshot, ApiStats(), "t", "3", series_limits=lambda: box[0].limits)
-    exposition = Exposition(MetricsSettings(max_series=2 * single + 5), tail, lambda: 0, clock=lambda: now[0])
-    box.append(exposition)
-    for s in (state(A, 10), state(B, 10)):
-        exposition.update(s)
+    board = Board.holding((state(A, 10), state(B, 10)))
+    tail = TailCollector(board, ApiStats(), "t", "3", guard=True)
+    exposition = Exposition(MetricsSettings(max_series=2 * single + 5), board, tail, clock=lambda: now[0])
     with caplog.at_level(logging.INFO, logger="exporter.metrics.exposition"):
         limited_seen = set()
         for n in range(40):  # one poll every 5 s: a new ephemeral group, an old one gone, a varying size
             now[0] += 5
-            exposition.update(state(Pair("i", f"eph-{n}", "r"), 5 + n % 7))
+            board.put(state(Pair("i", f"eph-{n}", "r"), 5 + n % 7))
             if n >= 2:
-                exposition.remove(Pair("i", f"eph-{n - 2}", "r"))
+                board.remove(Pair("i", f"eph-{n - 2}", "r"))
             text = exposition.render().body.decode()
             limited_seen.add(value(text, "alikafka_exporter_series_dropped"))
         assert len(limited_seen) > 3  # the counts really churned
         messages = [r.getMessage() for r in caplog.records]
         assert messages == ["series limit applies: the newest pairs' detail is left out"]
         now[0] += exposition_module.GUARD_LOG_EVERY
-        exposition.update(state(Pair("i", "eph-late", "r"), 3))
+        board.put(state(Pair("i", "eph-late", "r"), 3))
         exposition.render()
         assert [r.getMessage() for r in caplog.records][1:] == ["series limit still applies, its counts changed"]
         assert caplog.records[-1].__dict__["applies_for_s"] == now[0] - 5  # since the first render over budget
         for pair in [p for p in exposition._entries if p not in (A, B)]:
-            exposition.remove(pair)
+            board.remove(pair)
         exposition.render()
         exposition.render()
     assert [r.getMessage() for r in caplog.records][2:] == ["series limit no longer applies"]
@@ -222,13 +220,13 @@ def test_plan_kept_across_updates_matches_one_made_from_scratch(options: Metrics
     fresh in the same first-seen order."""
     rng = random.Random(11)
     pairs = [Pair("i", f"g{n:02d}", "r") for n in range(40)]
-    exposition = build(700, [], options)
+    exposition, board = built(700, [], options)
     current: dict[Pair, PairState] = {}
     plans = set()
     for step in range(400):
         pair = rng.choice(pairs)
         if rng.random() < 0.1:
-            exposition.remove(pair)
+            board.remove(pair)
             current.pop(pair, None)
         elif pair in current and rng.random() < 0.5:  # same partitions: values only, or fewer time lags known
             old = current[pair]
@@ -238,10 +236,10 @@ def test_plan_kept_across_updates_matches_one_made_from_scratch(options: Metrics
                 lags = MappingProxyType({k: v for k, v in lags.items() if rng.random() < 0.7})
             current[pair] = PairState(pair, old.progress, True, 2.0, 2.0, None, old.polls + 1,
                                       Insight(lags, "ok"))
-            exposition.update(current[pair])
+            board.put(current[pair])
         else:
             current[pair] = state(pair, rng.randrange(1, 12), rng.choice(["t", "u", "v"]))
-            exposition.update(current[pair])
+            board.put(current[pair])
         if step % 3 == 0:
             text = exposition.render().body.decode()
             assert exposition._shed == reference_plan(exposition), step

@@ -22,9 +22,9 @@ from exporter.config.settings import MetricsSettings, load_settings
 from exporter.metrics.exposition import Exposition, render_states
 from exporter.metrics.families import families
 from exporter.metrics.self_metrics import TailCollector
-from exporter.polling.snapshot import PairState, Snapshot
+from exporter.polling.snapshot import Board, PairState, Snapshot
 from exporter.targets.pair import Pair
-from tests.support.fakes import progress
+from tests.support.fakes import board_of, progress
 from tests.support.procs import clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.support.samples import samples, series
 from tests.support.tools import FIXTURES, ROOT
@@ -45,7 +45,7 @@ def options(granularity: Granularity = "partition", compat: bool = True) -> Metr
 
 def render(opts: MetricsSettings, snapshot: Snapshot | None = None, *, openmetrics: bool = False) -> str:
     snap = snapshot or sample_snapshot()
-    tail = TailCollector(lambda: snap, sample_stats(), "0.1.0", "3.11.7")
+    tail = TailCollector(board_of(snap), sample_stats(), "0.1.0", "3.11.7")
     return render_states(snap.pairs.values(), opts, tail, openmetrics=openmetrics).decode()
 
 
@@ -118,15 +118,16 @@ def test_shared_series_are_one_per_topic_and_partition() -> None:
     """Two groups reading one topic give one partition count and one end offset per partition, the highest."""
     a, b = Pair("i-1", "a", "r"), Pair("i-1", "b", "r")
     opts = options()
-    exposition = Exposition(opts, TailCollector(Snapshot, ApiStats(), "0.1.0", "3.11.7"), lambda: 0)
-    exposition.update(PairState(a, progress({"t": {0: (10, 5)}}), True, 1.0, 1.0, None, 1))
-    exposition.update(PairState(b, progress({"t": {0: (12, 5), 1: (4, 4)}}), True, 1.0, 1.0, None, 1))
+    board = Board()
+    exposition = Exposition(opts, board, TailCollector(board, ApiStats(), "0.1.0", "3.11.7"))
+    board.put(PairState(a, progress({"t": {0: (10, 5)}}), True, 1.0, 1.0, None, 1))
+    board.put(PairState(b, progress({"t": {0: (12, 5), 1: (4, 4)}}), True, 1.0, 1.0, None, 1))
     text = exposition.render().body.decode()
     assert series(text, "kafka_topic_partitions") == {frozenset({("instance_id", "i-1"), ("topic", "t")}): 2.0}
     assert series(text, "kafka_topic_partition_current_offset") == {
         frozenset({("instance_id", "i-1"), ("topic", "t"), ("partition", "0")}): 12.0,
         frozenset({("instance_id", "i-1"), ("topic", "t"), ("partition", "1")}): 4.0}
-    exposition.remove(b)
+    board.remove(b)
     text = exposition.render().body.decode()
     assert series(text, "kafka_topic_partitions") == {frozenset({("instance_id", "i-1"), ("topic", "t")}): 1.0}
     assert list(series(text, "kafka_topic_partition_current_offset").values()) == [10.0]

@@ -14,7 +14,7 @@ from exporter.config.settings import MetricsSettings
 from exporter.metrics.exposition import Exposition, decompress, member, render_states
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
-from exporter.polling.snapshot import PairState, Snapshot
+from exporter.polling.snapshot import Board, PairState
 from exporter.targets.pair import Pair
 from tests.support.fakes import progress
 from tests.support.samples import find, has, value
@@ -25,7 +25,7 @@ P0 = {"instance_id": "i", "partition": "0", "topic": "t"}  # the series of parti
 
 
 def tail() -> TailCollector:
-    return TailCollector(Snapshot, ApiStats(), "t", "3")
+    return TailCollector(Board(), ApiStats(), "t", "3")
 
 
 def state(pair: Pair, seed: int) -> PairState:
@@ -40,16 +40,17 @@ def test_incremental_updates_equal_a_fresh_render() -> None:
     """Random updates and removals: the served body equals rendering the final states."""
     rng = random.Random(1)
     pairs = [Pair("i", f"g{n:03d}", "r") for n in range(80)]
-    exposition = Exposition(OPTS, tail(), lambda: 0)
+    board = Board()
+    exposition = Exposition(OPTS, board, tail())
     final: dict[Pair, PairState] = {}
     for step in range(600):
         pair = rng.choice(pairs)
         if rng.random() < 0.1:
-            exposition.remove(pair)
+            board.remove(pair)
             final.pop(pair, None)
         else:
             final[pair] = state(pair, step)
-            exposition.update(final[pair])
+            board.put(final[pair])
         if step % 97 == 0:
             exposition.render()  # interleaved scrapes
     rendered = exposition.render()
@@ -62,13 +63,14 @@ def test_incremental_updates_equal_a_fresh_render() -> None:
 def test_end_offset_is_the_max_over_contributors_and_goes_with_the_last() -> None:
     """The end offset of a shared partition is the highest value any group reports; it leaves with the last one."""
     a, b = Pair("i", "a", "r"), Pair("i", "b", "r")
-    exposition = Exposition(OPTS, tail(), lambda: 0)
-    exposition.update(PairState(a, progress({"t": {0: (100, 90)}}), True, 1.0, 1.0, None, 1))
-    exposition.update(PairState(b, progress({"t": {0: (120, 90)}}), True, 1.0, 1.0, None, 1))
+    board = Board()
+    exposition = Exposition(OPTS, board, tail())
+    board.put(PairState(a, progress({"t": {0: (100, 90)}}), True, 1.0, 1.0, None, 1))
+    board.put(PairState(b, progress({"t": {0: (120, 90)}}), True, 1.0, 1.0, None, 1))
     assert value(exposition.render().body, END, **P0) == 120
-    exposition.remove(b)
+    board.remove(b)
     assert value(exposition.render().body, END, **P0) == 100
-    exposition.remove(a)
+    board.remove(a)
     assert not has(exposition.render().body, END, **P0)
 
 
@@ -77,14 +79,15 @@ def test_a_readers_new_value_reaches_the_carriers_line() -> None:
     changes the carrier's stored line, and a value change by one reader leaves a third reader's members as
     they were (only the carrier renders again)."""
     a, b, c = Pair("i", "a", "r"), Pair("i", "b", "r"), Pair("i", "c", "r")
-    exposition = Exposition(OPTS, tail(), lambda: 0)
+    board = Board()
+    exposition = Exposition(OPTS, board, tail())
     for pair, end in ((a, 100), (b, 110), (c, 105)):  # c alone reads partition 2: it carries that line
         parts = {0: (end, 90), 1: (50, 40), **({2: (7, 7)} if pair == c else {})}
-        exposition.update(PairState(pair, progress({"t": parts}), True, 1.0, 1.0, None, 1))
+        board.put(PairState(pair, progress({"t": parts}), True, 1.0, 1.0, None, 1))
     assert value(exposition.render().body, END, **P0) == 110
     c_members = dict(exposition._entries[c].members)
     for end, served in ((130, 130), (95, 105)):  # b is not the carrier (a is: the lowest)
-        exposition.update(PairState(b, progress({"t": {0: (end, 90), 1: (50, 40)}}), True, 1.0, 1.0, None, 2))
+        board.put(PairState(b, progress({"t": {0: (end, 90), 1: (50, 40)}}), True, 1.0, 1.0, None, 2))
         body = exposition.render().body
         assert len(find(body, END, **P0)) == 1 and value(body, END, **P0) == served
     assert all(exposition._entries[c].members[name] is data for name, data in c_members.items())  # not rendered
@@ -93,18 +96,20 @@ def test_a_readers_new_value_reaches_the_carriers_line() -> None:
 def test_unchanged_update_keeps_the_cache() -> None:
     """Re-sending identical lines does not invalidate anything."""
     pair = Pair("i", "a", "r")
-    exposition = Exposition(OPTS, tail(), lambda: 0)
-    exposition.update(state(pair, 1))
+    board = Board()
+    exposition = Exposition(OPTS, board, tail())
+    board.put(state(pair, 1))
     first = exposition.render()
-    exposition.update(state(pair, 1))
+    board.put(state(pair, 1))
     assert exposition.render() is first
 
 
 def test_openmetrics_shares_the_blocks() -> None:
     """OpenMetrics output has the same data lines and ends with # EOF."""
     pair = Pair("i", "a", "r")
-    exposition = Exposition(OPTS, tail(), lambda: 0)
-    exposition.update(state(pair, 3))
+    board = Board()
+    exposition = Exposition(OPTS, board, tail())
+    board.put(state(pair, 3))
     text = exposition.render().body.decode()
     om = exposition.render(openmetrics=True).body.decode()
     assert om.endswith("# EOF\n")

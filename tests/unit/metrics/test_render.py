@@ -10,13 +10,14 @@ from types import MappingProxyType
 
 from exporter.cloud.models import InstanceInfo, RebalanceInfo
 from exporter.cloud.stats import ApiStats
+from exporter.config.reload import ReloadStatus
 from exporter.config.settings import MetricsSettings
 from exporter.metrics.exposition import Exposition, render_states
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
 from exporter.polling.snapshot import PairState, PollError, Snapshot
 from exporter.targets.pair import Pair
-from tests.support.fakes import progress
+from tests.support.fakes import Catalog, board_of, progress
 from tests.support.samples import find, has, samples, value
 from tests.support.tools import FIXTURES, ROOT
 
@@ -65,7 +66,7 @@ def render(options: MetricsSettings | None = None, snapshot: Snapshot | None = N
     instances = {"alikafka_post-cn-a": InstanceInfo("alikafka_post-cn-a", "orders-prod", "cn-hangzhou", "v3",
                                                     "professional", True)}
     snap = snapshot or sample_snapshot()
-    tail = TailCollector(lambda: snap, sample_stats(), "0.1.0", "3.11.7", instances=lambda: instances)
+    tail = TailCollector(board_of(snap), sample_stats(), "0.1.0", "3.11.7", catalog=Catalog(instances))
     return render_states(snap.pairs.values(), options, tail).decode()
 
 
@@ -165,13 +166,10 @@ def render_every_family() -> str:
     stats.observe_clock(1.0)
     stats.task_started("poller")
     stats.task_restarted("catalog")
-    exposition: list[Exposition] = []
-    tail = TailCollector(lambda: snap, stats, "0.1.0", "3.11.7", instances=lambda: instances,
-                         config_reload_time=lambda: NOW, series_limits=lambda: exposition[0].limits)
-    exposition.append(Exposition(options, tail, lambda: 0))
-    for state in snap.pairs.values():
-        exposition[0].update(state)
-    return exposition[0].render().body.decode()
+    board = board_of(snap)
+    tail = TailCollector(board, stats, "0.1.0", "3.11.7", catalog=Catalog(instances),
+                         reload=ReloadStatus(last_success=NOW), guard=True)
+    return Exposition(options, board, tail).render().body.decode()
 
 
 def served_families(text: str) -> set[str]:

@@ -9,10 +9,9 @@ import pytest
 
 from exporter.cloud.errors import NotFoundError, ServerError
 from exporter.cloud.models import ConsumerProgress
-from exporter.cloud.ratelimit import RateLimiter
 from exporter.polling.poller import HEADROOM, Poller
 from exporter.targets.pair import Pair
-from tests.support.fakes import Clock, FakeSource, exposition_text, progress
+from tests.support.fakes import Clock, FakePace, FakeSource, exposition_text, progress
 from tests.support.samples import find, samples, value
 
 A = Pair("alikafka_post-cn-a", "orders", "cn-hangzhou")
@@ -23,8 +22,8 @@ async def test_success_then_failure_keeps_data_until_stale(caplog: pytest.LogCap
     """A failing pair keeps its data with up 0 until stale_after, then its data goes."""
     clock = Clock()
     answers: dict[str, ConsumerProgress | Exception] = {"orders": progress({"t": {0: (10, 4)}})}
-    source = FakeSource(lambda _i, g: answers[g])  # type: ignore[arg-type,return-value]
-    poller = Poller(source, [A], interval=60, stale_after=180, max_qps=3, clock=clock)
+    source = FakeSource(lambda _i, g: answers[g], max_qps=3)  # type: ignore[arg-type,return-value]
+    poller = Poller(source, [A], interval=60, stale_after=180, clock=clock)
 
     snap = await poller.poll_once()
     assert snap.pairs[A].status == "ok"
@@ -64,7 +63,7 @@ async def test_one_failing_pair_does_not_affect_another() -> None:
             return NotFoundError("BIZ_SUBSCRIPTION_NOT_FOUND", "no such group")
         return progress({"t": {0: (5, 5)}})
 
-    poller = Poller(FakeSource(answer), [A, B], interval=60, stale_after=180, max_qps=3)  # type: ignore[arg-type]
+    poller = Poller(FakeSource(answer, max_qps=3), [A, B], interval=60, stale_after=180)  # type: ignore[arg-type]
     snap = await poller.poll_once()
     assert snap.pairs[A].up and not snap.pairs[B].up
     assert snap.ready
@@ -73,8 +72,8 @@ async def test_one_failing_pair_does_not_affect_another() -> None:
 
 async def test_snapshots_are_swapped_not_mutated() -> None:
     """A snapshot taken before a poll is unchanged by it; versions grow."""
-    poller = Poller(FakeSource(lambda _i, _g: progress({"t": {0: (1, 1)}})), [A], interval=60, stale_after=180,
-                    max_qps=3)
+    poller = Poller(FakeSource(lambda _i, _g: progress({"t": {0: (1, 1)}}), max_qps=3), [A], interval=60,
+                    stale_after=180)
     before = poller.snapshot
     assert not before.ready
     after = await poller.poll_once()
@@ -92,7 +91,7 @@ async def test_unexpected_exception_fails_only_that_pair(caplog: pytest.LogCaptu
             raise ZeroDivisionError("division by zero")
         return progress({"t": {0: (1, 1)}})
 
-    poller = Poller(FakeSource(answer), [A, B], interval=60, stale_after=180, max_qps=3)
+    poller = Poller(FakeSource(answer, max_qps=3), [A, B], interval=60, stale_after=180)
     with caplog.at_level(logging.INFO):
         snap = await poller.poll_once()
     assert snap.pairs[B].error is not None and snap.pairs[B].error.code == "internal_error"
@@ -107,7 +106,7 @@ async def test_schedule_spreads_pairs_never_overlaps_and_isolates_slow_pairs() -
     pairs = [Pair("i", f"g{n}", "r") for n in range(4)]
     source = FakeSource(lambda _i, _g: progress({"t": {0: (1, 1)}}))
     source.delay["g0"] = 0.5  # slower than the interval
-    poller = Poller(source, pairs, interval=0.2, stale_after=10, max_qps=100)
+    poller = Poller(source, pairs, interval=0.2, stale_after=10)
     task = asyncio.create_task(poller.run())
     await asyncio.sleep(1.3)
     task.cancel()
@@ -126,27 +125,27 @@ async def test_schedule_spreads_pairs_never_overlaps_and_isolates_slow_pairs() -
 def test_effective_interval_reflects_the_rate_limit() -> None:
     """With more pairs than max_qps allows per interval, the interval stretches to pairs / (98% of max_qps)."""
     pairs = [Pair("i", f"g{n}", "r") for n in range(300)]
-    source = FakeSource(lambda _i, _g: progress({}))
-    stretched = Poller(source, pairs, interval=60, stale_after=180, max_qps=3).snapshot.effective_interval
+    source = FakeSource(lambda _i, _g: progress({}), max_qps=3)
+    stretched = Poller(source, pairs, interval=60, stale_after=180).snapshot.effective_interval
     assert stretched == pytest.approx(300 / (3 * HEADROOM))
     assert stretched <= 300 / 3 * 1.05  # within 5% of the floor
-    assert Poller(source, pairs[:10], interval=60, stale_after=180, max_qps=3).snapshot.effective_interval == 60
-    qps = [3.0]
-    backing_off = Poller(source, pairs, interval=60, stale_after=180, max_qps=3, current_qps=lambda: qps[0])
-    qps[0] = 1.5
+    assert Poller(source, pairs[:10], interval=60, stale_after=180).snapshot.effective_interval == 60
+    pace = source.pace = FakePace(3, 3)
+    backing_off = Poller(source, pairs, interval=60, stale_after=180)
+    pace.current_qps = 1.5
     assert backing_off.effective_interval == pytest.approx(300 / (1.5 * HEADROOM))
 
 
 async def test_stretched_schedule_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     """When the rate limit stretches the interval, one warning says so, with the numbers, even as back-off moves it."""
     pairs = [Pair("i", f"g{n}", "r") for n in range(20)]
-    qps = [10.0]
-    poller = Poller(FakeSource(lambda _i, _g: progress({"t": {0: (1, 1)}})), pairs, interval=1, stale_after=10,
-                    max_qps=200, current_qps=lambda: qps[0])
+    source = FakeSource(lambda _i, _g: progress({"t": {0: (1, 1)}}))
+    pace = source.pace = FakePace(200, 10)
+    poller = Poller(source, pairs, interval=1, stale_after=10)
     with caplog.at_level(logging.WARNING):
         task = asyncio.create_task(poller.run())
         await asyncio.sleep(2.5)
-        qps[0] = 8.0  # throttling back-off changes the effective interval: no new warning
+        pace.current_qps = 8.0  # throttling back-off changes the effective interval: no new warning
         await asyncio.sleep(1.5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -158,20 +157,20 @@ async def test_stretched_schedule_warns_once(caplog: pytest.LogCaptureFixture) -
 
 
 async def test_pairs_can_change_while_running() -> None:
-    """Added pairs get polled, removed pairs stop being polled and are reported removed; others keep data."""
+    """Added pairs get polled, removed pairs stop being polled and leave the board; others keep data."""
     a, b, c = (Pair("i", g, "r") for g in ("a", "b", "c"))
     source = FakeSource(lambda _i, _g: progress({"t": {0: (5, 1)}}))
-    removed: list[Pair] = []
-    poller = Poller(source, [a, b], interval=0.3, stale_after=10, max_qps=100, on_remove=removed.append)
+    poller = Poller(source, [a, b], interval=0.3, stale_after=10)
     task = asyncio.create_task(poller.run())
     await asyncio.sleep(0.5)
     polls_a = poller.snapshot.pairs[a].polls
+    seen = poller.board.version
     poller.set_pairs([a, c])
     await asyncio.sleep(0.7)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert removed == [b]
+    assert poller.board.changes(seen).removed == (b,)
     assert set(poller.snapshot.pairs) == {a, c}
     assert poller.snapshot.pairs[c].polls >= 1
     assert poller.snapshot.pairs[a].polls > polls_a
@@ -180,7 +179,7 @@ async def test_pairs_can_change_while_running() -> None:
 async def test_topics_and_partitions_that_leave_disappear_at_next_success() -> None:
     """Series of a topic or partition missing from the next successful answer are gone."""
     answers = [progress({"keep": {0: (5, 1), 1: (5, 1)}, "gone": {0: (3, 1)}}), progress({"keep": {0: (6, 2)}})]
-    poller = Poller(FakeSource(lambda _i, _g: answers.pop(0)), [A], interval=60, stale_after=180, max_qps=3)
+    poller = Poller(FakeSource(lambda _i, _g: answers.pop(0), max_qps=3), [A], interval=60, stale_after=180)
     await poller.poll_once()
     before = exposition_text(poller.snapshot)
     assert find(before, "alikafka_consumergroup_lag", topic="gone")
@@ -195,13 +194,8 @@ async def test_topics_and_partitions_that_leave_disappear_at_next_success() -> N
 @pytest.mark.parametrize(("max_qps", "enforced"), [(2.5, 2.0), (0.5, 0.5), (1.9, 1.0)])
 def test_effective_interval_uses_the_enforced_rate(max_qps: float, enforced: float) -> None:
     """A fractional max_qps above 1 plans with what the limiter admits (2.5 -> 2), not 2.5 (25% too short);
-    below 1 the rate is exact. Alone or fed by the limiter's current rate, the answer is the same."""
+    below 1 the rate is exact."""
     pairs = [Pair("i", f"g{n}", "r") for n in range(120)]
-    source = FakeSource(lambda _i, _g: progress({}))
-    alone = Poller(source, pairs, interval=10, stale_after=180, max_qps=max_qps)
-    limiter = RateLimiter(max_qps)
-    fed = Poller(source, pairs, interval=10, stale_after=180, max_qps=limiter.max_qps,
-                 current_qps=lambda: limiter.current_qps)
-    expected = 120 / (enforced * HEADROOM)
-    assert alone.snapshot.effective_interval == pytest.approx(expected)
-    assert fed.snapshot.effective_interval == pytest.approx(expected)
+    source = FakeSource(lambda _i, _g: progress({}), max_qps=max_qps)
+    fed = Poller(source, pairs, interval=10, stale_after=180)
+    assert fed.snapshot.effective_interval == pytest.approx(120 / (enforced * HEADROOM))

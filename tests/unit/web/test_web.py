@@ -21,22 +21,17 @@ from exporter.metrics import exposition as exposition_module
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
-from exporter.polling.snapshot import PairState, PollError, Snapshot
+from exporter.polling.snapshot import Board, PairState, PollError, Snapshot
 from exporter.targets.pair import Pair
 from exporter.web import routes as web_module
 from exporter.web import webconfig
 from exporter.web.routes import make_app
-from tests.support.fakes import progress
+from tests.support.fakes import board_of, progress
 from tests.support.samples import find, value
 from tests.support.webserve import hash_password, serve, write_config
 
 A = Pair("alikafka_post-cn-a", "orders", "cn-hangzhou")
 B = Pair("alikafka_post-cn-a", "<script>", "cn-hangzhou")
-
-
-class Holder:
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
 
 
 def polled() -> Snapshot:
@@ -48,18 +43,14 @@ def polled() -> Snapshot:
     }), 2)
 
 
-async def client_for(aiohttp_client, holder: Holder, path: str = "/metrics") -> TestClient:  # type: ignore[no-untyped-def]
-    stats = ApiStats()
-    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
-                            lambda: (holder.snapshot.version, stats.version))
-    for state in holder.snapshot.pairs.values():
-        exposition.update(state)
-    return await aiohttp_client(make_app(exposition, lambda: holder.snapshot, WebSettings(telemetry_path=path)))  # type: ignore[no-any-return]
+async def client_for(aiohttp_client, board: Board, path: str = "/metrics") -> TestClient:  # type: ignore[no-untyped-def]
+    exposition = Exposition(MetricsSettings(max_series=0), board, TailCollector(board, ApiStats()))
+    return await aiohttp_client(make_app(exposition, board, WebSettings(telemetry_path=path)))  # type: ignore[no-any-return]
 
 
 async def test_metrics_text_gzip_and_openmetrics(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     """Plain text by default, gzip when asked, OpenMetrics when the Accept header asks."""
-    client = await client_for(aiohttp_client, Holder(polled()))
+    client = await client_for(aiohttp_client, board_of(polled()))
     plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
     assert plain.status == 200
     assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -83,18 +74,19 @@ async def test_metrics_text_gzip_and_openmetrics(aiohttp_client) -> None:  # typ
 
 async def test_readiness_follows_first_poll(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     """/readyz is 503 until every target was polled once; /healthz is always 200."""
-    holder = Holder(Snapshot(MappingProxyType({A: PairState(A)})))
-    client = await client_for(aiohttp_client, holder)
+    board = Board([A])
+    client = await client_for(aiohttp_client, board)
     assert (await client.get("/healthz")).status == 200
     not_ready = await client.get("/readyz")
     assert not_ready.status == 503 and "1 of 1" in await not_ready.text()
-    holder.snapshot = polled()
+    for state in polled().pairs.values():
+        board.put(state)
     assert (await client.get("/readyz")).status == 200
 
 
 async def test_custom_path_unknown_paths_and_methods(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     """The telemetry path is configurable; other paths 404, other methods 405."""
-    client = await client_for(aiohttp_client, Holder(polled()), path="/custom")
+    client = await client_for(aiohttp_client, board_of(polled()), path="/custom")
     assert (await client.get("/custom")).status == 200
     assert (await client.get("/metrics")).status == 404
     assert (await client.post("/custom", data=b"x")).status == 405
@@ -102,7 +94,7 @@ async def test_custom_path_unknown_paths_and_methods(aiohttp_client) -> None:  #
 
 async def test_status_page_lists_targets_and_escapes(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     """The status page shows each target, its error and RequestId, escaping names and messages."""
-    client = await client_for(aiohttp_client, Holder(polled()))
+    client = await client_for(aiohttp_client, board_of(polled()))
     page = await client.get("/")
     assert page.status == 200 and page.content_type == "text/html"
     body = await page.text()
@@ -116,7 +108,7 @@ async def test_status_page_lists_targets_and_escapes(aiohttp_client) -> None:  #
 
 async def test_status_page_json_and_bad_format(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     """``?format=json`` gives the same facts as data; an unknown format is a 400."""
-    client = await client_for(aiohttp_client, Holder(polled()))
+    client = await client_for(aiohttp_client, board_of(polled()))
     answer = await client.get("/", params={"format": "json"})
     assert answer.status == 200 and answer.content_type == "application/json"
     data = await answer.json()
@@ -126,21 +118,24 @@ async def test_status_page_json_and_bad_format(aiohttp_client) -> None:  # type:
 
 
 async def test_exposition_cache_renders_once_per_state() -> None:
-    """Scrapes between changes reuse the same bytes; a new snapshot version renders again."""
-    holder = Holder(polled())
+    """Scrapes between changes reuse the same bytes; a write to the board or new API counts render again."""
+    board = board_of(polled())
     stats = ApiStats()
-    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
-                            lambda: (holder.snapshot.version, stats.version))
+    exposition = Exposition(MetricsSettings(max_series=0), board, TailCollector(board, stats))
     first = exposition.render()
     assert exposition.render() is first
     stats.observe("GetConsumerProgress", "200", 0.1)
     second = exposition.render()
     assert second is not first and b'code="200"' in second.body
+    assert exposition.render() is second
+    board.put(PairState(A, progress({"t": {0: (31, 31)}}), True, 2.0, 2.0, None, 2))
+    third = exposition.render()
+    assert third is not second and value(third.body, "alikafka_consumergroup_lag", group="orders") == 0
 
 
 async def test_status_page_links_are_the_apps_routes(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     """Every link of the page's navigation answers 200, the custom telemetry path included."""
-    client = await client_for(aiohttp_client, Holder(polled()), path="/custom")
+    client = await client_for(aiohttp_client, board_of(polled()), path="/custom")
     nav = (await (await client.get("/")).text()).split("<nav>")[1].split("</nav>")[0]
     hrefs = [part.split('"')[0].replace("&amp;", "&") for part in nav.split('href="')[1:]]
     assert "/custom" in hrefs and "/healthz" in hrefs and "/readyz" in hrefs and len(hrefs) == 4
@@ -150,11 +145,9 @@ async def test_status_page_links_are_the_apps_routes(aiohttp_client) -> None:  #
 
 def test_reserved_paths_are_the_apps_routes() -> None:
     """The paths web.telemetry_path may not take are exactly the fixed routes the app serves."""
-    stats = ApiStats()
-    snap = polled()
-    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: snap, stats),
-                            lambda: (snap.version, stats.version))
-    app = make_app(exposition, lambda: snap, WebSettings(telemetry_path="/custom"))
+    board = board_of(polled())
+    exposition = Exposition(MetricsSettings(max_series=0), board, TailCollector(board, ApiStats()))
+    app = make_app(exposition, board, WebSettings(telemetry_path="/custom"))
     routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None and r.method == "GET"}
     assert routes - {"/custom"} == set(RESERVED_PATHS)
 
@@ -162,7 +155,7 @@ def test_reserved_paths_are_the_apps_routes() -> None:
 async def test_large_bodies_are_written_in_slices(aiohttp_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A body above the slice size goes out a memoryview slice at a time: the same bytes, the same
     Content-Length, gzip or plain, and HEAD sends only the headers."""
-    client = await client_for(aiohttp_client, Holder(polled()))
+    client = await client_for(aiohttp_client, board_of(polled()))
     whole = await (await client.get("/metrics", headers={"Accept-Encoding": "identity"})).read()
     zipped_whole = await (await client.get("/metrics", headers={"Accept-Encoding": "gzip"},
                                            auto_decompress=False)).read()
@@ -188,10 +181,9 @@ def test_scrapes_share_a_costly_render_for_a_while() -> None:
         now[0] += step[0]
         return now[0]
 
-    holder = Holder(polled())
+    board = board_of(polled())
     stats = ApiStats()
-    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
-                            lambda: (holder.snapshot.version, stats.version), clock=clock)
+    exposition = Exposition(MetricsSettings(max_series=0), board, TailCollector(board, stats), clock=clock)
     step[0] = 0.0
     first = exposition.render(coalesce=True)  # took 0 s (the clock stood still): never reused when stale
     stats.observe("GetConsumerProgress", "200", 0.1)
@@ -215,15 +207,11 @@ async def test_a_scraper_leaving_mid_body_is_not_an_error(caplog) -> None:  # ty
     big = {Pair("i", f"g{n:03d}", "r"): PairState(Pair("i", f"g{n:03d}", "r"),
                                                   progress({f"t{n}": {p: (10**9 + p, 10**8) for p in range(100)}}),
                                                   True, 1.0, 1.0, None, 1) for n in range(200)}
-    holder = Holder(Snapshot(MappingProxyType(big), 1))
-    stats = ApiStats()
-    exposition = Exposition(MetricsSettings(max_series=0), TailCollector(lambda: holder.snapshot, stats),
-                            lambda: (holder.snapshot.version, stats.version))
-    for state in big.values():
-        exposition.update(state)
+    board = Board.holding(big.values())
+    exposition = Exposition(MetricsSettings(max_series=0), board, TailCollector(board, ApiStats()))
     whole = exposition.render().body
     assert len(whole) > 8 * 2**20  # more than the socket buffers between the two take
-    runner = await web_module.start(make_app(exposition, lambda: holder.snapshot, WebSettings()), "127.0.0.1", 0)
+    runner = await web_module.start(make_app(exposition, board, WebSettings()), "127.0.0.1", 0)
     host, port = runner.addresses[0][:2]
     request = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: identity\r\n\r\n".encode()
     try:
