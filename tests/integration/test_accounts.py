@@ -160,6 +160,9 @@ async def test_each_target_is_polled_with_its_own_accounts_keys_and_budget(world
         assert count(account, "GetConsumerProgress") == sum(1 for r in polls if r.account == account)
     assert count("analytics", "AssumeRole") == 1 and count("analytics", "GetConsumerList") >= 1
     assert not samples.has(metrics, "alikafka_exporter_api_requests_total", account="default")
+    # The catalog lists each account's instances with that account's keys: all three are described.
+    for instance in GROUPS:
+        assert samples.value(metrics, "alikafka_instance_info", instance_id=instance) == 1.0
 
     # The status page names each account's source, never a secret.
     sources = {a["name"]: a["credentials"] for a in status["accounts"]}
