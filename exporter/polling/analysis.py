@@ -91,16 +91,22 @@ class Analyzer:
                 if p.broker_offset is not None:
                     self.estimator.observe((instance_id, topic.topic, p.partition), p.broker_offset, at)
         lags: dict[tuple[str, int], float] = {}
+        bounded = False  # some value is only a lower bound (below the history, no LastTimestamp)
         for topic in progress.topics:
             for p in topic.partitions:
                 if p.consumer_offset is None or p.broker_offset is None:
                     continue
+                key = (instance_id, topic.topic, p.partition)
                 consumed = None if p.last_timestamp_ms is None else p.last_timestamp_ms / 1000
-                age = self.estimator.estimate((instance_id, topic.topic, p.partition), p.consumer_offset,
-                                              p.broker_offset, at, consumed)
+                age = self.estimator.estimate(key, p.consumer_offset, p.broker_offset, at, consumed)
                 if age is not None:
                     lags[(topic.topic, p.partition)] = age
-        worst = max(lags.values(), default=None) if len(lags) == _with_offsets(progress) else None
+                    if consumed is None and age > 0 and self.estimator.below_history(key, p.consumer_offset):
+                        bounded = True
+        # The status judges the trend of the max time lag; a lower bound climbs with the history's age while
+        # a consumer catches up, so such a poll gives the status no time lag (it falls back to message lag).
+        complete = len(lags) == _with_offsets(progress) and not bounded
+        worst = max(lags.values(), default=None) if complete else None
         status = self.status.observe((instance_id, group), progress, at, worst)
         return Insight(TimeLags(lags.items()), status)
 

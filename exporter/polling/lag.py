@@ -2,8 +2,11 @@
 
 Every successful poll adds a point (end offset, time) to its partition's history, shared by all groups
 that read it. The first unconsumed message ``c`` was produced when the end offset reached ``c + 1``, so the
-estimate interpolates the history around ``c + 1``, extrapolates below it within bounds, and never exceeds
-``now - LastTimestamp`` or ``max_age``. Memory is bounded per partition. The rules are in docs/lag.md.
+estimate interpolates the history around ``c + 1``. Below the history it never guesses: ``now -
+LastTimestamp`` is a measurement and is used when known; without it the age of the history's first point
+is what the history proves (message ``c`` already existed then), a lower bound, never an extrapolation that
+could overstate. Never above ``now - LastTimestamp`` or ``max_age``. Memory is bounded per partition. The
+rules are in docs/lag.md.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from array import array
 from exporter.config.settings import LagSettings
 
 PartitionKey = tuple[str, str, int]  # instance id, topic, partition
+_GAP_WEIGHT = 0.25  # how much a removed point's gap counts against the error its removal causes
 
 
 class PartitionHistory:
@@ -57,18 +61,29 @@ class PartitionHistory:
             self._thin(at)
 
     def _thin(self, now: float) -> None:
-        """Drop the inner point whose gap, once it is gone, is smallest relative to its age.
+        """Drop the inner point that costs the least precision, relative to its age, once it is gone.
 
-        The history keeps its span and its newest points; spacing grows with age (about in proportion),
-        as the precision a time lag needs does: a minute matters for a message a minute old, not for one
-        an hour old. Times are strictly increasing, so no age is zero.
+        Removing point ``i`` costs two things: the gap it leaves (``times[i + 1] - times[i - 1]``), and how
+        far from its true time interpolation between its neighbours would put its offset (zero on steady
+        traffic, up to the whole gap when a burst started or ended there). Both are measured against the
+        point's age, as the precision a time lag needs is: a minute matters for a message a minute old, not
+        for one an hour old. The history keeps its span, its newest points and the edges of bursts;
+        on steady traffic spacing grows with age (about in proportion). Times are strictly increasing, so
+        no age is zero.
         """
-        times = self.times
+        times, offsets = self.times.tolist(), self.offsets.tolist()
         best, least = 1, math.inf
-        for i in range(1, len(times) - 1):
-            gap = (times[i + 1] - times[i - 1]) / (now - times[i - 1])
-            if gap < least:
-                best, least = i, gap
+        t0, t1, o0, o1 = times[0], times[1], offsets[0], offsets[1]
+        for i in range(2, len(times)):  # costs compared as cost * age, divided only for a new best
+            t2, o2 = times[i], offsets[i]
+            gap = _GAP_WEIGHT * (t2 - t0)
+            bound = least * (now - t0)
+            if gap < bound:  # else the gap alone costs too much: skip the misdating (most young points)
+                misdated = t1 - t0 - (o1 - o0) * (t2 - t0) / (o2 - o0) if o2 > o0 else 0.0
+                cost = gap + (misdated if misdated >= 0.0 else -misdated)
+                if cost < bound:
+                    best, least = i - 1, cost / (now - t0)
+            t0, t1, o0, o1 = t1, t2, o1, o2
         del self.offsets[best]
         del self.times[best]
 
@@ -90,7 +105,7 @@ class PartitionHistory:
             produced = t0 + (target - o0) / (o1 - o0) * (t1 - t0)  # o1 >= target > o0: no division by 0
             age = now - produced
         elif index == 0:
-            before = self._before_history(committed, now, last_consumed)
+            before = self._before_history(now, last_consumed)
             if before is None:
                 return None
             age = before
@@ -98,19 +113,20 @@ class PartitionHistory:
             age = max(0.0, now - times[-1]) / 2
         return min(max(0.0, age), upper)
 
-    def _before_history(self, committed: int, now: float, last_consumed: float | None) -> float | None:
-        offsets, times = self.offsets, self.times
-        oldest = now - times[0]
-        span = times[-1] - times[0]
-        rate = (offsets[-1] - offsets[0]) / span if span > 0 else 0.0
-        if rate > 0:
-            age = oldest + (offsets[0] - committed) / rate
-            if last_consumed is not None:
-                age = min(age, now - last_consumed)
-            return max(age, oldest)
+    def _before_history(self, now: float, last_consumed: float | None) -> float | None:
+        """Message ``c`` was produced before the first point: at least that old, and no rate says by how much.
+
+        A rate extrapolated backwards from a young history is a guess with no upper bound (a quiet stretch seen
+        after a restart makes a ten-minute lag look like hours). ``now - LastTimestamp`` measures it (to
+        the gap between two messages); without it the first point's age is reported: proven, and low.
+        LastTimestamp is "the time the last consumed message was generated" (GetConsumerProgress, as the
+        official SDKs document it: aliyun/alibabacloud-typescript-sdk alikafka-20190916
+        src/models/GetConsumerProgressResponseBody.ts), so message ``c`` is no older than it.
+        """
+        oldest = now - self.times[0]
         if last_consumed is not None:
             return max(now - last_consumed, oldest)
-        return oldest if len(offsets) > 1 else None
+        return oldest if len(self.offsets) > 1 else None
 
 
 class LagEstimator:
@@ -140,6 +156,12 @@ class LagEstimator:
         """The time lag of ``committed`` on the partition (see the module rules)."""
         history = self._histories.get(key) or PartitionHistory()
         return history.estimate(committed, broker, now, last_consumed, self.options)
+
+    def below_history(self, key: PartitionKey, committed: int) -> bool:
+        """Whether message ``committed`` is older than the partition's whole history: without LastTimestamp
+        its estimate is then the history's age, a lower bound that grows with time whatever the truth does."""
+        history = self._histories.get(key)
+        return bool(history and history.offsets and committed + 1 <= history.offsets[0])
 
     def points(self, key: PartitionKey) -> int:
         """How many points the partition's history holds (for tests and the memory bound)."""

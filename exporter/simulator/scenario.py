@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from exporter.simulator.faults import BOMB_SIZE, REDIRECT_LOCATION, FaultKind, FaultRule
+from exporter.simulator.traffic import Traffic
 from exporter.simulator.workload import (
     HISTORY,
     Consumer,
@@ -52,6 +53,31 @@ class PartitionsAdded(BaseModel):
     partitions: Annotated[int, Field(ge=1, le=10_000)]
 
 
+class DiurnalSpec(BaseModel):
+    """A daily wave: the rate times ``1 + amplitude * cos(2 pi (t - peak) / period)``."""
+
+    model_config = _STRICT
+    amplitude: Annotated[float, Field(ge=0, le=1)] = 0.8
+    period: Annotated[float, Field(ge=60)] = 86400.0
+    peak: float = 0.0  # relative to the start: a maximum of the wave
+
+
+class TrafficSpec(BaseModel):
+    """Poisson arrivals instead of a smooth curve: bursts between levels, a daily wave, skewed partitions."""
+
+    model_config = _STRICT
+    levels: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)] | None = None  # None: [rate]
+    dwell: Annotated[list[Annotated[float, Field(ge=1)]], Field(min_length=2, max_length=2)] = [10.0, 40.0]
+    diurnal: DiurnalSpec | None = None
+    skew: Annotated[float, Field(ge=0, le=5)] = 0.0
+
+    @model_validator(mode="after")
+    def _dwell_ordered(self) -> TrafficSpec:
+        if self.dwell[0] > self.dwell[1]:
+            raise ValueError("dwell: the shortest stay comes first")
+        return self
+
+
 class TopicSpec(BaseModel):
     """A topic: partitions, per-partition produce rate and shape, and its lifetime."""
 
@@ -64,6 +90,7 @@ class TopicSpec(BaseModel):
     created: Relative | None = None  # None: exists from the start of history
     deleted: Relative | None = None
     partitions_added: list[PartitionsAdded] = []
+    traffic: TrafficSpec | None = None  # set: Poisson arrivals (``shape`` is then ignored)
 
 
 class EventSpec(BaseModel):
@@ -94,6 +121,19 @@ class GroupSpec(BaseModel):
     # Odd partitions answer ConsumerOffset -1 and every fourth one no BrokerOffset at all, with Accumulate
     # still carrying the lag: the offsets the exporter must do without.
     missing_offsets: bool = False
+    # Messages per second per partition the consumer can process: it drains like a queue, falling behind in
+    # bursts and catching up after them (None: follows the head, catching up at 3x the mean rate).
+    capacity: Annotated[float, Field(gt=0)] | None = None
+    # 5 s is the Kafka consumer's auto.commit.interval.ms default (5000,
+    # https://kafka.apache.org/documentation/#consumerconfigs_auto.commit.interval.ms)
+    commit_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    commit_jitter: Annotated[float, Field(ge=0)] = 0.0  # consecutive commits commit_interval +- this apart
+
+    @model_validator(mode="after")
+    def _jitter_below_interval(self) -> GroupSpec:
+        if self.commit_jitter >= self.commit_interval:
+            raise ValueError("commit_jitter must be smaller than commit_interval")
+        return self
 
 
 class GenerateSpec(BaseModel):
@@ -205,18 +245,18 @@ class _Timeline:
             self.absent.append((self.away_since, at))
             self.away_since = None
 
-    def apply(self, event: EventSpec, now: float, delay: float) -> None:
+    def apply(self, event: EventSpec, now: float, delay: float, capacity: float | None = None) -> None:
         at = now + event.at
         if event.type in ("stop", "stall"):
             self.phases.append(Phase(at, "frozen"))
             if event.type == "stop":
                 self.leave(at)
         elif event.type == "resume":
-            self.phases.append(Phase(at, "follow", delay=delay))
+            self.phases.append(Phase(at, "follow", delay=delay, capacity=capacity))
             self.come_back(at)
         elif event.type == "rewind":
             to = None if event.to is None else now + event.to
-            self.phases.append(Phase(at, "rewind", delay=delay, rewind_to=to))
+            self.phases.append(Phase(at, "rewind", delay=delay, rewind_to=to, capacity=capacity))
         elif event.type == "lag":
             self.phases.append(Phase(at, "fraction", fraction=event.fraction))
         elif event.type == "rebalance":
@@ -226,7 +266,7 @@ class _Timeline:
 
 
 def _timeline(g: GroupSpec, now: float) -> _Timeline:
-    line = _Timeline([Phase(now - HISTORY, "follow", delay=g.delay)])
+    line = _Timeline([Phase(now - HISTORY, "follow", delay=g.delay, capacity=g.capacity)])
     since = now + g.since
     if g.behaviour == "lagging":
         line.phases.append(Phase(since, "fraction", fraction=g.fraction))
@@ -237,7 +277,7 @@ def _timeline(g: GroupSpec, now: float) -> _Timeline:
     elif g.behaviour == "rebalancing":
         line.rebalances.append((now - 5.0, math.inf))
     for event in sorted(g.events, key=lambda e: e.at):
-        line.apply(event, now, g.delay)
+        line.apply(event, now, g.delay, g.capacity)
     if line.away_since is not None:
         line.absent.append((line.away_since, math.inf))
     line.phases.sort(key=lambda p: p.start)
@@ -311,6 +351,8 @@ class Scenario:
                     history if t.created is None else now + t.created, t.local_storage,
                     math.inf if t.deleted is None else now + t.deleted,
                     tuple(sorted((now + a.at, a.partitions) for a in t.partitions_added)),
+                    _traffic(t, f"{seed}/{spec.instance_id}/{t.name}",
+                             history if t.created is None else now + t.created, now),
                 )
             for g in spec.groups:
                 line = _timeline(g, now)
@@ -321,7 +363,9 @@ class Scenario:
                 )
                 absent = ((history, math.inf),) if g.members == 0 else tuple(line.absent)
                 rebalances = ((now - rng.uniform(600, 3000), rng.uniform(0.05, 3.0)), *line.rebalances)
-                inst.groups[g.name] = Group(g.name, tuple(g.topics), Consumer(tuple(line.phases)), members, absent,
+                consumer = Consumer(tuple(line.phases), g.commit_interval, g.commit_jitter,
+                                    f"{seed}/{spec.instance_id}/{g.name}")
+                inst.groups[g.name] = Group(g.name, tuple(g.topics), consumer, members, absent,
                                             rebalances, rng.randrange(1, 40), line.deleted, g.never_committed,
                                             g.missing_offsets)
             if spec.generate is not None:
@@ -330,6 +374,17 @@ class Scenario:
                                                gen.members, history)
             instances[spec.instance_id] = inst
         return instances
+
+
+def _traffic(t: TopicSpec, seed: str, created: float, now: float) -> Traffic | None:
+    """The Poisson traffic of a topic that asks for it."""
+    spec = t.traffic
+    if spec is None:
+        return None
+    wave = spec.diurnal
+    return Traffic(tuple(spec.levels or [t.rate]), (spec.dwell[0], spec.dwell[1]), seed, t.partitions, created,
+                   0.0 if wave is None else wave.amplitude, 86400.0 if wave is None else wave.period,
+                   now + (0.0 if wave is None else wave.peak), spec.skew)
 
 
 def _minimal() -> dict[str, Any]:
@@ -393,6 +448,24 @@ def _demo() -> dict[str, Any]:
     return {"seed": 42, "instances": [hz, sh, serverless]}
 
 
+def _traffic_restart() -> dict[str, Any]:
+    """Issue 15's case: bursty Poisson traffic, the exporter starting while consumers are 8-10 minutes behind."""
+    def consumer(name: str, topic: str, capacity: float, behind: float = 0) -> dict[str, Any]:
+        events = [{"at": -behind, "type": "stall"}, {"at": 0, "type": "resume"}] if behind else []
+        return {"name": name, "topics": [topic], "capacity": capacity, "delay": 1, "commit_jitter": 1,
+                "members": 2, "events": events}
+
+    bursts = {"levels": [2, 20, 200], "dwell": [10, 40], "skew": 0.5}
+    return {"seed": 7, "instances": [{
+        "instance_id": "alikafka_post-cn-traffic01", "region": "cn-hangzhou", "name": "traffic",
+        "topics": [{"name": "events", "partitions": 4, "traffic": bursts},
+                   {"name": "events-local", "partitions": 4, "local_storage": True, "traffic": bursts}],
+        "groups": [consumer("keeps-up", "events", 500), consumer("keeps-up-local", "events-local", 500),
+                   consumer("behind-10m", "events", 120, 600), consumer("behind-10m-local", "events-local", 120, 600),
+                   consumer("behind-8m", "events", 60, 480), consumer("behind-8m-local", "events-local", 60, 480)],
+    }]}
+
+
 def _scale(groups: int, partitions: int) -> dict[str, Any]:
     return {"seed": 11, "instances": [{
         "instance_id": "alikafka_post-cn-scale0001", "region": "cn-hangzhou", "name": "scale",
@@ -403,6 +476,7 @@ def _scale(groups: int, partitions: int) -> dict[str, Any]:
 _BUILTINS: dict[str, Callable[[], dict[str, Any]]] = {
     "minimal": _minimal,
     "demo": _demo,
+    "traffic": _traffic_restart,
     # The scale issue's benchmark tiers: groups x partitions.
     "scale-s": lambda: _scale(10, 10),
     "scale-m": lambda: _scale(500, 50),

@@ -6,7 +6,8 @@ offset lag and the true time lag of every partition are known at any moment, whi
 the exporter's numbers are checked against. A consumer group is a sequence of phases (follow the
 head with a delay, consume a fraction of the rate, frozen, rewound), switched by timed events, and
 its committed offset is folded through those phases on demand. Nothing is stored per message or per
-partition, so a scenario with a million partitions costs only its definition.
+partition, so a scenario with a million partitions costs only its definition; the one exception is a
+topic with realistic traffic (Poisson arrivals, see traffic.py), whose drawn counts are kept.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import math
 import random
 from dataclasses import dataclass, field
 from typing import Literal
+
+from exporter.simulator.traffic import Arrivals, Traffic
 
 Shape = Literal["steady", "bursty", "diurnal", "idle"]
 Mode = Literal["follow", "fraction", "frozen", "rewind"]
@@ -67,6 +70,7 @@ class PartitionCurve:
     shape: Shape
     start: float  # when the partition began producing (epoch seconds)
     idle_after: float  # idle topics stop producing here
+    arrivals: Arrivals | None = None  # set: Poisson arrivals (traffic.py) replace the smooth curve
 
     def _cumulative(self, t: float) -> float:
         elapsed = max(0.0, t - self.start)
@@ -86,12 +90,16 @@ class PartitionCurve:
     @property
     def mean_rate(self) -> float:
         """Average messages per second (bursty averages its two rates)."""
+        if self.arrivals is not None:
+            return self.arrivals.mean_rate
         if self.shape == "bursty":
             return self.rate * (5 * _BURST_HIGH + 0.25 * (_BURST_PERIOD - _BURST_HIGH)) / _BURST_PERIOD
         return self.rate
 
     def offset(self, t: float) -> int:
         """The end offset (the next offset to be written) at time ``t``."""
+        if self.arrivals is not None:
+            return self.base + self.arrivals.count(t)
         return self.base + math.floor(self._cumulative(t))
 
     def produce_time(self, offset: int) -> float:
@@ -99,6 +107,8 @@ class PartitionCurve:
         target = offset - self.base + 1
         if target <= 0:
             return self.start
+        if self.arrivals is not None:
+            return self.arrivals.time_of(target - 1)
         if self.shape == "steady" and self.rate > 0:
             return self.start + target / self.rate
         lo, hi = self.start, self.start + 1.0
@@ -124,18 +134,37 @@ class Phase:
     delay: float = 2.0  # follow/rewind: how far behind the head the consumer settles, seconds
     fraction: float = 0.5  # fraction: share of the production consumed
     rewind_to: float | None = None  # rewind: epoch time whose offset to restart from (None: earliest)
+    capacity: float | None = None  # follow/rewind: messages per second per partition the consumer can process
 
 
 @dataclass(frozen=True, slots=True)
 class Consumer:
-    """A group's consumption, as phases in time order; offsets are committed every ``commit_every`` s."""
+    """A group's consumption, as phases in time order; offsets are committed every ``commit_every`` s.
+
+    With ``commit_jitter``, commit ``k`` lands at ``k * commit_every`` moved by up to ``commit_jitter / 2``
+    either way (drawn from ``seed``), so consecutive commits are ``commit_every +- commit_jitter`` apart.
+    """
 
     phases: tuple[Phase, ...]
     commit_every: float = 5.0
+    commit_jitter: float = 0.0
+    seed: str = ""
+
+    def last_commit(self, t: float) -> float:
+        """The time of the newest commit at or before ``t``."""
+        if not self.commit_jitter:
+            return math.floor(t / self.commit_every) * self.commit_every
+        k = math.floor(t / self.commit_every) + 1
+        while True:
+            digest = hashlib.blake2b(f"{self.seed}/{k}".encode(), digest_size=8).digest()
+            at = k * self.commit_every + (int.from_bytes(digest, "big") / 2**64 - 0.5) * self.commit_jitter
+            if at <= t:
+                return at
+            k -= 1
 
     def committed(self, curve: PartitionCurve, t: float) -> int:
         """The committed offset at ``t`` on a partition with production ``curve``."""
-        t = math.floor(t / self.commit_every) * self.commit_every
+        t = self.last_commit(t)
         current = curve.offset(min(t, curve.start))
         for index, phase in enumerate(self.phases):
             if phase.start > t:
@@ -155,8 +184,12 @@ class Consumer:
             return start_offset + math.floor(phase.fraction * (curve.offset(end) - curve.offset(begin)))
         if phase.mode == "rewind":
             start_offset = curve.base if phase.rewind_to is None else curve.offset(phase.rewind_to)
+        if phase.capacity is not None and curve.arrivals is not None:  # a queue, solved exactly
+            return curve.arrivals.drain((phase, begin, start_offset), start_offset, begin, end, phase.capacity,
+                                        lambda at: curve.offset(at - phase.delay))
         head = curve.offset(end - phase.delay)
-        budget = math.floor(_CATCH_UP * curve.mean_rate * (end - begin))
+        rate = _CATCH_UP * curve.mean_rate if phase.capacity is None else phase.capacity
+        budget = math.floor(rate * (end - begin))
         return max(start_offset, min(head, start_offset + budget))
 
 
@@ -186,6 +219,9 @@ class Topic:
     local_storage: bool = False
     deleted: float = math.inf
     grown: tuple[tuple[float, int], ...] = ()  # (when, new partition count)
+    traffic: Traffic | None = None  # set: Poisson arrivals at a bursty, diurnal, skewed rate (traffic.py)
+    # with traffic, each partition's curve (and the arrivals drawn for it) is built once and kept here
+    _curves: dict[int, PartitionCurve] = field(default_factory=dict, compare=False, repr=False)
 
     def exists(self, t: float) -> bool:
         """Whether the topic exists at ``t``."""
@@ -201,6 +237,9 @@ class Topic:
 
     def curve(self, partition: int) -> PartitionCurve:
         """The production curve of one partition, the same every time for the same seed."""
+        cached = self._curves.get(partition)
+        if cached is not None:
+            return cached
         digest = hashlib.blake2b(f"{self.seed}/{partition}".encode(), digest_size=8).digest()
         rng = random.Random(int.from_bytes(digest, "big"))  # noqa: S311 - simulation, not security
         start = self.created
@@ -208,13 +247,19 @@ class Topic:
             if partition >= self.partitions and partition < new:
                 start = max(start, when)
                 break
-        return PartitionCurve(
+        curve = PartitionCurve(
             base=rng.randrange(0, 1_000_000) if start == self.created else 0,
             rate=self.rate * rng.uniform(0.8, 1.2),
             shape=self.shape,
             start=start,
             idle_after=start + HISTORY / 2,
         )
+        if self.traffic is not None:
+            factor = curve.rate / self.rate if self.rate > 0 else 1.0
+            curve = PartitionCurve(curve.base, curve.rate, curve.shape, start, curve.idle_after,
+                                   self.traffic.arrivals(partition, start, factor))
+            self._curves[partition] = curve
+        return curve
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         run([*bah, "config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ctr])
         run([*bah, "commit", "--quiet", "--rm", ctr, BASE_IMAGE])
         run([*bah, "bud", "--isolation", "chroot", "--pull=never", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-             "--tag", IMAGE, "--file", str(DOCKERFILE), str(ROOT)], timeout=900, log=store / "build.log")
+             "--build-arg", f"VERSION={__version__}", "--tag", IMAGE, "--file", str(DOCKERFILE), str(ROOT)],
+            timeout=900, log=store / "build.log")
         yield Engine(pod, IMAGE)
     finally:
         for cmd in ([*pod, "rm", "--all", "--force", "--time", "2"], [*bah, "rm", "--all"]):
@@ -154,7 +155,7 @@ def test_image_metadata(engine: Engine) -> None:
     assert "9897/tcp" in config["ExposedPorts"]
     assert "PYTHONDONTWRITEBYTECODE=1" in config["Env"]
     labels = config["Labels"]
-    assert labels["org.opencontainers.image.version"] == __version__  # the ARG default follows pyproject
+    assert labels["org.opencontainers.image.version"] == __version__  # VERSION, as `make image` passes it
     assert labels["org.opencontainers.image.title"] == "alikafka-exporter"
     assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
 
@@ -193,6 +194,7 @@ def test_demo_serves_on_a_read_only_root(engine: Engine, container: str) -> None
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- container log ---\n{engine.logs(container)[-3000:]}") from None
     assert 'instance_id="' in body
+    assert value(body, "alikafka_exporter_build_info", version=__version__) == 1  # the version the build was given
     top = run([*engine.podman, "top", container, "user", "args"]).splitlines()
     assert [line.split()[0] for line in top[1:]] == [str(UID)], top
     started = time.monotonic()

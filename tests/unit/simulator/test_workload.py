@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -13,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.simulator import Scenario, Simulator
+from exporter.simulator import Scenario, ScenarioError, Simulator
 from exporter.simulator.auth import GatewayError
 from exporter.simulator.workload import PartitionCurve
 from tests.support.tools import ROOT
@@ -190,3 +191,90 @@ def test_documented_example_scenario_is_valid() -> None:
     (example,) = [block for block in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "instances:" in block]
     sim = Simulator(Scenario.from_dict(yaml.safe_load(example)), {"k": "s"})
     assert len(sim.pairs()) == 10_001
+
+
+def traffic_sim(seed: int = 3) -> tuple[Simulator, Clock]:
+    clock = Clock()
+    spec = {"seed": seed, "instances": [{"instance_id": INSTANCE, "region": "cn-hangzhou", "topics": [
+        {"name": "t", "partitions": 4,
+         "traffic": {"levels": [2, 20, 200], "dwell": [10, 40], "skew": 1.0,
+                     "diurnal": {"amplitude": 0.5, "period": 7200, "peak": 600}}}],
+        "groups": [
+            {"name": "up", "topics": ["t"], "capacity": 2000, "delay": 1, "commit_jitter": 1},
+            {"name": "behind", "topics": ["t"], "capacity": 100, "delay": 1, "commit_jitter": 1,
+             "events": [{"at": -600, "type": "stall"}, {"at": 0, "type": "resume"}]}]}]}
+    return Simulator(Scenario.from_dict(spec), {"k": "s"}, clock=clock), clock
+
+
+def test_poisson_traffic_is_deterministic_bursty_and_skewed() -> None:
+    """Same seed, same messages whatever the order of questions; the rate jumps between levels; partition 0
+    (skew 1) produces most; produce_time inverts offset exactly."""
+    sim, clock = traffic_sim()
+    other, _ = traffic_sim()
+    topic, twin = sim.instances[INSTANCE].topic("t"), other.instances[INSTANCE].topic("t")
+    assert topic is not None and twin is not None
+    late = clock.now + 1800
+    assert twin.curve(2).offset(late) > 0  # asked in another order first
+    for p in range(4):
+        assert topic.curve(p).offset(late) == twin.curve(p).offset(late)
+    curve = topic.curve(0)
+    per_second = [curve.offset(clock.now + s + 1) - curve.offset(clock.now + s) for s in range(600)]
+    assert min(per_second) < 10 and max(per_second) > 150  # quiet seconds and burst seconds
+    produced = [topic.curve(p).offset(late) - topic.curve(p).offset(clock.now) for p in range(4)]
+    assert produced[0] > 1.5 * produced[3]
+    start = curve.offset(clock.now)
+    for offset in range(start, start + 5000, 37):
+        when = curve.produce_time(offset)
+        assert curve.offset(when) == offset + 1  # the end offset passes it at that moment
+        assert curve.offset(when - 0.01) <= offset  # not before
+
+
+def test_queue_consumer_and_jittered_commits() -> None:
+    """A consumer ten minutes behind drains at its capacity, commits every 5 +- 1 s, and the truth's time lag
+    is now minus the produce time of the first unconsumed message."""
+    sim, clock = traffic_sim()
+    group = sim.instances[INSTANCE].group("behind")
+    assert group is not None
+    commits = sorted({group.consumer.last_commit(clock.now + s / 10) for s in range(3000)})
+    gaps = [b - a for a, b in itertools.pairwise(commits)]
+    assert min(gaps) >= 4.0 and max(gaps) <= 6.0 and min(gaps) < 4.8 and max(gaps) > 5.2
+    first = {p.partition: p for p in sim.truth(INSTANCE, "behind")}
+    assert all(p.time_lag_seconds >= 590 for p in first.values())
+    # partition 0 (the skew's hottest) produces more than 100/s: it was behind before it stopped too
+    assert all(p.time_lag_seconds <= 610 for p in first.values() if p.partition > 0)
+    assert first[0].time_lag_seconds > 700
+    topic = sim.instances[INSTANCE].topic("t")
+    assert topic is not None
+    clock.now += 120
+    for p in sim.truth(INSTANCE, "behind"):
+        consumed = p.consumer_offset - first[p.partition].consumer_offset
+        assert 100 * 110 <= consumed <= 100 * 126  # capacity x (120 s +- one commit)
+        curve = topic.curve(p.partition)
+        assert p.time_lag_seconds == pytest.approx(clock.now - curve.produce_time(p.consumer_offset))
+    up = sim.truth(INSTANCE, "up")
+    assert all(p.time_lag_seconds <= 1 + 6.5 for p in up)  # delay + one commit period with jitter
+
+
+def test_traffic_and_capacity_are_validated() -> None:
+    """Bad traffic or commit settings are refused naming the key."""
+    base = {"instance_id": INSTANCE, "region": "cn-hangzhou"}
+    with pytest.raises(ScenarioError, match="commit_jitter"):
+        Scenario.from_dict({"instances": [{**base, "topics": [{"name": "t"}], "groups": [
+            {"name": "g", "topics": ["t"], "commit_interval": 5, "commit_jitter": 5}]}]})
+    with pytest.raises(ScenarioError, match=r"traffic: .*dwell"):
+        Scenario.from_dict({"instances": [{**base, "topics": [{"name": "t", "traffic": {"dwell": [40, 10]}}]}]})
+    with pytest.raises(ScenarioError, match=r"traffic\.levels"):
+        Scenario.from_dict({"instances": [{**base, "topics": [{"name": "t", "traffic": {"levels": []}}]}]})
+
+
+def test_builtin_traffic_scenario_starts_with_consumers_behind() -> None:
+    """builtin:traffic: consumers 10 and 8 minutes behind at the start, LastTimestamp -1 on the local topic."""
+    clock = Clock()
+    sim = Simulator(Scenario.builtin("traffic"), {"k": "s"}, clock=clock)
+    instance = "alikafka_post-cn-traffic01"
+    ages = {g: max(p.time_lag_seconds for p in sim.truth(instance, g)) for _, _, g in sim.pairs()}
+    assert ages["behind-10m"] >= 590 and ages["behind-8m-local"] >= 470
+    assert ages["keeps-up"] < 10
+    params = {"RegionId": "cn-hangzhou", "InstanceId": instance, "ConsumerId": "behind-10m-local"}
+    body = sim.handle("GetConsumerProgress", params, "k")["ConsumerProgress"]
+    assert {p["LastTimestamp"] for t in body["TopicList"]["TopicList"] for p in t["OffsetList"]["OffsetList"]} == {-1}
