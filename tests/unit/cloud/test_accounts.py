@@ -150,6 +150,16 @@ async def test_one_client_signs_each_accounts_calls_with_its_own_keys_and_budget
     assert client.limiter("prod") is prod_limiter and client.limiter("staging") is staging_limiter
 
 
+def test_the_schedule_reads_the_accounts_paces_added_up() -> None:
+    """One account: the pace is its limiter; several: their enforced rates and their queues added up."""
+    prod, staging = RateLimiter(3), RateLimiter(1.5)
+    client = AlikafkaClient(api_settings("http://127.0.0.1:1/"), static("prod"), prod, ApiStats(), account="prod")
+    assert client.pace is prod
+    client.add_account("staging", static("staging"), staging, 1)
+    pace = client.pace
+    assert (pace.max_qps, pace.current_qps, pace.waiting) == (4.0, 4.0, 0)
+
+
 # --- STS AssumeRole --------------------------------------------------------------------------------------
 
 
