@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from exporter.cloud.client import AccountRouter
 from exporter.cloud.errors import ApiError
 from exporter.cloud.models import ConsumerProgress
 from exporter.cloud.ratelimit import enforced_rate
@@ -232,7 +233,9 @@ class Poller:
         tracker = self._cycles.setdefault(cycle, [self._monotonic(), 0.0, 0.0])
         tracker[1] += 1
         try:
-            progress, _request_id = await self._source.get_consumer_progress(pair.region, pair.instance_id, pair.group)
+            # Each pair is polled with its account's credentials and budget (one lane of the client per account).
+            source = self._source.account(pair.account) if isinstance(self._source, AccountRouter) else self._source
+            progress, _request_id = await source.get_consumer_progress(pair.region, pair.instance_id, pair.group)
         except ApiError as exc:
             self._failed(pair, PollError(exc.code, exc.message, exc.kind, exc.request_id))
         except Exception as exc:  # noqa: BLE001 - a bug must fail this pair, not the exporter

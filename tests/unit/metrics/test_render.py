@@ -59,6 +59,7 @@ def sample_stats() -> ApiStats:
     stats.observe("GetConsumerProgress", "200", 0.3)
     stats.observe("GetConsumerProgress", "Throttling.User", 0.02)
     stats.observe("GetConsumerProgress", "timeout", 10.0)
+    stats.observe("GetConsumerProgress", "200", 0.1, account="prod")  # a second account: its own series
     return stats
 
 
