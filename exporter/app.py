@@ -23,9 +23,10 @@ from typing import Protocol, TextIO, runtime_checkable
 from yarl import URL
 
 from exporter import __version__, logs
-from exporter.cloud.client import AlikafkaClient, ApiCaller
+from exporter.cloud.accounts import Account, open_client, single_account
+from exporter.cloud.client import ApiCaller
 from exporter.cloud.credentials import CredentialProvider, Learning
-from exporter.cloud.ratelimit import RateLimiter, enforced_rate
+from exporter.cloud.ratelimit import enforced_rate
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainTransport
 from exporter.config.reload import Reloader, ReloadStatus
@@ -59,6 +60,14 @@ class Plan:
     web: WebConfig | None = None  # the validated --web.config.file (TLS, basic auth)
     # The one transport of the credential providers' requests; the API client lends it its session.
     transport: PlainTransport = field(default_factory=PlainTransport)
+    # Every account the targets use, with its credentials and budget; empty: one account, default, of
+    # ``credentials`` and ``api`` (the demo, and tests).
+    accounts: tuple[Account, ...] = ()
+
+    @property
+    def all_accounts(self) -> tuple[Account, ...]:
+        """The accounts to poll with: ``accounts``, or the one default account."""
+        return self.accounts or single_account(self.api, self.credentials)
 
     @property
     def discovering(self) -> bool:
@@ -71,9 +80,9 @@ def plan_pairs(settings: Settings) -> tuple[Pair, ...]:
     return Discovery.of(settings).static_pairs()
 
 
-def _listed_regions(settings: Settings) -> frozenset[str]:
-    """The regions discovery lists the instances of, so the catalog takes them from its answers."""
-    return Discovery.of(settings).instance_regions
+def _listed_regions(settings: Settings) -> frozenset[tuple[str, str]]:
+    """The (account, region) scopes discovery lists the instances of, so the catalog takes them from its answers."""
+    return Discovery.of(settings).instance_scopes
 
 
 @runtime_checkable
@@ -118,17 +127,24 @@ def cleartext_endpoints(settings: Settings, plan: Plan) -> list[str]:
         regions.add(settings.api.region)
     lines = [f"the API endpoint {url} is plain http: signatures and STS tokens travel in clear"
              for url in sorted({plan.api.endpoint_for(region) for region in regions}) if _in_clear(url)]
-    provider = plan.credentials
+    providers = [_unwrapped(a.credentials) for a in plan.all_accounts]
+    providers += [_unwrapped(base) for p in providers if (base := getattr(p, "base", None)) is not None]  # role_arn
+    for provider in providers:
+        if isinstance(provider, _UsesSts) and _in_clear(provider.sts_endpoint):
+            lines.append(f"the STS endpoint {provider.sts_endpoint} is plain http: the OIDC token and the issued "
+                         "keys travel in clear")
+        elif isinstance(provider, _UsesMetadata) and _in_clear(provider.endpoint) \
+                and URL(provider.endpoint).host != (link_local := URL(METADATA_ENDPOINT).host):
+            lines.append(f"the ECS metadata endpoint {provider.endpoint} is plain http off the link-local "
+                         f"{link_local}: the role's keys travel in clear")
+    return list(dict.fromkeys(lines))
+
+
+def _unwrapped(provider: CredentialProvider) -> CredentialProvider:
+    """The provider inside the redactor's wrappers."""
     while isinstance(provider, Learning):
         provider = provider.inner
-    if isinstance(provider, _UsesSts) and _in_clear(provider.sts_endpoint):
-        lines.append(f"the STS endpoint {provider.sts_endpoint} is plain http: the OIDC token and the issued keys "
-                     "travel in clear")
-    elif isinstance(provider, _UsesMetadata) and _in_clear(provider.endpoint) \
-            and URL(provider.endpoint).host != (link_local := URL(METADATA_ENDPOINT).host):
-        lines.append(f"the ECS metadata endpoint {provider.endpoint} is plain http off the link-local "
-                     f"{link_local}: the role's keys travel in clear")
-    return lines
+    return provider
 
 
 @contextlib.asynccontextmanager
@@ -136,14 +152,13 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
     stats = ApiStats()
     for line in cleartext_endpoints(settings, plan):
         log.warning(line)
-    limiter = RateLimiter(settings.api.max_qps)
-    if limiter.max_qps != settings.api.max_qps:
-        log.warning("api.max_qps is enforced rounded down to whole requests per second",
-                    extra={"max_qps": settings.api.max_qps, "enforced_qps": limiter.max_qps})
+    accounts = plan.all_accounts
     status = reload or ReloadStatus()
-    async with AlikafkaClient(plan.api, plan.credentials, limiter, stats, transport=plan.transport) as client:
+    # One client, a lane per account: each account's calls spend its own budget; the poller paces on their sum.
+    async with open_client(plan.api, accounts, stats, plan.transport) as client:
         board = Board()
-        catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs},
+        catalog = InstanceCatalog(client, {(p.account, p.region) for p in plan.pairs},
+                                  {p.instance_id for p in plan.pairs},
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
         tail = TailCollector(board, stats, __version__, catalog=catalog, reload=status, guard=True)
         exposition = Exposition(settings.metrics, board, tail)
@@ -178,8 +193,8 @@ class Pipeline:
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after,
                                 schedule=new.poll.schedule, max_interval=new.poll.longest_wait)
         self.exposition.reconfigure(new.metrics)
-        if (new.targets, new.api.region, new.shard, new.discovery) != (old.targets, old.api.region, old.shard,
-                                                                       old.discovery):
+        if (new.targets, new.thresholds, new.api.region, new.shard, new.discovery) != (
+                old.targets, old.thresholds, old.api.region, old.shard, old.discovery):  # thresholds: on the pairs
             self.catalog.configure(new.discovery.refresh, _listed_regions(new))
             targets.configure(new)
 
@@ -225,6 +240,7 @@ an unforeseen answer costs a log line and a restart, never the process.
             web.Access.of(plan.web) if plan.web is not None else None,
             version=__version__,
             demo=settings.demo,
+            accounts=[(a.name, a.credentials.source) for a in plan.all_accounts],
         )
         try:
             runner = await web.start(app, settings.web.host, settings.web.port, web.tls_context(plan.web))
@@ -295,9 +311,17 @@ def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:
             lines.append(f"discovery: {which} of {where}{filters}, listed every {settings.discovery.refresh:g}s")
     lines.append(f"shard: {settings.shard}")
     lines += [f"endpoint {region}: {plan.api.endpoint_for(region)}" for region in regions]
+    lines.append(f"signature: {settings.api.signature}")
+    if settings.accounts:
+        lines.append("accounts:")
+        for account in plan.all_accounts:
+            pairs = sum(1 for p in plan.pairs if p.account == account.name)
+            lines.append(f"  {account.name}: {account.credentials.source}; max_qps {account.max_qps:g}"
+                         f"{_enforced_note(account.max_qps)}, max_concurrency {account.max_concurrency}, "
+                         f"{pairs} listed pair{'s' if pairs != 1 else ''}")
+    else:
+        lines.append(f"credentials: {plan.credentials.source}")
     lines += [
-        f"signature: {settings.api.signature}",
-        f"credentials: {plan.credentials.source}",
         f"poll interval: {settings.poll.interval:g}s, stale after {settings.poll.stale_after:g}s, "
         f"max_qps {settings.api.max_qps:g}{_enforced_note(settings.api.max_qps)}",
         _schedule_line(settings, plan),

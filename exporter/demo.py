@@ -74,7 +74,9 @@ def plan(settings: Settings) -> tuple[Settings, Plan]:
         poll = poll.model_copy(update={"interval": DEMO_INTERVAL,
                                        "stale_after": max(poll.stale_after, 3 * DEMO_INTERVAL)})
     demo_settings = settings.model_copy(update={"poll": poll, "api": settings.api.model_copy(update={"endpoint": url})})
-    pairs = tuple(Pair(instance_id, group, region) for instance_id, region, group in simulator.pairs())
+    # the configured default thresholds apply to the demo's groups, so the boards and rules can be tried out
+    pairs = tuple(Pair(instance_id, group, region, thresholds=settings.thresholds)
+                  for instance_id, region, group in simulator.pairs())
     log.warning(
         "DEMO MODE: polling the built-in simulated alikafka API; all data is simulated",
         extra={"simulator": url, "targets": len(pairs), "access_key_id": key_id},

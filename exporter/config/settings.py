@@ -8,14 +8,24 @@ which keeps tests hermetic. Secrets never live here: credentials are configured 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from exporter.config.errors import ConfigError
@@ -121,6 +131,25 @@ class CredentialsSettings(BaseModel):
         return value
 
 
+# An account's name: it becomes the value of the ``account`` label, so lower-case letters, digits, ``_`` and ``-``.
+ACCOUNT_NAME = r"[a-z0-9][a-z0-9_-]{0,62}"
+DEFAULT_ACCOUNT = "default"  # the top-level credentials and api.max_qps: targets without an account use them
+# A RAM role's ARN, as STS AssumeRole takes it (acs:ram::<account id>:role/<role name>):
+# https://www.alibabacloud.com/help/en/ram/developer-reference/api-sts-2015-04-01-assumerole
+ROLE_ARN = r"acs:ram::\d+:role/[A-Za-z0-9._-]{1,64}"
+
+
+class AccountSettings(BaseModel):
+    """One Alibaba Cloud account: its credential chain, an optional role to assume, and its own API budget."""
+
+    model_config = _FROZEN
+
+    credentials: CredentialsSettings = CredentialsSettings()
+    role_arn: Annotated[str, Field(pattern=rf"^({ROLE_ARN})?$")] = ""
+    max_qps: Annotated[float, Field(gt=0, le=1000)] | None = None  # None: api.max_qps
+    max_concurrency: Annotated[int, Field(ge=1, le=256)] | None = None  # None: api.max_concurrency
+
+
 class PollSettings(BaseModel):
     """The schedule."""
 
@@ -157,6 +186,63 @@ def _regex(value: str | None) -> str | None:
     return value or None
 
 
+# Label names a target's ``labels`` may not take: the exporter's own label names on the series those labels
+# are added to (every pair-derived family, the compat families of kafka_exporter and kafka-lag-exporter, and
+# alikafka_instance_info), the names Prometheus gives its own meaning (``instance`` and ``job`` are the scrape
+# target's, ``le`` and ``quantile`` belong to histograms and summaries) and every name starting with ``__``,
+# which Prometheus reserves. The metrics layer writes these names; they are listed here because a target's
+# labels are checked against them when the configuration is loaded (a test keeps both lists in step).
+EXPORTER_LABELS = frozenset({
+    "instance_id", "group", "topic", "partition", "state", "status", "member_id", "client_id", "client_ip",
+    "consumergroup", "cluster_name", "member_host", "consumer_id", "name", "region", "series", "spec_type",
+})
+PROMETHEUS_LABELS = frozenset({"instance", "job", "le", "quantile"})
+LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"  # the Prometheus data model's label name syntax
+
+
+def _label_name(name: str) -> str:
+    if not re.fullmatch(LABEL_NAME, name):
+        raise ValueError("not a Prometheus label name (letters, digits and _, not starting with a digit)")
+    if name.startswith("__"):
+        raise ValueError("names starting with __ are reserved by Prometheus")
+    if name in PROMETHEUS_LABELS:
+        raise ValueError(f"{name} is a label Prometheus sets or gives a meaning of its own")
+    if name in EXPORTER_LABELS:
+        raise ValueError(f"{name} is one of the exporter's own labels")
+    return name
+
+
+def _label_value(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty (Prometheus treats an empty label as no label)")
+    return value
+
+
+TargetLabels = dict[Annotated[str, AfterValidator(_label_name)], Annotated[str, AfterValidator(_label_value)]]
+
+
+class ThresholdSettings(BaseModel):
+    """Default alert thresholds, exported per pair so alert rules and dashboards read them (docs/configuration.md)."""
+
+    model_config = _FROZEN
+
+    lag_seconds: Annotated[Duration, Field(gt=0, le=365 * 86400)] = 600.0
+    lag: Annotated[int, Field(ge=0)] = 0  # messages; 0 = not set (the series is absent)
+
+    def over(self, target: TargetThresholds) -> ThresholdSettings:
+        """These defaults with the keys a target sets replaced."""
+        return self.model_copy(update=target.model_dump(exclude_none=True))
+
+
+class TargetThresholds(BaseModel):
+    """A target's own thresholds; a key left out takes the top-level ``thresholds`` value."""
+
+    model_config = _FROZEN
+
+    lag_seconds: Annotated[Duration, Field(gt=0, le=365 * 86400)] | None = None
+    lag: Annotated[int, Field(ge=0)] | None = None  # 0: no message threshold for this target's pairs
+
+
 class Target(BaseModel):
     """An instance (or every running instance of a region) and its consumer groups (or all of them)."""
 
@@ -168,6 +254,9 @@ class Target(BaseModel):
     groups: list[str] | str  # names, or "all" to list them through the API
     group_allow: str | None = None  # regular expression a group name must match (re.search)
     group_deny: str | None = None  # regular expression that excludes a group name
+    labels: TargetLabels = {}  # added to every series of this target's pairs
+    thresholds: TargetThresholds = TargetThresholds()
+    account: str | None = None  # a name in accounts; None: the top-level credentials (account "default")
 
     @field_validator("groups")
     @classmethod
@@ -213,6 +302,21 @@ class DiscoverySettings(BaseModel):
     page_size: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
+def _compat_list(value: Any) -> Any:
+    """``metrics.compat`` as a list: a single name (the old form, or one environment variable) becomes a
+    list of it, ``none`` an empty one; a comma-separated string is split; repeated names count once."""
+    if isinstance(value, str) and value.strip().startswith("["):  # a JSON list, from the environment
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("not a JSON list; write kafka_exporter,kafka_lag_exporter or a JSON list") from None
+    if isinstance(value, str):
+        value = [] if value.strip() in ("", "none") else [v.strip() for v in value.split(",")]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(dict.fromkeys(value))
+    return value  # anything else: the type check names it
+
+
 class MetricsSettings(BaseModel):
     """What to export."""
 
@@ -220,7 +324,9 @@ class MetricsSettings(BaseModel):
 
     granularity: Literal["partition", "topic", "group"] = "partition"
     member_labels: bool = False
-    compat: Literal["none", "kafka_exporter"] = "none"  # also export kafka_exporter's names (migration)
+    # Also export another exporter's names (migration): a list; one name alone and "none" are still accepted.
+    compat: Annotated[tuple[Literal["kafka_exporter", "kafka_lag_exporter"], ...],
+                      NoDecode, BeforeValidator(_compat_list)] = ()
     # Most pair series served; 0 = no limit. Over it, detail is shed newest pair first (docs/reliability.md).
     max_series: Annotated[int, Field(ge=0)] = 1_000_000
 
@@ -319,6 +425,8 @@ class Settings(BaseSettings):
     credentials: CredentialsSettings = CredentialsSettings()
     poll: PollSettings = PollSettings()
     targets: list[Target] = []
+    thresholds: ThresholdSettings = ThresholdSettings()
+    accounts: dict[str, AccountSettings] = {}
     metrics: MetricsSettings = MetricsSettings()
     discovery: DiscoverySettings = DiscoverySettings()
     shard: Annotated[str, Field(pattern=r"^\d+/\d+$")] = "0/1"
@@ -327,6 +435,35 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     reload: ReloadSettings = ReloadSettings()
     demo: bool = False
+
+    @field_validator("accounts")
+    @classmethod
+    def _account_names(cls, accounts: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
+        bad = [name for name in accounts if not re.fullmatch(ACCOUNT_NAME, name)]
+        if bad:
+            raise ValueError(f"account names must be 1-63 lower-case letters, digits, _ or - (a label value), "
+                             f"got {', '.join(repr(b) for b in bad)}")
+        if DEFAULT_ACCOUNT in accounts:
+            raise ValueError(f"{DEFAULT_ACCOUNT!r} names the top-level credentials; give this account another name")
+        return accounts
+
+    def account_of(self, target: Target) -> str:
+        """The name of the account ``target`` is polled with (``default``: the top-level credentials)."""
+        return target.account or DEFAULT_ACCOUNT
+
+    def account_limits(self, name: str) -> tuple[float, int]:
+        """The account's ``max_qps`` and ``max_concurrency`` (api's where the account sets none)."""
+        account = self.accounts.get(name)
+        qps = account.max_qps if account is not None and account.max_qps is not None else self.api.max_qps
+        concurrency = (account.max_concurrency if account is not None and account.max_concurrency is not None
+                       else self.api.max_concurrency)
+        return qps, concurrency
+
+    @property
+    def used_accounts(self) -> tuple[str, ...]:
+        """The accounts some target is polled with, ``default`` first when used (it is without targets)."""
+        names = dict.fromkeys(self.account_of(t) for t in self.targets) or {DEFAULT_ACCOUNT: None}
+        return tuple(sorted(names, key=lambda n: (n != DEFAULT_ACCOUNT, n)))
 
     @classmethod
     def settings_customise_sources(
@@ -457,6 +594,9 @@ def _value_text(value: Any) -> str:
 
 def _problem(error: Mapping[str, Any], layers: _Layers) -> str:
     loc = tuple(error["loc"])
+    if loc[-1:] == ("[key]",):  # a bad key of a mapping (a label name): the loc names the key itself
+        loc = loc[:-1]
+        return f"{_loc_text(loc)} ({layers.source(loc)}): {str(error['msg']).removeprefix('Value error, ')}"
     where = f"{_loc_text(loc)} ({layers.source(loc)})"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key"
@@ -495,6 +635,11 @@ def _cross_checks(settings: Settings, layers: _Layers) -> list[str]:
             loc: tuple[int | str, ...] = ("targets", index, "region")
             problems.append(f"{_loc_text(loc)} ({layers.source(loc)}): no region; set the target's region, "
                             f"api.region or {FLAG_NAMES['api', 'region']}")
+        if target.account is not None and target.account not in settings.accounts:
+            loc = ("targets", index, "account")
+            known = ", ".join(sorted(settings.accounts)) or "none"
+            problems.append(f"{_loc_text(loc)} ({layers.source(loc)}): no account {target.account!r} in accounts "
+                            f"(defined: {known})")
         if target.instance_id is None or isinstance(target.groups, str):
             continue
         for group in target.groups:
@@ -510,11 +655,20 @@ def _cross_checks(settings: Settings, layers: _Layers) -> list[str]:
 SECRET_FILE_KEYS = (("credentials", "access_key_secret_file"), ("credentials", "security_token_file"))
 
 
+def _secret_file_locs(merged: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """:data:`SECRET_FILE_KEYS`, and the same keys under each account's credentials."""
+    locs: list[tuple[str, ...]] = list(SECRET_FILE_KEYS)
+    accounts = merged.get("accounts")
+    if isinstance(accounts, Mapping):
+        locs += [("accounts", name, *loc) for name in accounts if isinstance(name, str) for loc in SECRET_FILE_KEYS]
+    return locs
+
+
 def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None,
                   secret_file: Callable[[str], None] | None = None) -> Settings:
     """Read, merge and validate the layers; raises :class:`ConfigError` listing every problem.
 
-    ``secret_file`` is shown the path in each of :data:`SECRET_FILE_KEYS` before anything is
+    ``secret_file`` is shown the path in each of :data:`SECRET_FILE_KEYS` (top-level and per account) before anything is
     validated: the log redactor learns those secrets then, so a secret pasted into another key is
     hidden in the error that names that key.
     """
@@ -525,7 +679,7 @@ def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str], config_f
         raise ConfigError([f"environment ({ENV_PREFIX}*): {exc}"]) from None
     layers = _Layers(flags, env_data, file_data, config_file)
     merged = _deep_merge(_deep_merge(file_data, env_data), flags)
-    for loc in SECRET_FILE_KEYS:
+    for loc in _secret_file_locs(merged):
         found, value = _get(merged, loc)
         if secret_file is not None and found and isinstance(value, str | Path) and str(value).strip():
             secret_file(str(value).strip())

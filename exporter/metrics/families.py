@@ -1,8 +1,9 @@
 """Pair-derived metric families: each one's name, help text and level, declared once.
 
 Every family fed by a pair's poll is a gauge with ``instance_id`` and ``group`` (plus ``topic`` and
-``partition`` at their level). ``families`` picks the ones served under the metrics settings, in
-exposition order; ``metrics.compat: kafka_exporter`` adds kafka_exporter's names (docs/metrics.md).
+``partition`` at their level), plus the labels of the pair's target. ``families`` picks the ones served
+under the metrics settings, in exposition order; ``metrics.compat`` adds kafka_exporter's and
+kafka-lag-exporter's names (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ END_OFFSET = "alikafka_topic_partition_end_offset"
 KE = "kafka_consumergroup_"  # kafka_exporter's consumer group families (compat)
 KE_PARTITION_OFFSET = "kafka_topic_partition_current_offset"
 KE_TOPIC_PARTITIONS = "kafka_topic_partitions"
+KLE = "kafka_consumergroup_group_"  # kafka-lag-exporter's consumer group families (compat)
+KLE_LATEST_OFFSET = "kafka_partition_latest_offset"
+KLE_EARLIEST_OFFSET = "kafka_partition_earliest_offset"
+# kafka-lag-exporter names the instance cluster_name, and the member of a partition member_host, consumer_id
+# and client_id (Metrics.scala of github.com/seglo/kafka-lag-exporter, the project's last release, 0.8.2).
+KLE_CLUSTER = "cluster_name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,12 @@ _FAMILIES = (
     Family(P + "max_lag_seconds", "The largest lag_seconds over the group's partitions.", "group"),
     Family(P + "status", "1 for the group's evaluated status, 0 for the others; rules in docs/lag.md.", "group"),
     Family(P + "up", "1 if the last poll of this pair succeeded, else 0.", "health"),
+    Family(P + "lag_seconds_threshold",
+           "The configured time lag threshold of the pair (its target's thresholds.lag_seconds, or the default).",
+           "health"),
+    Family(P + "lag_threshold",
+           "The configured offset lag threshold of the pair in messages (thresholds.lag); absent when not set.",
+           "health"),
     Family(P + "last_success_timestamp_seconds",
            "When this pair was last polled successfully, in seconds since the epoch.", "health"),
 )
@@ -78,11 +91,34 @@ _COMPAT_FAMILIES = (
 )
 
 
+# kafka-lag-exporter's names for the same data (metrics.compat: kafka_lag_exporter); help texts are ours.
+# Its per-partition families carry the member's labels too (member_host, consumer_id, client_id).
+_KLE_FAMILIES = (
+    Family(KLE + "offset", "kafka-lag-exporter compatible: alikafka_consumergroup_current_offset.", "partition"),
+    Family(KLE + "lag", "kafka-lag-exporter compatible: alikafka_consumergroup_lag.", "partition"),
+    Family(KLE + "lag_seconds", "kafka-lag-exporter compatible: alikafka_consumergroup_lag_seconds.", "partition"),
+    Family(KLE_LATEST_OFFSET, "kafka-lag-exporter compatible: alikafka_topic_partition_end_offset.", "partition",
+           shared=True),
+    # its values are the earliest retained offsets (GetTopicStatus MinOffset): a series only where those are known
+    Family(KLE_EARLIEST_OFFSET, "kafka-lag-exporter compatible: alikafka_topic_partition_earliest_offset.",
+           "partition", shared=True),
+    Family(KLE + "topic_sum_lag",
+           "kafka-lag-exporter compatible: the group's offset lag summed over the topic's partitions.", "topic"),
+    Family(KLE + "max_lag", "kafka-lag-exporter compatible: the largest offset lag over the group's partitions.",
+           "group"),
+    Family(KLE + "max_lag_seconds", "kafka-lag-exporter compatible: alikafka_consumergroup_max_lag_seconds.",
+           "group"),
+    Family(KLE + "sum_lag", "kafka-lag-exporter compatible: the group's offset lag summed over its partitions.",
+           "group"),
+)
+COMPAT_FAMILIES = {"kafka_exporter": _COMPAT_FAMILIES, "kafka_lag_exporter": _KLE_FAMILIES}
+
+
 def families(options: MetricsSettings) -> tuple[Family, ...]:
     """The pair-derived families served under ``options``, in exposition order."""
     keep = {"partition": ("partition", "topic", "group", "health"), "topic": ("topic", "group", "health"),
             "group": ("group", "health")}[options.granularity]
-    every = _FAMILIES + (_COMPAT_FAMILIES if options.compat == "kafka_exporter" else ())
+    every = _FAMILIES + tuple(f for name, more in COMPAT_FAMILIES.items() if name in options.compat for f in more)
     return tuple(
         f for f in every
         if f.level in keep and (f.name != P + "partition_assignment_info" or options.member_labels)

@@ -15,7 +15,9 @@ from exporter.metrics.families import Family, P
 
 # The cardinality guard (metrics.max_series) sheds a pair's detail in steps: 1 its partition-level
 # families, 2 its topic-level ones, 3 its group-level detail. These families, a pair's core, stay.
-CORE_FAMILIES = frozenset({P + "up", P + "last_success_timestamp_seconds", P + "group_lag", P + "max_lag_seconds"})
+# The thresholds stay with them: a rule comparing max_lag_seconds to a pair's threshold must find both.
+CORE_FAMILIES = frozenset({P + "up", P + "last_success_timestamp_seconds", P + "group_lag", P + "max_lag_seconds",
+                           P + "lag_seconds_threshold", P + "lag_threshold"})
 SHED_LEVELS = ("partition", "topic", "group")  # what steps 1, 2 and 3 drop
 
 

@@ -3,7 +3,7 @@
 A gauge's lines are the same bytes in the classic text format and in OpenMetrics, so they are written
 here once and the exposition serves them in either. Unknown values are absent, never NaN or -1, and no
 sample has a timestamp. Writing the lines directly, not through prometheus_client, is what makes
-scrapes cheap.
+scrapes cheap. Every line of a pair carries its target's labels besides the family's own.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.cloud.models import GROUP_STATES
 from exporter.config.settings import MetricsSettings
-from exporter.metrics.families import KE, P
+from exporter.metrics.families import KE, KLE, KLE_CLUSTER, P
 from exporter.polling.snapshot import PairState
 from exporter.polling.status import STATUSES
 
@@ -46,23 +46,74 @@ def pair_lines(state: PairState, options: MetricsSettings) -> dict[str, str]:
     out = _Lines()
     if state.polls == 0:
         return {}
-    group = {"instance_id": state.pair.instance_id, "group": state.pair.group}
+    pair = state.pair
+    group = {**dict(pair.labels), "instance_id": pair.instance_id, "group": pair.group}
     out.add(P + "up", group, 1.0 if state.up else 0.0)
     if state.last_success is not None:
         out.add(P + "last_success_timestamp_seconds", group, state.last_success)
+    # configuration, not data: served with up, whatever the poll gave, so an alert rule always finds them
+    out.add(P + "lag_seconds_threshold", group, pair.thresholds.lag_seconds)
+    if pair.thresholds.lag:
+        out.add(P + "lag_threshold", group, float(pair.thresholds.lag))
     if state.progress is not None:
         if options.granularity != "group":
             _topic_lines(out, state, group, options)
         _group_lines(out, state, group)
-        if options.compat == "kafka_exporter":
+        if "kafka_exporter" in options.compat:
             _compat_lines(out, state, options)
+        if "kafka_lag_exporter" in options.compat:
+            _kle_lines(out, state, options)
     return out.joined()
+
+
+# kafka-lag-exporter's member labels of a partition no member holds: it says "unknown" for each
+# (KafkaClient.getGroupPartitionsInfo in github.com/seglo/kafka-lag-exporter).
+_NO_MEMBER = "unknown"
+
+
+def _kle_lines(out: _Lines, state: PairState, options: MetricsSettings) -> None:
+    """kafka-lag-exporter's per-group families; values equal to the native ones (docs/metrics.md).
+
+    Where kafka-lag-exporter reports NaN (no committed offset, too few points for a time lag) the
+    series is absent, as the native one is; sums and maxima are over the partitions whose lag is known.
+    """
+    progress = state.progress
+    assert progress is not None
+    group = {**dict(state.pair.labels), KLE_CLUSTER: state.pair.instance_id, "group": state.pair.group}
+    time_lags = state.insight.time_lags if state.insight is not None else {}
+    lags: list[int] = []
+    for topic in progress.topics:
+        by_topic = {**group, "topic": topic.topic}
+        topic_lags = [p.lag for p in topic.partitions if p.lag is not None]
+        lags += topic_lags
+        if topic_lags and options.granularity != "group":
+            out.add(KLE + "topic_sum_lag", by_topic, float(sum(topic_lags)))
+        if options.granularity != "partition":
+            continue
+        for p in topic.partitions:
+            held = bool(p.member_id)  # a client's id or address without a member is no member's
+            labels = {**by_topic, "partition": str(p.partition),
+                      "member_host": p.client_ip if held and p.client_ip else _NO_MEMBER,
+                      "consumer_id": p.member_id if held else _NO_MEMBER,
+                      "client_id": p.client_id if held and p.client_id else _NO_MEMBER}
+            if p.consumer_offset is not None:
+                out.add(KLE + "offset", labels, float(p.consumer_offset))
+            if p.lag is not None:
+                out.add(KLE + "lag", labels, float(p.lag))
+            seconds = time_lags.get((topic.topic, p.partition))
+            if seconds is not None:
+                out.add(KLE + "lag_seconds", labels, seconds)
+    if lags:
+        out.add(KLE + "max_lag", group, float(max(lags)))
+        out.add(KLE + "sum_lag", group, float(sum(lags)))
+    if state.insight is not None and state.insight.max_time_lag is not None:
+        out.add(KLE + "max_lag_seconds", group, state.insight.max_time_lag)
 
 
 def _compat_lines(out: _Lines, state: PairState, options: MetricsSettings) -> None:
     """kafka_exporter's per-group families; values equal to the native ones (docs/metrics.md)."""
     assert state.progress is not None
-    group = {"instance_id": state.pair.instance_id, "consumergroup": state.pair.group}
+    group = {**dict(state.pair.labels), "instance_id": state.pair.instance_id, "consumergroup": state.pair.group}
     out.add(KE + "members", group, float(len(state.progress.member_ids)))
     if options.granularity == "group":
         return

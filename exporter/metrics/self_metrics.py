@@ -101,20 +101,22 @@ class TailCollector:
 
         requests = CounterMetricFamily(
             "alikafka_exporter_api_requests",
-            "API HTTP attempts by action and result code (200, the API error code, timeout or connection_error).",
-            labels=["action", "code"],
+            "API HTTP attempts by action, result code (200, the API error code, timeout or connection_error) and "
+            "account.",
+            labels=["action", "code", "account"],
         )
-        for (action, code), count in sorted(self._stats.requests.items()):
-            requests.add_metric([action, code], float(count))
+        for (account, action, code), count in sorted(self._stats.by_account.items()):
+            requests.add_metric([action, code, account], float(count))
         yield requests
 
         durations = HistogramMetricFamily(
-            "alikafka_exporter_api_request_duration_seconds", "Duration of API HTTP attempts.", labels=["action"],
+            "alikafka_exporter_api_request_duration_seconds", "Duration of API HTTP attempts, by action and account.",
+            labels=["action", "account"],
         )
-        for action, hist in sorted(self._stats.durations.items()):
+        for (account, action), hist in sorted(self._stats.durations_by_account.items()):
             buckets = [(repr(float(b)), float(c)) for b, c in zip(DURATION_BUCKETS, hist.counts, strict=True)]
             buckets.append(("+Inf", float(hist.total)))
-            durations.add_metric([action], buckets, hist.sum)
+            durations.add_metric([action, account], buckets, hist.sum)
         yield durations
 
         yield _scalar("alikafka_exporter_poll_cycle_duration_seconds",

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from exporter.cloud.client import AccountRouter
 from exporter.cloud.errors import ApiError
 from exporter.cloud.models import ConsumerProgress
 from exporter.cloud.ratelimit import enforced_rate
@@ -143,8 +145,11 @@ class Poller:
             self._analyzer.forget(pair.instance_id, pair.group)
         self._pairs = wanted
         for pair in wanted:
-            if self._board.state(pair) is None:
+            state = self._board.state(pair)
+            if state is None:
                 self._board.put(PairState(pair))
+            elif (state.pair.labels, state.pair.thresholds) != (pair.labels, pair.thresholds):
+                self._board.put(dataclasses.replace(state, pair=pair))  # its target's new labels, shown at once
         self._schedule.set_pairs(wanted, self._monotonic())
         self._discovering = False
         self._describe()
@@ -244,7 +249,9 @@ class Poller:
         tracker = self._cycles.setdefault(cycle, [self._monotonic(), 0.0, 0.0])
         tracker[1] += 1
         try:
-            progress, _request_id = await self._source.get_consumer_progress(pair.region, pair.instance_id, pair.group)
+            # Each pair is polled with its account's credentials and budget (one lane of the client per account).
+            source = self._source.account(pair.account) if isinstance(self._source, AccountRouter) else self._source
+            progress, _request_id = await source.get_consumer_progress(pair.region, pair.instance_id, pair.group)
         except ApiError as exc:
             self._failed(pair, PollError(exc.code, exc.message, exc.kind, exc.request_id))
         except Exception as exc:  # noqa: BLE001 - a bug must fail this pair, not the exporter

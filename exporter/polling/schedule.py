@@ -37,8 +37,9 @@ SLACK = 0.95
 Threshold = Callable[[Pair], float | None]
 
 
-def _no_threshold(_pair: Pair) -> float | None:
-    return None
+def lag_seconds_threshold(pair: Pair) -> float | None:
+    """The pair's alert threshold on its time lag: its target's ``thresholds.lag_seconds``, or the default."""
+    return pair.thresholds.lag_seconds
 
 
 @dataclass(slots=True)
@@ -136,7 +137,7 @@ class Schedule:
         self._mode: Mode = mode
         self._interval = interval
         self._longest = max(max_interval, interval)
-        self._threshold = threshold or _no_threshold
+        self._threshold = threshold or lag_seconds_threshold
         self._pairs: list[Pair] = []
         self._memory: dict[Pair, Memory] = {}
         # Per class, its pairs in the order of their last poll's start (or when they were added), with that time.

@@ -1,16 +1,10 @@
 """Realistic production for simulated partitions: Poisson arrivals under a bursty, diurnal, skewed rate.
 
-The smooth curves of the workload make every time-lag method look exact; real topics are noisier. Here a
-topic's rate jumps between levels (e.g. 2, 20 and 200 messages per second), staying at each for a drawn
-number of seconds, swings with a daily wave, and is shared unevenly between partitions (a Zipf-like skew).
-Each second a partition receives a Poisson-distributed number of messages, spread evenly over that second.
-The counts are drawn second by second from seeded generators and kept as cumulative sums (8 bytes per
-simulated second and partition, only for topics that ask for this model), so ``offset(t)`` and its inverse
-are exact lookups: the ground truth of every time lag stays known. The same seed gives the same messages,
-whatever order the questions come in.
-
-A consumer with a capacity drains its partition like a queue (``drain``): it never commits past the head
-and consumes at most ``capacity`` messages a second, so it falls behind in a burst and catches up after it.
+Smooth curves make every time-lag method look exact; real topics are noisier. A topic's rate jumps between
+levels (e.g. 2, 20 and 200 messages per second) for drawn dwell times, swings with a daily wave, and is
+shared unevenly between partitions. Counts are drawn second by second from seeded generators and kept as
+cumulative sums, so ``offset(t)`` and its inverse stay exact lookups and the ground truth stays known. A
+consumer with a capacity drains its partition like a queue: it falls behind in a burst and catches up.
 """
 
 from __future__ import annotations

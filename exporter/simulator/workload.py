@@ -1,13 +1,11 @@
 """The simulated Kafka workload: offsets and produce times computed from the clock, never ticked.
 
 Each partition has a cumulative production curve ``F(t)`` (messages produced since it began, plus a
-base offset). ``F`` is monotonic, so the produce time of any offset is ``F^-1(offset)``: the true
-offset lag and the true time lag of every partition are known at any moment, which is the oracle
-the exporter's numbers are checked against. A consumer group is a sequence of phases (follow the
-head with a delay, consume a fraction of the rate, frozen, rewound), switched by timed events, and
-its committed offset is folded through those phases on demand. Nothing is stored per message or per
-partition, so a scenario with a million partitions costs only its definition; the one exception is a
-topic with realistic traffic (Poisson arrivals, see traffic.py), whose drawn counts are kept.
+base offset), monotonic, so the produce time of any offset is ``F^-1(offset)``: the true lags of every
+partition are known at any moment, the oracle the exporter is checked against. A consumer group is a
+sequence of phases (follow the head, consume a fraction of the rate, frozen, rewound) switched by timed
+events. Nothing is stored per message or partition, except the drawn counts of a topic with realistic
+traffic (Poisson arrivals, see traffic.py).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ import yaml
 from exporter.app import plan_pairs
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.config.cli import parse_args
-from exporter.config.settings import Settings, load_settings
+from exporter.config.settings import EXPORTER_LABELS, PROMETHEUS_LABELS, Settings, load_settings
 from exporter.web import webconfig
 from tests.support import samples
 from tests.support.procs import clean_env, free_port, http_get, process, prom_query, python_module, wait_for
@@ -250,6 +250,23 @@ def test_default_values_without_targets_fail_with_a_clear_message() -> None:
      r"/config/credentials/sts_endpoint.*pattern"),
     ({"config": {"credentials": {"refresh_margin": 7200}}}, r"/config/credentials/refresh_margin.*maximum"),
     ({"config": {"credentials": {"refresh_margin": "soon"}}}, r"/config/credentials/refresh_margin.*pattern"),
+    ({"config": {"targets": [{"instance_id": "x", "groups": ["g"], "labels": {"Team-X": "a"}}]}},
+     r"invalid propertyName 'Team-X'"),
+    ({"config": {"targets": [{"instance_id": "x", "groups": ["g"], "labels": {"instance_id": "a"}}]}},
+     r"invalid propertyName 'instance_id'"),
+    ({"config": {"targets": [{"instance_id": "x", "groups": ["g"], "labels": {"__name__": "a"}}]}},
+     r"invalid propertyName '__name__'"),
+    ({"config": {"targets": [{"instance_id": "x", "groups": ["g"], "labels": {"team": ""}}]}},
+     r"/config/targets/0/labels/team.*(minLength|length)"),
+    ({"config": {"targets": [{"instance_id": "x", "groups": ["g"], "labels": {"team": 7}}]}},
+     r"/config/targets/0/labels/team.*string"),
+    ({"config": {"targets": [{"instance_id": "x", "groups": ["g"], "thresholds": {"lag": -1}}]}},
+     r"/config/targets/0/thresholds/lag.*minimum"),
+    ({"config": {"targets": [{"instance_id": "x", "groups": ["g"], "thresholds": {"lag_second": "5m"}}]}},
+     r"/config/targets/0/thresholds.*additional properties 'lag_second' not allowed"),
+    ({"config": {"thresholds": {"lag_seconds": "soon"}}}, r"/config/thresholds/lag_seconds.*pattern"),
+    ({"config": {"thresholds": {"lag_seconds": 0}}}, r"/config/thresholds/lag_seconds.*exclusiveMinimum"),
+    ({"config": {"metrics": {"compat": ["burrow"]}}}, r"/config/metrics/compat"),
 ], ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
 def test_schema_rejects_bad_values(bad: dict[str, Any], message: str) -> None:
     with pytest.raises(helm.HelmValuesError, match=message):
@@ -290,6 +307,36 @@ def test_schema_knows_exactly_the_exporters_config_keys() -> None:
         if isinstance(model, type) and hasattr(model, "model_fields"):
             assert section["additionalProperties"] is False, name
             assert set(section["properties"]) == set(model.model_fields), name
+
+
+def test_schema_reserves_the_label_names_the_exporter_refuses() -> None:
+    """targets[].labels: the schema refuses the names the settings refuse, no more and no fewer."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    names = schema["properties"]["config"]["properties"]["targets"]["items"]["properties"]["labels"]["propertyNames"]
+    assert set(names["not"]["anyOf"][1]["enum"]) == EXPORTER_LABELS | PROMETHEUS_LABELS
+
+
+def test_labels_thresholds_and_compat_reach_the_exporter(tmp_path: Path) -> None:
+    """Per-target labels and thresholds, the default thresholds and a compat list, rendered by Helm, load in
+    the exporter as the pod would load them, and its pairs carry them."""
+    targets = [
+        {"instance_id": "alikafka_post-cn-0pp1abcd0001", "groups": ["orders-consumer"],
+         "labels": {"team": "payments", "env": "prod"}, "thresholds": {"lag_seconds": "5m", "lag": 100000}},
+        {"instance_id": "alikafka_post-cn-0pp1abcd0001", "groups": ["billing"], "labels": {"team": "billing"}},
+    ]
+    vals = values({"config": {"targets": targets, "thresholds": {"lag_seconds": "15m"},
+                              "metrics": {"compat": ["kafka_exporter", "kafka_lag_exporter"]}}})
+    report = helm.lint(str(CHART), vals, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    assert report["errors"] == []
+    docs = render(vals)
+    kube_validate(docs, tmp_path)
+    settings = deployment_settings(docs, tmp_path)[0]
+    assert settings.metrics.compat == ("kafka_exporter", "kafka_lag_exporter")
+    orders, billing = plan_pairs(settings)
+    assert dict(orders.labels) == {"team": "payments", "env": "prod"}
+    assert (orders.thresholds.lag_seconds, orders.thresholds.lag) == (300.0, 100000)
+    assert dict(billing.labels) == {"team": "billing"}
+    assert (billing.thresholds.lag_seconds, billing.thresholds.lag) == (900.0, 0)
 
 
 def test_sts_and_metadata_settings_reach_the_exporter_next_to_chart_managed_files(tmp_path: Path) -> None:

@@ -46,8 +46,14 @@ def test_promtool_unit_tests_pass(promtool: str) -> None:
 @pytest.mark.e2e
 def test_unit_tests_fail_on_a_broken_rule(promtool: str, tmp_path: Path) -> None:
     """The unit tests are not vacuous: a threshold moved or a `for` shortened makes them fail."""
-    for old, new in (("max_lag_seconds) > 300", "max_lag_seconds) > 1000"), ("for: 15m", "for: 2m"),
-                     ('{status="stalled"}) == 1', '{status="stalled"}) == 0')):
+    for old, new in ((") + 600\n", ") + 6000\n"),  # the default where no threshold series exists
+                     ("          3 * (\n", "          30 * (\n"),  # critical: three times the group's threshold
+                     ("(alikafka_consumergroup_lag_threshold)\n", "(alikafka_consumergroup_lag_threshold) * 2\n"),
+                     ("group_left()\n          (\n            max by (instance_id, group) "
+                      "(alikafka_consumergroup_lag_seconds_threshold)",
+                      "group_left()\n          (\n            2 * max by (instance_id, group) "
+                      "(alikafka_consumergroup_lag_seconds_threshold)"),  # the group's own threshold
+                     ("for: 15m", "for: 2m"), ('{status="stalled"}) == 1', '{status="stalled"}) == 0')):
         assert old in RULES.read_text()
         broken = tmp_path / "alerts.yaml"
         broken.write_text(RULES.read_text().replace(old, new, 1))

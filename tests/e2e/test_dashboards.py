@@ -256,7 +256,11 @@ def test_queries_that_may_be_empty_fall_back_to_zero() -> None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, prometheus_bin: str) -> Iterator[DemoPrometheus]:
-    with demo_stack(tmp_path_factory.mktemp("dashboards"), prometheus_bin) as stack:
+    # kafka-lag-exporter's names too, and the namespace label its dashboard selects on (which Kubernetes
+    # service discovery gives a scrape target), for test_kafka_lag_exporter_dashboard_queries_return_data
+    with demo_stack(tmp_path_factory.mktemp("dashboards"), prometheus_bin,
+                    exporter_env={"ALIKAFKA_EXPORTER_METRICS__COMPAT": "kafka_lag_exporter"},
+                    target_labels={"namespace": KLE_NAMESPACE}) as stack:
         yield stack
 
 
@@ -383,3 +387,66 @@ def test_topic_variable_keeps_the_groups_reading_it(demo: DemoPrometheus) -> Non
     expected = demo.query(f'group by (instance_id, group) (alikafka_consumergroup_topic_lag{{topic="{topic}"}})')
     assert {(r["metric"]["instance_id"], r["metric"]["group"]) for r in table} == {
         (r["metric"]["instance_id"], r["metric"]["group"]) for r in expected}
+
+
+# kafka-lag-exporter's own Grafana dashboard, grafana/Kafka_Lag_Exporter_Dashboard.json of
+# https://github.com/seglo/kafka-lag-exporter (commit 3fcb3c79f5a62745a167e9bc4cd92f0228cf9ad5, its last):
+# the expressions of its variables (Grafana's query_result(), then a regex on the series' text) and of its
+# lag panels, as written there. Its JVM panels read the JVM of that exporter, which this one does not have.
+KLE_NAMESPACE = "kafka"
+KLE_VARIABLES = (
+    ("namespace", "kafka_consumergroup_group_lag", r'.*namespace="([^"]*).*'),
+    ("cluster_name", 'kafka_consumergroup_group_lag{namespace="$namespace"}', r'.*cluster_name="([^"]*).*'),
+    ("consumer_group", 'kafka_consumergroup_group_lag{namespace="$namespace",cluster_name="$cluster_name"}',
+     r'.*group="([^"]*).*'),
+)
+KLE_SELECTOR = 'namespace="$namespace",cluster_name="$cluster_name",group=~"$consumer_group",group!=""'
+KLE_PANELS = {
+    "Consumer Group Max Lag Seconds": [f"topk(50, kafka_consumergroup_group_max_lag_seconds{{{KLE_SELECTOR}}})"],
+    "Consumer Group Lag Partition Seconds": [f"topk(25, kafka_consumergroup_group_lag_seconds{{{KLE_SELECTOR}}})"],
+    "Consumer Group Max Lag Offsets": [f"topk(50, kafka_consumergroup_group_max_lag{{{KLE_SELECTOR}}})"],
+    "Consumer Group Lag Partition Offsets": [f"topk(25, kafka_consumergroup_group_lag{{{KLE_SELECTOR}}})"],
+    "Consumer Group Lag In Time Per Group Over Offset Lag": [
+        f"kafka_consumergroup_group_max_lag_seconds{{{KLE_SELECTOR}}}",
+        f"kafka_consumergroup_group_max_lag{{{KLE_SELECTOR}}}"],
+    "Consumer Group Lag in Time Per Group Over Summed Offsets": [
+        f"max(kafka_consumergroup_group_lag_seconds{{{KLE_SELECTOR}}}) by (group)",
+        f"sum(kafka_consumergroup_group_offset{{{KLE_SELECTOR}}})",
+        f"sum((kafka_consumergroup_group_offset{{{KLE_SELECTOR}}} * 0)\n+ on(namespace,cluster_name,topic,partition)"
+        ' group_left() kafka_partition_latest_offset{namespace="$namespace",cluster_name="$cluster_name"})'],
+}
+
+
+def query_result_text(result: dict[str, Any]) -> str:
+    """A series as Grafana's query_result() gives it to a variable's regex: name{labels} value timestamp."""
+    metric = dict(result["metric"])
+    name = metric.pop("__name__", "")
+    labels = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()))
+    return f"{name}{{{labels}}} {result['value'][1]} {result['value'][0]}"
+
+
+@pytest.mark.e2e
+def test_kafka_lag_exporter_dashboard_queries_return_data(demo: DemoPrometheus) -> None:
+    """With metrics.compat: [kafka_lag_exporter], kafka-lag-exporter's own dashboard works on the demo: each
+    variable finds values, each lag panel query returns data (instant and range), and the numbers are ours."""
+    values: dict[str, str] = {}
+    for name, query, regex in KLE_VARIABLES:
+        found = sorted({m.group(1) for r in demo.query(substitute(query, values))
+                        if (m := re.fullmatch(regex, query_result_text(r)))})
+        assert found, f"${name}: {query} finds no value"
+        values[name] = found[0]
+    assert values["namespace"] == KLE_NAMESPACE
+    assert values["cluster_name"].startswith("alikafka_post-cn-demo")  # the instance ID
+    values["consumer_group"] = ".*"  # the variable's All value
+    problems = []
+    for title, exprs in KLE_PANELS.items():
+        for expr in exprs:
+            query = substitute(expr, values)
+            if not demo.query(query) or not demo.query_range(query, 10):
+                problems.append(f"{title!r}: {query}: no data")
+    assert not problems, "\n".join(problems)
+    # the panels show this exporter's numbers: max lag seconds per group is the native max time lag
+    selector = f'cluster_name="{values["cluster_name"]}"'
+    diff = demo.query(f"kafka_consumergroup_group_max_lag_seconds{{{selector}}} - on(group) "
+                      f'alikafka_consumergroup_max_lag_seconds{{instance_id="{values["cluster_name"]}"}}')
+    assert diff and all(float(r["value"][1]) == 0 for r in diff)

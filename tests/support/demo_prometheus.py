@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,18 +68,27 @@ class DemoPrometheus:
 
 
 @contextmanager
-def demo_stack(workdir: Path, prometheus_bin: str, rule_files: Sequence[Path] = ()) -> Iterator[DemoPrometheus]:
-    """Run the exporter in demo mode and a Prometheus scraping it (and evaluating ``rule_files``)."""
+def demo_stack(workdir: Path, prometheus_bin: str, rule_files: Sequence[Path] = (),
+               exporter_env: Mapping[str, str] | None = None,
+               target_labels: Mapping[str, str] | None = None) -> Iterator[DemoPrometheus]:
+    """Run the exporter in demo mode and a Prometheus scraping it (and evaluating ``rule_files``).
+
+    ``exporter_env`` adds to the exporter's environment (``ALIKAFKA_EXPORTER_METRICS__COMPAT``, say);
+    ``target_labels`` are the scrape target's labels, as service discovery would give them (``namespace``).
+    """
     exp_port, prom_port = free_port(), free_port()
     exp_cmd = python_module("exporter", "--demo", "--web.listen-address", f"127.0.0.1:{exp_port}")
-    # 1 s asks for polls as fast as the rate limit allows (the schedule stretches to about 11 s)
-    exp_env = clean_env(ALIKAFKA_EXPORTER_POLL__INTERVAL="1s")
+    # 1 s asks for polls as fast as the rate limit allows (the schedule stretches to about 11 s); a message
+    # threshold, so the threshold series the boards draw and the rules read are there (the time one always is)
+    exp_env = clean_env(ALIKAFKA_EXPORTER_POLL__INTERVAL="1s", ALIKAFKA_EXPORTER_THRESHOLDS__LAG="100000",
+                        **(exporter_env or {}))
     rules = "".join(f"  - {path}\n" for path in rule_files)
     config = workdir / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         + (f"rule_files:\n{rules}" if rules else "")
-        + f"scrape_configs:\n  - job_name: alikafka\n    static_configs: [{{targets: ['127.0.0.1:{exp_port}']}}]\n")
+        + f"scrape_configs:\n  - job_name: alikafka\n    static_configs: [{{targets: ['127.0.0.1:{exp_port}']"
+        + (f", labels: {json.dumps(dict(target_labels))}" if target_labels else "") + "}]\n")
     prom_cmd = [prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{prom_port}"]
     with ExitStack() as stack:

@@ -23,7 +23,8 @@ from tests.support.samples import find, has, value
 
 OPTS = MetricsSettings(max_series=0)
 CORE = ("alikafka_consumergroup_up{", "alikafka_consumergroup_last_success_timestamp_seconds{",
-        "alikafka_consumergroup_group_lag{", "alikafka_consumergroup_max_lag_seconds{")
+        "alikafka_consumergroup_group_lag{", "alikafka_consumergroup_max_lag_seconds{",
+        "alikafka_consumergroup_lag_seconds_threshold{")
 
 
 def state(pair: Pair, partitions: int, topic: str = "t") -> PairState:

@@ -40,7 +40,7 @@ Granularity = Literal["partition", "topic", "group"]
 
 
 def options(granularity: Granularity = "partition", compat: bool = True) -> MetricsSettings:
-    return MetricsSettings(granularity=granularity, compat="kafka_exporter" if compat else "none", max_series=0)
+    return MetricsSettings(granularity=granularity, compat=("kafka_exporter",) if compat else (), max_series=0)
 
 
 def render(opts: MetricsSettings, snapshot: Snapshot | None = None, *, openmetrics: bool = False) -> str:
@@ -78,10 +78,10 @@ def test_off_by_default() -> None:
     assert not {f.name for f in families(MetricsSettings())} & COMPAT
     assert "kafka_consumergroup" not in render(options(compat=False)).replace("alikafka_consumergroup", "")
     settings = load_settings({"targets": [{"instance_id": "i-1", "groups": ["g"], "region": "r"}]}, {}, None)
-    assert settings.metrics.compat == "none"
+    assert settings.metrics.compat == ()
     env = {"ALIKAFKA_EXPORTER_METRICS__COMPAT": "kafka_exporter"}
     assert load_settings({"targets": [{"instance_id": "i-1", "groups": ["g"], "region": "r"}]}, env, None).metrics.compat \
-        == "kafka_exporter"
+        == ("kafka_exporter",)
 
 
 def test_bad_compat_value_names_the_key(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_bad_compat_value_names_the_key(tmp_path: Path) -> None:
     path.write_text("metrics:\n  compat: burrow\ntargets: [{instance_id: i-1, groups: [g]}]\n")
     with pytest.raises(ConfigError) as info:
         load_settings({}, {}, path)
-    assert any(p.startswith(f"metrics.compat (file {path})") and "kafka_exporter" in p for p in info.value.problems), \
+    assert any(p.startswith(f"metrics.compat[0] (file {path})") and "kafka_exporter" in p for p in info.value.problems), \
         info.value.problems
 
 
@@ -197,7 +197,7 @@ def test_prometheus_answers_kafka_exporter_queries(tmp_path: Path, prometheus_bi
 def test_compat_families_are_documented() -> None:
     """docs/metrics.md's migration section has a table row and a sample for every compat family."""
     doc = (ROOT / "docs" / "metrics.md").read_text()
-    section = doc.split("## Migrating from kafka_exporter", 1)[1]
+    section = doc.split("## Migrating from kafka_exporter", 1)[1].split("\n## ", 1)[0]
     for family in COMPAT:
         assert f"| `{family}` |" in section, f"{family} has no row"
         assert f"\n{family}{{" in section, f"{family} has no sample"

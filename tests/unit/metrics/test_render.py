@@ -11,7 +11,7 @@ from types import MappingProxyType
 from exporter.cloud.models import InstanceInfo, RebalanceInfo
 from exporter.cloud.stats import ApiStats
 from exporter.config.reload import ReloadStatus
-from exporter.config.settings import MetricsSettings
+from exporter.config.settings import MetricsSettings, ThresholdSettings
 from exporter.metrics.exposition import Exposition, render_states
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight
@@ -25,7 +25,9 @@ GOLDEN = FIXTURES / "golden.prom"
 DOC = ROOT / "docs" / "metrics.md"
 NOW = 1_800_000_000.0
 
-ORDERS = Pair("alikafka_post-cn-a", "orders-consumer", "cn-hangzhou")
+# its target sets its own thresholds; the other pairs have the defaults (600 s, no message threshold)
+ORDERS = Pair("alikafka_post-cn-a", "orders-consumer", "cn-hangzhou",
+              thresholds=ThresholdSettings(lag_seconds=300.0, lag=1000))
 BILLING = Pair("alikafka_post-cn-a", "billing", "cn-hangzhou")
 GONE = Pair("alikafka_post-cn-b", "ghost", "cn-shanghai")
 NEVER = Pair("alikafka_post-cn-b", "new", "cn-shanghai")
@@ -59,6 +61,7 @@ def sample_stats() -> ApiStats:
     stats.observe("GetConsumerProgress", "200", 0.3)
     stats.observe("GetConsumerProgress", "Throttling.User", 0.02)
     stats.observe("GetConsumerProgress", "timeout", 10.0)
+    stats.observe("GetConsumerProgress", "200", 0.1, account="prod")  # a second account: its own series
     return stats
 
 
@@ -104,11 +107,12 @@ def test_absent_values_are_absent_not_sentinels() -> None:
 
 
 def test_stale_and_pending_pairs_export_only_health() -> None:
-    """A stale pair keeps up 0 and its last success time; a never-polled pair exports nothing."""
+    """A stale pair keeps up 0, its last success time and its threshold; a never-polled pair exports nothing."""
     text = render()
     assert value(text, "alikafka_consumergroup_up", group="ghost", instance_id="alikafka_post-cn-b") == 0
     ghost = {s.name for s in samples(text) if s.labels.get("group") == "ghost"}
-    assert ghost == {"alikafka_consumergroup_up", "alikafka_consumergroup_last_success_timestamp_seconds"}
+    assert ghost == {"alikafka_consumergroup_up", "alikafka_consumergroup_last_success_timestamp_seconds",
+                     "alikafka_consumergroup_lag_seconds_threshold"}
     assert not [s for s in samples(text) if s.labels.get("group") == "new"]
     assert value(text, "alikafka_exporter_targets", state="stale") == 1
     assert value(text, "alikafka_exporter_targets", state="failing") == 1
@@ -153,7 +157,7 @@ def test_no_forbidden_labels() -> None:
         assert len(line.rsplit("}", 1)[-1].split()) == 1 if "}" in line else len(line.split()) == 2
 
 
-FULL_SERIES = 68  # pair-derived series of sample_snapshot() with member labels; one less makes the guard shed
+FULL_SERIES = 72  # pair-derived series of sample_snapshot() with member labels; one less makes the guard shed
 
 
 def render_every_family() -> str:

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from exporter.cloud.models import ConsumerProgress
+from exporter.config.settings import ThresholdSettings
 from exporter.polling.analysis import Insight, TimeLags
 from exporter.polling.schedule import (
     ACTIVE,
@@ -234,3 +235,12 @@ def test_a_budget_short_of_max_interval_is_round_robin_and_says_so(caplog: pytes
     assert [r.getMessage() for r in caplog.records].count(
         "poll.max_interval cannot be kept: the API budget cannot poll every pair once per max_interval, so the "
         "schedule is round robin") == 1
+
+
+def test_a_pairs_own_threshold_decides_what_is_close() -> None:
+    """By default the threshold is the pair's thresholds.lag_seconds (its target's, or the default 600 s)."""
+    strict = Pair("alikafka_post-cn-a", "strict", "cn-hangzhou", thresholds=ThresholdSettings(lag_seconds=100))
+    lenient = pair(1)
+    schedule = Schedule([strict, lenient], mode="adaptive", interval=10, max_interval=600)
+    assert schedule.observe(ok(strict, behind(), time_lag=150.0)) == HOT
+    assert schedule.observe(ok(lenient, behind(), time_lag=150.0)) == ACTIVE
