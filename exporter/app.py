@@ -34,7 +34,8 @@ from exporter.config.settings import METADATA_ENDPOINT, ApiSettings, Settings, T
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
-from exporter.polling.poller import Poller
+from exporter.polling.poller import HEADROOM, Poller
+from exporter.polling.schedule import beyond_reach
 from exporter.polling.snapshot import Board
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
@@ -163,7 +164,8 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
         exposition = Exposition(settings.metrics, board, tail)
         poller = Poller(client, plan.pairs, board=board, interval=settings.poll.interval,
                         stale_after=settings.poll.stale_after, analyzer=Analyzer(settings.lag),
-                        discovering=plan.discovering)
+                        discovering=plan.discovering, schedule=settings.poll.schedule,
+                        max_interval=settings.poll.longest_wait)
         discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
         yield Pipeline(poller, catalog, exposition, discovery, client, stats)
 
@@ -188,7 +190,8 @@ class Pipeline:
         """Apply a reloaded configuration's live keys (see exporter.config.reload for which are live)."""
         if (new.log.level, new.log.format) != (old.log.level, old.log.format):
             logs.reconfigure(new.log.level, new.log.format)
-        self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
+        self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after,
+                                schedule=new.poll.schedule, max_interval=new.poll.longest_wait)
         self.exposition.reconfigure(new.metrics)
         if (new.targets, new.thresholds, new.api.region, new.shard, new.discovery) != (
                 old.targets, old.thresholds, old.api.region, old.shard, old.discovery):  # thresholds: on the pairs
@@ -321,11 +324,26 @@ def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:
     lines += [
         f"poll interval: {settings.poll.interval:g}s, stale after {settings.poll.stale_after:g}s, "
         f"max_qps {settings.api.max_qps:g}{_enforced_note(settings.api.max_qps)}",
+        _schedule_line(settings, plan),
         f"listen: {settings.web.listen_address}{settings.web.telemetry_path}",
         f"web config: {web_summary(plan.web)}",
     ]
     lines += [f"warning: {line}" for line in cleartext_endpoints(settings, plan)]
     return lines
+
+
+def _schedule_line(settings: Settings, plan: Plan) -> str:
+    poll = settings.poll
+    if poll.schedule == "uniform":
+        return "schedule: uniform (round robin)"
+    line = f"schedule: adaptive, no pair waits longer than {poll.longest_wait:g}s"
+    rate = enforced_rate(settings.api.max_qps) * HEADROOM
+    if not plan.discovering and beyond_reach(len(plan.pairs), rate, poll.interval, poll.longest_wait):
+        round_s = len(plan.pairs) / rate
+        line += (f" (warning: at max_qps {settings.api.max_qps:g}, {len(plan.pairs)} pairs take {round_s:.0f}s a "
+                 f"round, too long for that: the schedule will be round robin; poll.max_interval "
+                 f"{1.3 * round_s:.0f}s or more leaves it budget to favour busy pairs)")
+    return line
 
 
 def _enforced_note(max_qps: float) -> str:

@@ -157,14 +157,24 @@ class PollSettings(BaseModel):
 
     interval: Annotated[Duration, Field(ge=1)] = 60.0
     stale_after: Duration = 180.0
+    # How the API budget is spent when it cannot poll every pair every interval (docs/scaling.md).
+    schedule: Literal["adaptive", "uniform"] = "adaptive"
+    # Under adaptive, the longest a pair may wait between polls. Checked against interval only when set:
+    # left at its default under a longer interval, the interval is the bound (see longest_wait).
+    max_interval: Annotated[Duration, Field(le=7 * 86400)] = 600.0
 
-    @field_validator("stale_after")
+    @field_validator("stale_after", "max_interval")
     @classmethod
     def _after_interval(cls, value: float, info: ValidationInfo) -> float:
         interval = info.data.get("interval")
         if interval is not None and value < interval:
             raise ValueError(f"must be at least poll.interval ({interval:g}s)")
         return value
+
+    @property
+    def longest_wait(self) -> float:
+        """``max_interval``, or ``interval`` when that is longer (possible only with max_interval left unset)."""
+        return max(self.max_interval, self.interval)
 
 
 def _regex(value: str | None) -> str | None:

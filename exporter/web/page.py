@@ -208,6 +208,11 @@ def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -
     facts.append(f"poll interval <b>{interval}</b> (effective <b>{effective}</b>)")
     if snapshot.cycle_duration is not None:
         facts.append(f"last cycle <b>{duration(snapshot.cycle_duration)}</b>")
+    if any(v.pairs for v in snapshot.schedule):
+        classes = " · ".join(f"{esc(v.priority)} <b>{v.pairs:,}</b>" + (
+            f" every {duration(v.interval)}" if v.interval is not None and v.priority != "new" else "")
+            for v in snapshot.schedule if v.pairs)
+        facts.append(f"schedule: {classes}")
     def count(name: str, value: int) -> str:
         bad = " class='count-bad'" if value and name in ("failing", "stale") else ""
         return f"<span{bad}>{name} <b id='n-{name}'>{value:,}</b></span>"
@@ -271,6 +276,8 @@ def as_json(snapshot: Snapshot, options: PageContext, now: float | None = None) 
         "poll_interval_seconds": snapshot.interval,
         "effective_poll_interval_seconds": snapshot.effective_interval,
         "cycle_duration_seconds": snapshot.cycle_duration,
+        "schedule": [{"priority": v.priority, "pairs": v.pairs, "planned_interval_seconds": v.interval,
+                      "max_wait_seconds": v.oldest} for v in snapshot.schedule],
         "discovering": snapshot.discovering,
         "counts": dict(snapshot.count_by_status()),
         "accounts": [{"name": name, "credentials": source} for name, source in options.accounts],
