@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from exporter import __version__, app, logs
-from exporter.cloud.credential_chain import default_chain
-from exporter.cloud.credentials import ENV_SECRET, ENV_TOKEN, CredentialsError, Learning
+from exporter.cloud.accounts import Account, accounts_of
+from exporter.cloud.credential_chain import account_providers
+from exporter.cloud.credentials import ENV_SECRET, ENV_TOKEN, CredentialProvider, CredentialsError, Learning
 from exporter.cloud.credentials_remote import ENV_OIDC_TOKEN_FILE
 from exporter.cloud.transport import PlainTransport
 from exporter.config.cli import parse_args
 from exporter.config.errors import ConfigError
 from exporter.config.secret_files import peek_secret_file
-from exporter.config.settings import CONFIG_FILE_ENV, Settings, load_settings
+from exporter.config.settings import CONFIG_FILE_ENV, DEFAULT_ACCOUNT, Settings, load_settings
 from exporter.probe import run_probe
 from exporter.web import webconfig
 
@@ -49,22 +50,31 @@ def _check_targets(settings: Settings) -> Settings:
     return settings
 
 
-def _plan(settings: Settings) -> app.Plan:
+def _plan(settings: Settings,
+          wrap: Callable[[CredentialProvider], CredentialProvider] = lambda provider: provider) -> app.Plan:
     pairs = app.plan_pairs(settings)
     _check_targets(settings)
     transport = PlainTransport()  # one, for the credential providers and the API client
     try:
-        provider = default_chain(
-            settings.credentials.access_key_id_file,
-            settings.credentials.access_key_secret_file,
-            settings.credentials.security_token_file,
-            os.environ,
-            settings.credentials,
-            transport,
-        )
+        # Each account's chain counts its credential requests under its name on the one transport.
+        providers = {name: provider for name in settings.used_accounts
+                     for provider in account_providers(settings, os.environ, transport.for_account(name), wrap,
+                                                       only=name).values()}
     except CredentialsError as exc:
-        raise ConfigError([f"credentials: {exc}"]) from None
-    return app.Plan(pairs, settings.api, provider, tuple(settings.targets), transport=transport)
+        raise ConfigError([str(exc)]) from None  # names its key: credentials or accounts.NAME.credentials
+    first = providers.get(DEFAULT_ACCOUNT) or next(iter(providers.values()))
+    return app.Plan(pairs, settings.api, first, tuple(settings.targets), transport=transport,
+                    accounts=accounts_of(settings, providers))
+
+
+async def _resolve(accounts: Sequence[Account]) -> None:
+    """Every account's credentials once (unreadable files, a refused STS request fail here, naming the key)."""
+    for account in accounts:
+        try:
+            await account.credentials.get()
+        except CredentialsError as exc:
+            key = "credentials" if account.name == DEFAULT_ACCOUNT else f"accounts.{account.name}.credentials"
+            raise ConfigError([f"{key}: {exc}"]) from None
 
 
 def _run(settings: Settings, plan: app.Plan, *, check_config: bool, once: bool, probe: bool = False,
@@ -104,12 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             settings, plan = demo.plan(settings)
         else:
-            plan = _plan(settings)
-            plan = dataclasses.replace(plan, credentials=Learning(plan.credentials, redactor.add, (oidc_token_file,)))
+            plan = _plan(settings, lambda provider: Learning(provider, redactor.add, (oidc_token_file,)))
             # Resolve once now so --check-config and start-up fail early on unreadable key files; --probe
             # resolves them itself and reports a failure as its first step (exit 1, not a config error).
             if not args.probe:
-                asyncio.run(plan.credentials.get())
+                asyncio.run(_resolve(plan.all_accounts))
             flags, environ = args.flags, dict(os.environ)
             reload = partial(_reload_settings, flags, environ, config_file, learn_file)
         if settings.web.config_file is not None:

@@ -23,9 +23,10 @@ from typing import Protocol, TextIO, runtime_checkable
 from yarl import URL
 
 from exporter import __version__, logs
-from exporter.cloud.client import AlikafkaClient, ApiCaller
+from exporter.cloud.accounts import Account, open_client, single_account
+from exporter.cloud.client import ApiCaller
 from exporter.cloud.credentials import CredentialProvider, Learning
-from exporter.cloud.ratelimit import RateLimiter, enforced_rate
+from exporter.cloud.ratelimit import enforced_rate
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainTransport
 from exporter.config.reload import Reloader, ReloadStatus
@@ -33,8 +34,9 @@ from exporter.config.settings import METADATA_ENDPOINT, ApiSettings, Settings, T
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
-from exporter.polling.poller import Poller
+from exporter.polling.poller import HEADROOM, Poller
 from exporter.polling.retention import RetentionRefresher, TopicRef
+from exporter.polling.schedule import beyond_reach
 from exporter.polling.snapshot import Board, Snapshot
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
@@ -59,6 +61,14 @@ class Plan:
     web: WebConfig | None = None  # the validated --web.config.file (TLS, basic auth)
     # The one transport of the credential providers' requests; the API client lends it its session.
     transport: PlainTransport = field(default_factory=PlainTransport)
+    # Every account the targets use, with its credentials and budget; empty: one account, default, of
+    # ``credentials`` and ``api`` (the demo, and tests).
+    accounts: tuple[Account, ...] = ()
+
+    @property
+    def all_accounts(self) -> tuple[Account, ...]:
+        """The accounts to poll with: ``accounts``, or the one default account."""
+        return self.accounts or single_account(self.api, self.credentials)
 
     @property
     def discovering(self) -> bool:
@@ -72,14 +82,14 @@ def plan_pairs(settings: Settings) -> tuple[Pair, ...]:
 
 
 def polled_topics(snapshot: Snapshot) -> set[TopicRef]:
-    """The (region, instance, topic) the polled groups read, as their last answers say."""
-    return {(pair.region, pair.instance_id, topic.topic) for pair, state in snapshot.pairs.items()
+    """The (region, instance, topic, account) the polled groups read, as their last answers say."""
+    return {(pair.region, pair.instance_id, topic.topic, pair.account) for pair, state in snapshot.pairs.items()
             if state.progress is not None for topic in state.progress.topics}
 
 
-def _listed_regions(settings: Settings) -> frozenset[str]:
-    """The regions discovery lists the instances of, so the catalog takes them from its answers."""
-    return Discovery.of(settings).instance_regions
+def _listed_regions(settings: Settings) -> frozenset[tuple[str, str]]:
+    """The (account, region) scopes discovery lists the instances of, so the catalog takes them from its answers."""
+    return Discovery.of(settings).instance_scopes
 
 
 @runtime_checkable
@@ -124,17 +134,24 @@ def cleartext_endpoints(settings: Settings, plan: Plan) -> list[str]:
         regions.add(settings.api.region)
     lines = [f"the API endpoint {url} is plain http: signatures and STS tokens travel in clear"
              for url in sorted({plan.api.endpoint_for(region) for region in regions}) if _in_clear(url)]
-    provider = plan.credentials
+    providers = [_unwrapped(a.credentials) for a in plan.all_accounts]
+    providers += [_unwrapped(base) for p in providers if (base := getattr(p, "base", None)) is not None]  # role_arn
+    for provider in providers:
+        if isinstance(provider, _UsesSts) and _in_clear(provider.sts_endpoint):
+            lines.append(f"the STS endpoint {provider.sts_endpoint} is plain http: the OIDC token and the issued "
+                         "keys travel in clear")
+        elif isinstance(provider, _UsesMetadata) and _in_clear(provider.endpoint) \
+                and URL(provider.endpoint).host != (link_local := URL(METADATA_ENDPOINT).host):
+            lines.append(f"the ECS metadata endpoint {provider.endpoint} is plain http off the link-local "
+                         f"{link_local}: the role's keys travel in clear")
+    return list(dict.fromkeys(lines))
+
+
+def _unwrapped(provider: CredentialProvider) -> CredentialProvider:
+    """The provider inside the redactor's wrappers."""
     while isinstance(provider, Learning):
         provider = provider.inner
-    if isinstance(provider, _UsesSts) and _in_clear(provider.sts_endpoint):
-        lines.append(f"the STS endpoint {provider.sts_endpoint} is plain http: the OIDC token and the issued keys "
-                     "travel in clear")
-    elif isinstance(provider, _UsesMetadata) and _in_clear(provider.endpoint) \
-            and URL(provider.endpoint).host != (link_local := URL(METADATA_ENDPOINT).host):
-        lines.append(f"the ECS metadata endpoint {provider.endpoint} is plain http off the link-local "
-                     f"{link_local}: the role's keys travel in clear")
-    return lines
+    return provider
 
 
 @contextlib.asynccontextmanager
@@ -142,14 +159,13 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
     stats = ApiStats()
     for line in cleartext_endpoints(settings, plan):
         log.warning(line)
-    limiter = RateLimiter(settings.api.max_qps)
-    if limiter.max_qps != settings.api.max_qps:
-        log.warning("api.max_qps is enforced rounded down to whole requests per second",
-                    extra={"max_qps": settings.api.max_qps, "enforced_qps": limiter.max_qps})
+    accounts = plan.all_accounts
     status = reload or ReloadStatus()
-    async with AlikafkaClient(plan.api, plan.credentials, limiter, stats, transport=plan.transport) as client:
+    # One client, a lane per account: each account's calls spend its own budget; the poller paces on their sum.
+    async with open_client(plan.api, accounts, stats, plan.transport) as client:
         board = Board()
-        catalog = InstanceCatalog(client, {p.region for p in plan.pairs}, {p.instance_id for p in plan.pairs},
+        catalog = InstanceCatalog(client, {(p.account, p.region) for p in plan.pairs},
+                                  {p.instance_id for p in plan.pairs},
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
         tail = TailCollector(board, stats, __version__, catalog=catalog, reload=status, guard=True)
         exposition = Exposition(settings.metrics, board, tail)
@@ -157,7 +173,8 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
                                        lambda instance_id: _retention_of(catalog, instance_id))
         poller = Poller(client, plan.pairs, board=board, interval=settings.poll.interval,
                         stale_after=settings.poll.stale_after, analyzer=Analyzer(settings.lag, retention),
-                        discovering=plan.discovering)
+                        discovering=plan.discovering, schedule=settings.poll.schedule,
+                        max_interval=settings.poll.longest_wait)
         discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
         yield Pipeline(poller, catalog, exposition, discovery, client, stats, retention)
 
@@ -188,7 +205,8 @@ class Pipeline:
         """Apply a reloaded configuration's live keys (see exporter.config.reload for which are live)."""
         if (new.log.level, new.log.format) != (old.log.level, old.log.format):
             logs.reconfigure(new.log.level, new.log.format)
-        self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after)
+        self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after,
+                                schedule=new.poll.schedule, max_interval=new.poll.longest_wait)
         self.exposition.reconfigure(new.metrics)
         self.retention.configure(new.retention)
         if (new.targets, new.thresholds, new.api.region, new.shard, new.discovery) != (
@@ -238,6 +256,7 @@ an unforeseen answer costs a log line and a restart, never the process.
             web.Access.of(plan.web) if plan.web is not None else None,
             version=__version__,
             demo=settings.demo,
+            accounts=[(a.name, a.credentials.source) for a in plan.all_accounts],
         )
         try:
             runner = await web.start(app, settings.web.host, settings.web.port, web.tls_context(plan.web))
@@ -308,16 +327,39 @@ def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:
             lines.append(f"discovery: {which} of {where}{filters}, listed every {settings.discovery.refresh:g}s")
     lines.append(f"shard: {settings.shard}")
     lines += [f"endpoint {region}: {plan.api.endpoint_for(region)}" for region in regions]
+    lines.append(f"signature: {settings.api.signature}")
+    if settings.accounts:
+        lines.append("accounts:")
+        for account in plan.all_accounts:
+            pairs = sum(1 for p in plan.pairs if p.account == account.name)
+            lines.append(f"  {account.name}: {account.credentials.source}; max_qps {account.max_qps:g}"
+                         f"{_enforced_note(account.max_qps)}, max_concurrency {account.max_concurrency}, "
+                         f"{pairs} listed pair{'s' if pairs != 1 else ''}")
+    else:
+        lines.append(f"credentials: {plan.credentials.source}")
     lines += [
-        f"signature: {settings.api.signature}",
-        f"credentials: {plan.credentials.source}",
         f"poll interval: {settings.poll.interval:g}s, stale after {settings.poll.stale_after:g}s, "
         f"max_qps {settings.api.max_qps:g}{_enforced_note(settings.api.max_qps)}",
+        _schedule_line(settings, plan),
         f"listen: {settings.web.listen_address}{settings.web.telemetry_path}",
         f"web config: {web_summary(plan.web)}",
     ]
     lines += [f"warning: {line}" for line in cleartext_endpoints(settings, plan)]
     return lines
+
+
+def _schedule_line(settings: Settings, plan: Plan) -> str:
+    poll = settings.poll
+    if poll.schedule == "uniform":
+        return "schedule: uniform (round robin)"
+    line = f"schedule: adaptive, no pair waits longer than {poll.longest_wait:g}s"
+    rate = enforced_rate(settings.api.max_qps) * HEADROOM
+    if not plan.discovering and beyond_reach(len(plan.pairs), rate, poll.interval, poll.longest_wait):
+        round_s = len(plan.pairs) / rate
+        line += (f" (warning: at max_qps {settings.api.max_qps:g}, {len(plan.pairs)} pairs take {round_s:.0f}s a "
+                 f"round, too long for that: the schedule will be round robin; poll.max_interval "
+                 f"{1.3 * round_s:.0f}s or more leaves it budget to favour busy pairs)")
+    return line
 
 
 def _enforced_note(max_qps: float) -> str:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from exporter.app import Plan
+from exporter.cloud.accounts import open_client
 from exporter.cloud.client import AlikafkaClient, ApiResponse
-from exporter.cloud.credentials import Credentials, CredentialsError
+from exporter.cloud.credentials import CredentialProvider, Credentials, CredentialsError
 from exporter.cloud.decoding import lookup
 from exporter.cloud.errors import CLOCK_SKEW_CODES, ApiError
 from exporter.cloud.models import (
@@ -29,9 +30,8 @@ from exporter.cloud.models import (
     parse_consumer_progress,
     parse_instance_list,
 )
-from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
-from exporter.config.settings import Settings, Target
+from exporter.config.settings import DEFAULT_ACCOUNT, Settings, Target
 from exporter.logs import Redactor
 from exporter.targets.pair import Pair
 
@@ -102,7 +102,7 @@ class Report:
                 lines += _wrap(label, value)
             lines.append("")
         failed = [s.title for s in self.steps if s.outcome == "failed"]
-        calls = [s for s in self.steps if s.title != "credentials" and s.outcome != "skipped"]
+        calls = [s for s in self.steps if not s.title.startswith("credentials") and s.outcome != "skipped"]
         if failed:
             lines.append(f"result: FAILED ({', '.join(failed)}): see the fix lines above; exit 1")
         else:
@@ -141,8 +141,7 @@ async def run_probe(settings: Settings, plan: Plan, *, demo: bool = False) -> Re
     # The plan's API options are the settings' (the demo's too), here with retries off: a probe shows the
     # first answer, not the one a retry got.
     options = settings.api.model_copy(update={"max_retries": 0})
-    async with AlikafkaClient(options, plan.credentials, RateLimiter(settings.api.max_qps), stats,
-                              transport=plan.transport) as client:
+    async with open_client(options, plan.all_accounts, stats, plan.transport) as client:
         prober = _Prober(settings, plan, client, stats)
         steps = await prober.run()
     return Report(heading, [prober.masked(step) for step in steps])
@@ -155,6 +154,9 @@ class _Prober:
         self._client = client
         self._stats = stats
         self._secrets = Redactor()
+        # Every account's credentials are resolved and shown; each call is made with the account of the
+        # target or pair it is about.
+        self._providers = {a.name: a.credentials for a in plan.all_accounts}
         self._hidden: dict[str, str] = {}  # listed (not configured) names -> how the report calls them
         self._configured = {p.instance_id for p in plan.pairs} | {p.group for p in plan.pairs}
         for target in plan.targets:
@@ -164,10 +166,15 @@ class _Prober:
     # --- the plan ------------------------------------------------------------------------------
     async def run(self) -> list[Step]:
         """Every step, in order; a step that needs what a failed one would have given is skipped."""
-        step, creds = await self._credentials()
-        steps = [step]
+        steps: list[Step] = []
+        resolved = True
+        for name, provider in self._providers.items():
+            title = "credentials" if len(self._providers) == 1 else f"credentials {name}"
+            step, creds = await self._credentials(title, provider)
+            steps.append(step)
+            resolved = resolved and creds is not None
         groups_target = next((t for t in self._plan.targets if t.groups == "all"), None)
-        if creds is None:
+        if not resolved:
             steps += [_skipped(a, "needs credentials") for a in self._actions(groups_target)]
             return steps
         pair, why_none = await self._listings(steps, groups_target)
@@ -204,17 +211,18 @@ class _Prober:
         # The instances: all listing, else the catalog's own call for the first pair's region.
         serving: list[str] | None = None
         if listing_target is not None:
-            step, serving = await self._instance_list(self._region(listing_target), None)
+            step, serving = await self._instance_list(self._region(listing_target), None, _account(listing_target))
         else:
             known = first.instance_id if first is not None else groups_target.instance_id if groups_target else None
             region = first.region if first is not None else self._region(groups_target)
-            step, _ = await self._instance_list(region, known or "")
+            account = first.account if first is not None else _account(groups_target)
+            step, _ = await self._instance_list(region, known or "", account)
         steps.append(step)
         if groups_target is not None:
             step, listed = await self._consumer_list(groups_target, serving, step.outcome)
             steps.append(step)
             if first is None and listed:
-                return Pair(listed[0][0], listed[0][1], self._region(groups_target)), ""
+                return Pair(listed[0][0], listed[0][1], self._region(groups_target), _account(groups_target)), ""
             return first, ("the group listing gave no group to poll" if step.outcome != "skipped"
                            else "needs the group listing")
         if first is None and listing_target is not None:
@@ -226,7 +234,7 @@ class _Prober:
         if serving is None:
             return None, "needs the instance listing"
         if serving and not isinstance(target.groups, str):
-            return Pair(serving[0], target.groups[0], self._region(target)), ""
+            return Pair(serving[0], target.groups[0], self._region(target), _account(target)), ""
         return None, "the instance listing gave no serving instance"
 
     def _actions(self, groups_target: Target | None) -> list[str]:
@@ -240,9 +248,8 @@ class _Prober:
         return region or ""
 
     # --- the steps -----------------------------------------------------------------------------
-    async def _credentials(self) -> tuple[Step, Credentials | None]:
-        step = Step("credentials")
-        provider = self._plan.credentials
+    async def _credentials(self, title: str, provider: CredentialProvider) -> tuple[Step, Credentials | None]:
+        step = Step(title)
         started = time.monotonic()
         try:
             creds = await provider.get()
@@ -262,12 +269,13 @@ class _Prober:
         step.add("latency", _ms(time.monotonic() - started))
         return step, creds
 
-    async def _instance_list(self, region: str, known: str | None) -> tuple[Step, list[str] | None]:
+    async def _instance_list(self, region: str, known: str | None,
+                             account: str = DEFAULT_ACCOUNT) -> tuple[Step, list[str] | None]:
         """The ``instances: all`` listing (``known`` None), or the catalog's call describing ``known``."""
         step = Step("GetInstanceList")
         why = "instances: all" if known is None else "instance names and editions for alikafka_instance_info"
         step.add("request", f"region {region}: {why}")
-        answer = await self._call(step, "GetInstanceList", region, {"RegionId": region})
+        answer = await self._call(step, "GetInstanceList", region, {"RegionId": region}, account)
         if answer.response is None:
             if known is not None and answer.error is not None and answer.error.kind == "forbidden":
                 step.add("note", "lag polling works without this call; only alikafka_instance_info needs it")
@@ -299,7 +307,7 @@ class _Prober:
         step.add("request", f"instance {self._name(instance)} in {region}, page 1 of up to {size} groups "
                             "(groups: all)")
         params = {"RegionId": region, "InstanceId": instance, "CurrentPage": "1", "PageSize": str(size)}
-        answer = await self._call(step, "GetConsumerList", region, params)
+        answer = await self._call(step, "GetConsumerList", region, params, _account(target))
         if answer.response is None:
             return step, []
         page = _parsed(step, parse_consumer_list, answer.response.body)
@@ -324,7 +332,7 @@ class _Prober:
         params = {"RegionId": pair.region, "InstanceId": pair.instance_id, "ConsumerId": pair.group}
         if self._settings.api.hide_last_timestamp:
             params["HideLastTimestamp"] = "true"
-        answer = await self._call(step, "GetConsumerProgress", pair.region, params)
+        answer = await self._call(step, "GetConsumerProgress", pair.region, params, pair.account)
         if answer.response is None:
             return step, None
         progress = _parsed(step, parse_consumer_progress, answer.response.body)
@@ -344,7 +352,7 @@ class _Prober:
         step.add("request", f"topic 1 of {len(progress.topics)} in GetConsumerProgress's answer (not named here), "
                             f"instance {self._name(pair.instance_id)} in {pair.region}")
         params = {"RegionId": pair.region, "InstanceId": pair.instance_id, "Topic": topic}
-        answer = await self._call(step, "GetTopicStatus", pair.region, params)
+        answer = await self._call(step, "GetTopicStatus", pair.region, params, pair.account)
         if answer.response is not None:
             status = lookup(answer.response.body, "TopicStatus")
             try:
@@ -357,15 +365,19 @@ class _Prober:
         return step
 
     # --- one call --------------------------------------------------------------------------------
-    async def _call(self, step: Step, action: str, region: str, params: Mapping[str, str]) -> _Answer:
-        """One attempt of ``action``; fills in the call's lines, and the fix when it failed."""
+    async def _call(self, step: Step, action: str, region: str, params: Mapping[str, str],
+                    account: str = DEFAULT_ACCOUNT) -> _Answer:
+        """One attempt of ``action`` with ``account``'s credentials; fills in the call's lines, and the fix when it
+        failed."""
+        if len(self._providers) > 1:
+            step.add("account", account)
         step.add("endpoint", self._settings.api.endpoint_for(region))
         step.add("signature", _SIGNATURES.get(self._settings.api.signature, self._settings.api.signature))
         answer = _Answer()
         before = self._duration(action)
         self._client.clock_offset = None  # measured again from this answer's Date header
         try:
-            answer.response = await self._client.call(action, region, params)
+            answer.response = await self._client.call(action, region, params, account=account)
         except ApiError as exc:
             answer.error = exc
         except Exception as unexpected:  # noqa: BLE001 - a probe reports whatever happened, never dies of it
@@ -393,7 +405,8 @@ class _Prober:
         elif answer.error is not None:
             if answer.error.message:
                 step.add("message", self._message(answer.error.message))
-            step.fail(fix_for(action, answer.error, self._settings, self._plan.credentials.source))
+            provider = self._providers.get(account)
+            step.fail(fix_for(action, answer.error, self._settings, provider.source if provider is not None else ""))
         else:
             step.fail(f"the client failed in an unexpected way ({answer.unexpected}): report it, with this output, "
                       "to the exporter's maintainers")
@@ -435,6 +448,10 @@ def _parsed(step: Step, parse: Callable[[Any], T], body: Mapping[str, Any]) -> T
     step.fail(f"the answer does not parse as the exporter reads it ({detail}): report it with the RequestId "
               "and the shape above")
     return None
+
+
+def _account(target: Target | None) -> str:
+    return (target.account if target is not None else None) or DEFAULT_ACCOUNT
 
 
 def _skipped(title: str, why: str) -> Step:

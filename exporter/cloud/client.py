@@ -1,10 +1,11 @@
 """The alikafka OpenAPI client: the only code that sends signed calls to the cloud.
 
-Every call passes one shared rate limiter and concurrency limit, is signed anew on each attempt, and
-retries only what may succeed later (throttling, 5xx, timeouts, connection errors) with full-jitter
-backoff that never undercuts ``x-acs-retry-after``. Error messages are built from codes and the server's
-message, never from URLs or headers (they carry the signature and the STS token). Each answer's ``Date``
-is compared with the local clock, so a drifting clock shows before the gateway's 15-minute window bites.
+Every call passes its account's rate limiter and concurrency limit (accounts share one HTTP session but
+each has its own credentials and budget, as the cloud has), is signed anew on each attempt, and retries
+only what may succeed later (throttling, 5xx, timeouts, connection errors) with full-jitter backoff that
+never undercuts ``x-acs-retry-after``. Error messages are built from codes and the server's message, never
+from URLs or headers (they carry the signature and the STS token). Each answer's ``Date`` is compared with
+the local clock, so a drifting clock shows before the gateway's 15-minute window bites.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import aiohttp
 from yarl import URL
@@ -52,7 +53,7 @@ from exporter.cloud.models import (
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainRequest, PlainTransport
-from exporter.config.settings import ApiSettings
+from exporter.config.settings import DEFAULT_ACCOUNT, ApiSettings
 
 API_VERSION = "2019-09-16"
 # The longest pause an answer's retry-after may impose. Throttling answers name well under a second to a
@@ -80,6 +81,18 @@ class ApiCaller(Protocol):
     async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse: ...
 
 
+@runtime_checkable
+class AccountRouter(Protocol):
+    """A caller with a lane per account (:class:`AlikafkaClient`)."""
+
+    def account(self, name: str) -> AccountClient: ...
+
+
+def caller_for(client: ApiCaller, account: str) -> ApiCaller:
+    """The caller for ``account``: the client's lane for it when the client has lanes, else the client itself."""
+    return client.account(account) if isinstance(client, AccountRouter) else client
+
+
 def parsed(response: ApiResponse, parse: Callable[[Mapping[str, Any]], T]) -> T:
     """``parse`` applied to an answer's body; a body of the wrong shape is a :class:`MalformedResponseError`
     that carries the answer's RequestId (it came with HTTP 200)."""
@@ -103,8 +116,63 @@ def retry_after_seconds(header: str | None) -> float | None:
     return min(max(0.0, millis / 1000), MAX_RETRY_AFTER) if math.isfinite(millis) else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """One account's identity and budget inside the shared client."""
+
+    name: str
+    credentials: CredentialProvider
+    limiter: RateLimiter
+    concurrency: asyncio.Semaphore
+    max_concurrency: int
+
+
+class AccountClient:
+    """The client bound to one account: what the poller, discovery and the catalog call for that account."""
+
+    def __init__(self, client: AlikafkaClient, account: str) -> None:
+        self._client = client
+        self.account = account
+
+    async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse:
+        """:meth:`AlikafkaClient.call` with this account's credentials and budget."""
+        return await self._client.call(action, region, params, account=self.account)
+
+    async def get_consumer_progress(
+        self, region: str, instance_id: str, group: str
+    ) -> tuple[ConsumerProgress, str | None]:
+        """:meth:`AlikafkaClient.get_consumer_progress` with this account's credentials and budget."""
+        return await self._client.get_consumer_progress(region, instance_id, group, account=self.account)
+
+
+@dataclass(frozen=True, slots=True)
+class LanesPace:
+    """The pace of several accounts' limiters together: their rates and their queues added up."""
+
+    limiters: tuple[RateLimiter, ...]
+
+    @property
+    def max_qps(self) -> float:
+        """The enforced steady rates, added up."""
+        return sum(limiter.max_qps for limiter in self.limiters)
+
+    @property
+    def current_qps(self) -> float:
+        """The current rates (lower while backing off), added up."""
+        return sum(limiter.current_qps for limiter in self.limiters)
+
+    @property
+    def waiting(self) -> int:
+        """Calls queued at any of the limiters."""
+        return sum(limiter.waiting for limiter in self.limiters)
+
+
 class AlikafkaClient:
-    """Async client for the alikafka RPC API. Use as ``async with AlikafkaClient(...) as c``."""
+    """Async client for the alikafka RPC API. Use as ``async with AlikafkaClient(...) as c``.
+
+    ``credentials`` and ``limiter`` are those of ``account`` (``default``: the top-level credentials); more
+    accounts join with :meth:`add_account` before the client opens.
+    """
 
     def __init__(
         self,
@@ -118,6 +186,8 @@ class AlikafkaClient:
         rng: random.Random | None = None,
         trust: ssl.SSLContext | None = None,
         transport: PlainTransport | None = None,
+        account: str = DEFAULT_ACCOUNT,
+        max_concurrency: int | None = None,
     ) -> None:
         """``trust`` replaces the system's certificate authorities for HTTPS endpoints (tests: a test CA).
 
@@ -127,25 +197,50 @@ class AlikafkaClient:
         self._transport = transport if transport is not None else PlainTransport()
         self._options = options
         self._trust = trust
-        self._credentials = credentials
-        self._limiter = limiter
+        concurrency = max_concurrency or options.max_concurrency  # the account's, else api.max_concurrency
+        self._lanes = {account: _Lane(account, credentials, limiter, asyncio.Semaphore(concurrency), concurrency)}
+        self._main = account
         self._stats = stats
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._concurrency = asyncio.Semaphore(options.max_concurrency)
         self._session: aiohttp.ClientSession | None = None
-        self._secrets: tuple[str, ...] = ()
         self.clock_offset: float | None = None  # local minus server, seconds, from the last Date header
         self._skew_logged: float | None = None  # the offset the last clock-skew warning gave
 
+    def add_account(self, name: str, credentials: CredentialProvider, limiter: RateLimiter,
+                    max_concurrency: int) -> None:
+        """Another account: its own credentials, rate limiter and concurrency limit (before the client opens)."""
+        if self._session is not None:
+            raise RuntimeError("accounts are added before the client opens")
+        if name in self._lanes:
+            raise ValueError(f"account {name!r} is already known")
+        self._lanes[name] = _Lane(name, credentials, limiter, asyncio.Semaphore(max_concurrency), max_concurrency)
+
     @property
-    def pace(self) -> RateLimiter:
-        """The rate limiter every call passes (the scheduler reads its pace, never takes a turn itself)."""
-        return self._limiter
+    def accounts(self) -> tuple[str, ...]:
+        """The accounts this client calls for, the first (the constructor's) first."""
+        return tuple(self._lanes)
+
+    def account(self, name: str) -> AccountClient:
+        """The caller bound to account ``name``."""
+        return AccountClient(self, name)
+
+    def limiter(self, account: str | None = None) -> RateLimiter:
+        """The rate limiter of ``account`` (None: the constructor's)."""
+        return self._lanes[account or self._main].limiter
+
+    @property
+    def pace(self) -> RateLimiter | LanesPace:
+        """How fast calls may go (the scheduler reads it, never takes a turn itself): the one account's rate
+        limiter, or with several accounts their rates and queues added up."""
+        if len(self._lanes) == 1:
+            return self._lanes[self._main].limiter
+        return LanesPace(tuple(lane.limiter for lane in self._lanes.values()))
 
     async def __aenter__(self) -> AlikafkaClient:
-        connector = aiohttp.TCPConnector(limit=self._options.max_concurrency, keepalive_timeout=60,
+        total = sum(lane.max_concurrency for lane in self._lanes.values())
+        connector = aiohttp.TCPConnector(limit=total, keepalive_timeout=60,
                                          ssl=self._trust if self._trust is not None else True)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -165,28 +260,35 @@ class AlikafkaClient:
             self._session = None
 
     async def get_consumer_progress(
-        self, region: str, instance_id: str, group: str
+        self, region: str, instance_id: str, group: str, *, account: str | None = None
     ) -> tuple[ConsumerProgress, str | None]:
         """Poll one pair; returns the parsed progress and the answer's RequestId."""
         params = {"RegionId": region, "InstanceId": instance_id, "ConsumerId": group}
         if self._options.hide_last_timestamp:
             params["HideLastTimestamp"] = "true"
-        response = await self.call("GetConsumerProgress", region, params)
+        response = await self.call("GetConsumerProgress", region, params, account=account)
         return parsed(response, parse_consumer_progress), response.request_id
 
-    async def get_topic_status(self, region: str, instance_id: str, topic: str) -> tuple[TopicStatus, str | None]:
+    async def get_topic_status(self, region: str, instance_id: str, topic: str, *,
+                               account: str | None = None) -> tuple[TopicStatus, str | None]:
         """One topic's per-partition earliest and latest offsets (GetTopicStatus, RAM action
         ``alikafka:ListTopic``); returns the parsed status and the answer's RequestId."""
         params = {"RegionId": region, "InstanceId": instance_id, "Topic": topic}
-        response = await self.call("GetTopicStatus", region, params)
+        response = await self.call("GetTopicStatus", region, params, account=account)
         return parsed(response, lambda body: parse_topic_status(body, topic)), response.request_id
 
-    async def call(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse:
-        """Call ``action`` with retries; raises an :class:`~exporter.cloud.errors.ApiError` subclass."""
+    async def call(self, action: str, region: str, params: Mapping[str, str], *,
+                   account: str | None = None) -> ApiResponse:
+        """Call ``action`` for ``account`` (None: the constructor's) with retries; raises an
+        :class:`~exporter.cloud.errors.ApiError` subclass."""
+        lane = self._lanes.get(account or self._main)
+        if lane is None:
+            raise AuthError("unknown_account", f"account {account!r} is not configured (accounts apply at start: "
+                                               "restart after adding one)")
         attempts = 1 + self._options.max_retries
         for attempt in range(attempts):
             try:
-                return await self._attempt(action, region, params)
+                return await self._attempt(action, region, params, lane)
             except ApiError as exc:
                 retry_nonce = exc.code == "SignatureNonceUsed" and attempt == 0
                 if attempt + 1 >= attempts or not (exc.retryable or retry_nonce):
@@ -199,39 +301,37 @@ class AlikafkaClient:
                 await self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, action: str, region: str, params: Mapping[str, str]) -> ApiResponse:
+    async def _attempt(self, action: str, region: str, params: Mapping[str, str], lane: _Lane) -> ApiResponse:
         try:
-            creds = await self._credentials.get()
+            creds = await lane.credentials.get()
         except CredentialsError as exc:
             raise AuthError("credentials_unavailable", str(exc)) from None
-        self._secrets = tuple(
-            s.reveal() for s in (creds.access_key_secret, creds.security_token) if s is not None
-        )
-        async with self._concurrency:
+        secrets = tuple(s.reveal() for s in (creds.access_key_secret, creds.security_token) if s is not None)
+        async with lane.concurrency:
             code = "connection_error"
             started = time.monotonic()
             try:
-                async with self._limiter.request() as ticket:
+                async with lane.limiter.request() as ticket:
                     sent = self._clock()
                     url, headers = self._sign(action, region, params, creds)
                     started = time.monotonic()
                     status, body, retry_after, date = await self._send(action, url, headers, ticket.answered)
                 self._measure_clock(date, sent)
-                result = self._interpret(action, status, body, retry_after)
+                result = self._interpret(action, status, body, retry_after, secrets)
             except ApiError as exc:
                 code = exc.code
                 if exc.kind == "throttled":
-                    self._limiter.throttled(exc.retry_after)
+                    lane.limiter.throttled(exc.retry_after)
                 if exc.code in CLOCK_SKEW_CODES:
                     self._report_skew(exc)
                 raise
             else:
                 code = "200"
-                self._limiter.succeeded()
+                lane.limiter.succeeded()
                 self._skew_logged = None
                 return result
             finally:
-                self._stats.observe(action, code, time.monotonic() - started)
+                self._stats.observe(action, code, time.monotonic() - started, lane.name)
 
     def _sign(
         self, action: str, region: str, params: Mapping[str, str], creds: Credentials
@@ -313,16 +413,18 @@ class AlikafkaClient:
             limit_name="api.max_response_size"), answered)
         return answer.status, answer.body, answer.headers.get("x-acs-retry-after"), answer.headers.get("Date")
 
-    def _redact(self, text: str) -> str:
+    @staticmethod
+    def _redact(text: str, secrets: tuple[str, ...]) -> str:
         # SignatureDoesNotMatch echoes the server's string to sign, which holds the STS token (cut however
         # it is worded or cased, so no caller has to cut it again).
         text = _STRING_TO_SIGN.split(text, maxsplit=1)[0].rstrip(" :.")
-        for secret in self._secrets:
+        for secret in secrets:
             if secret:
                 text = text.replace(secret, "***")
         return text[:300]
 
-    def _interpret(self, action: str, status: int, raw: bytes, retry_after: str | None) -> ApiResponse:
+    def _interpret(self, action: str, status: int, raw: bytes, retry_after: str | None,
+                   secrets: tuple[str, ...] = ()) -> ApiResponse:
         try:
             parsed = decode_object(raw)
         except ParseError as exc:
@@ -348,7 +450,7 @@ class AlikafkaClient:
             return ApiResponse(body, request_id)
         code_text = scalar(code_value)
         code = sanitise_code(code_text) if code_text not in (None, "", "200") else str(status)
-        message = self._redact(scalar(lookup(body, "Message"), None) or "")
+        message = self._redact(scalar(lookup(body, "Message"), None) or "", secrets)
         cls = error_class(code, status)
         delay = retry_after_seconds(retry_after)
         raise cls(code, message, request_id=request_id, http_status=status, retry_after=delay)

@@ -1,6 +1,8 @@
-"""Credentials fetched over HTTP: RRSA (STS ``AssumeRoleWithOIDC``) and the ECS RAM role (metadata service).
+"""Credentials fetched over HTTP: RRSA (STS ``AssumeRoleWithOIDC``), the ECS RAM role (metadata service) and
+an account's ``role_arn`` (STS ``AssumeRole``, signed with the credentials of that account's chain).
 
-The last two sources of the default chain, both short-lived STS credentials. This module holds the protocol
+The first two are the last sources of the default chain; all three are short-lived STS credentials, refreshed
+ahead of expiry by the one :class:`~exporter.cloud.credentials.RefreshingProvider`. This module holds the protocol
 (what to ask, how to read the answers, what to retry, when to refresh), not the HTTP: requests go through the
 :class:`~exporter.cloud.transport.PlainTransport` the API client shares, unsigned, outside the alikafka quota
 and with their own timeouts (one second for the metadata service, so a host outside ECS does not hang at
@@ -15,13 +17,22 @@ import logging
 import random
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from exporter.cloud import signing
 from exporter.cloud.backoff import full_jitter
-from exporter.cloud.credentials import Credentials, CredentialsError, RefreshingProvider, Secret, iso_utc
+from exporter.cloud.credentials import (
+    CredentialProvider,
+    Credentials,
+    CredentialsError,
+    RefreshingProvider,
+    Secret,
+    iso_utc,
+)
 from exporter.cloud.decoding import ParseError, decode_object, kind, lookup, scalar
 from exporter.cloud.errors import ApiError
 from exporter.cloud.transport import PlainAnswer, PlainRequest, PlainTransport
@@ -52,6 +63,8 @@ _ROLE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # token is about a kilobyte; a value with a line break or a megabyte is not a credential.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,8192}")
 _RETRYABLE_CODES = ("Throttling", "ServiceUnavailable", "InternalError")
+# A refusal that quotes the server's string to sign (SignatureDoesNotMatch) quotes the caller's STS token in it.
+_STRING_TO_SIGN = re.compile(r"(?:server )?string to sign", re.IGNORECASE)
 # The credentials requests' retry waits: 0.5 s doubling, at most 5 s (a refresh has the margin to spare).
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 5.0
@@ -115,7 +128,7 @@ def _json_object(body: bytes) -> tuple[Mapping[str, Any] | None, str]:
 
 
 def sts_credentials(status: int, body: bytes, what: str, token: str) -> tuple[Credentials, str | None]:
-    """Read an ``AssumeRoleWithOIDC`` answer: the credentials and the assumed role's ARN, or
+    """Read an ``AssumeRoleWithOIDC`` or ``AssumeRole`` answer: the credentials and the assumed role's ARN, or
     :class:`RemoteCredentialsError` (``transient`` for 5xx and throttling) that quotes no secret."""
     parsed, why = _json_object(body)
     credentials = parsed.get("Credentials") if parsed is not None else None
@@ -133,7 +146,8 @@ def _sts_failure(what: str, status: int, parsed: Mapping[str, Any] | None, why: 
         return RemoteCredentialsError(f"{what} failed: HTTP {status} without a JSON body ({why})",
                                       transient=status >= 500)
     code = scalar(lookup(parsed, "Code"), 100) or f"HTTP {status}"
-    message = (scalar(lookup(parsed, "Message"), None) or "").replace(token, "***")[:300]
+    message = _STRING_TO_SIGN.split(scalar(lookup(parsed, "Message"), None) or "", maxsplit=1)[0].rstrip(" :.")
+    message = (message.replace(token, "***") if token else message)[:300]
     request_id = scalar(lookup(parsed, "RequestId"), 100)
     transient = status >= 500 or code.startswith(_RETRYABLE_CODES)
     tail = f" (RequestId {request_id})" if request_id else ""
@@ -375,6 +389,80 @@ class EcsRoleProvider(_Retrying):
             raise RemoteCredentialsError(f"{what}: HTTP {status}", transient=status >= 500)
         creds = metadata_credentials(body, what)
         log.info("credentials obtained", extra={"source": "ecs", "role": role, "imds": "v1" if self.used_v1 else "v2",
+                                                "expires_in_s": round(creds.expiration - self._clock(), 1)
+                                                if creds.expiration else None})
+        return creds
+
+
+class AssumeRoleProvider(_Retrying):
+    """An account's ``role_arn``: STS ``AssumeRole`` signed with the credentials ``base`` (its chain) yields.
+
+    The request is the RPC style of the public reference
+    (https://www.alibabacloud.com/help/en/ram/developer-reference/api-sts-2015-04-01-assumerole): common
+    parameters, ``RoleArn``, ``RoleSessionName`` and ``DurationSeconds``, signed HMAC-SHA1
+    (``SignatureVersion=1.0``) as the official ``alibabacloud_credentials`` ``ram_role_arn`` provider signs it.
+    That provider sends a GET with everything in the query; this one POSTs the same parameters as a form
+    body and signs them with ``POST``, so the base credentials' STS token stays out of URLs that proxies log.
+    """
+
+    def __init__(
+        self,
+        base: CredentialProvider,
+        role_arn: str,
+        *,
+        sts_endpoint: str,
+        session_name: str = DEFAULT_SESSION_NAME,
+        duration_seconds: int = 3600,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        refresh_margin: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        transport: PlainTransport | None = None,
+    ) -> None:
+        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng,
+                         transport=transport)
+        self.base = base
+        self.role_arn = role_arn
+        self.sts_endpoint = sts_endpoint
+        self.session_name = session_name
+        self.duration_seconds = duration_seconds
+        self._timeout = timeout
+        self.assumed_role_arn: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The role, the STS endpoint and the base chain's source (none of them secret)."""
+        return f"assume role {self.role_arn} (STS {self.sts_endpoint}) with {self.base.source}"
+
+    async def fetch(self) -> Credentials:
+        """Assume the role with the base chain's current credentials."""
+        return await self._with_retries(self._assume, self._attempts)
+
+    async def _assume(self) -> Credentials:
+        try:
+            base = await self.base.get()
+        except CredentialsError as exc:
+            raise RemoteCredentialsError(f"the credentials to assume {self.role_arn} with: {exc}") from None
+        form = {
+            "Action": "AssumeRole", "Version": STS_VERSION, "Format": "JSON", "Timestamp": iso_utc(self._clock()),
+            "AccessKeyId": base.access_key_id, "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
+            "SignatureNonce": uuid.uuid4().hex,
+            "RoleArn": self.role_arn, "RoleSessionName": self.session_name,
+            "DurationSeconds": str(self.duration_seconds),
+        }
+        token = base.security_token.reveal() if base.security_token is not None else ""
+        if token:
+            form["SecurityToken"] = token
+        form["Signature"] = signing.v1_signature(base.access_key_secret.reveal(), "POST", form)
+        answer = await _send(self._transport, PlainRequest(
+            "AssumeRole", "POST", self.sts_endpoint, headers={"Accept": "application/json"}, form=form,
+            timeout=self._timeout))
+        what = f"STS AssumeRole for {self.role_arn}"
+        creds, self.assumed_role_arn = sts_credentials(answer.status, answer.body, what, token)
+        log.info("credentials obtained", extra={"source": "assume_role", "role": self.role_arn,
+                                                "assumed_role": self.assumed_role_arn,
                                                 "expires_in_s": round(creds.expiration - self._clock(), 1)
                                                 if creds.expiration else None})
         return creds

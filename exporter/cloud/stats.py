@@ -1,14 +1,17 @@
 """Counters of the exporter's own API traffic (and its tasks' restarts), kept as plain numbers for the self-metrics.
 
 The client reports every HTTP attempt here, the supervisor every task it starts and restarts; only
-the self-metrics turn these into metric families, so metric names stay in the metrics package. ``version``
-changes on every update, letting the exposition cache know when to render again.
+the self-metrics turn these into metric families, so metric names stay in the metrics package. Requests are
+counted per account (the API's rate limit and permissions are per account); ``version`` changes on every
+update, letting the exposition cache know when to render again.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+
+from exporter.config.settings import DEFAULT_ACCOUNT
 
 # Latency buckets for one API attempt, in seconds: loopback answers take milliseconds, the cloud
 # typically 50-500 ms, and the default timeout is 10 s.
@@ -32,12 +35,19 @@ class Histogram:
         self.sum += value
 
 
+    def add(self, other: Histogram) -> None:
+        """Add another histogram's observations (the same buckets)."""
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.total += other.total
+        self.sum += other.sum
+
+
 class ApiStats:
-    """Per-action request counts by result code, and per-action latency histograms."""
+    """Per-account, per-action request counts by result code, and latency histograms."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, str], int] = {}
-        self.durations: dict[str, Histogram] = {}
+        self.by_account: dict[tuple[str, str, str], int] = {}  # (account, action, code) -> attempts
+        self.durations_by_account: dict[tuple[str, str], Histogram] = {}  # (account, action) -> latencies
         self.clock_skew: float | None = None  # |local - server Date|, seconds, from the last answer with a Date
         self.restarts: dict[str, int] = {}  # supervised task -> times it died and was started again
         self.version = 0
@@ -59,9 +69,25 @@ class ApiStats:
             self.clock_skew = skew
             self.version += 1
 
-    def observe(self, action: str, code: str, seconds: float) -> None:
-        """Record one HTTP attempt of ``action`` that ended with ``code`` after ``seconds``."""
-        key = (action, code)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        self.durations.setdefault(action, Histogram()).observe(max(0.0, seconds))
+    def observe(self, action: str, code: str, seconds: float, account: str = DEFAULT_ACCOUNT) -> None:
+        """Record one HTTP attempt of ``action`` for ``account`` that ended with ``code`` after ``seconds``."""
+        key = (account, action, code)
+        self.by_account[key] = self.by_account.get(key, 0) + 1
+        self.durations_by_account.setdefault((account, action), Histogram()).observe(max(0.0, seconds))
         self.version += 1
+
+    @property
+    def requests(self) -> dict[tuple[str, str], int]:
+        """Attempts by (action, code), over every account."""
+        totals: dict[tuple[str, str], int] = {}
+        for (_, action, code), count in self.by_account.items():
+            totals[action, code] = totals.get((action, code), 0) + count
+        return totals
+
+    @property
+    def durations(self) -> dict[str, Histogram]:
+        """Latencies by action, over every account."""
+        merged: dict[str, Histogram] = {}
+        for (_, action), hist in self.durations_by_account.items():
+            merged.setdefault(action, Histogram()).add(hist)
+        return merged

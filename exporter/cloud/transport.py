@@ -21,6 +21,7 @@ from exporter import __version__
 from exporter.cloud.decoding import ParseError, decode_object, lookup, scalar
 from exporter.cloud.errors import ApiError, MalformedResponseError, RequestError, TransportError, sanitise_code
 from exporter.cloud.stats import ApiStats
+from exporter.config.settings import DEFAULT_ACCOUNT
 
 # aiohttp adds ``Content-Type: application/octet-stream`` to every POST otherwise.
 NO_AUTO_TYPE = frozenset({"Content-Type"})
@@ -123,27 +124,37 @@ class PlainTransport:
     hold the URL, which may carry a token. Redirects are not followed: a 3xx raises
     :class:`~exporter.cloud.errors.RequestError` under its status (the OIDC token is in the form body, and
     a metadata answer from elsewhere would be trusted as this instance's keys).
+
+    :meth:`for_account` gives each account's credential providers a view of the same transport (same session,
+    same counters) that counts their requests under that account's name.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, account: str = DEFAULT_ACCOUNT, link: PlainTransport | None = None) -> None:
+        self.account = account
+        self._link: PlainTransport = link._link if link is not None else self  # the one holding the session
         self._session: aiohttp.ClientSession | None = None
         self._stats: ApiStats | None = None
 
+    def for_account(self, account: str) -> PlainTransport:
+        """This transport, counting requests under ``account`` (the session and counters stay shared)."""
+        return self if account == self.account else PlainTransport(account, self)
+
     def attach(self, session: aiohttp.ClientSession | None, stats: ApiStats | None = None) -> None:
         """Use ``session`` and count in ``stats`` from now on (None: back to one-off sessions, uncounted)."""
-        self._session = session
-        self._stats = stats if session is not None else None
+        self._link._session = session
+        self._link._stats = stats if session is not None else None
 
     @property
     def attached(self) -> bool:
         """Whether requests go over a client's session now."""
-        return self._session is not None and not self._session.closed
+        session = self._link._session
+        return session is not None and not session.closed
 
     async def exchange(self, request: PlainRequest, sent: Callable[[], None] | None = None) -> PlainAnswer:
         """Send one request over the attached session, uncounted (the API client counts its calls once it
         has read the answer's code), and return the answer whatever its status; ``sent`` is called once the
         server has answered with a status line (it has counted the request by then)."""
-        session = self._session
+        session = self._link._session
         if session is None or not self.attached:
             raise RuntimeError("no session attached: use AlikafkaClient as an async context manager")
         return await self._exchange(session, request, sent)
@@ -152,9 +163,9 @@ class PlainTransport:
         """Send one request, counted in the attached stats, and return the answer, whatever its status."""
         started = time.monotonic()
         code = "connection_error"
-        stats = self._stats
+        stats = self._link._stats
         try:
-            session = self._session
+            session = self._link._session
             if session is not None and self.attached:
                 answer = await self._exchange(session, request)
             else:
@@ -168,7 +179,7 @@ class PlainTransport:
             return answer
         finally:
             if stats is not None:
-                stats.observe(request.action, code, time.monotonic() - started)
+                stats.observe(request.action, code, time.monotonic() - started, self.account)
 
     @staticmethod
     async def _exchange(session: aiohttp.ClientSession, request: PlainRequest,

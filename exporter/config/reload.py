@@ -30,6 +30,7 @@ RESTART_ONLY: Mapping[str, tuple[str, ...] | None] = {
     "api": ("network", "endpoint", "signature", "timeout", "max_retries", "max_qps", "max_concurrency",
             "hide_last_timestamp"),
     "credentials": None,
+    "accounts": None,  # each account's credentials, role and budget are built once, at start
     "lag": None,
     "web": None,
     "demo": None,

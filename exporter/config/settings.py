@@ -131,6 +131,25 @@ class CredentialsSettings(BaseModel):
         return value
 
 
+# An account's name: it becomes the value of the ``account`` label, so lower-case letters, digits, ``_`` and ``-``.
+ACCOUNT_NAME = r"[a-z0-9][a-z0-9_-]{0,62}"
+DEFAULT_ACCOUNT = "default"  # the top-level credentials and api.max_qps: targets without an account use them
+# A RAM role's ARN, as STS AssumeRole takes it (acs:ram::<account id>:role/<role name>):
+# https://www.alibabacloud.com/help/en/ram/developer-reference/api-sts-2015-04-01-assumerole
+ROLE_ARN = r"acs:ram::\d+:role/[A-Za-z0-9._-]{1,64}"
+
+
+class AccountSettings(BaseModel):
+    """One Alibaba Cloud account: its credential chain, an optional role to assume, and its own API budget."""
+
+    model_config = _FROZEN
+
+    credentials: CredentialsSettings = CredentialsSettings()
+    role_arn: Annotated[str, Field(pattern=rf"^({ROLE_ARN})?$")] = ""
+    max_qps: Annotated[float, Field(gt=0, le=1000)] | None = None  # None: api.max_qps
+    max_concurrency: Annotated[int, Field(ge=1, le=256)] | None = None  # None: api.max_concurrency
+
+
 class PollSettings(BaseModel):
     """The schedule."""
 
@@ -138,14 +157,24 @@ class PollSettings(BaseModel):
 
     interval: Annotated[Duration, Field(ge=1)] = 60.0
     stale_after: Duration = 180.0
+    # How the API budget is spent when it cannot poll every pair every interval (docs/scaling.md).
+    schedule: Literal["adaptive", "uniform"] = "adaptive"
+    # Under adaptive, the longest a pair may wait between polls. Checked against interval only when set:
+    # left at its default under a longer interval, the interval is the bound (see longest_wait).
+    max_interval: Annotated[Duration, Field(le=7 * 86400)] = 600.0
 
-    @field_validator("stale_after")
+    @field_validator("stale_after", "max_interval")
     @classmethod
     def _after_interval(cls, value: float, info: ValidationInfo) -> float:
         interval = info.data.get("interval")
         if interval is not None and value < interval:
             raise ValueError(f"must be at least poll.interval ({interval:g}s)")
         return value
+
+    @property
+    def longest_wait(self) -> float:
+        """``max_interval``, or ``interval`` when that is longer (possible only with max_interval left unset)."""
+        return max(self.max_interval, self.interval)
 
 
 def _regex(value: str | None) -> str | None:
@@ -227,6 +256,7 @@ class Target(BaseModel):
     group_deny: str | None = None  # regular expression that excludes a group name
     labels: TargetLabels = {}  # added to every series of this target's pairs
     thresholds: TargetThresholds = TargetThresholds()
+    account: str | None = None  # a name in accounts; None: the top-level credentials (account "default")
 
     @field_validator("groups")
     @classmethod
@@ -406,6 +436,7 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     targets: list[Target] = []
     thresholds: ThresholdSettings = ThresholdSettings()
+    accounts: dict[str, AccountSettings] = {}
     metrics: MetricsSettings = MetricsSettings()
     discovery: DiscoverySettings = DiscoverySettings()
     shard: Annotated[str, Field(pattern=r"^\d+/\d+$")] = "0/1"
@@ -415,6 +446,35 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     reload: ReloadSettings = ReloadSettings()
     demo: bool = False
+
+    @field_validator("accounts")
+    @classmethod
+    def _account_names(cls, accounts: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
+        bad = [name for name in accounts if not re.fullmatch(ACCOUNT_NAME, name)]
+        if bad:
+            raise ValueError(f"account names must be 1-63 lower-case letters, digits, _ or - (a label value), "
+                             f"got {', '.join(repr(b) for b in bad)}")
+        if DEFAULT_ACCOUNT in accounts:
+            raise ValueError(f"{DEFAULT_ACCOUNT!r} names the top-level credentials; give this account another name")
+        return accounts
+
+    def account_of(self, target: Target) -> str:
+        """The name of the account ``target`` is polled with (``default``: the top-level credentials)."""
+        return target.account or DEFAULT_ACCOUNT
+
+    def account_limits(self, name: str) -> tuple[float, int]:
+        """The account's ``max_qps`` and ``max_concurrency`` (api's where the account sets none)."""
+        account = self.accounts.get(name)
+        qps = account.max_qps if account is not None and account.max_qps is not None else self.api.max_qps
+        concurrency = (account.max_concurrency if account is not None and account.max_concurrency is not None
+                       else self.api.max_concurrency)
+        return qps, concurrency
+
+    @property
+    def used_accounts(self) -> tuple[str, ...]:
+        """The accounts some target is polled with, ``default`` first when used (it is without targets)."""
+        names = dict.fromkeys(self.account_of(t) for t in self.targets) or {DEFAULT_ACCOUNT: None}
+        return tuple(sorted(names, key=lambda n: (n != DEFAULT_ACCOUNT, n)))
 
     @classmethod
     def settings_customise_sources(
@@ -586,6 +646,11 @@ def _cross_checks(settings: Settings, layers: _Layers) -> list[str]:
             loc: tuple[int | str, ...] = ("targets", index, "region")
             problems.append(f"{_loc_text(loc)} ({layers.source(loc)}): no region; set the target's region, "
                             f"api.region or {FLAG_NAMES['api', 'region']}")
+        if target.account is not None and target.account not in settings.accounts:
+            loc = ("targets", index, "account")
+            known = ", ".join(sorted(settings.accounts)) or "none"
+            problems.append(f"{_loc_text(loc)} ({layers.source(loc)}): no account {target.account!r} in accounts "
+                            f"(defined: {known})")
         if target.instance_id is None or isinstance(target.groups, str):
             continue
         for group in target.groups:
@@ -601,11 +666,20 @@ def _cross_checks(settings: Settings, layers: _Layers) -> list[str]:
 SECRET_FILE_KEYS = (("credentials", "access_key_secret_file"), ("credentials", "security_token_file"))
 
 
+def _secret_file_locs(merged: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """:data:`SECRET_FILE_KEYS`, and the same keys under each account's credentials."""
+    locs: list[tuple[str, ...]] = list(SECRET_FILE_KEYS)
+    accounts = merged.get("accounts")
+    if isinstance(accounts, Mapping):
+        locs += [("accounts", name, *loc) for name in accounts if isinstance(name, str) for loc in SECRET_FILE_KEYS]
+    return locs
+
+
 def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None,
                   secret_file: Callable[[str], None] | None = None) -> Settings:
     """Read, merge and validate the layers; raises :class:`ConfigError` listing every problem.
 
-    ``secret_file`` is shown the path in each of :data:`SECRET_FILE_KEYS` before anything is
+    ``secret_file`` is shown the path in each of :data:`SECRET_FILE_KEYS` (top-level and per account) before anything is
     validated: the log redactor learns those secrets then, so a secret pasted into another key is
     hidden in the error that names that key.
     """
@@ -616,7 +690,7 @@ def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str], config_f
         raise ConfigError([f"environment ({ENV_PREFIX}*): {exc}"]) from None
     layers = _Layers(flags, env_data, file_data, config_file)
     merged = _deep_merge(_deep_merge(file_data, env_data), flags)
-    for loc in SECRET_FILE_KEYS:
+    for loc in _secret_file_locs(merged):
         found, value = _get(merged, loc)
         if secret_file is not None and found and isinstance(value, str | Path) and str(value).strip():
             secret_file(str(value).strip())

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from exporter.cloud.models import InstanceInfo
 from exporter.cloud.stats import DURATION_BUCKETS, ApiStats
 from exporter.metrics.guard import SHED_LEVELS, SeriesLimits
-from exporter.polling.snapshot import TARGET_STATES, SnapshotSource
+from exporter.polling.snapshot import TARGET_STATES, Snapshot, SnapshotSource
 
 
 class InstanceSource(Protocol):
@@ -109,20 +109,22 @@ class TailCollector:
 
         requests = CounterMetricFamily(
             "alikafka_exporter_api_requests",
-            "API HTTP attempts by action and result code (200, the API error code, timeout or connection_error).",
-            labels=["action", "code"],
+            "API HTTP attempts by action, result code (200, the API error code, timeout or connection_error) and "
+            "account.",
+            labels=["action", "code", "account"],
         )
-        for (action, code), count in sorted(self._stats.requests.items()):
-            requests.add_metric([action, code], float(count))
+        for (account, action, code), count in sorted(self._stats.by_account.items()):
+            requests.add_metric([action, code, account], float(count))
         yield requests
 
         durations = HistogramMetricFamily(
-            "alikafka_exporter_api_request_duration_seconds", "Duration of API HTTP attempts.", labels=["action"],
+            "alikafka_exporter_api_request_duration_seconds", "Duration of API HTTP attempts, by action and account.",
+            labels=["action", "account"],
         )
-        for action, hist in sorted(self._stats.durations.items()):
+        for (account, action), hist in sorted(self._stats.durations_by_account.items()):
             buckets = [(repr(float(b)), float(c)) for b, c in zip(DURATION_BUCKETS, hist.counts, strict=True)]
             buckets.append(("+Inf", float(hist.total)))
-            durations.add_metric([action], buckets, hist.sum)
+            durations.add_metric([action, account], buckets, hist.sum)
         yield durations
 
         yield _scalar("alikafka_exporter_poll_cycle_duration_seconds",
@@ -138,6 +140,7 @@ class TailCollector:
         yield targets
         yield _scalar("alikafka_exporter_effective_poll_interval_seconds",
                       "The poll interval actually achievable under api.max_qps.", snapshot.effective_interval)
+        yield from _schedule_families(snapshot)
         yield _scalar("alikafka_exporter_config_last_reload_successful",
                       "1 if the last configuration load succeeded, else 0.", 1.0 if self._reload.successful else 0.0)
         yield _scalar("alikafka_exporter_config_last_reload_success_timestamp_seconds",
@@ -176,6 +179,29 @@ def _series_families(limits: SeriesLimits) -> Iterator[Metric]:
     for level in SHED_LEVELS:
         limited.add_metric([level], float(limits.limited.get(level, 0)))
     yield limited
+
+
+def _schedule_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """The poll schedule by priority class: pairs, planned interval, longest wait (docs/scaling.md)."""
+    pairs = GaugeMetricFamily("alikafka_exporter_poll_pairs",
+                              "Pairs per priority class of the poll schedule (new, hot, active, quiet).",
+                              labels=["priority"])
+    planned = GaugeMetricFamily(
+        "alikafka_exporter_poll_planned_interval_seconds",
+        "The interval the poll schedule plans for the pairs of a priority class (all alike when round robin).",
+        labels=["priority"])
+    waits = GaugeMetricFamily(
+        "alikafka_exporter_poll_max_wait_seconds",
+        "How long the longest-waiting pair of a priority class has gone without a poll.", labels=["priority"])
+    for view in snapshot.schedule:
+        pairs.add_metric([view.priority], float(view.pairs))
+        if view.interval is not None:
+            planned.add_metric([view.priority], view.interval)
+        if view.oldest is not None:
+            waits.add_metric([view.priority], view.oldest)
+    yield pairs
+    yield planned
+    yield waits
 
 
 def _scalar(name: str, documentation: str, value: float | None) -> GaugeMetricFamily:

@@ -2,9 +2,10 @@
 
 Each poll runs in its own task, so a slow or failing pair never delays another, and a pair still in flight
 when its slot comes round is skipped. When the rate limit cannot poll every pair within the interval, the
-effective interval stretches (exported and logged) and the limiter sets the pace. Each result is written
-whole to the :class:`~exporter.polling.snapshot.Board`, the one place readers take it from; a failing pair
-keeps its last data (``up`` 0) until ``stale_after``.
+effective interval stretches (exported and logged), the limiter sets the pace, and the schedule's policy
+(:mod:`exporter.polling.schedule`: round robin, or by priority) decides which pair each slot polls. Each
+result is written whole to the :class:`~exporter.polling.snapshot.Board`, the one place readers take it from;
+a failing pair keeps its last data (``up`` 0) until ``stale_after``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from exporter.cloud.client import AccountRouter
 from exporter.cloud.errors import ApiError
 from exporter.cloud.models import ConsumerProgress
 from exporter.cloud.ratelimit import enforced_rate
 from exporter.logs import log_unexpected
 from exporter.polling.analysis import Analyzer
+from exporter.polling.schedule import Mode, Schedule, Threshold
 from exporter.polling.snapshot import Board, PairState, PollError, Snapshot
 from exporter.targets.pair import Pair
 
@@ -75,9 +78,13 @@ class Poller:
         monotonic: Callable[[], float] = time.monotonic,
         analyzer: Analyzer | None = None,
         discovering: bool = False,
+        schedule: Mode = "uniform",
+        max_interval: float = 600.0,
+        threshold: Threshold | None = None,
     ) -> None:
         """``board`` receives the results (a new one when not given); ``discovering``: the pairs are not
-        known until discovery has listed them once (:meth:`set_pairs`), so not ready before."""
+        known until discovery has listed them once (:meth:`set_pairs`), so not ready before. ``schedule``,
+        ``max_interval`` and ``threshold`` (a pair's lag_seconds alert threshold) set the schedule's policy."""
         self._source = source
         self._pace = source.pace
         self._analyzer = analyzer or Analyzer()
@@ -96,6 +103,8 @@ class Poller:
         self._stretch_logged: int | None = None  # the pair count the last stretch warning was about
         self._changed = asyncio.Event()
         self._discovering = discovering
+        self._schedule = Schedule(self._pairs, mode=schedule, interval=interval, max_interval=max_interval,
+                                  threshold=threshold, now=monotonic())
         self._describe()
 
     @property
@@ -120,8 +129,12 @@ class Poller:
     @property
     def effective_interval(self) -> float:
         """The configured interval, or longer when the rate limit cannot poll every pair within it."""
-        qps = max(self._pace.current_qps, 1e-3) * HEADROOM
+        qps = self._rate()
         return max(self._interval, len(self._pairs) / qps) if self._pairs else self._interval
+
+    def _rate(self) -> float:
+        """The polls a second the schedule plans for: the limiter's current rate, less the headroom."""
+        return max(self._pace.current_qps, 1e-3) * HEADROOM
 
     def set_pairs(self, pairs: Iterable[Pair]) -> None:
         """Replace the set of pairs (discovery); data of pairs that stay is kept."""
@@ -137,23 +150,29 @@ class Poller:
                 self._board.put(PairState(pair))
             elif (state.pair.labels, state.pair.thresholds) != (pair.labels, pair.thresholds):
                 self._board.put(dataclasses.replace(state, pair=pair))  # its target's new labels, shown at once
+        self._schedule.set_pairs(wanted, self._monotonic())
         self._discovering = False
         self._describe()
         self._changed.set()
 
-    def reconfigure(self, *, interval: float, stale_after: float) -> None:
+    def reconfigure(self, *, interval: float, stale_after: float, schedule: Mode | None = None,
+                    max_interval: float | None = None) -> None:
         """Change the schedule (a config reload); the next slot already uses the new interval."""
-        if (interval, stale_after) == (self._interval, self._stale_after):
+        mode = schedule or self._schedule.mode
+        longest = self._schedule.max_interval if max_interval is None else max_interval
+        if (interval, stale_after, mode, longest) == (self._interval, self._stale_after, self._schedule.mode,
+                                                      self._schedule.max_interval):
             return
         self._interval = interval
         self._stale_after = stale_after
+        self._schedule.reconfigure(mode=mode, interval=interval, max_interval=longest)
         self._stretch_logged = None
         self._describe()
         self._changed.set()
 
     async def run(self) -> None:
         """Poll forever (until cancelled)."""
-        position, cycle = 0, 0
+        cycle = 0
         deadline = self._monotonic()
         async with asyncio.TaskGroup() as tasks:
             while True:
@@ -161,12 +180,10 @@ class Poller:
                     self._changed.clear()
                     await self._changed.wait()
                     continue
-                if position >= len(self._pairs):
-                    position = 0
+                pair = self._schedule.next(self._monotonic(), self._rate(), self._in_flight)
+                if self._schedule.cycle != cycle:
                     self._close_cycle(cycle)
-                    cycle += 1
-                pair = self._pairs[position]
-                position += 1
+                    cycle = self._schedule.cycle
                 first_time = self._polls(pair) == 0
                 if pair not in self._in_flight:
                     self._in_flight.add(pair)
@@ -232,7 +249,9 @@ class Poller:
         tracker = self._cycles.setdefault(cycle, [self._monotonic(), 0.0, 0.0])
         tracker[1] += 1
         try:
-            progress, _request_id = await self._source.get_consumer_progress(pair.region, pair.instance_id, pair.group)
+            # Each pair is polled with its account's credentials and budget (one lane of the client per account).
+            source = self._source.account(pair.account) if isinstance(self._source, AccountRouter) else self._source
+            progress, _request_id = await source.get_consumer_progress(pair.region, pair.instance_id, pair.group)
         except ApiError as exc:
             self._failed(pair, PollError(exc.code, exc.message, exc.kind, exc.request_id))
         except Exception as exc:  # noqa: BLE001 - a bug must fail this pair, not the exporter
@@ -243,7 +262,10 @@ class Poller:
         finally:
             self._in_flight.discard(pair)
             tracker[1] -= 1
-        self._describe()  # the rate may have changed (throttling)
+        state = self._board.state(pair)
+        if state is not None:  # not removed while in flight
+            self._schedule.observe(state)
+        self._describe()  # the rate may have changed (throttling), and the schedule's classes
         self._finish_cycle(cycle)
 
     def _succeeded(self, pair: Pair, progress: ConsumerProgress) -> None:
@@ -286,4 +308,5 @@ class Poller:
 
     def _describe(self) -> None:
         self._board.describe(cycle_duration=self._cycle_duration, effective_interval=self.effective_interval,
-                             discovering=self._discovering, interval=self._interval)
+                             discovering=self._discovering, interval=self._interval,
+                             schedule=self._schedule.view(self._monotonic(), self._rate()))

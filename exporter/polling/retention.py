@@ -30,15 +30,15 @@ ACTION = "GetTopicStatus"
 RAM_ACTION = "alikafka:ListTopic"  # https://www.alibabacloud.com/help/en/apsaramq-for-kafka/api-gettopicstatus
 SYNC_EVERY = 5.0  # seconds between looks at which topics the polled groups read, at least...
 SYNC_SHARE = 0.05  # ...this share of a refresh (15 s at 5m): each look walks every pair's topics
-TopicRef = tuple[str, str, str]  # region, instance id, topic
+TopicRef = tuple[str, str, str, str]  # region, instance id, topic, account (whose credentials and limit it uses)
 Earliest = Mapping[int, int]  # partition -> earliest retained offset
 
 
 class TopicStatusSource(Protocol):
     """What the refresher needs of the API client (:class:`~exporter.cloud.client.AlikafkaClient` has it)."""
 
-    async def get_topic_status(self, region: str, instance_id: str, topic: str) -> tuple[TopicStatus, str | None]:
-        ...
+    async def get_topic_status(self, region: str, instance_id: str, topic: str, *,
+                               account: str | None = None) -> tuple[TopicStatus, str | None]: ...
 
 
 class RetentionView(Protocol):
@@ -87,7 +87,7 @@ class RetentionRefresher:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
-        """``topics`` lists the (region, instance, topic) the polled groups read; ``retention_of`` gives an
+        """``topics`` lists the (region, instance, topic, account) the polled groups read; ``retention_of`` gives an
         instance's retention in seconds (from the instance catalog)."""
         self._client = client
         self._options = options
@@ -183,13 +183,13 @@ class RetentionRefresher:
 
     # --- one call ----------------------------------------------------------------------
     async def _refresh(self, ref: TopicRef) -> None:
-        region, instance_id, topic = ref
+        region, instance_id, topic, account = ref
         refused = self._denied.get(instance_id)
         now = self._clock()
         if refused is not None and now - refused < self._options.refresh:
             return  # the instance refuses: one of its topics a refresh asks whether that changed
         try:
-            status, _ = await self._client.get_topic_status(region, instance_id, topic)
+            status, _ = await self._client.get_topic_status(region, instance_id, topic, account=account)
         except ApiError as exc:
             self._failed(ref, exc)
             return
@@ -213,8 +213,8 @@ class RetentionRefresher:
             self.version += 1
 
     def _failed(self, ref: TopicRef, exc: ApiError) -> None:
-        _, instance_id, topic = ref
-        fields = {"instance_id": instance_id, "topic": topic, "action": ACTION, "code": exc.code,
+        _, instance_id, topic, account = ref
+        fields = {"instance_id": instance_id, "topic": topic, "account": account, "action": ACTION, "code": exc.code,
                   "request_id": exc.request_id or "", "error": exc.message}
         if exc.kind == "forbidden":
             self._denied[instance_id] = self._clock()

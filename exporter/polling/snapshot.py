@@ -56,6 +56,16 @@ class PairState:
 
 
 @dataclass(frozen=True, slots=True)
+class PriorityView:
+    """One priority class of the poll schedule at one moment (the adaptive schedule, docs/scaling.md)."""
+
+    priority: str  # new, hot, active or quiet
+    pairs: int
+    interval: float | None  # the interval the schedule plans for the class; None for pairs never polled
+    oldest: float | None  # seconds the longest-waiting pair of the class has gone without a poll; None when empty
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every pair's state at one moment; ``version`` grows with every swap."""
 
@@ -65,6 +75,7 @@ class Snapshot:
     effective_interval: float | None = None
     discovering: bool = False  # the first discovery listing has not finished yet
     interval: float | None = None  # the configured poll.interval, which a config reload can change
+    schedule: tuple[PriorityView, ...] = ()  # the poll schedule's priority classes (pairs, interval, longest wait)
 
     @property
     def ready(self) -> bool:
@@ -164,10 +175,10 @@ class Board:
         self._notify()
 
     def describe(self, *, cycle_duration: float | None, effective_interval: float | None, discovering: bool,
-                 interval: float | None) -> None:
+                 interval: float | None, schedule: tuple[PriorityView, ...] = ()) -> None:
         """Write the schedule's figures (shown with the pairs in every snapshot)."""
         figures = replace(self._figures, cycle_duration=cycle_duration, effective_interval=effective_interval,
-                          discovering=discovering, interval=interval)
+                          discovering=discovering, interval=interval, schedule=schedule)
         if figures != self._figures:
             self._figures = figures
             self._version += 1

@@ -16,7 +16,7 @@ from exporter.cloud.models import ConsumerProgress
 from exporter.config.settings import LagSettings
 
 STATUSES = ("ok", "lagging", "stalled", "stopped", "rewound", "unknown")
-_REBALANCING = ("preparing_rebalance", "completing_rebalance")
+REBALANCING = ("preparing_rebalance", "completing_rebalance")
 
 
 _MAX_SAMPLES = 3600  # hard bound on a window stretched by lag.status_min_span
@@ -110,7 +110,7 @@ def evaluate(samples: list[Sample], options: LagSettings) -> str:  # noqa: PLR09
     if not samples:
         return "unknown"
     latest = samples[-1]
-    if latest.lag > 0 and latest.members == 0 and latest.state not in _REBALANCING:
+    if latest.lag > 0 and latest.members == 0 and latest.state not in REBALANCING:
         return "stopped"
     if len(samples) < options.status_min_polls:
         return "unknown"

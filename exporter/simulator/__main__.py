@@ -58,16 +58,37 @@ def _generated_key() -> dict[str, str]:
     return {key_id: secret}
 
 
+def _accounts(sim: Simulator, values: Sequence[str]) -> None:
+    """``--account NAME=ID:SECRET@INSTANCE[,INSTANCE...]``: an account owning its key and instances."""
+    for value in values:
+        name, sep, rest = value.partition("=")
+        key, at, instances = rest.rpartition("@")
+        if not sep or not name or not at or not instances:
+            raise ValueError(f"--account must be NAME=ID:SECRET@INSTANCE[,INSTANCE...], got {name or '(empty)'}=...")
+        sim.add_account(name, _parse_keys([key]), [i for i in instances.split(",") if i])
+
+
+def _assumable_roles(sts: StsService, values: Sequence[str]) -> None:
+    """``--assume-role ROLE_ARN=ACCOUNT:KEY_ID[,KEY_ID...]``: the keys that may assume a role of that account."""
+    for value in values:
+        role, sep, rest = value.partition("=")
+        account, colon, keys = rest.partition(":")
+        if not sep or not role or not colon or not account or not keys:
+            raise ValueError("--assume-role must be ROLE_ARN=ACCOUNT:KEY_ID[,KEY_ID...]")
+        sts.add_assumable_role(role, account, {k for k in keys.split(",") if k})
+
+
 def _credential_services(sim: Simulator, args: argparse.Namespace) -> Callable[[web.Application], None]:
     """STS at /sts/ (its controls at /_sim/sts) and the ECS metadata service under /ecs-metadata, when asked for."""
     sts = None
-    if args.sts:
+    if args.sts or args.assume_role:
         sts = StsService(sim, session_lifetime=args.sts_lifetime)
         for pair in args.sts:
             role, sep, provider = pair.partition("=")
             if not sep or not role or not provider:
                 raise ValueError("--sts must be ROLE_ARN=OIDC_PROVIDER_ARN")
             sts.add_role(role, provider)
+        _assumable_roles(sts, args.assume_role)
     if args.oidc_token_file:
         if sts is None:
             raise ValueError("--oidc-token-file needs --sts")
@@ -129,6 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="account-wide limit of one action (GetConsumerProgress defaults to 3)")
     parser.add_argument("--sts", action="append", default=[], metavar="ROLE_ARN=OIDC_PROVIDER_ARN",
                         help="serve STS AssumeRoleWithOIDC at /sts/ for this role (repeatable)")
+    parser.add_argument("--assume-role", action="append", default=[], metavar="ROLE_ARN=ACCOUNT:KEY_ID[,KEY_ID]",
+                        help="serve STS AssumeRole at /sts/: these keys may assume this role of ACCOUNT (repeatable)")
+    parser.add_argument("--account", action="append", default=[], metavar="NAME=ID:SECRET@INSTANCE[,INSTANCE]",
+                        help="another account: its key reaches only its instances, with its own flow control "
+                             "(repeatable)")
     parser.add_argument("--oidc-token-file", default="", metavar="PATH",
                         help="write an OIDC token the simulated STS accepts (24 h) to PATH")
     parser.add_argument("--sts-lifetime", type=float, default=None, metavar="SECONDS",
@@ -154,12 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         host, port = _parse_listen(args.listen)
         scenario = Scenario.load(args.scenario)
         env_keys = [k for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
-        keys = _parse_keys(args.access_key or env_keys) or _generated_key()
+        keys = _parse_keys(args.access_key or env_keys) or ({} if args.account else _generated_key())
         limits = [limit.partition("=") for limit in args.qps_limit]
         if any(not sep or not action for action, sep, _ in limits):
             raise ValueError("--qps-limit must be ACTION=QPS")
         sim = Simulator(scenario, keys, seed=args.seed)
         sim.clock_offset = args.clock_offset
+        _accounts(sim, args.account)
         sim.auth.strict = not args.lenient_signing
         if not 1 <= args.write_pieces <= 10_000 or not 0 <= args.piece_pause <= 600:
             raise ValueError("--write-pieces must be 1-10000 and --piece-pause 0-600 seconds")

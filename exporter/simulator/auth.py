@@ -44,12 +44,13 @@ class Identity:
 
 @dataclass(frozen=True, slots=True)
 class KeyPair:
-    """A configured key: its secret, the STS token it requires (if any), and denied actions."""
+    """A configured key: its secret, the STS token it requires (if any), denied actions and its account."""
 
     secret: str
     security_token: str | None = None
     denied_actions: frozenset[str] = frozenset()
     expires: float | None = None  # STS keys issued by the simulated STS or metadata service
+    account: str = ""  # the account the key belongs to ("": the simulator's one account, owning every instance)
 
 
 def _parse_time(text: str) -> float | None:

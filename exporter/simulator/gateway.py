@@ -131,36 +131,36 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
         form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     params = {**query, **form}
     action = params.get("Action") or request.headers.get("x-acs-action") or ""
-    signature = ""
+    signature = key_id = ""
     try:
         skew = _clock_skew(sim, action, params)
         request[_SKEW_KEY] = skew  # the answer's Date header comes from the same skewed clock
         now = sim.server_time() + skew
         identity = sim.auth.verify(request.method, request.path, query, form, request.headers, raw, now)
-        signature = identity.signature_version
+        signature, key_id = identity.signature_version, identity.access_key_id
         version = params.get("Version") or request.headers.get("x-acs-version", "")
         if version != API_VERSION:
             raise GatewayError(400, "InvalidVersion", f"Specified parameter Version is not valid: {version!r}.")
         if not action:
             raise GatewayError(400, "MissingAction", "Action is mandatory for this request.")
-        sim.admit(action, sim.clock())
+        sim.admit(action, sim.clock(), sim.account_of(identity.access_key_id))
         rule = await _first_match(sim, action, params, request)
         if rule is not None and rule.kind not in SHAPE_KINDS:
             answer = _hostile_answer(rule) or await _fault_answer(rule, request)
             if answer is not None:
                 status = answer.status if isinstance(answer, web.Response) else 200
-                sim.record(action, params, status, f"fault:{rule.kind}", signature)
+                sim.record(action, params, status, f"fault:{rule.kind}", signature, key_id)
                 return answer
         body: dict[str, Any] = sim.handle(action, params, identity.access_key_id)
         if rule is not None and rule.kind in SHAPE_KINDS:
             body = reshape(body, rule.kind, action)
         if rule is not None and rule.kind in HOSTILE_KINDS:
-            sim.record(action, params, 200, f"fault:{rule.kind}", signature)
+            sim.record(action, params, 200, f"fault:{rule.kind}", signature, key_id)
             return hostile_response(rule.kind, body, sim.rng)
     except GatewayError as exc:
-        sim.record(action, params, exc.status, exc.code, signature)
+        sim.record(action, params, exc.status, exc.code, signature, key_id)
         return _error(exc, request.host)
-    sim.record(action, params, 200, "200", signature)
+    sim.record(action, params, 200, "200", signature, key_id)
     return web.json_response(body, dumps=lambda o: json.dumps(o, separators=(",", ":")))
 
 

@@ -1,9 +1,10 @@
 """The simulated alikafka service: actions, flow control and the record of requests served.
 
 Answers are built on request from the workload at the current clock, in the documented JSON shape
-(``Code`` int 200 on success; string codes on errors; lower-case ``state``; list wrappers). Flow
-control is account-wide per action over sliding one-second windows, answering ``Throttling.User``
-with an ``x-acs-retry-after`` header in milliseconds.
+(``Code`` int 200 on success; string codes on errors; lower-case ``state``; list wrappers). Flow control
+is account-wide per action over sliding one-second windows (``Throttling.User`` with ``x-acs-retry-after``
+in ms). Several accounts can be played (:meth:`Simulator.add_account`): each owns its instances and keys
+and has its own windows; a key asking about another account's instance is refused as RAM refuses it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from exporter.simulator.scenario import Scenario
 from exporter.simulator.workload import INSTANCE_STATES, Group, Instance, PartitionTruth, truth
 
 API_VERSION = "2019-09-16"
+_ACCOUNT_PARAM = "\x00account"  # the caller's account, handed to an action with its parameters (never on the wire)
 DEFAULT_QPS = {"GetConsumerProgress": 3.0}
 OTHER_QPS = 100.0
 
@@ -38,6 +40,8 @@ class RequestRecord:
     status: int
     code: str
     signature: str  # "v1", "v3" or "" when authentication failed
+    access_key_id: str = ""  # the key that signed it ("" when authentication failed)
+    account: str = ""  # that key's account
 
 
 class Simulator:
@@ -72,7 +76,8 @@ class Simulator:
         self.code_counts: dict[str, int] = {}  # every served request's code, unbounded (requests is trimmed)
         self.max_records = 100_000
         self._qps = dict(DEFAULT_QPS)
-        self._windows: dict[str, deque[float]] = {}
+        self._windows: dict[tuple[str, str], deque[float]] = {}  # (account, action) -> recent admissions
+        self.owners: dict[str, str] = {}  # instance id -> the account owning it (absent: the one default account)
         self.clock_offset = 0.0  # how far the gateway's clock runs ahead of the real one (negative: behind)
 
     def server_time(self) -> float:
@@ -100,6 +105,20 @@ class Simulator:
             return None
         return self.retention.earliest(instance_id, found.curve(partition), self.clock() if at is None else at)
 
+    def add_account(self, name: str, keys: Mapping[str, str], instance_ids: Iterable[str]) -> None:
+        """Play account ``name``: it owns ``instance_ids`` and the key pairs ``keys`` (id -> secret)."""
+        for instance_id in instance_ids:
+            if instance_id not in self.instances:
+                raise ValueError(f"no instance {instance_id} in the scenario")
+            self.owners[instance_id] = name
+        for key_id, secret in keys.items():
+            self.auth.keys[key_id] = KeyPair(secret, account=name)
+
+    def account_of(self, key_id: str) -> str:
+        """The account a key belongs to ("" for the one default account, or an unknown key)."""
+        key = self.auth.keys.get(key_id)
+        return key.account if key is not None else ""
+
     def set_qps_limit(self, action: str, qps: float) -> None:
         """Change the account-wide limit of one action."""
         self._qps[action] = qps
@@ -117,19 +136,21 @@ class Simulator:
             return []
         return truth(inst, found, now)
 
-    def record(self, action: str, params: Mapping[str, str], status: int, code: str, signature: str) -> None:
+    def record(self, action: str, params: Mapping[str, str], status: int, code: str, signature: str,
+               access_key_id: str = "") -> None:
         """Remember a served request (bounded)."""
         if len(self.requests) >= self.max_records:
             del self.requests[: self.max_records // 2]
         self.code_counts[code] = self.code_counts.get(code, 0) + 1
         safe = {k: v for k, v in params.items() if k not in ("Signature", "SecurityToken")}
-        self.requests.append(RequestRecord(self.clock(), action, safe, status, code, signature))
+        self.requests.append(RequestRecord(self.clock(), action, safe, status, code, signature, access_key_id,
+                                           self.account_of(access_key_id) if access_key_id else ""))
 
     # --- flow control ----------------------------------------------------------------------
-    def admit(self, action: str, now: float) -> None:
-        """Count a request against its action's limit; raise Throttling.User when over it."""
+    def admit(self, action: str, now: float, account: str = "") -> None:
+        """Count a request against its account's limit of the action; raise Throttling.User when over it."""
         limit = max(1, int(self._qps.get(action, OTHER_QPS)))
-        window = self._windows.setdefault(action, deque())
+        window = self._windows.setdefault((account, action), deque())
         while window and window[0] <= now - 1.0:
             window.popleft()
         if len(window) >= limit:
@@ -148,7 +169,17 @@ class Simulator:
         if handler is None:
             raise GatewayError(404, "InvalidAction.NotFound", "Specified api is not found, please check your url "
                                                                "and method.")
-        body = handler(self, params)
+        account = self.account_of(key_id)
+        instance_id = params.get("InstanceId", "")
+        if instance_id in self.instances and self.owners.get(instance_id, "") != account:
+            # The key's account does not own the instance. A RAM policy that grants a user only some instances
+            # (Resource acs:alikafka:*:*:instance/ID) refuses the others with the gateway's permission error,
+            # Forbidden.RAM, HTTP 403 (the common code the client classifies as forbidden; Alibaba Cloud's
+            # "Forbidden.RAM" troubleshooting entry: https://api.aliyun.com/troubleshoot?q=Forbidden.RAM).
+            raise GatewayError(403, "Forbidden.RAM",
+                               "User not authorized to operate on the specified resource, or this API doesn't "
+                               "support RAM.")
+        body = handler(self, {**params, _ACCOUNT_PARAM: account})
         return {"RequestId": new_request_id(), "Success": True, "Code": 200, "Message": "operation success.", **body}
 
     def _instance(self, params: Mapping[str, str]) -> Instance:
@@ -196,7 +227,8 @@ class Simulator:
                  "SpecType": i.spec_type, "Series": i.series, "PaidType": 1, "DeployType": 5,
                  "UsedTopicCount": len(i.topic_names()), "UsedGroupCount": len(i.group_names()),
                  "MsgRetain": self.retention.of(i.instance_id).msg_retain}
-                for i in self.instances.values() if i.region == region]
+                for i in self.instances.values()
+                if i.region == region and self.owners.get(i.instance_id, "") == params.get(_ACCOUNT_PARAM, "")]
         return {"InstanceList": {"InstanceVO": rows}}
 
     def topic_list(self, params: Mapping[str, str]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""A simulated STS ``AssumeRoleWithOIDC`` and the OIDC provider whose tokens it trusts (RRSA on ACK).
+"""A simulated STS: ``AssumeRoleWithOIDC`` and the OIDC provider whose tokens it trusts (RRSA on ACK), and
+``AssumeRole`` for the roles an account's ``role_arn`` names.
 
-Tests issue a service-account token with :meth:`StsService.issue_oidc_token`; the key pair STS answers
-with is registered with the simulated gateway with its token and expiry. Refusals use the codes and
-statuses of the STS error table
+Tests issue a service-account token with :meth:`StsService.issue_oidc_token`; issued keys are registered with
+the gateway with their token and expiry. ``AssumeRole`` is checked by the gateway's own authenticator
+(signature, time, nonce, token), then the role must trust the caller's key; its keys reach only the role's
+account's instances. Refusals use the codes and statuses of the STS error table
 (https://help.aliyun.com/zh/ram/developer-reference/api-sts-2015-04-01-errorcodes). ``session_lifetime``
 is a test knob with no cloud counterpart: it shortens issued credentials so refresh is tested in seconds.
 """
@@ -57,6 +59,16 @@ class OidcRole:
 
 
 @dataclass(frozen=True, slots=True)
+class AssumableRole:
+    """A RAM role of ``account`` whose trust policy names the keys that may assume it (``AssumeRole``)."""
+
+    role_arn: str
+    account: str
+    trusted_keys: frozenset[str]
+    max_session_duration: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
 class StsRecord:
     """One AssumeRoleWithOIDC request: who asked, with which token (by its jti), and the outcome."""
 
@@ -77,6 +89,7 @@ class StsService:
         self.issuer = issuer
         self.session_lifetime = session_lifetime
         self.roles: dict[str, OidcRole] = {}
+        self.assumable: dict[str, AssumableRole] = {}
         self.records: list[StsRecord] = []
         self.unavailable = 0  # answer this many next requests with 503 ServiceUnavailable
         self._key = secrets.token_bytes(32)
@@ -87,6 +100,13 @@ class StsService:
         """Trust tokens of ``provider_arn`` for ``role_arn``."""
         role = OidcRole(role_arn, provider_arn, audience, max_session_duration)
         self.roles[role_arn] = role
+        return role
+
+    def add_assumable_role(self, role_arn: str, account: str, trusted_keys: frozenset[str] | set[str], *,
+                           max_session_duration: int = 3600) -> AssumableRole:
+        """Let the keys ``trusted_keys`` assume ``role_arn``, whose credentials act for ``account``."""
+        role = AssumableRole(role_arn, account, frozenset(trusted_keys), max_session_duration)
+        self.assumable[role_arn] = role
         return role
 
     def issue_oidc_token(self, subject: str = "system:serviceaccount:monitoring:alikafka-exporter", *,
@@ -181,6 +201,53 @@ class StsService:
                             "Expiration": iso(expires)},
         }
 
+    def assume_role(self, method: str, path: str, query: Mapping[str, str], form: Mapping[str, str],
+                    headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+        """Answer one signed ``AssumeRole`` (a success body) or raise GatewayError.
+
+        Refusals as the public reference and STS's error pages name them
+        (https://www.alibabacloud.com/help/en/ram/developer-reference/api-sts-2015-04-01-assumerole, common
+        errors: https://www.alibabacloud.com/help/doc-detail/42775.htm): a caller the role does not trust gets
+        ``NoPermission`` (HTTP 403), an unknown role ``EntityNotExist.Role`` (404).
+        """
+        now = self.sim.clock()
+        identity = self.sim.auth.verify(method, path, query, form, headers, body, self.sim.server_time())
+        params = {**query, **form}
+        for name in ("RoleArn", "RoleSessionName"):
+            if not params.get(name):
+                raise GatewayError(400, "MissingParameter", f'The input parameter "{name}" that is mandatory for '
+                                                            "processing this request is not supplied.")
+        session = params["RoleSessionName"]
+        if not _SESSION_NAME.fullmatch(session):
+            raise GatewayError(400, "InvalidParameter.RoleSessionName",
+                               "The parameter RoleSessionName is wrongly formed.")
+        role = self.assumable.get(params["RoleArn"])
+        if role is None:
+            raise GatewayError(404, "EntityNotExist.Role", f"The role not exists: {params['RoleArn'][:200]}.")
+        if identity.access_key_id not in role.trusted_keys:
+            raise GatewayError(403, "NoPermission",
+                               "You are not authorized to do this action. You should be authorized by RAM.")
+        try:
+            duration = int(params.get("DurationSeconds", "3600"))
+        except ValueError:
+            duration = -1
+        if not 900 <= duration <= role.max_session_duration:
+            raise GatewayError(400, "InvalidParameter.DurationSeconds",
+                               f"The Min/Max value of DurationSeconds is 15min/{role.max_session_duration // 60}min.")
+        lifetime = float(duration) if self.session_lifetime is None else min(float(duration), self.session_lifetime)
+        expires = math.floor(now + lifetime)
+        key_id = "STS.NU" + secrets.token_hex(12)
+        secret = secrets.token_urlsafe(30)
+        token = "CAIS" + secrets.token_urlsafe(180)
+        self.sim.auth.keys[key_id] = KeyPair(secret, token, expires=float(expires), account=role.account)
+        self._forget_old_keys(now)
+        return {
+            "RequestId": new_request_id(),
+            "AssumedRoleUser": {"Arn": f"{role.role_arn}/{session}", "AssumedRoleId": f"{self._account}:{session}"},
+            "Credentials": {"AccessKeyId": key_id, "AccessKeySecret": secret, "SecurityToken": token,
+                            "Expiration": iso(expires)},
+        }
+
     def _forget_old_keys(self, now: float) -> None:
         keys = self.sim.auth.keys
         for key_id in [k for k, v in keys.items() if v.expires is not None and v.expires < now - 3600]:
@@ -200,9 +267,11 @@ def add_sts_routes(app: web.Application, sts: StsService, path: str = "/") -> No
 
     async def handle(request: web.Request) -> web.Response:
         raw = await request.read()
-        params = dict(request.query.items())
+        query = dict(request.query.items())
+        form: dict[str, str] = {}
         if request.content_type == "application/x-www-form-urlencoded" and raw:
-            params.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+            form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        params = {**query, **form}
         token_id = StsService.token_id(params.get("OIDCToken", ""))
         role_arn, session = params.get("RoleArn", ""), params.get("RoleSessionName", "")
         try:
@@ -212,14 +281,18 @@ def add_sts_routes(app: web.Application, sts: StsService, path: str = "/") -> No
                                                               "of the server.")
             if params.get("Version") != STS_VERSION:
                 raise GatewayError(400, "InvalidVersion", "Specified parameter Version is not valid.")
-            if params.get("Action") != "AssumeRoleWithOIDC":
+            action = params.get("Action")
+            if action == "AssumeRole":
+                body = sts.assume_role(request.method, request.path, query, form, request.headers, raw)
+            elif action == "AssumeRoleWithOIDC":
+                body = sts.assume_role_with_oidc(params)
+            else:
                 raise GatewayError(404, "InvalidAction.NotFound", "Specified api is not found, please check your url "
                                                                    "and method.")
-            body = sts.assume_role_with_oidc(params)
         except GatewayError as exc:
             sts.records.append(StsRecord(sts.sim.clock(), role_arn, session, token_id, exc.status, exc.code))
             return _error(exc)
-        rule = hostile_rule(sts.sim.faults, "AssumeRoleWithOIDC", sts.sim.rng)
+        rule = hostile_rule(sts.sim.faults, str(params.get("Action")), sts.sim.rng)
         if rule is not None:  # the credentials were issued, the answer that carries them is spoilt
             sts.records.append(StsRecord(sts.sim.clock(), role_arn, session, token_id, 200, f"fault:{rule.kind}"))
             return hostile_response(rule.kind, body, sts.sim.rng)

@@ -4,8 +4,8 @@
 consumer groups (GetConsumerList, filtered by ``group_allow``/``group_deny``), at start and every
 ``discovery.refresh``, under the polls' rate limit. A failed listing keeps what the last one found, so a
 flaky listing never makes series vanish. ``--shard I/N`` keeps the pairs whose stable hash is in shard I.
-Each pair carries its target's labels and thresholds; a pair two targets yield takes them from the first of
-those targets in the configuration (docs/configuration.md).
+Each pair carries its target's account, labels and thresholds (a pair two targets yield: the first target's);
+each account's instances are listed with its own credentials and budget (it sees only its own).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
-from exporter.cloud.client import ApiCaller, parsed
+from exporter.cloud.client import ApiCaller, caller_for, parsed
 from exporter.cloud.errors import ApiError
 from exporter.cloud.models import InstanceInfo, parse_consumer_list, parse_instance_list
-from exporter.config.settings import Settings, Target, ThresholdSettings
+from exporter.config.settings import DEFAULT_ACCOUNT, Settings, Target, ThresholdSettings
 from exporter.logs import log_unexpected
 from exporter.targets.pair import Pair
 
@@ -52,11 +52,11 @@ class Discovery:
     def __init__(self, client: ApiCaller | None, targets: Sequence[Target], default_region: str | None,
                  shard: tuple[int, int] = (0, 1), page_size: int = 100,
                  max_pages: int = MAX_PAGES,
-                 on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None,
+                 on_instances: Callable[[str, Sequence[InstanceInfo], str], None] | None = None,
                  thresholds: ThresholdSettings | None = None) -> None:
         self._client = client
         self._thresholds = thresholds or ThresholdSettings()  # the defaults a target's own thresholds override
-        self._on_instances = on_instances  # every GetInstanceList answer, for alikafka_instance_info
+        self._on_instances = on_instances  # every GetInstanceList answer (region, instances, account)
         self._targets = targets
         self._default_region = default_region
         self._shard = shard
@@ -70,7 +70,7 @@ class Discovery:
 
     @classmethod
     def of(cls, settings: Settings, client: ApiCaller | None = None,
-           on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> Discovery:
+           on_instances: Callable[[str, Sequence[InstanceInfo], str], None] | None = None) -> Discovery:
         """The discovery the settings describe (targets, region, shard, page size); no client: no listing."""
         return cls(client, settings.targets, settings.api.region, parse_shard(settings.shard),
                    settings.discovery.page_size, on_instances=on_instances, thresholds=settings.thresholds)
@@ -110,31 +110,40 @@ class Discovery:
 
     def _pair(self, target: Target, instance_id: str, group: str, region: str) -> Pair:
         """A pair of ``target``, with its labels and thresholds."""
-        return Pair(instance_id, group, region, tuple(sorted(target.labels.items())),
+        return Pair(instance_id, group, region, _account(target), tuple(sorted(target.labels.items())),
                     self._thresholds.over(target.thresholds))
 
     @property
     def instance_regions(self) -> frozenset[str]:
         """The regions whose instances are listed (``instances: all``): each listed once per :meth:`resolve`."""
-        return frozenset(t.region or self._default_region or "" for t in self._targets if t.instance_id is None)
+        return frozenset(region for _, region in self.instance_scopes)
+
+    @property
+    def instance_scopes(self) -> frozenset[tuple[str, str]]:
+        """The (account, region) pairs whose instances are listed: each listed once per :meth:`resolve`."""
+        return frozenset((_account(t), t.region or self._default_region or "")
+                         for t in self._targets if t.instance_id is None)
 
     async def resolve(self) -> tuple[Pair, ...]:
         """Every pair of every target in this shard, listing what must be listed (each listing once)."""
         pairs: list[Pair] = []
-        running: dict[str, list[str]] = {}  # region -> its running instances, listed once for all its targets
+        # (account, region) -> its running instances, listed once for all its targets
+        running: dict[tuple[str, str], list[str]] = {}
         for target in self._targets:
             region = target.region or self._default_region or ""
+            account = _account(target)
+            prefix = "" if account == DEFAULT_ACCOUNT else f"{account}:"  # log lines stay as they were without
             if target.instance_id is not None:
                 instances = [target.instance_id]
             else:
-                if region not in running:
-                    running[region] = await self._listed("instances", region,
-                                                         partial(self._running_instances, region))
-                instances = running[region]
+                if (account, region) not in running:
+                    running[account, region] = await self._listed(
+                        "instances", prefix + region, partial(self._running_instances, region, account))
+                instances = running[account, region]
             for instance_id in instances:
                 if isinstance(target.groups, str):
-                    names = await self._listed("groups", f"{region}/{instance_id}",
-                                               partial(self._groups, region, instance_id))
+                    names = await self._listed("groups", f"{prefix}{region}/{instance_id}",
+                                               partial(self._groups, region, instance_id, account))
                     names = [n for n in names if _wanted(n, target)]
                 else:
                     names = list(target.groups)
@@ -165,15 +174,15 @@ class Discovery:
         self._last[key] = names
         return names
 
-    def _api(self) -> ApiCaller:
+    def _api(self, account: str) -> ApiCaller:
         assert self._client is not None, "listing needs a client"
-        return self._client
+        return caller_for(self._client, account)
 
-    async def _running_instances(self, region: str) -> list[str]:
-        response = await self._api().call("GetInstanceList", region, {"RegionId": region})
+    async def _running_instances(self, region: str, account: str = DEFAULT_ACCOUNT) -> list[str]:
+        response = await self._api(account).call("GetInstanceList", region, {"RegionId": region})
         listed = parsed(response, parse_instance_list)
         if self._on_instances is not None:
-            self._on_instances(region, listed)
+            self._on_instances(region, listed, account)
         for info in listed:
             new = info.unknown_status and info.unknown_status not in self._unknown_statuses
             if new and len(self._unknown_statuses) < 64:  # bounded: a hostile list cannot grow it for ever
@@ -185,7 +194,7 @@ class Discovery:
             log.debug("instances that cannot serve are not polled", extra={"region": region, "instances": left_out})
         return [i.instance_id for i in listed if i.serving]
 
-    async def _groups(self, region: str, instance_id: str) -> list[str]:
+    async def _groups(self, region: str, instance_id: str, account: str = DEFAULT_ACCOUNT) -> list[str]:
         """Every group of the instance, page by page, ending however the server pages.
 
         It ends at an empty page, at the reported ``Total``, at a short page when there is no total,
@@ -197,7 +206,7 @@ class Discovery:
         for page in range(1, self._max_pages + 1):
             params = {"RegionId": region, "InstanceId": instance_id, "CurrentPage": str(page),
                       "PageSize": str(self._page_size)}
-            response = await self._api().call("GetConsumerList", region, params)
+            response = await self._api(account).call("GetConsumerList", region, params)
             listed, total = parsed(response, parse_consumer_list)
             before = len(names)
             names.update(dict.fromkeys(listed))
@@ -211,6 +220,10 @@ class Discovery:
                         extra={"instance_id": instance_id, "region": region, "pages": self._max_pages,
                                "page_size": self._page_size, "groups": len(names)})
         return list(names)
+
+
+def _account(target: Target) -> str:
+    return target.account or DEFAULT_ACCOUNT
 
 
 def _wanted(name: str, target: Target) -> bool:

@@ -26,7 +26,7 @@ class LiveTargets:
     """
 
     def __init__(self, client: ApiCaller | None, settings: Settings, apply: Callable[[tuple[Pair, ...]], None],
-                 on_instances: Callable[[str, Sequence[InstanceInfo]], None] | None = None) -> None:
+                 on_instances: Callable[[str, Sequence[InstanceInfo], str], None] | None = None) -> None:
         self._client = client
         self._apply = apply
         self._on_instances = on_instances

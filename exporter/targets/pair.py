@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exporter.config.settings import ThresholdSettings
+from exporter.config.settings import DEFAULT_ACCOUNT, ThresholdSettings
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Pair:
-    """One instance/consumer-group pair to poll, with the region its API calls go to."""
+    """One instance/consumer-group pair to poll, with the region its API calls go to and the account they use."""
 
     instance_id: str
     group: str
     region: str
+    account: str = DEFAULT_ACCOUNT
     # the target's labels, sorted by name: added to every series of the pair (not part of its identity)
     labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     # the target's thresholds over the top-level ones (not part of its identity)

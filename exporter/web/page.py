@@ -35,6 +35,8 @@ class PageContext:
     started: float | None = None  # process start, epoch seconds (for the uptime)
     max_rows: int = 500  # target rows shown; the rest are counted
     top_groups: int = 15  # rows of the worst-groups table
+    # Each account's name and credential source (file paths, role ARNs, endpoints: never a secret).
+    accounts: tuple[tuple[str, str], ...] = ()
 
 
 @cache
@@ -206,6 +208,11 @@ def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -
     facts.append(f"poll interval <b>{interval}</b> (effective <b>{effective}</b>)")
     if snapshot.cycle_duration is not None:
         facts.append(f"last cycle <b>{duration(snapshot.cycle_duration)}</b>")
+    if any(v.pairs for v in snapshot.schedule):
+        classes = " · ".join(f"{esc(v.priority)} <b>{v.pairs:,}</b>" + (
+            f" every {duration(v.interval)}" if v.interval is not None and v.priority != "new" else "")
+            for v in snapshot.schedule if v.pairs)
+        facts.append(f"schedule: {classes}")
     def count(name: str, value: int) -> str:
         bad = " class='count-bad'" if value and name in ("failing", "stale") else ""
         return f"<span{bad}>{name} <b id='n-{name}'>{value:,}</b></span>"
@@ -215,6 +222,13 @@ def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -
         shown_counts.append(count("pending", pending))
     facts.append(f"targets <b>{total:,}</b>: {' · '.join(shown_counts)}")
     facts.append(f"rendered <b>{utc(now)}</b>")
+    accounts = ""
+    if len(options.accounts) == 1 and options.accounts[0][0] == "default":
+        facts.append(f"credentials <b>{esc(options.accounts[0][1])}</b>")
+    elif options.accounts:
+        cells = "".join(f"<tr><td>{esc(name)}</td><td>{esc(source)}</td></tr>" for name, source in options.accounts)
+        accounts = (f"<h2>Accounts</h2>\n<table id=\"accounts\"><thead><tr><th>Account</th><th>Credentials</th>"
+                    f"</tr></thead><tbody>{cells}</tbody></table>\n")
     banners = []
     if options.demo:
         banners.append("<p class='banner' id='demo'><strong>Demo mode:</strong> all data is simulated by the "
@@ -237,7 +251,7 @@ def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -
 <table id="targets"><thead><tr><th>Instance</th><th>Group</th><th>Region</th><th>State</th><th>Last poll</th>
 <th>Last success</th><th>Last error</th></tr></thead><tbody>
 {"".join(rows)}</tbody></table>
-</body></html>
+{accounts}</body></html>
 """
 
 
@@ -249,7 +263,7 @@ def as_json(snapshot: Snapshot, options: PageContext, now: float | None = None) 
     def target(s: PairState) -> dict[str, Any]:
         code, message, request_id = _error_text(s)
         return {"instance_id": s.pair.instance_id, "group": s.pair.group, "region": s.pair.region,
-                "state": s.status, "last_poll": s.last_poll, "last_success": s.last_success,
+                "account": s.pair.account, "state": s.status, "last_poll": s.last_poll, "last_success": s.last_success,
                 "error": {"code": code, "message": message, "request_id": request_id or None} if code else None}
 
     def group(s: PairState) -> dict[str, Any]:
@@ -262,8 +276,11 @@ def as_json(snapshot: Snapshot, options: PageContext, now: float | None = None) 
         "poll_interval_seconds": snapshot.interval,
         "effective_poll_interval_seconds": snapshot.effective_interval,
         "cycle_duration_seconds": snapshot.cycle_duration,
+        "schedule": [{"priority": v.priority, "pairs": v.pairs, "planned_interval_seconds": v.interval,
+                      "max_wait_seconds": v.oldest} for v in snapshot.schedule],
         "discovering": snapshot.discovering,
         "counts": dict(snapshot.count_by_status()),
+        "accounts": [{"name": name, "credentials": source} for name, source in options.accounts],
         "targets": [target(s) for s in ordered],
         "worst_groups": [group(s) for s in worst_groups(ordered, options.top_groups)],
     }

@@ -11,7 +11,7 @@ import asyncio
 import json
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import hdrs, web
@@ -117,12 +117,13 @@ async def _write_in_chunks(request: web.Request, body: bytes, headers: Mapping[s
 
 def make_app(exposition: Exposition, board: SnapshotSource, settings: WebSettings,
              access: Access | None = None, *, version: str = "0", demo: bool = False,
-             started: float | None = None) -> web.Application:
+             started: float | None = None, accounts: Sequence[tuple[str, str]] = ()) -> web.Application:
     """Build the aiohttp application over the exposition's bytes and the board's snapshots; the caller runs
     it (see :func:`start`).
 
-    ``version`` and ``demo`` are shown on the status page; ``started`` is the process start (epoch
-    seconds) its uptime counts from (None: when the app is built).
+    ``version``, ``demo`` and ``accounts`` (each account's name and credential source) are shown on the
+    status page; ``started`` is the process start (epoch seconds) its uptime counts from (None: when the
+    app is built).
     """
     access = access or Access()
 
@@ -154,7 +155,7 @@ def make_app(exposition: Exposition, board: SnapshotSource, settings: WebSetting
     links = (("metrics", settings.telemetry_path), (HEALTH_PATH, HEALTH_PATH), (READY_PATH, READY_PATH),
              ("JSON", f"{INDEX_PATH}?format=json"))
     page_context = page.PageContext(version=version, demo=demo, links=links,
-                                    started=time.time() if started is None else started)
+                                    started=time.time() if started is None else started, accounts=tuple(accounts))
 
     # A page over tens of thousands of pairs takes 0.1 s or more to build: it is built in a worker thread
     # from the immutable snapshot, two at a time, so scrapes of /metrics are not held up behind it.

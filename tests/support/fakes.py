@@ -139,7 +139,7 @@ def board_of(snapshot: Snapshot) -> Board:
     """A board holding a snapshot's states and figures, as the poller would have written them."""
     board = Board.holding(snapshot.pairs.values())
     board.describe(cycle_duration=snapshot.cycle_duration, effective_interval=snapshot.effective_interval,
-                   discovering=snapshot.discovering, interval=snapshot.interval)
+                   discovering=snapshot.discovering, interval=snapshot.interval, schedule=snapshot.schedule)
     return board
 
 

@@ -16,7 +16,7 @@ from exporter.metrics.exposition import Exposition, render_states
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Insight, TimeLags
 from exporter.polling.rates import GroupRates
-from exporter.polling.snapshot import PairState, PollError, Snapshot
+from exporter.polling.snapshot import PairState, PollError, PriorityView, Snapshot
 from exporter.targets.pair import Pair
 from tests.support.fakes import Catalog, board_of, progress
 from tests.support.samples import find, has, samples, value
@@ -57,7 +57,9 @@ def sample_snapshot() -> Snapshot:
         GONE: PairState(GONE, None, False, NOW, NOW - 600, err, 9),
         NEVER: PairState(NEVER),
     }
-    return Snapshot(MappingProxyType(states), 5, 2.5, 60.0)
+    schedule = (PriorityView("new", 1, None, 12.0), PriorityView("hot", 1, 60.0, 30.0),
+                PriorityView("active", 2, 240.0, 200.0), PriorityView("quiet", 0, 855.0, None))
+    return Snapshot(MappingProxyType(states), 5, 2.5, 60.0, schedule=schedule)
 
 
 def sample_stats() -> ApiStats:
@@ -66,6 +68,7 @@ def sample_stats() -> ApiStats:
     stats.observe("GetConsumerProgress", "200", 0.3)
     stats.observe("GetConsumerProgress", "Throttling.User", 0.02)
     stats.observe("GetConsumerProgress", "timeout", 10.0)
+    stats.observe("GetConsumerProgress", "200", 0.1, account="prod")  # a second account: its own series
     return stats
 
 

@@ -30,7 +30,7 @@ from tests.support.samples import find, get, samples, series
 
 EVERYTHING = MetricsSettings(member_labels=True, compat=("kafka_exporter", "kafka_lag_exporter"), max_series=0)
 TEAM = (("env", "prod"), ("team", "payments"))
-LABELLED = Pair("i-1", "orders", "r", TEAM, ThresholdSettings(lag_seconds=300.0, lag=5000))
+LABELLED = Pair("i-1", "orders", "r", labels=TEAM, thresholds=ThresholdSettings(lag_seconds=300.0, lag=5000))
 PLAIN = Pair("i-1", "billing", "r")
 # the pair-derived families' instance and group labels, native and compat
 OWNER = {"instance_id", "cluster_name"}
@@ -141,7 +141,7 @@ def test_every_series_of_a_labelled_pair_carries_its_labels() -> None:
 
 def test_end_offsets_are_shared_within_a_label_set_only() -> None:
     """Two groups of one label set share an end offset; a group with other labels has its own, with them."""
-    same = Pair("i-1", "refunds", "r", TEAM)
+    same = Pair("i-1", "refunds", "r", labels=TEAM)
     text = render(state(LABELLED), state(same), state(PLAIN))
     for family, owner in (("alikafka_topic_partition_end_offset", "instance_id"),
                           ("kafka_topic_partition_current_offset", "instance_id"),
@@ -201,13 +201,13 @@ async def test_new_labels_reach_a_pair_at_once_and_its_history_stays() -> None:
     """A reload that relabels a pair is not a new pair: its series carry the new labels at once (no poll
     needed, the old ones are gone), and its poll count and status window go on."""
     source = FakeSource(lambda i, g: progress({"t": {0: (100, 90)}}))
-    before = Pair("i-1", "orders", "r", (("team", "old"),))
+    before = Pair("i-1", "orders", "r", labels=(("team", "old"),))
     board = Board()
     poller = Poller(source, [before], interval=30, stale_after=90, board=board)
     exposition = Exposition(EVERYTHING, board, TailCollector(board, ApiStats(), "t", "3"))
     await poller.poll_once()
     assert find(exposition.render().body, "alikafka_consumergroup_up", team="old")
-    after = Pair("i-1", "orders", "r", (("team", "new"),), ThresholdSettings(lag_seconds=60.0))
+    after = Pair("i-1", "orders", "r", labels=(("team", "new"),), thresholds=ThresholdSettings(lag_seconds=60.0))
     poller.set_pairs([after])
     text = exposition.render().body.decode()
     assert {s.labels.get("team") for s in samples(text) if s.labels.get("group") == "orders"} == {"new"}

@@ -28,7 +28,7 @@ def scenario() -> Scenario:
     }]})
 
 
-TOPICS = [(REGION, INSTANCE, f"t{i}") for i in range(4)]
+TOPICS = [(REGION, INSTANCE, f"t{i}", "default") for i in range(4)]
 
 
 class Recording:
@@ -37,9 +37,10 @@ class Recording:
     def __init__(self, client: AlikafkaClient, clock: Clock) -> None:
         self.client, self.clock, self.calls = client, clock, list[tuple[float, str]]()
 
-    async def get_topic_status(self, region: str, instance_id: str, topic: str) -> tuple[TopicStatus, str | None]:
+    async def get_topic_status(self, region: str, instance_id: str, topic: str, *,
+                               account: str | None = None) -> tuple[TopicStatus, str | None]:
         self.calls.append((self.clock.now, topic))
-        return await self.client.get_topic_status(region, instance_id, topic)
+        return await self.client.get_topic_status(region, instance_id, topic, account=account)
 
 
 async def run_for(refresher: RetentionRefresher, clock: Clock, seconds: float) -> None:
@@ -62,7 +63,7 @@ async def test_earliest_offsets_of_every_polled_topic_match_the_simulator() -> N
     async with simulated_client(sim) as (client, stats):
         refresher = RetentionRefresher(client, RetentionSettings(), lambda: TOPICS, lambda _: 3600.0)
         await refresher.refresh_once()
-    for _, _, topic in TOPICS:
+    for _, _, topic, _ in TOPICS:
         found = refresher.earliest(INSTANCE, topic)
         assert found == {p: sim.earliest(INSTANCE, topic, p) for p in (0, 1)}
     assert refresher.retention_seconds(INSTANCE) == 3600.0

@@ -167,7 +167,7 @@ async def test_a_region_is_listed_once_per_resolve(demo: tuple[Simulator, Alikaf
     seen: list[tuple[str, list[str]]] = []
     targets = [target(instances="all", region="cn-hangzhou", groups="all", group_allow="^a"),
                target(instances="all", region="cn-hangzhou", groups="all", group_allow="^n")]
-    discovery = Discovery(client, targets, None, on_instances=lambda r, infos: seen.append(
+    discovery = Discovery(client, targets, None, on_instances=lambda r, infos, _account: seen.append(
         (r, sorted(i.instance_id for i in infos))))
     assert discovery.instance_regions == {"cn-hangzhou"}
     await discovery.resolve()

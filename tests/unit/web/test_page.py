@@ -211,3 +211,18 @@ def test_header_follows_a_reloaded_poll_interval() -> None:
     options = PageContext(version="1")
     assert "poll interval <b>30s</b>" in render(snap, options, now=NOW)
     assert as_json(snap, options, now=NOW)["poll_interval_seconds"] == 30.0
+
+
+def test_each_accounts_credential_source_is_shown_escaped() -> None:
+    """One default account: a header fact; several: a table of name and source; JSON has both, and each
+    target's account."""
+    single = render(fleet(), PageContext(accounts=(("default", "files (/etc/a/id, /etc/a/secret)"),)), now=NOW)
+    assert "credentials files (/etc/a/id, /etc/a/secret)" in " ".join("".join(Tables(single).text).split())
+    assert "accounts" not in Tables(single).tables
+    many = (("default", "rrsa (role acs:ram::1:role/lag, ...)"), ("prod", f"files ({HOSTILE})"))
+    page = Tables(render(fleet(), PageContext(accounts=many), now=NOW))
+    assert page.body_rows("accounts") == [["default", many[0][1]], ["prod", f"files ({HOSTILE})"]]
+    data = as_json(fleet(), PageContext(accounts=many), now=NOW)
+    assert data["accounts"] == [{"name": "default", "credentials": many[0][1]},
+                                {"name": "prod", "credentials": many[1][1]}]
+    assert {t["account"] for t in data["targets"]} == {"default"}

@@ -61,6 +61,9 @@ app.kubernetes.io/component: exporter
 {{/* Where the pod sees its files. */}}
 {{- define "alikafka-exporter.configDir" -}}/etc/alikafka-exporter/config{{- end }}
 {{- define "alikafka-exporter.credentialsDir" -}}/etc/alikafka-exporter/credentials{{- end }}
+{{- define "alikafka-exporter.accountsDir" -}}/etc/alikafka-exporter/accounts{{- end }}
+{{/* The volume of an account's Secret: a DNS label whatever the account's name (which may hold "_"). */}}
+{{- define "alikafka-exporter.accountVolume" -}}account-{{ . | sha256sum | trunc 10 }}{{- end }}
 {{- define "alikafka-exporter.rrsaTokenDir" -}}/var/run/secrets/ack.alibabacloud.com/rrsa-tokens{{- end }}
 {{- define "alikafka-exporter.webConfigDir" -}}/etc/alikafka-exporter/web{{- end }}
 {{- define "alikafka-exporter.tlsDir" -}}/etc/alikafka-exporter/tls{{- end }}
@@ -167,6 +170,15 @@ Cross-field rules that a JSON schema cannot say clearly; each failure names the 
 {{- if and $v.rrsa.enabled (eq $v.rrsa.mode "manual") (not (and $v.rrsa.roleArn $v.rrsa.oidcProviderArn)) }}
 {{- fail "rrsa.mode=manual needs rrsa.roleArn and rrsa.oidcProviderArn" }}
 {{- end }}
+{{- range $name, $a := $v.accounts }}
+{{- if $a.existingSecret }}
+{{- range $key := list "access_key_id_file" "access_key_secret_file" "security_token_file" }}
+{{- if hasKey (dig "accounts" $name "credentials" dict ($v.config | default dict)) $key }}
+{{- fail (printf "config.accounts.%s.credentials.%s is managed by the chart when accounts.%s.existingSecret is set: remove it" $name $key $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if hasKey ($v.config.web | default dict) "listen_address" }}
 {{- fail "config.web.listen_address is set by the chart from `port`: remove it and set port instead" }}
 {{- end }}
@@ -261,6 +273,25 @@ is 1 each. Below 1 per shard the share is exact (the limiter spaces requests 1 /
 {{- end }}
 {{- $_ := set $cfg "credentials" (merge $creds ($cfg.credentials | default dict)) }}
 {{- end }}
+{{- if .Values.accounts }}
+{{- $accounts := $cfg.accounts | default dict }}
+{{- range $name, $a := .Values.accounts }}
+{{- $account := get $accounts $name | default dict }}
+{{- if $a.existingSecret }}
+{{- $dir := printf "%s/%s" (include "alikafka-exporter.accountsDir" $) $name }}
+{{- $files := dict "access_key_id_file" (printf "%s/access_key_id" $dir) "access_key_secret_file" (printf "%s/access_key_secret" $dir) }}
+{{- if dig "existingSecretKeys" "securityToken" "" $a }}
+{{- $_ := set $files "security_token_file" (printf "%s/security_token" $dir) }}
+{{- end }}
+{{- $_ := set $account "credentials" (merge $files ($account.credentials | default dict)) }}
+{{- end }}
+{{- if $a.roleArn }}{{ $_ := set $account "role_arn" $a.roleArn }}{{ end }}
+{{- if $a.maxQps }}{{ $_ := set $account "max_qps" $a.maxQps }}{{ end }}
+{{- if $a.maxConcurrency }}{{ $_ := set $account "max_concurrency" $a.maxConcurrency }}{{ end }}
+{{- $_ := set $accounts $name $account }}
+{{- end }}
+{{- $_ := set $cfg "accounts" $accounts }}
+{{- end }}
 {{- if and .Values.sharding.enabled .Values.sharding.splitMaxQps }}
 {{- $api := $cfg.api | default dict }}
 {{- $_ := set $api "max_qps" (include "alikafka-exporter.maxQpsShare" . | float64) }}
@@ -332,6 +363,13 @@ its Service while it waits for its first poll.
     - name: {{ .volumePrefix }}credentials
       mountPath: {{ include "alikafka-exporter.credentialsDir" .ctx }}
       readOnly: true
+    {{- end }}
+    {{- range $name, $a := $v.accounts }}
+    {{- if $a.existingSecret }}
+    - name: {{ $.volumePrefix }}{{ include "alikafka-exporter.accountVolume" $name }}
+      mountPath: {{ include "alikafka-exporter.accountsDir" $.ctx }}/{{ $name }}
+      readOnly: true
+    {{- end }}
     {{- end }}
     {{- if $rrsaManual }}
     - name: {{ .volumePrefix }}rrsa-oidc-token
@@ -419,6 +457,24 @@ not httpGet are kept as they are.
       - key: access_key_secret
         path: access_key_secret
       {{- end }}
+{{- end }}
+{{- range $name, $a := $v.accounts }}
+{{- if $a.existingSecret }}
+{{- $keys := $a.existingSecretKeys | default dict }}
+- name: {{ $.volumePrefix }}{{ include "alikafka-exporter.accountVolume" $name }}
+  secret:
+    secretName: {{ $a.existingSecret }}
+    defaultMode: {{ $.secretMode }}
+    items:
+      - key: {{ $keys.accessKeyId | default "access_key_id" }}
+        path: access_key_id
+      - key: {{ $keys.accessKeySecret | default "access_key_secret" }}
+        path: access_key_secret
+      {{- if $keys.securityToken }}
+      - key: {{ $keys.securityToken }}
+        path: security_token
+      {{- end }}
+{{- end }}
 {{- end }}
 {{- with include "alikafka-exporter.webConfigSecret" .ctx }}
 - name: {{ $.volumePrefix }}web-config

@@ -44,6 +44,7 @@ alikafka-exporter-* so they cannot clash with the application's.
 {{- if not $groups }}{{ fail "alikafka-exporter.sidecar: pass \"groups\" (a list) or \"group\" (the application's consumer group)" }}{{ end }}
 {{- $ctx := include "alikafka-exporter.sidecarContext" . | fromYaml }}
 {{- $v := $ctx.Values }}
+{{- if or $v.accounts (dig "accounts" nil $v.config) }}{{ fail "alikafka-exporter.sidecar: accounts are for the Deployment modes; the sidecar polls its application's instance with credentials (or rrsa)" }}{{ end }}
 {{- $port := int $v.sidecar.port }}
 {{- $args := list (printf "--target=%s=%s" .instanceId (join "," $groups)) (printf "--web.listen-address=:%d" $port) }}
 {{- with .region }}{{ $args = append $args (printf "--region=%s" .) }}{{ end }}
