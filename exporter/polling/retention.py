@@ -1,8 +1,9 @@
 """Retention: the earliest retained offset of every polled topic, and what it means for each group.
 
-Each topic read by a polled group gets one GetTopicStatus call every ``retention.refresh`` through the shared
-client and rate limit, new topics spread evenly over one refresh. With the instance's retention (MsgRetain, from
-the catalog), a poll gets each group's lost messages (``max(0, earliest - committed)``) and retention margin.
+Each topic read by a polled group gets one GetTopicStatus call every ``retention.refresh`` through its account's
+client and rate limit: asked soon when new, then in its own slot of the refresh. With the instance's retention
+(MsgRetain, from the catalog), each poll gets the group's lost messages (``max(0, earliest - committed)``) and
+retention margin.
 A refused permission (RAM action ``alikafka:ListTopic``) is logged once with the action to grant; a failing call
 keeps the last answer, and lag export never depends on any of this.
 """
@@ -30,6 +31,8 @@ ACTION = "GetTopicStatus"
 RAM_ACTION = "alikafka:ListTopic"  # https://www.alibabacloud.com/help/en/apsaramq-for-kafka/api-gettopicstatus
 SYNC_EVERY = 5.0  # seconds between looks at which topics the polled groups read, at least...
 SYNC_SHARE = 0.05  # ...this share of a refresh (15 s at 5m): each look walks every pair's topics
+FIRST_SYNC = 1.0  # seconds between looks while no topic is known yet (the first polls are coming in)
+FIRST_ROUND_GAP = 2.0  # new topics' first calls at most this far apart, so earliest offsets come soon after start
 TopicRef = tuple[str, str, str, str]  # region, instance id, topic, account (whose credentials and limit it uses)
 Earliest = Mapping[int, int]  # partition -> earliest retained offset
 
@@ -97,6 +100,7 @@ class RetentionRefresher:
         self._sleep = sleep
         self._due: list[tuple[float, TopicRef]] = []  # heap; an entry is current while _slots agrees
         self._slots: dict[TopicRef, float] = {}
+        self._second: dict[TopicRef, float] = {}  # a new topic's slot in the refresh, for its second call
         self._earliest: dict[tuple[str, str], Earliest] = {}
         self._denied: dict[str, float] = {}  # instance -> when the last refused call (or probe) was made
         self._failing: dict[TopicRef, str] = {}  # topic -> code of its last failure, for logging changes only
@@ -125,6 +129,7 @@ class RetentionRefresher:
             return
         self._options = options
         self._slots.clear()
+        self._second.clear()
         self._due.clear()
         self._synced = -math.inf
         if not options.enabled and self._earliest:
@@ -133,20 +138,24 @@ class RetentionRefresher:
         self._wake.set()
 
     def sync(self) -> None:
-        """Track the topics the polled groups read now: new ones spread over one refresh, gone ones dropped."""
+        """Track the topics the polled groups read now, and drop the others. New ones are first asked soon (at
+        most :data:`FIRST_ROUND_GAP` apart) and from their second call on in slots spread evenly over a refresh."""
         if not self._options.enabled:
             return
         wanted = set(self._topics())
         for ref in [r for r in self._slots if r not in wanted]:
             del self._slots[ref]
+            self._second.pop(ref, None)
             self._failing.pop(ref, None)
             if self._earliest.pop((ref[1], ref[2]), None) is not None:
                 self.version += 1
         new = sorted(wanted - self._slots.keys())
         now = self._clock()
-        step = self._options.refresh / len(new) if new else 0.0
-        for index, ref in enumerate(new):
-            self._schedule(ref, now + index * step)
+        refresh = self._options.refresh
+        spread = refresh / len(new) if new else 0.0
+        for index, ref in enumerate(new):  # soon, then each in its own slot of the refresh from the second round
+            self._schedule(ref, now + index * min(spread, FIRST_ROUND_GAP))
+            self._second[ref] = now + refresh + index * spread
 
     def _schedule(self, ref: TopicRef, at: float) -> None:
         self._slots[ref] = at
@@ -162,7 +171,7 @@ class RetentionRefresher:
         """Refresh each topic when its slot comes, and look for new topics every few seconds (until cancelled)."""
         while True:
             self._wake.clear()
-            every = max(SYNC_EVERY, SYNC_SHARE * self._options.refresh)
+            every = max(SYNC_EVERY, SYNC_SHARE * self._options.refresh) if self._slots else FIRST_SYNC
             if self._clock() - self._synced >= every:
                 self.sync()
                 self._synced = self._clock()
@@ -173,7 +182,9 @@ class RetentionRefresher:
                     continue  # rescheduled or no longer tracked
                 await self._refresh(ref)
                 if ref in self._slots:
-                    self._schedule(ref, max(at + self._options.refresh, self._clock()))
+                    second = self._second.pop(ref, None)
+                    self._schedule(ref, max(second if second is not None else at + self._options.refresh,
+                                            self._clock()))
             wait = every if not self._due else min(every, max(0.0, self._due[0][0] - self._clock()))
             if self._sleep is not None:
                 await self._sleep(wait)

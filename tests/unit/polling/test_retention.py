@@ -80,9 +80,9 @@ async def test_calls_are_spread_over_the_refresh_and_gone_topics_are_dropped() -
         refresher = RetentionRefresher(source, RetentionSettings(refresh=60), lambda: wanted, clock=clock)
         await run_for(refresher, clock, 130)
         times = [at for at, _ in source.calls]
-        assert len(times) == 9  # 0, 15, 30, ... 120: four topics a minute, one every 15 s
-        assert all(abs(b - a - 15) < 1 for a, b in itertools.pairwise(times))
         assert {topic for _, topic in source.calls[:4]} == {"t0", "t1", "t2", "t3"}
+        assert times[3] <= 6.5  # first answers soon, 2 s apart...
+        assert [round(t) for t in times[4:]] == [60, 75, 90, 105, 120]  # ...then four a minute, one every 15 s
         wanted.remove(TOPICS[0])
         source.calls.clear()
         await run_for(refresher, clock, 120)
@@ -91,7 +91,20 @@ async def test_calls_are_spread_over_the_refresh_and_gone_topics_are_dropped() -
     for topic in ("t1", "t2", "t3"):  # each keeps its slot, once a minute
         at = [t for t, name in source.calls if name == topic]
         assert len(at) >= 2 and all(b - a == 60 for a, b in itertools.pairwise(at))
-    assert stats.requests[("GetTopicStatus", "200")] == 9 + len(source.calls)
+    assert stats.requests[("GetTopicStatus", "200")] == len(times) + len(source.calls)
+
+
+async def test_a_long_refresh_still_gives_every_topic_its_first_answer_within_seconds() -> None:
+    sim = Simulator(scenario(), {"AK": "SK"})
+    clock = Clock(0.0)
+    async with simulated_client(sim) as (client, _):
+        source = Recording(client, clock)
+        refresher = RetentionRefresher(source, RetentionSettings(refresh=3600), lambda: TOPICS, clock=clock)
+        await run_for(refresher, clock, 30)
+    times = [at for at, _ in source.calls]
+    assert len(times) == 4 and times[-1] <= 6.5  # at most 2 s apart, not spread over the hour
+    assert all(b - a >= 2 for a, b in itertools.pairwise(times))  # and never in a burst
+    assert all(refresher.earliest(INSTANCE, topic) is not None for _, _, topic, _ in TOPICS)
 
 
 async def test_a_refused_permission_is_logged_once_with_the_action_to_grant(caplog: pytest.LogCaptureFixture) -> None:
