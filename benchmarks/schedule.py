@@ -31,7 +31,7 @@ from exporter.cloud.models import parse_consumer_progress
 from exporter.cloud.ratelimit import enforced_rate
 from exporter.polling.analysis import Analyzer
 from exporter.polling.poller import HEADROOM
-from exporter.polling.schedule import PRIORITIES, Mode, Schedule, adaptive_range
+from exporter.polling.schedule import PRIORITIES, Mode, Schedule, adaptive_range, reach
 from exporter.polling.snapshot import PairState
 from exporter.simulator import Scenario, Simulator
 from exporter.targets.pair import Pair
@@ -200,16 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     for (mode, max_interval), out in merged.items():
         p90 = percentile(out.detections, 0.9)
         ratio = p90 / base_p90 if base_p90 else math.nan
-        # Where the budget cannot poll every pair once per max_interval, adaptive is round robin: no target.
-        judged = mode == "adaptive" and adaptive_range(args.groups, plan_rate, args.interval, max_interval)
+        # Where the budget cannot poll every pair once per max_interval, the bound stretches (schedule.reach):
+        # the idle pairs are judged against the stretched bound.
+        bound = reach(args.groups, plan_rate, args.interval, max_interval)
+        judged = mode == "adaptive" and adaptive_range(args.groups, plan_rate, args.interval, bound)
         if judged:
-            ok = ok and ratio <= 0.5 and out.idle_gap <= max_interval and out.missed == 0
-        shown_max = "-" if mode == "uniform" else f"{max_interval:.0f}{'' if judged else ' (round robin)'}"
+            ok = ok and ratio <= 0.5 and out.idle_gap <= bound and out.missed == 0
+        stretched = f" (stretched to {bound:.0f})" if bound > max_interval else ""
+        shown_max = "-" if mode == "uniform" else f"{max_interval:.0f}{stretched if judged else ' (round robin)'}"
         lines.append(
             f"| {mode} | {shown_max} | {len(out.detections)} of {len(out.detections) + out.missed} | "
             f"{_fmt(percentile(out.detections, 0.5))} / {_fmt(p90)} / {_fmt(max(out.detections, default=math.nan))}"
             f" | {ratio:.2f}{' **MISS**' if judged and ratio > 0.5 else ''} | "
-            f"{out.idle_gap:.0f}{' **MISS**' if judged and out.idle_gap > max_interval else ''} | "
+            f"{out.idle_gap:.0f}{' **MISS**' if judged and out.idle_gap > bound else ''} | "
             f"{_fmt(percentile(out.busy_gaps, 0.5))} | "
             f"{'/'.join(str(out.classes.get(p, 0)) for p in PRIORITIES)} |")
     print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}; "
@@ -219,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
           f"planned at {HEADROOM:.0%}), poll.interval {args.interval:g} s, {args.seeds} seeds x {args.hours:g} h "
           f"simulated, {args.stops} stops per seed after a {warmup:.0f} s warm-up.\n")
     print("\n".join(lines))
-    print("\nTargets: adaptive p90 at most half of uniform's, every idle pair polled within poll.max_interval, "
+    print("\nTargets: adaptive p90 at most half of uniform's, every idle pair polled within poll.max_interval "
+          "(as stretched where the budget cannot keep it), "
           f"every stop reported: {'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 

@@ -411,8 +411,8 @@ def _watch(seconds: float, sim_url: str, metrics: str, exporter: subprocess.Pope
         time.sleep(1.0)
     for sample in find(text, "alikafka_exporter_api_requests_total") if text else []:
         labels, value = sample.labels, sample.value
-        if labels == {"action": "AssumeRoleWithOIDC", "code": "200"}:
-            result.sts_counted = value
+        if (labels.get("action"), labels.get("code")) == ("AssumeRoleWithOIDC", "200"):  # any account
+            result.sts_counted += value
         if labels.get("action") == "GetConsumerProgress":
             if labels.get("code") == "200":
                 result.polls_ok += value

@@ -36,7 +36,7 @@ from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
 from exporter.polling.poller import HEADROOM, Poller
 from exporter.polling.retention import RetentionRefresher, TopicRef
-from exporter.polling.schedule import beyond_reach
+from exporter.polling.schedule import beyond_reach, reach
 from exporter.polling.snapshot import Board, Snapshot
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
@@ -356,9 +356,10 @@ def _schedule_line(settings: Settings, plan: Plan) -> str:
     rate = enforced_rate(settings.api.max_qps) * HEADROOM
     if not plan.discovering and beyond_reach(len(plan.pairs), rate, poll.interval, poll.longest_wait):
         round_s = len(plan.pairs) / rate
+        stretched = reach(len(plan.pairs), rate, poll.interval, poll.longest_wait)
         line += (f" (warning: at max_qps {settings.api.max_qps:g}, {len(plan.pairs)} pairs take {round_s:.0f}s a "
-                 f"round, too long for that: the schedule will be round robin; poll.max_interval "
-                 f"{1.3 * round_s:.0f}s or more leaves it budget to favour busy pairs)")
+                 f"round, too long for that: quiet pairs will wait up to {stretched:.0f}s so that busy pairs are "
+                 f"polled more often; set poll.max_interval to {stretched:.0f}s or more to make that the bound)")
     return line
 
 

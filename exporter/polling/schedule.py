@@ -1,12 +1,11 @@
 """Which pair to poll next: round robin, or by priority when the API budget cannot poll every pair every interval.
 
-Under ``poll.schedule: adaptive`` each pair's latest poll puts it in a class: ``new`` (never polled), ``hot``
-(its next poll can change what an operator must know: lag growing, a status or member change, a rebalance, a
-failure, a time lag near its threshold), ``quiet`` (caught up, no traffic) or ``active`` (the rest). Every pair
-is owed one poll per ``max_interval``; the rest of the budget goes to hot pairs four times as much as to active
-ones, up to one poll per ``poll.interval``, and quiet pairs get what is left. Classes take turns in proportion to
-their share, the longest-waiting pair of a class first. Where the budget covers every pair every interval, or
-cannot poll each once per ``max_interval``, it is round robin, exactly as ``uniform``.
+Under ``poll.schedule: adaptive`` each poll puts its pair in a class: ``new``, ``hot`` (its next poll can change
+what an operator must know: lag growing, a status or member change, a failure, a time lag near its threshold),
+``quiet`` (caught up, no traffic) or ``active``. Every pair is owed one poll per ``max_interval`` (stretched to
+STRETCH rounds when the budget cannot keep it); the rest goes to hot pairs four times as much as to active ones,
+up to one poll per ``poll.interval``. Classes take turns by their share, the longest-waiting pair first. Where
+the budget covers every pair every interval, it is round robin, exactly as ``uniform``.
 """
 
 from __future__ import annotations
@@ -33,6 +32,10 @@ HOLD = 2  # polls a pair stays hot after a change, so the status window sees it 
 NEAR = 2.0  # a time lag within this factor of the threshold, either side, is close to it
 # Pairs are planned to wait at most this share of max_interval, so a late slot never pushes one past it.
 SLACK = 0.95
+# When the budget cannot poll every pair once per max_interval, no schedule can keep it (round robin itself
+# takes a whole round): the longest wait stretches to this many rounds, so quiet pairs, caught up and without
+# traffic, wait a little longer and the busy ones are seen several times a round instead of once.
+STRETCH = 1.3
 
 Threshold = Callable[[Pair], float | None]
 
@@ -121,8 +124,15 @@ def adaptive_range(pairs: int, rate: float, interval: float, longest: float) -> 
 
 
 def beyond_reach(pairs: int, rate: float, interval: float, longest: float) -> bool:
-    """True when ``rate`` polls ``pairs`` neither every ``interval`` nor each within ``longest``: round robin."""
+    """True when ``rate`` polls ``pairs`` neither every ``interval`` nor each within ``longest``."""
     return pairs > rate * interval and pairs > rate * longest * SLACK
+
+
+def reach(pairs: int, rate: float, interval: float, longest: float) -> float:
+    """The longest a pair waits under ``adaptive``: ``longest``, or STRETCH rounds when the budget cannot keep it."""
+    if rate > 0 and beyond_reach(pairs, rate, interval, longest):
+        return STRETCH * pairs / (rate * SLACK)
+    return longest
 
 
 class Schedule:
@@ -159,8 +169,12 @@ class Schedule:
 
     @property
     def max_interval(self) -> float:
-        """The longest a pair may wait under ``adaptive`` (``max_interval``, or ``interval`` when longer)."""
+        """The configured longest wait under ``adaptive`` (``max_interval``, or ``interval`` when longer)."""
         return self._longest
+
+    def longest_wait(self, rate: float) -> float:
+        """The longest a pair waits at ``rate``: :attr:`max_interval`, stretched when the budget cannot keep it."""
+        return reach(len(self._pairs), rate, self._interval, self._longest)
 
     def set_pairs(self, pairs: Iterable[Pair], now: float) -> None:
         """Replace the pairs; pairs that stay keep their class and place, new ones join ``new``."""
@@ -188,15 +202,17 @@ class Schedule:
         if self._mode != "adaptive" or not self._pairs:
             return False
         pairs = len(self._pairs)
-        if beyond_reach(pairs, rate, self._interval, self._longest):
+        longest = self.longest_wait(rate)
+        if longest > self._longest:
             if self._warned != pairs:
                 self._warned = pairs
                 log.warning("poll.max_interval cannot be kept: the API budget cannot poll every pair once per "
-                            "max_interval, so the schedule is round robin",
+                            "max_interval; quiet pairs wait up to stretched_max_interval_s",
                             extra={"pairs": pairs, "rate": round(rate, 3), "max_interval_s": self._longest,
-                                   "round_s": round(pairs / rate, 1)})
-            return False
-        return adaptive_range(pairs, rate, self._interval, self._longest)
+                                   "round_s": round(pairs / rate, 1), "stretched_max_interval_s": round(longest)})
+        elif self._warned is not None:
+            self._warned = None
+        return adaptive_range(pairs, rate, self._interval, longest)
 
     def next(self, now: float, rate: float, busy: Container[Pair] = ()) -> Pair:
         """The pair to poll now, noted as started at ``now``; ``busy`` pairs (in flight) are passed over.
@@ -231,7 +247,7 @@ class Schedule:
         evenly over its interval even when its pairs were first polled in one burst.
         """
         intervals = self.intervals(rate)
-        guard = now - self._longest * SLACK
+        guard = now - self.longest_wait(rate) * SLACK
         heads: dict[str, tuple[Pair, float]] = {}
         for priority, queue in self._queues.items():
             for pair, start in queue.items():  # the head, unless in flight (they were moved to the end)
@@ -272,7 +288,9 @@ class Schedule:
         counts = {p: len(q) for p, q in self._queues.items()}
         key = (tuple(counts.values()), rate, self._interval, self._longest, self._mode)
         if key != self._plan_key:
-            longest = self._longest if self._mode == "adaptive" else 0.0  # uniform: never in the adaptive range
+            # uniform: never in the adaptive range
+            longest = reach(sum(counts.values()), rate, self._interval, self._longest) if self._mode == "adaptive" \
+                else 0.0
             self._plan_key, self._plan = key, plan(counts, rate, self._interval, longest)
         return self._plan
 

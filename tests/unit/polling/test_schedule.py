@@ -16,6 +16,7 @@ from exporter.polling.schedule import (
     NEW,
     QUIET,
     SLACK,
+    STRETCH,
     Memory,
     Schedule,
     classify,
@@ -224,17 +225,27 @@ def test_in_flight_pairs_are_passed_over() -> None:
     assert schedule.next(0.0, 0.5, busy={pairs[0], pairs[1]}) == pairs[2]
 
 
-def test_a_budget_short_of_max_interval_is_round_robin_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    """1,000 pairs at 1 poll a second cannot each be polled within 600 s: round robin, one warning."""
+def test_a_budget_short_of_max_interval_stretches_it_and_still_favours_busy_pairs(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """1,000 pairs at 1 poll a second cannot each be polled within 600 s (a round takes 1,000 s): the bound
+    stretches to 1.3 rounds, with one warning, and the 100 pairs with lag are polled more often than once a
+    round while every quiet pair is still polled within the stretched bound."""
     pairs = [pair(i) for i in range(1000)]
     schedule = Schedule(pairs, mode="adaptive", interval=60, max_interval=600)
+    stretched = STRETCH * 1000 / SLACK
+    assert schedule.longest_wait(1.0) == pytest.approx(stretched) and schedule.max_interval == 600
+    answer = {p: behind() if i < 100 else caught_up() for i, p in enumerate(pairs)}
     with caplog.at_level(logging.WARNING):
-        got = [schedule.next(float(t), 1.0) for t in range(5)]
-    assert got == pairs[:5]
-    assert not schedule.adaptive(1.0)
+        starts = run(schedule, answer, 1.0, 5000)
+    assert schedule.adaptive(1.0)
     assert [r.getMessage() for r in caplog.records].count(
-        "poll.max_interval cannot be kept: the API budget cannot poll every pair once per max_interval, so the "
-        "schedule is round robin") == 1
+        "poll.max_interval cannot be kept: the API budget cannot poll every pair once per max_interval; "
+        "quiet pairs wait up to stretched_max_interval_s") == 1
+    busy = [len(starts[p]) for p in pairs[:100]]
+    assert min(busy) >= 7  # round robin: 5 in 5,000 s
+    for p in pairs:
+        times = [0.0, *starts[p], 5000.0]
+        assert max(b - a for a, b in itertools.pairwise(times)) <= stretched, p
 
 
 def test_a_pairs_own_threshold_decides_what_is_close() -> None:
