@@ -129,6 +129,8 @@ def sparkline(points: tuple[tuple[float, float], ...], now: float) -> str:
     scale = height / high if high > 0 else 0.0
     coords = " ".join(f"{pad + width * (t - now + SPARK_SPAN) / SPARK_SPAN:.1f},{pad + height - v * scale:.1f}"
                       for t, v in shown)
+    if len(shown) == 1:
+        coords = f"{coords} {coords}"  # a zero-length line: its round caps draw a dot
     label = html.escape(f"time lag over the last hour: {duration(low)} to {duration(high)}, "
                         f"latest {duration(shown[-1][1])}", quote=True)
     return (f"<svg class='spark' role='img' aria-label='{label}' width='{SPARK_WIDTH}' height='{SPARK_HEIGHT}' "
