@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import tracemalloc
 
 import pytest
@@ -28,7 +29,7 @@ def test_polls_every_5s_for_two_hours_keep_one_point_per_30s_of_the_last_hour() 
     assert len(points) <= MAX_POINTS + 1
     assert all(now - t <= WINDOW for t, _ in points)
     kept = [t for t, _ in points[:-1]]
-    assert all(b - a >= SPACING for a, b in zip(kept, kept[1:], strict=False))
+    assert all(b - a >= SPACING for a, b in itertools.pairwise(kept))
     assert now - kept[0] >= WINDOW - 2 * SPACING  # it really covers the hour
     assert len(series) == len(points)
 
@@ -101,6 +102,6 @@ def test_the_analyzer_puts_each_polls_max_time_lag_in_the_insight(with_last_time
     points = last.history.points()
     assert points, "no history"
     assert points[-1] == (1_800_000_200.0, last.max_time_lag)
-    assert all(b[0] - a[0] >= SPACING for a, b in zip(points[:-1], points[1:-1], strict=False))
+    assert all(b[0] - a[0] >= SPACING for a, b in itertools.pairwise(points[:-1]))
     analyzer.forget(INST, "g")
     assert len(analyzer.history) == 0
