@@ -1,7 +1,7 @@
 """The status page at ``/``: what an operator opens first when a lag alert fires.
 
 It renders one immutable :class:`~exporter.polling.snapshot.Snapshot`, never the API, so it costs the same
-whether the cloud answers or not. It is one self-contained HTML document (inline CSS, no script, no
+whether the cloud answers or not. It is one self-contained HTML document (inline CSS and SVG, no script, no
 external asset) that works offline and under a strict content security policy; every outside value is
 escaped. Problems sort first, big fleets stay cheap (docs/status-page.md); :func:`as_json` is for scripts.
 """

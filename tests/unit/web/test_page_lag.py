@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from types import MappingProxyType
 
 from exporter.polling.analysis import Insight
-from exporter.polling.history import LagHistory, LagSeries
+from exporter.polling.history import EMPTY, LagHistory, LagSeries
 from exporter.polling.rates import GroupRates
 from exporter.polling.snapshot import PairState
 from exporter.targets.pair import Pair
@@ -61,11 +61,11 @@ def series(*points: tuple[float, float]) -> LagSeries:
 
 
 def group(name: str, time_lag: float, *, catch_up: float | None = None, margin: float | None = None,
-          history: LagSeries | None = None) -> PairState:
+          history: LagSeries = EMPTY) -> PairState:
     data = progress({"t": {0: (2000, 1000)}})
     rates = GroupRates(catch_up=catch_up) if catch_up is not None else None
     insight = Insight(MappingProxyType({("t", 0): time_lag}), "lagging", rates, retention_margin=margin,
-                      **({"history": history} if history is not None else {}))
+                      history=history)
     return PairState(Pair(INST, name, "cn-hangzhou"), data, True, NOW - 5, NOW - 5, None, 4, insight)
 
 
