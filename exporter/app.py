@@ -34,7 +34,8 @@ from exporter.config.settings import METADATA_ENDPOINT, ApiSettings, Settings, T
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
-from exporter.polling.poller import HEADROOM, Poller
+from exporter.polling.fleet import Fleet
+from exporter.polling.poller import HEADROOM
 from exporter.polling.schedule import beyond_reach, reach
 from exporter.polling.snapshot import Board
 from exporter.polling.supervisor import supervise
@@ -154,7 +155,8 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
         log.warning(line)
     accounts = plan.all_accounts
     status = reload or ReloadStatus()
-    # One client, a lane per account: each account's calls spend its own budget; the poller paces on their sum.
+    # One client, a lane per account: each account's calls spend its own budget, and its own poller schedules
+    # its pairs on that budget (all of them writing to the one board).
     async with open_client(plan.api, accounts, stats, plan.transport) as client:
         board = Board()
         catalog = InstanceCatalog(client, {(p.account, p.region) for p in plan.pairs},
@@ -162,10 +164,10 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
         tail = TailCollector(board, stats, __version__, catalog=catalog, reload=status, guard=True)
         exposition = Exposition(settings.metrics, board, tail)
-        poller = Poller(client, plan.pairs, board=board, interval=settings.poll.interval,
-                        stale_after=settings.poll.stale_after, analyzer=Analyzer(settings.lag),
-                        discovering=plan.discovering, schedule=settings.poll.schedule,
-                        max_interval=settings.poll.longest_wait)
+        poller = Fleet({a.name: client.account(a.name) for a in accounts}, plan.pairs, board=board,
+                       interval=settings.poll.interval, stale_after=settings.poll.stale_after,
+                       analyzer=Analyzer(settings.lag), discovering=plan.discovering,
+                       schedule=settings.poll.schedule, max_interval=settings.poll.longest_wait)
         discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
         yield Pipeline(poller, catalog, exposition, discovery, client, stats)
 
@@ -174,7 +176,7 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
 class Pipeline:
     """The running parts of one exporter."""
 
-    poller: Poller
+    poller: Fleet  # one poller per account
     catalog: InstanceCatalog
     exposition: Exposition
     discovery: Discovery | None
@@ -260,7 +262,8 @@ an unforeseen answer costs a log line and a restart, never the process.
                    "shard": settings.shard},
         )
         # Each worker runs under a supervisor: one that dies is logged and restarted, the process stays up.
-        jobs: dict[str, Callable[[], Awaitable[None]]] = {"poller": poller.run, "catalog": parts.catalog.run,
+        # One poller per account ("poller" for the default one, "poller:NAME"), each on its own budget.
+        jobs: dict[str, Callable[[], Awaitable[None]]] = {**poller.jobs("poller"), "catalog": parts.catalog.run,
                                                           "targets": targets.run}
         if reload is not None:
             jobs["reload"] = reloader.run
