@@ -321,7 +321,7 @@ def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:
             pairs = sum(1 for p in plan.pairs if p.account == account.name)
             lines.append(f"  {account.name}: {account.credentials.source}; max_qps {account.max_qps:g}"
                          f"{_enforced_note(account.max_qps)}, max_concurrency {account.max_concurrency}, "
-                         f"{pairs} listed pair{'s' if pairs != 1 else ''}")
+                         f"{pairs} listed pair{'s' if pairs != 1 else ''}{_round_note(settings, plan, account)}")
     else:
         lines.append(f"credentials: {plan.credentials.source}")
     lines += [
@@ -340,14 +340,30 @@ def _schedule_line(settings: Settings, plan: Plan) -> str:
     if poll.schedule == "uniform":
         return "schedule: uniform (round robin)"
     line = f"schedule: adaptive, no pair waits longer than {poll.longest_wait:g}s"
-    rate = enforced_rate(settings.api.max_qps) * HEADROOM
-    if not plan.discovering and beyond_reach(len(plan.pairs), rate, poll.interval, poll.longest_wait):
-        round_s = len(plan.pairs) / rate
-        stretched = reach(len(plan.pairs), rate, poll.interval, poll.longest_wait)
-        line += (f" (warning: at max_qps {settings.api.max_qps:g}, {len(plan.pairs)} pairs take {round_s:.0f}s a "
-                 f"round, too long for that: quiet pairs will wait up to {stretched:.0f}s so that busy pairs are "
-                 f"polled more often; set poll.max_interval to {stretched:.0f}s or more to make that the bound)")
+    if plan.discovering:
+        return line
+    for account in plan.all_accounts:  # each account's budget schedules its own pairs
+        pairs = sum(1 for p in plan.pairs if p.account == account.name)
+        rate = enforced_rate(account.max_qps) * HEADROOM
+        if beyond_reach(pairs, rate, poll.interval, poll.longest_wait):
+            who = f"account {account.name} " if settings.accounts else ""
+            stretched = reach(pairs, rate, poll.interval, poll.longest_wait)
+            line += (f" (warning: {who}at max_qps {account.max_qps:g}, {pairs} pairs take {pairs / rate:.0f}s a "
+                     f"round, too long for that: quiet pairs will wait up to {stretched:.0f}s so that busy pairs "
+                     f"are polled more often; set poll.max_interval to {stretched:.0f}s or more to make that the "
+                     "bound)")
     return line
+
+
+def _round_note(settings: Settings, plan: Plan, account: Account) -> str:
+    """How often the account's own schedule polls its listed pairs on its own budget (``--check-config``)."""
+    pairs = sum(1 for p in plan.pairs if p.account == account.name)
+    if plan.discovering or not pairs:
+        return ""
+    round_s = max(settings.poll.interval, pairs / (enforced_rate(account.max_qps) * HEADROOM))
+    if round_s <= settings.poll.interval:
+        return f", each polled every {round_s:g}s"
+    return f", a round takes {round_s:.0f}s on its budget"
 
 
 def _enforced_note(max_qps: float) -> str:

@@ -230,6 +230,11 @@ async def test_each_accounts_budget_schedules_its_own_pairs(world: World, tmp_pa
     settings = load_settings({}, {}, path)
     plan = entry._plan(settings)
     assert [a.name for a in plan.all_accounts] == ["prod", "staging"]
+    summary = app.summary_lines(settings, plan)
+    assert any(line.startswith("  prod: ") and line.endswith("9 listed pairs, a round takes 9s on its budget")
+               for line in summary), summary
+    assert any(line.startswith("  staging: ") and line.endswith("2 listed pairs, each polled every 3s")
+               for line in summary), summary
 
     stop = asyncio.Event()
     task = asyncio.create_task(app.serve(settings, plan, stop))
