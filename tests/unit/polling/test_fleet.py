@@ -71,7 +71,7 @@ def test_each_account_plans_on_its_own_budget_and_the_board_combines_them() -> N
     assert fleet.pollers["prod"].effective_interval == pytest.approx(300 / (3 * HEADROOM))
     snapshot = fleet.snapshot
     assert snapshot.effective_interval == pytest.approx(300 / (3 * HEADROOM))
-    assert snapshot.accounts == (AccountSchedule("prod", 300, pytest.approx(300 / (3 * HEADROOM)), None),
+    assert snapshot.accounts == (AccountSchedule("prod", 300, snapshot.effective_interval, None),
                                  AccountSchedule("staging", 10, 60, None))
     assert {v.priority: v.pairs for v in snapshot.schedule} == {"new": 310, "hot": 0, "active": 0, "quiet": 0}
 
