@@ -61,6 +61,7 @@ bench: bench-lag bench-schedule bench-scrape bench-cycle
 
 bench-lag: $(BIN)/alikafka-exporter
 	timeout 300 $(BIN)/python -m benchmarks.lag_accuracy
+	timeout 120 $(BIN)/python -m benchmarks.rate_accuracy
 
 bench-schedule: $(BIN)/alikafka-exporter
 	timeout 300 $(BIN)/python -m benchmarks.schedule

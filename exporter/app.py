@@ -36,8 +36,9 @@ from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
 from exporter.polling.fleet import Fleet
 from exporter.polling.poller import HEADROOM
+from exporter.polling.retention import RetentionRefresher, TopicRef
 from exporter.polling.schedule import beyond_reach, reach
-from exporter.polling.snapshot import Board
+from exporter.polling.snapshot import Board, Snapshot
 from exporter.polling.supervisor import supervise
 from exporter.targets.catalog import InstanceCatalog
 from exporter.targets.discovery import Discovery
@@ -79,6 +80,12 @@ class Plan:
 def plan_pairs(settings: Settings) -> tuple[Pair, ...]:
     """The pairs of the settings' explicit targets that fall in this process's shard."""
     return Discovery.of(settings).static_pairs()
+
+
+def polled_topics(snapshot: Snapshot) -> set[TopicRef]:
+    """The (region, instance, topic, account) the polled groups read, as their last answers say."""
+    return {(pair.region, pair.instance_id, topic.topic, pair.account) for pair, state in snapshot.pairs.items()
+            if state.progress is not None for topic in state.progress.topics}
 
 
 def _listed_regions(settings: Settings) -> frozenset[tuple[str, str]]:
@@ -164,12 +171,19 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
                                   settings.discovery.refresh, _listed_regions(settings) if plan.discovering else ())
         tail = TailCollector(board, stats, __version__, catalog=catalog, reload=status, guard=True)
         exposition = Exposition(settings.metrics, board, tail)
+        retention = RetentionRefresher(client, settings.retention, lambda: polled_topics(board.snapshot),
+                                       lambda instance_id: _retention_of(catalog, instance_id))
         poller = Fleet({a.name: client.account(a.name) for a in accounts}, plan.pairs, board=board,
                        interval=settings.poll.interval, stale_after=settings.poll.stale_after,
-                       analyzer=Analyzer(settings.lag), discovering=plan.discovering,
+                       analyzer=Analyzer(settings.lag, retention), discovering=plan.discovering,
                        schedule=settings.poll.schedule, max_interval=settings.poll.longest_wait)
         discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
-        yield Pipeline(poller, catalog, exposition, discovery, client, stats)
+        yield Pipeline(poller, catalog, exposition, discovery, client, stats, retention)
+
+
+def _retention_of(catalog: InstanceCatalog, instance_id: str) -> float | None:
+    info = catalog.instances.get(instance_id)
+    return info.retention_seconds if info is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +196,7 @@ class Pipeline:
     discovery: Discovery | None
     client: ApiCaller
     stats: ApiStats
+    retention: RetentionRefresher
 
     def apply(self, pairs: tuple[Pair, ...]) -> None:
         """Poll these pairs from now on (discovery's answer)."""
@@ -195,6 +210,7 @@ class Pipeline:
         self.poller.reconfigure(interval=new.poll.interval, stale_after=new.poll.stale_after,
                                 schedule=new.poll.schedule, max_interval=new.poll.longest_wait)
         self.exposition.reconfigure(new.metrics)
+        self.retention.configure(new.retention)
         if (new.targets, new.thresholds, new.api.region, new.shard, new.discovery) != (
                 old.targets, old.thresholds, old.api.region, old.shard, old.discovery):  # thresholds: on the pairs
             self.catalog.configure(new.discovery.refresh, _listed_regions(new))
@@ -264,7 +280,7 @@ an unforeseen answer costs a log line and a restart, never the process.
         # Each worker runs under a supervisor: one that dies is logged and restarted, the process stays up.
         # One poller per account ("poller" for the default one, "poller:NAME"), each on its own budget.
         jobs: dict[str, Callable[[], Awaitable[None]]] = {**poller.jobs("poller"), "catalog": parts.catalog.run,
-                                                          "targets": targets.run}
+                                                          "targets": targets.run, "retention": parts.retention.run}
         if reload is not None:
             jobs["reload"] = reloader.run
         for name in jobs:

@@ -24,6 +24,7 @@ from exporter.targets.pair import Pair
 log = logging.getLogger(__name__)
 
 DEMO_INTERVAL = 20.0  # unless configured: the demo's numbers should move while someone watches
+DEMO_RETENTION_REFRESH = 60.0  # unless configured: earliest offsets within a minute, not five
 DEMO_SEED = 42
 
 
@@ -73,7 +74,11 @@ def plan(settings: Settings) -> tuple[Settings, Plan]:
     if "interval" not in poll.model_fields_set:
         poll = poll.model_copy(update={"interval": DEMO_INTERVAL,
                                        "stale_after": max(poll.stale_after, 3 * DEMO_INTERVAL)})
-    demo_settings = settings.model_copy(update={"poll": poll, "api": settings.api.model_copy(update={"endpoint": url})})
+    retention = settings.retention
+    if "refresh" not in retention.model_fields_set:
+        retention = retention.model_copy(update={"refresh": DEMO_RETENTION_REFRESH})
+    demo_settings = settings.model_copy(update={"poll": poll, "retention": retention,
+                                                "api": settings.api.model_copy(update={"endpoint": url})})
     # the configured default thresholds apply to the demo's groups, so the boards and rules can be tried out
     pairs = tuple(Pair(instance_id, group, region, thresholds=settings.thresholds)
                   for instance_id, region, group in simulator.pairs())

@@ -42,7 +42,14 @@ from exporter.cloud.errors import (
     error_class,
     sanitise_code,
 )
-from exporter.cloud.models import ConsumerProgress, ParseError, parse_consumer_progress, unwrap_root
+from exporter.cloud.models import (
+    ConsumerProgress,
+    ParseError,
+    TopicStatus,
+    parse_consumer_progress,
+    parse_topic_status,
+    unwrap_root,
+)
 from exporter.cloud.ratelimit import RateLimiter
 from exporter.cloud.stats import ApiStats
 from exporter.cloud.transport import PlainRequest, PlainTransport
@@ -243,6 +250,14 @@ class AlikafkaClient:
             params["HideLastTimestamp"] = "true"
         response = await self.call("GetConsumerProgress", region, params, account=account)
         return parsed(response, parse_consumer_progress), response.request_id
+
+    async def get_topic_status(self, region: str, instance_id: str, topic: str, *,
+                               account: str | None = None) -> tuple[TopicStatus, str | None]:
+        """One topic's per-partition earliest and latest offsets (GetTopicStatus, RAM action
+        ``alikafka:ListTopic``); returns the parsed status and the answer's RequestId."""
+        params = {"RegionId": region, "InstanceId": instance_id, "Topic": topic}
+        response = await self.call("GetTopicStatus", region, params, account=account)
+        return parsed(response, lambda body: parse_topic_status(body, topic)), response.request_id
 
     async def call(self, action: str, region: str, params: Mapping[str, str], *,
                    account: str | None = None) -> ApiResponse:

@@ -148,7 +148,8 @@ def _sts_failure(what: str, status: int, parsed: Mapping[str, Any] | None, why: 
     code = scalar(lookup(parsed, "Code"), 100) or f"HTTP {status}"
     message = _STRING_TO_SIGN.split(scalar(lookup(parsed, "Message"), None) or "", maxsplit=1)[0].rstrip(" :.")
     message = (message.replace(token, "***") if token else message)[:300]
-    request_id = scalar(lookup(parsed, "RequestId"), 100)
+    # a RequestId is an id: only its printable characters go into the one-line error (a hostile answer's may not be)
+    request_id = "".join(c for c in scalar(lookup(parsed, "RequestId"), 100) or "" if c.isprintable()) or None
     transient = status >= 500 or code.startswith(_RETRYABLE_CODES)
     tail = f" (RequestId {request_id})" if request_id else ""
     if status == 200:

@@ -1,4 +1,5 @@
-"""Lenient parsing of GetConsumerProgress answers into small frozen value objects.
+"""Lenient parsing of the API's answers (GetConsumerProgress, GetInstanceList, GetConsumerList, GetTopicStatus)
+into small frozen value objects.
 
 The documented schema and the live service disagree (list wrappers that arrive as a list, one object or
 nothing; numbers as strings; the case of ``state``), so parsing accepts every such shape and raises
@@ -315,6 +316,7 @@ class InstanceInfo:
     serving: bool  # False only for a state that cannot answer (see _VIEW_STATES); unknown states serve
     status: str = ""  # e.g. "running", "upgrading"; "ViewInstanceStatusCode 99" when undocumented; "" when not sent
     unknown_status: str = ""  # a status value no public source lists, e.g. "ViewInstanceStatusCode 99"
+    retention_seconds: float | None = None  # MsgRetain (hours) x 3600; None when not sent or not a positive integer
 
 
 # Instance states of GetInstanceList, as (name, can it serve). Source: the alikafka 2019-09-16 API reference
@@ -409,8 +411,21 @@ def parse_instance_list(body: Any) -> tuple[InstanceInfo, ...]:
             serving=serving,
             status=status,
             unknown_status=unknown,
+            retention_seconds=_retention_seconds(lookup(obj, "MsgRetain")),
         ))
     return tuple(instances)
+
+
+def _retention_seconds(value: Any) -> float | None:
+    """MsgRetain, the instance's message retention in hours (an integer in the official SDKs' models,
+    e.g. alibabacloud_alikafka20190916 ``GetInstanceListResponseBodyInstanceListInstanceVO.msg_retain``; the
+    console allows 24 to 480), in seconds. A value that is not a positive whole number of hours is no value:
+    it describes the instance, and must not fail the list."""
+    try:
+        hours = as_int(value, "MsgRetain")
+    except ParseError:
+        return None
+    return hours * 3600.0 if hours is not None and hours > 0 else None
 
 
 def parse_consumer_list(body: Any) -> tuple[list[str], int | None]:
@@ -423,3 +438,65 @@ def parse_consumer_list(body: Any) -> tuple[list[str], int | None]:
             raise ParseError("a ConsumerVO entry has no ConsumerId")
         names.append(name)
     return names, as_int(lookup(root, "Total"), "GetConsumerList Total")
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStatus:
+    """One partition of GetTopicStatus's OffsetTable; None where the answer had no usable value."""
+
+    partition: int
+    min_offset: int | None  # the earliest offset still retained
+    max_offset: int | None  # the next offset to be written
+    last_update_ms: int | None  # when the partition was last written, epoch milliseconds
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStatus:
+    """The parsed ``TopicStatus`` of one topic."""
+
+    topic: str
+    total_count: int | None
+    last_timestamp_ms: int | None
+    partitions: tuple[PartitionStatus, ...]
+
+    def earliest(self) -> dict[int, int]:
+        """MinOffset by partition, for the partitions that sent one."""
+        return {p.partition: p.min_offset for p in self.partitions if p.min_offset is not None}
+
+
+def parse_topic_status(body: Any, topic: str) -> TopicStatus:
+    """Parse a successful GetTopicStatus body for ``topic`` (envelope already checked by the client).
+
+    The documented shape (https://www.alibabacloud.com/help/en/apsaramq-for-kafka/api-gettopicstatus, read the
+    same way by the official Python SDK alibabacloud_alikafka20190916, GetTopicStatusResponseBody): TopicStatus
+    {TotalCount, LastTimeStamp (capital S), OffsetTable.OffsetTable[] {Topic, Partition, MinOffset, MaxOffset,
+    LastUpdateTimestamp}}. The table may arrive as a list, one object or without its wrapper, numbers as
+    strings; a row naming another topic is not this topic's and is left out. A negative offset is no offset.
+    """
+    root = _require_mapping(unwrap_root(body, "GetTopicStatus"), "response body")
+    status = lookup(root, "TopicStatus")
+    if status is None or status == "":
+        return TopicStatus(topic, None, None, ())
+    obj = _require_mapping(status, "TopicStatus")
+    partitions: dict[int, PartitionStatus] = {}
+    for raw in as_list(lookup(obj, "OffsetTable"), "OffsetTable"):
+        row = _require_mapping(raw, "OffsetTable entry")
+        named = lookup(row, "Topic")
+        if isinstance(named, str) and named and named != topic:
+            continue
+        partition = as_int(lookup(row, "Partition"), "OffsetTable Partition")
+        if partition is None or partition < 0:
+            raise ParseError("an OffsetTable entry has no valid Partition")
+        where = f"topic {_describe(topic)} partition {partition}"
+        partitions[partition] = PartitionStatus(
+            partition=partition,
+            min_offset=_non_negative(lookup(row, "MinOffset"), f"{where} MinOffset"),
+            max_offset=_non_negative(lookup(row, "MaxOffset"), f"{where} MaxOffset"),
+            last_update_ms=_timestamp_ms(lookup(row, "LastUpdateTimestamp"), f"{where} LastUpdateTimestamp"),
+        )
+    return TopicStatus(
+        topic=topic,
+        total_count=_non_negative(lookup(obj, "TotalCount"), "TopicStatus TotalCount"),
+        last_timestamp_ms=_timestamp_ms(lookup(obj, "LastTimeStamp"), "TopicStatus LastTimeStamp"),
+        partitions=tuple(partitions[k] for k in sorted(partitions)),
+    )

@@ -404,6 +404,16 @@ class LagSettings(BaseModel):
         return value
 
 
+class RetentionSettings(BaseModel):
+    """Earliest retained offsets of the polled topics (GetTopicStatus, RAM action alikafka:ListTopic), for lost
+    messages and retention margins; each topic once every ``refresh``, inside the API rate limit."""
+
+    model_config = _FROZEN
+
+    enabled: bool = True
+    refresh: Annotated[Duration, Field(ge=10, le=86400)] = 300.0
+
+
 class LogSettings(BaseModel):
     """Log level and line format."""
 
@@ -431,6 +441,7 @@ class Settings(BaseSettings):
     discovery: DiscoverySettings = DiscoverySettings()
     shard: Annotated[str, Field(pattern=r"^\d+/\d+$")] = "0/1"
     lag: LagSettings = LagSettings()
+    retention: RetentionSettings = RetentionSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
     reload: ReloadSettings = ReloadSettings()

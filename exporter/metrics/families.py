@@ -15,6 +15,8 @@ from exporter.config.settings import MetricsSettings
 
 P = "alikafka_consumergroup_"
 END_OFFSET = "alikafka_topic_partition_end_offset"
+EARLIEST_OFFSET = "alikafka_topic_partition_earliest_offset"
+PRODUCE_RATE = "alikafka_topic_produce_rate"
 KE = "kafka_consumergroup_"  # kafka_exporter's consumer group families (compat)
 KE_PARTITION_OFFSET = "kafka_topic_partition_current_offset"
 KE_TOPIC_PARTITIONS = "kafka_topic_partitions"
@@ -46,6 +48,10 @@ _FAMILIES = (
     Family(P + "current_offset", "The group's committed offset (ConsumerOffset).", "partition"),
     Family(END_OFFSET, "The partition's latest offset (BrokerOffset), highest value seen over the groups reading it.",
            "partition", shared=True),
+    Family(EARLIEST_OFFSET, "The partition's earliest retained offset (GetTopicStatus MinOffset), highest value seen.",
+           "partition", shared=True),
+    Family(P + "lost_messages", "Messages deleted before the group read them: max(0, earliest retained offset - "
+           "committed offset); 0 when none.", "partition"),
     Family(P + "last_consumed_timestamp_seconds",
            "Produce time of the last consumed message of the partition, in seconds since the epoch.", "partition"),
     Family(P + "partition_assignment_info", "The member a partition is assigned to; always 1.", "partition"),
@@ -55,6 +61,10 @@ _FAMILIES = (
     Family(P + "topic_lag", "The topic's unconsumed messages (TotalDiff).", "topic"),
     Family(P + "topic_last_consumed_timestamp_seconds",
            "Produce time of the last consumed message of the topic, in seconds since the epoch.", "topic"),
+    Family(P + "consume_rate", "Messages per second the group committed on the topic over the recent window.",
+           "topic"),
+    Family(PRODUCE_RATE, "Messages per second appended to the topic over the recent window (highest of the groups' "
+           "readings).", "topic", shared=True),
     Family(P + "group_lag", "The group's unconsumed messages over all topics (TotalDiff).", "group"),
     Family(P + "state", "1 for the group's current state, 0 for the others.", "group"),
     Family(P + "members", "Distinct MemberId values in the answer.", "group"),
@@ -64,6 +74,10 @@ _FAMILIES = (
     Family(P + "last_rebalance_duration_seconds", "How long the newest rebalance took.", "group"),
     Family(P + "max_lag_seconds", "The largest lag_seconds over the group's partitions.", "group"),
     Family(P + "status", "1 for the group's evaluated status, 0 for the others; rules in docs/lag.md.", "group"),
+    Family(P + "catch_up_seconds", "Seconds until the group's lag reaches 0 if the recent consume and produce rates "
+           "hold; 0 when caught up; absent when the lag is not shrinking.", "group"),
+    Family(P + "retention_margin_seconds", "Instance retention minus the group's max time lag, at least 0 (0 while "
+           "messages are lost): how long until unread messages are deleted if the group makes no progress.", "group"),
     Family(P + "up", "1 if the last poll of this pair succeeded, else 0.", "health"),
     Family(P + "lag_seconds_threshold",
            "The configured time lag threshold of the pair (its target's thresholds.lag_seconds, or the default).",

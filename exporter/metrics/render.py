@@ -138,11 +138,17 @@ def _compat_lines(out: _Lines, state: PairState, options: MetricsSettings) -> No
 
 def _topic_lines(out: _Lines, state: PairState, group: dict[str, str], options: MetricsSettings) -> None:
     assert state.progress is not None
-    time_lags = state.insight.time_lags if state.insight is not None else {}
+    insight = state.insight
+    time_lags = insight.time_lags if insight is not None else {}
+    lost_by_partition = insight.lost if insight is not None else {}
+    consume = insight.rates.consume if insight is not None and insight.rates is not None else {}
     for topic in state.progress.topics:
         by_topic = {**group, "topic": topic.topic}
         if topic.total_diff is not None:
             out.add(P + "topic_lag", by_topic, float(topic.total_diff))
+        rate = consume.get(topic.topic)
+        if rate is not None:
+            out.add(P + "consume_rate", by_topic, rate)
         if topic.last_timestamp_ms is not None:
             out.add(P + "topic_last_consumed_timestamp_seconds", by_topic, topic.last_timestamp_ms / 1000)
         if options.granularity != "partition":
@@ -161,6 +167,9 @@ def _topic_lines(out: _Lines, state: PairState, group: dict[str, str], options: 
             seconds = time_lags.get((topic.topic, p.partition))
             if seconds is not None:
                 out.add(P + "lag_seconds", labels, seconds)
+            lost = lost_by_partition.get((topic.topic, p.partition))
+            if lost is not None:
+                out.add(P + "lost_messages", labels, lost)
 
 
 def _group_lines(out: _Lines, state: PairState, group: dict[str, str]) -> None:
@@ -183,3 +192,7 @@ def _group_lines(out: _Lines, state: PairState, group: dict[str, str]) -> None:
             out.add(P + "max_lag_seconds", group, insight.max_time_lag)
         for name in STATUSES:
             out.add(P + "status", {**group, "status": name}, 1.0 if insight.status == name else 0.0)
+        if insight.rates is not None and insight.rates.catch_up is not None:
+            out.add(P + "catch_up_seconds", group, insight.rates.catch_up)
+        if insight.retention_margin is not None:
+            out.add(P + "retention_margin_seconds", group, insight.retention_margin)

@@ -91,6 +91,14 @@ class TailCollector:
         for instance_id, attrs in sorted(self._catalog.instances.items()):
             info.add_metric([instance_id, attrs.name, attrs.region, attrs.series, attrs.spec_type], 1.0)
         yield info
+        retention = GaugeMetricFamily(
+            "alikafka_instance_retention_seconds",
+            "The instance's message retention (GetInstanceList MsgRetain hours x 3600).", labels=["instance_id"],
+        )
+        for instance_id, attrs in sorted(self._catalog.instances.items()):
+            if attrs.retention_seconds is not None:
+                retention.add_metric([instance_id], attrs.retention_seconds)
+        yield retention
         snapshot = self._board.snapshot
         build = GaugeMetricFamily(
             "alikafka_exporter_build_info", "Exporter build information; always 1.",
@@ -143,7 +151,8 @@ class TailCollector:
                       self._stats.clock_skew)
         restarts = CounterMetricFamily(
             "alikafka_exporter_task_restarts",
-            "Times a long-running task of the exporter (poller, catalog, targets, reload) died and was restarted.",
+            "Times a long-running task of the exporter (poller, catalog, targets, retention, reload) died and was "
+            "restarted.",
             labels=["task"],
         )
         for task, count in sorted(self._stats.restarts.items()):

@@ -1,4 +1,4 @@
-"""Turns each successful poll into time lags and a status, and remembers what that needs.
+"""Turns each successful poll into time lags, a status, rates and retention facts, and remembers what that needs.
 
 The poller calls :meth:`Analyzer.observe` with every parsed answer and the wall time it arrived;
 the result is stored in the pair's immutable state, so the metrics layer only renders numbers that were
@@ -11,10 +11,13 @@ import bisect
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from exporter.cloud.models import ConsumerProgress
 from exporter.config.settings import LagSettings
 from exporter.polling.lag import LagEstimator
+from exporter.polling.rates import GroupRates, RateTracker
+from exporter.polling.retention import Earliest, RetentionView, lost_messages, retention_margin
 from exporter.polling.status import StatusTracker
 
 
@@ -68,6 +71,10 @@ class Insight:
 
     time_lags: Mapping[tuple[str, int], float] = field(default_factory=TimeLags)
     status: str = "unknown"
+    rates: GroupRates | None = None  # consume and produce rates by topic, catch-up time
+    lost: Mapping[tuple[str, int], float] = field(default_factory=TimeLags)  # lost messages, where earliest is known
+    retention_margin: float | None = None
+    earliest: Mapping[str, Earliest] = field(default_factory=lambda: _NO_TOPICS)  # the topics' earliest offsets
 
     @property
     def max_time_lag(self) -> float | None:
@@ -77,12 +84,18 @@ class Insight:
         return max(self.time_lags.values(), default=None)
 
 
-class Analyzer:
-    """Owns the per-partition offset histories and per-group status windows."""
+_NO_TOPICS: Mapping[str, Earliest] = MappingProxyType({})
 
-    def __init__(self, options: LagSettings | None = None) -> None:
+
+class Analyzer:
+    """Owns the per-partition offset histories, rate series and per-group status windows."""
+
+    def __init__(self, options: LagSettings | None = None, retention: RetentionView | None = None) -> None:
+        """``retention`` (the retention refresher) gives earliest offsets and retention, when enabled."""
         self.estimator = LagEstimator(options)
         self.status = StatusTracker(options)
+        self.rates = RateTracker()
+        self.retention = retention
 
     def observe(self, instance_id: str, group: str, progress: ConsumerProgress, at: float) -> Insight:
         """Record one answer received at ``at`` (epoch seconds) and derive the group's insight."""
@@ -108,11 +121,24 @@ class Analyzer:
         complete = len(lags) == _with_offsets(progress) and not bounded
         worst = max(lags.values(), default=None) if complete else None
         status = self.status.observe((instance_id, group), progress, at, worst)
-        return Insight(TimeLags(lags.items()), status)
+        time_lags = TimeLags(lags.items())
+        # A lower bound says neither that a group is caught up nor how long until its messages go.
+        measured = None if bounded else time_lags
+        rates = self.rates.observe(instance_id, group, progress, at, measured)
+        if self.retention is None:
+            return Insight(time_lags, status, rates)
+        view = self.retention
+        earliest = {t.topic: e for t in progress.topics if (e := view.earliest(instance_id, t.topic)) is not None}
+        lost = lost_messages(progress, earliest.get)
+        margin = retention_margin(view.retention_seconds(instance_id), None if bounded else time_lags.max(),
+                                  any(lost.values()))
+        return Insight(time_lags, status, rates, TimeLags((k, float(v)) for k, v in lost.items()), margin,
+                       MappingProxyType(earliest) if earliest else _NO_TOPICS)
 
     def forget(self, instance_id: str, group: str) -> None:
-        """Drop a group's status window (its data went stale)."""
+        """Drop a group's status window and rate series (its data went stale)."""
         self.status.forget((instance_id, group))
+        self.rates.forget(instance_id, group)
 
 
 def _with_offsets(progress: ConsumerProgress) -> int:

@@ -19,7 +19,7 @@ FaultKind = Literal[
     "http_500", "http_503", "throttle", "timeout", "latency", "reset", "html", "truncated", "single_object",
     "numbers_as_strings", "missing_wrappers", "success_false", "root_wrapper", "not_found", "token_expired",
     "clock_skew", "slow_body", "redirect", "gzip_bomb", "deep_nesting", "invalid_utf8", "huge_numbers",
-    "wrong_types", "empty_body",
+    "wrong_types", "empty_body", "disk_full",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -32,6 +32,8 @@ AUTH_KINDS = frozenset({"clock_skew"})
 # Kinds that change how the answer travels and let the next rules decide what it says (as ``latency``):
 # ``slow_body`` sends it in ``pieces`` writes with ``delay`` seconds between them.
 DELIVERY_KINDS = frozenset({"latency", "slow_body"})
+# ``disk_full`` is no rule on answers: the instance's disk fills and the oldest messages are deleted until only
+# the newest ``delay`` seconds remain, for as long as the fault stands (simulator/retention.py).
 REDIRECT_LOCATION = "http://127.0.0.1:9/"  # the discard port: another origin, where nothing should go
 BOMB_SIZE = 64 * 1024 * 1024
 # Kinds that send hostile bytes instead of the answer: :func:`hostile_body` writes them from the answer
@@ -42,6 +44,8 @@ DEEP_NESTING = 100_000  # levels: Python's decoder gives up (RecursionError) aft
 # and the two literals Python's json accepts although JSON has no such numbers.
 _HUGE = (b"1" + b"0" * 400, b"1e400", b"NaN", b"-Infinity")
 _ENVELOPE = frozenset({"RequestId", "Code", "Success", "Message"})
+# List wrappers named like their list whose name does not end in List (GetTopicStatus's OffsetTable).
+_SAME_NAMED = frozenset({"OffsetTable"})
 
 
 @dataclass
@@ -89,7 +93,7 @@ def _wrapped_lists(node: Any, transform: str) -> Any:
     out: dict[str, Any] = {}
     for key, value in node.items():
         inner = value.get(key) if isinstance(value, dict) and len(value) == 1 else None
-        if key.endswith("List") and isinstance(inner, list):
+        if (key.endswith("List") or key in _SAME_NAMED) and isinstance(inner, list):
             items = [_wrapped_lists(v, transform) for v in inner]
             if transform == "missing_wrappers":
                 out[key] = items

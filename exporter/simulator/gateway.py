@@ -174,9 +174,11 @@ async def _truth(request: web.Request) -> web.Response:
         if (want_instance and instance_id != want_instance) or (want_group and group != want_group):
             continue
         for t in sim.truth(instance_id, group, now):
+            earliest = sim.earliest(instance_id, t.topic, t.partition, now)
             rows.append({"instance_id": instance_id, "group": group, "topic": t.topic, "partition": t.partition,
                          "broker_offset": t.broker_offset, "consumer_offset": t.consumer_offset, "lag": t.lag,
-                         "time_lag_seconds": round(t.time_lag_seconds, 3)})
+                         "time_lag_seconds": round(t.time_lag_seconds, 3), "earliest_offset": earliest,
+                         "lost_messages": None if earliest is None else max(0, earliest - t.consumer_offset)})
     return web.json_response({"at": now, "partitions": rows})
 
 

@@ -3,8 +3,9 @@
 A scenario is data (a YAML file or a dict), validated with clear errors naming the key, and turned
 into a workload deterministically from its seed and the simulator's start time. Built-ins:
 ``minimal`` (one instance, for tests that reason about exact values) and ``demo`` (several
-instances in two regions and dozens of groups, among them one lagging, one stopped, one stalled
-and one rebalancing, and one that rebalances every five minutes).
+instances in two regions and dozens of groups, among them one lagging, one stopped, one stalled,
+one rebalancing and one that rebalances every five minutes, on an instance whose full disk deletes the
+messages its stopped group has not read).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from exporter.simulator.faults import BOMB_SIZE, REDIRECT_LOCATION, FaultKind, FaultRule
+from exporter.simulator.retention import DEFAULT_MSG_RETAIN, DEFAULT_SEGMENT_SECONDS
 from exporter.simulator.traffic import Traffic
 from exporter.simulator.workload import (
     HISTORY,
@@ -175,6 +177,10 @@ class InstanceSpec(BaseModel):
     topics: list[TopicSpec] = []
     groups: list[GroupSpec] = []
     generate: GenerateSpec | None = None
+    # Message retention in hours (GetInstanceList MsgRetain; the service allows 24 to 480, the simulator from 1
+    # so that deletion shows within a demo) and how often partitions roll a segment (see retention.py).
+    msg_retain: Annotated[int, Field(ge=1, le=480)] = DEFAULT_MSG_RETAIN
+    segment_seconds: Annotated[float, Field(ge=1, le=86400)] = DEFAULT_SEGMENT_SECONDS
 
 
 class FaultSpec(BaseModel):
@@ -445,7 +451,10 @@ def _demo() -> dict[str, Any]:
         "groups": [{"name": f"notifier-{n}", "topics": ["push", "sms"], "delay": 1, "members": 2}
                    for n in range(1, 7)],
     }
-    return {"seed": 42, "instances": [hz, sh, serverless]}
+    # orders-prod's disk is full: only its newest ten minutes are kept, whatever MsgRetain says, so email-sender
+    # (stopped 20 minutes ago) loses messages at once, fraud-detector (stalled 7 minutes ago) within minutes
+    disk_full = {"kind": "disk_full", "instance_id": hz["instance_id"], "delay": 600}
+    return {"seed": 42, "instances": [hz, sh, serverless], "faults": [disk_full]}
 
 
 def _traffic_restart() -> dict[str, Any]:

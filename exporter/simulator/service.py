@@ -19,6 +19,8 @@ from typing import Any
 
 from exporter.simulator.auth import Authenticator, GatewayError, KeyPair
 from exporter.simulator.faults import FaultRule
+from exporter.simulator.retention import model_of
+from exporter.simulator.retention import topic_status as retention_topic_status
 from exporter.simulator.scenario import Scenario
 from exporter.simulator.workload import INSTANCE_STATES, Group, Instance, PartitionTruth, truth
 
@@ -66,7 +68,10 @@ class Simulator:
             for key_id, secret in access_keys.items()
         })
         self.rng = random.Random(scenario.spec.seed if seed is None else seed)  # noqa: S311 - simulation
-        self.faults: list[FaultRule] = scenario.faults()
+        self.faults: list[FaultRule] = []
+        self.retention = model_of((i.instance_id, i.msg_retain, i.segment_seconds) for i in scenario.spec.instances)
+        for rule in scenario.faults():
+            self.add_fault(rule)
         self.requests: list[RequestRecord] = []
         self.code_counts: dict[str, int] = {}  # every served request's code, unbounded (requests is trimmed)
         self.max_records = 100_000
@@ -81,12 +86,24 @@ class Simulator:
 
     # --- control ---------------------------------------------------------------------------
     def add_fault(self, rule: FaultRule) -> None:
-        """Start injecting a fault."""
+        """Start injecting a fault (``disk_full`` is no rule on answers: it starts deleting, see retention.py)."""
+        if rule.kind == "disk_full":
+            self.retention.disk_full(rule.instance_id, self.clock(), rule.delay)
+            return
         self.faults.append(rule)
 
     def clear_faults(self) -> None:
-        """Stop every fault."""
+        """Stop every fault (a disk that was full stops deleting; what it deleted stays deleted)."""
         self.faults.clear()
+        self.retention.disk_cleared(self.clock())
+
+    def earliest(self, instance_id: str, topic: str, partition: int, at: float | None = None) -> int | None:
+        """The earliest retained offset of a partition now (or at ``at``); None for an unknown topic."""
+        inst = self.instances[instance_id]
+        found = inst.topic(topic)
+        if found is None:
+            return None
+        return self.retention.earliest(instance_id, found.curve(partition), self.clock() if at is None else at)
 
     def add_account(self, name: str, keys: Mapping[str, str], instance_ids: Iterable[str]) -> None:
         """Play account ``name``: it owns ``instance_ids`` and the key pairs ``keys`` (id -> secret)."""
@@ -208,7 +225,8 @@ class Simulator:
         now = self.clock()
         rows = [{"InstanceId": i.instance_id, "Name": i.name, "RegionId": i.region, **_status_fields(i, now),
                  "SpecType": i.spec_type, "Series": i.series, "PaidType": 1, "DeployType": 5,
-                 "UsedTopicCount": len(i.topic_names()), "UsedGroupCount": len(i.group_names())}
+                 "UsedTopicCount": len(i.topic_names()), "UsedGroupCount": len(i.group_names()),
+                 "MsgRetain": self.retention.of(i.instance_id).msg_retain}
                 for i in self.instances.values()
                 if i.region == region and self.owners.get(i.instance_id, "") == params.get(_ACCOUNT_PARAM, "")]
         return {"InstanceList": {"InstanceVO": rows}}
@@ -232,15 +250,7 @@ class Simulator:
         topic = inst.topic(_require(params, "Topic"))
         if topic is None or not topic.exists(now):
             raise GatewayError(400, "BIZ_TOPIC_NOT_FOUND", "The topic does not exist.")
-        curves = [topic.curve(i) for i in range(topic.partition_count(now))]
-        ends = [c.offset(now) for c in curves]
-        updated = [int(c.produce_time(max(c.base, end - 1)) * 1000) for c, end in zip(curves, ends, strict=True)]
-        table = [{"Topic": topic.name, "Partition": i, "MinOffset": c.base, "MaxOffset": ends[i],
-                  "LastUpdateTimestamp": updated[i]} for i, c in enumerate(curves)]
-        total = sum(end - c.base for c, end in zip(curves, ends, strict=True))
-        last = max(updated, default=-1)
-        return {"TopicStatus": {"TotalCount": total, "LastTimeStamp": last, "OffsetTable": {"OffsetTable": table}}}
-
+        return {"TopicStatus": retention_topic_status(self.retention, inst, topic, now)}
 
 def _status_fields(inst: Instance, now: float) -> dict[str, int]:
     """The instance's ViewInstanceStatusCode and deprecated ServiceStatus now, as far as its scenario sends them

@@ -141,6 +141,9 @@ async def test_each_target_is_polled_with_its_own_accounts_keys_and_budget(world
     assert {r.access_key_id for r in polls if r.account == "staging"} == {KEYS["staging"][0]}
     assert all(r.access_key_id.startswith("STS.") for r in polls if r.account == "analytics")
     assert Counter(r.code for r in world.sim.requests) == Counter({"200": len(world.sim.requests)})
+    # GetTopicStatus (earliest offsets) goes through the account of the groups reading the topic, too
+    topic_status = {(r.params["InstanceId"], r.account) for r in world.sim.requests if r.action == "GetTopicStatus"}
+    assert topic_status and topic_status <= {(PROD, "prod"), (STAG, "staging"), (ANALYTICS, "analytics")}
     for instance, groups in GROUPS.items():
         for group in groups:
             assert samples.value(metrics, "alikafka_consumergroup_up", instance_id=instance, group=group) == 1.0

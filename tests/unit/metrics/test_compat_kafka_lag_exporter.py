@@ -85,6 +85,8 @@ def test_values_equal_the_native_families() -> None:
             series(text, f"alikafka_consumergroup_{own}"), kle
     assert as_native(series(text, "kafka_partition_latest_offset")) == \
         series(text, "alikafka_topic_partition_end_offset")
+    earliest = series(text, EARLIEST)  # from the earliest retained offsets of the pairs' data
+    assert earliest and as_native(earliest) == series(text, "alikafka_topic_partition_earliest_offset")
     assert as_native(series(text, "kafka_consumergroup_group_max_lag_seconds")) == \
         series(text, "alikafka_consumergroup_max_lag_seconds")
     lags = series(text, "alikafka_consumergroup_lag")

@@ -14,7 +14,8 @@ from exporter.config.reload import ReloadStatus
 from exporter.config.settings import MetricsSettings, ThresholdSettings
 from exporter.metrics.exposition import Exposition, render_states
 from exporter.metrics.self_metrics import TailCollector
-from exporter.polling.analysis import Insight
+from exporter.polling.analysis import Insight, TimeLags
+from exporter.polling.rates import GroupRates
 from exporter.polling.snapshot import PairState, PollError, PriorityView, Snapshot
 from exporter.targets.pair import Pair
 from tests.support.fakes import Catalog, board_of, progress
@@ -44,9 +45,15 @@ def sample_snapshot() -> Snapshot:
     states = {
         ORDERS: PairState(ORDERS, orders, True, NOW, NOW, None, 3,
                           Insight(MappingProxyType({("orders", 0): 12.5, ("orders", 2): 0.0, ("refunds", 0): 0.0}),
-                                  "ok")),
+                                  "ok", GroupRates(MappingProxyType({"orders": 12.5, "refunds": 0.0}),
+                                                   MappingProxyType({"orders": 13.0, "refunds": 0.0}), 4.0),
+                                  TimeLags({("orders", 0): 0.0, ("orders", 2): 0.0, ("refunds", 0): 0.0}.items()),
+                                  259_187.5, MappingProxyType({"orders": {0: 40, 1: 40, 2: 40}, "refunds": {0: 0}}))),
         BILLING: PairState(BILLING, billing, False, NOW, NOW - 60, err, 3,
-                           Insight(MappingProxyType({("orders", 0): 840.0}), "stalled")),
+                           Insight(MappingProxyType({("orders", 0): 840.0}), "stalled",
+                                   GroupRates(MappingProxyType({"orders": 0.0}), MappingProxyType({"orders": 13.5})),
+                                   TimeLags({("orders", 0): 20.0}.items()), 0.0,
+                                   MappingProxyType({"orders": {0: 40, 1: 40, 2: 40}}))),
         GONE: PairState(GONE, None, False, NOW, NOW - 600, err, 9),
         NEVER: PairState(NEVER),
     }
@@ -68,7 +75,7 @@ def sample_stats() -> ApiStats:
 def render(options: MetricsSettings | None = None, snapshot: Snapshot | None = None) -> str:
     options = options or MetricsSettings(max_series=0)
     instances = {"alikafka_post-cn-a": InstanceInfo("alikafka_post-cn-a", "orders-prod", "cn-hangzhou", "v3",
-                                                    "professional", True)}
+                                                    "professional", True, retention_seconds=259_200.0)}
     snap = snapshot or sample_snapshot()
     tail = TailCollector(board_of(snap), sample_stats(), "0.1.0", "3.11.7", catalog=Catalog(instances))
     return render_states(snap.pairs.values(), options, tail).decode()
@@ -157,7 +164,7 @@ def test_no_forbidden_labels() -> None:
         assert len(line.rsplit("}", 1)[-1].split()) == 1 if "}" in line else len(line.split()) == 2
 
 
-FULL_SERIES = 72  # pair-derived series of sample_snapshot() with member labels; one less makes the guard shed
+FULL_SERIES = 88  # pair-derived series of sample_snapshot() with member labels; one less makes the guard shed
 
 
 def render_every_family() -> str:
@@ -165,7 +172,7 @@ def render_every_family() -> str:
     families), a configuration reload time and a clock skew, besides what :func:`render` gives."""
     options = MetricsSettings(member_labels=True, max_series=FULL_SERIES - 1)
     instances = {"alikafka_post-cn-a": InstanceInfo("alikafka_post-cn-a", "orders-prod", "cn-hangzhou", "v3",
-                                                    "professional", True)}
+                                                    "professional", True, retention_seconds=259_200.0)}
     snap = sample_snapshot()
     stats = sample_stats()
     stats.observe_clock(1.0)

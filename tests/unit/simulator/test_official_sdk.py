@@ -85,6 +85,24 @@ async def test_sdk_reads_consumer_progress_and_topics(endpoint: tuple[Simulator,
     assert [t.topic for t in topics.body.topic_list.topic_vo] == ["audit", "orders"]
 
 
+async def test_sdk_reads_topic_status_and_msg_retain(endpoint: tuple[Simulator, str]) -> None:
+    """GetTopicStatus (per-partition MinOffset, MaxOffset, LastUpdateTimestamp) and GetInstanceList's MsgRetain,
+    read by the SDK's own models."""
+    sim, address = endpoint
+    sdk = client(address, None)
+    response = await asyncio.to_thread(sdk.get_topic_status, sdk_models.GetTopicStatusRequest(
+        region_id="cn-hangzhou", instance_id=INSTANCE, topic="orders"))
+    status = response.body.topic_status
+    rows = status.offset_table.offset_table
+    assert [r.partition for r in rows] == [0, 1, 2]
+    assert all(0 <= r.min_offset <= r.max_offset and r.last_update_timestamp > 0 and r.topic == "orders" for r in rows)
+    assert status.total_count == sum(r.max_offset - r.min_offset for r in rows)
+    assert status.last_time_stamp == max(r.last_update_timestamp for r in rows)
+    assert [r.min_offset for r in rows] == [sim.earliest(INSTANCE, "orders", r.partition) for r in rows]
+    listed = await asyncio.to_thread(sdk.get_instance_list, sdk_models.GetInstanceListRequest(region_id="cn-hangzhou"))
+    assert [i.msg_retain for i in listed.body.instance_list.instance_vo] == [72]
+
+
 @pytest.mark.parametrize("algorithm", [None, "v2"])
 async def test_sdk_with_a_wrong_secret_is_refused(endpoint: tuple[Simulator, str], algorithm: str | None) -> None:
     """The simulator refuses the SDK's correctly formed request when the secret is wrong."""
