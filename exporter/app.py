@@ -34,7 +34,8 @@ from exporter.config.settings import METADATA_ENDPOINT, ApiSettings, Settings, T
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.self_metrics import TailCollector
 from exporter.polling.analysis import Analyzer
-from exporter.polling.poller import HEADROOM, Poller
+from exporter.polling.fleet import Fleet
+from exporter.polling.poller import HEADROOM
 from exporter.polling.retention import RetentionRefresher, TopicRef
 from exporter.polling.schedule import beyond_reach, reach
 from exporter.polling.snapshot import Board, Snapshot
@@ -161,7 +162,8 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
         log.warning(line)
     accounts = plan.all_accounts
     status = reload or ReloadStatus()
-    # One client, a lane per account: each account's calls spend its own budget; the poller paces on their sum.
+    # One client, a lane per account: each account's calls spend its own budget, and its own poller schedules
+    # its pairs on that budget (all of them writing to the one board).
     async with open_client(plan.api, accounts, stats, plan.transport) as client:
         board = Board()
         catalog = InstanceCatalog(client, {(p.account, p.region) for p in plan.pairs},
@@ -171,10 +173,10 @@ async def _pipeline(settings: Settings, plan: Plan, reload: ReloadStatus | None 
         exposition = Exposition(settings.metrics, board, tail)
         retention = RetentionRefresher(client, settings.retention, lambda: polled_topics(board.snapshot),
                                        lambda instance_id: _retention_of(catalog, instance_id))
-        poller = Poller(client, plan.pairs, board=board, interval=settings.poll.interval,
-                        stale_after=settings.poll.stale_after, analyzer=Analyzer(settings.lag, retention),
-                        discovering=plan.discovering, schedule=settings.poll.schedule,
-                        max_interval=settings.poll.longest_wait)
+        poller = Fleet({a.name: client.account(a.name) for a in accounts}, plan.pairs, board=board,
+                       interval=settings.poll.interval, stale_after=settings.poll.stale_after,
+                       analyzer=Analyzer(settings.lag, retention), discovering=plan.discovering,
+                       schedule=settings.poll.schedule, max_interval=settings.poll.longest_wait)
         discovery = Discovery.of(settings, client, catalog.observe) if plan.discovering else None
         yield Pipeline(poller, catalog, exposition, discovery, client, stats, retention)
 
@@ -188,7 +190,7 @@ def _retention_of(catalog: InstanceCatalog, instance_id: str) -> float | None:
 class Pipeline:
     """The running parts of one exporter."""
 
-    poller: Poller
+    poller: Fleet  # one poller per account
     catalog: InstanceCatalog
     exposition: Exposition
     discovery: Discovery | None
@@ -276,7 +278,8 @@ an unforeseen answer costs a log line and a restart, never the process.
                    "shard": settings.shard},
         )
         # Each worker runs under a supervisor: one that dies is logged and restarted, the process stays up.
-        jobs: dict[str, Callable[[], Awaitable[None]]] = {"poller": poller.run, "catalog": parts.catalog.run,
+        # One poller per account ("poller" for the default one, "poller:NAME"), each on its own budget.
+        jobs: dict[str, Callable[[], Awaitable[None]]] = {**poller.jobs("poller"), "catalog": parts.catalog.run,
                                                           "targets": targets.run, "retention": parts.retention.run}
         if reload is not None:
             jobs["reload"] = reloader.run
@@ -334,7 +337,7 @@ def summary_lines(settings: Settings, plan: Plan) -> Sequence[str]:
             pairs = sum(1 for p in plan.pairs if p.account == account.name)
             lines.append(f"  {account.name}: {account.credentials.source}; max_qps {account.max_qps:g}"
                          f"{_enforced_note(account.max_qps)}, max_concurrency {account.max_concurrency}, "
-                         f"{pairs} listed pair{'s' if pairs != 1 else ''}")
+                         f"{pairs} listed pair{'s' if pairs != 1 else ''}{_round_note(settings, plan, account)}")
     else:
         lines.append(f"credentials: {plan.credentials.source}")
     lines += [
@@ -353,14 +356,30 @@ def _schedule_line(settings: Settings, plan: Plan) -> str:
     if poll.schedule == "uniform":
         return "schedule: uniform (round robin)"
     line = f"schedule: adaptive, no pair waits longer than {poll.longest_wait:g}s"
-    rate = enforced_rate(settings.api.max_qps) * HEADROOM
-    if not plan.discovering and beyond_reach(len(plan.pairs), rate, poll.interval, poll.longest_wait):
-        round_s = len(plan.pairs) / rate
-        stretched = reach(len(plan.pairs), rate, poll.interval, poll.longest_wait)
-        line += (f" (warning: at max_qps {settings.api.max_qps:g}, {len(plan.pairs)} pairs take {round_s:.0f}s a "
-                 f"round, too long for that: quiet pairs will wait up to {stretched:.0f}s so that busy pairs are "
-                 f"polled more often; set poll.max_interval to {stretched:.0f}s or more to make that the bound)")
+    if plan.discovering:
+        return line
+    for account in plan.all_accounts:  # each account's budget schedules its own pairs
+        pairs = sum(1 for p in plan.pairs if p.account == account.name)
+        rate = enforced_rate(account.max_qps) * HEADROOM
+        if beyond_reach(pairs, rate, poll.interval, poll.longest_wait):
+            who = f"account {account.name} " if settings.accounts else ""
+            stretched = reach(pairs, rate, poll.interval, poll.longest_wait)
+            line += (f" (warning: {who}at max_qps {account.max_qps:g}, {pairs} pairs take {pairs / rate:.0f}s a "
+                     f"round, too long for that: quiet pairs will wait up to {stretched:.0f}s so that busy pairs "
+                     f"are polled more often; set poll.max_interval to {stretched:.0f}s or more to make that the "
+                     "bound)")
     return line
+
+
+def _round_note(settings: Settings, plan: Plan, account: Account) -> str:
+    """How often the account's own schedule polls its listed pairs on its own budget (``--check-config``)."""
+    pairs = sum(1 for p in plan.pairs if p.account == account.name)
+    if plan.discovering or not pairs:
+        return ""
+    round_s = max(settings.poll.interval, pairs / (enforced_rate(account.max_qps) * HEADROOM))
+    if round_s <= settings.poll.interval:
+        return f", each polled every {round_s:g}s"
+    return f", a round takes {round_s:.0f}s on its budget"
 
 
 def _enforced_note(max_qps: float) -> str:

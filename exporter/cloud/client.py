@@ -144,27 +144,11 @@ class AccountClient:
         """:meth:`AlikafkaClient.get_consumer_progress` with this account's credentials and budget."""
         return await self._client.get_consumer_progress(region, instance_id, group, account=self.account)
 
-
-@dataclass(frozen=True, slots=True)
-class LanesPace:
-    """The pace of several accounts' limiters together: their rates and their queues added up."""
-
-    limiters: tuple[RateLimiter, ...]
-
     @property
-    def max_qps(self) -> float:
-        """The enforced steady rates, added up."""
-        return sum(limiter.max_qps for limiter in self.limiters)
-
-    @property
-    def current_qps(self) -> float:
-        """The current rates (lower while backing off), added up."""
-        return sum(limiter.current_qps for limiter in self.limiters)
-
-    @property
-    def waiting(self) -> int:
-        """Calls queued at any of the limiters."""
-        return sum(limiter.waiting for limiter in self.limiters)
+    def pace(self) -> RateLimiter:
+        """How fast this account's calls may go: its lane's rate limiter, read by its poller's schedule (never
+        taken a turn from but by the client)."""
+        return self._client.limiter(self.account)
 
 
 class AlikafkaClient:
@@ -231,12 +215,10 @@ class AlikafkaClient:
         return self._lanes[account or self._main].limiter
 
     @property
-    def pace(self) -> RateLimiter | LanesPace:
-        """How fast calls may go (the scheduler reads it, never takes a turn itself): the one account's rate
-        limiter, or with several accounts their rates and queues added up."""
-        if len(self._lanes) == 1:
-            return self._lanes[self._main].limiter
-        return LanesPace(tuple(lane.limiter for lane in self._lanes.values()))
+    def pace(self) -> RateLimiter:
+        """How fast the constructor's account's calls may go (the scheduler reads it, never takes a turn itself).
+        Each account has its own budget and its own schedule: ``account(name).pace`` is that account's."""
+        return self._lanes[self._main].limiter
 
     async def __aenter__(self) -> AlikafkaClient:
         total = sum(lane.max_concurrency for lane in self._lanes.values())

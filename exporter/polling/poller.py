@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from exporter.cloud.client import AccountRouter
 from exporter.cloud.errors import ApiError
 from exporter.cloud.models import ConsumerProgress
 from exporter.cloud.ratelimit import enforced_rate
+from exporter.config.settings import DEFAULT_ACCOUNT
 from exporter.logs import log_unexpected
 from exporter.polling.analysis import Analyzer
 from exporter.polling.schedule import Mode, Schedule, Threshold
@@ -40,7 +40,7 @@ BACKLOG = 2
 
 
 class Pace(Protocol):
-    """How fast the API client lets calls go (its rate limiter, read-only)."""
+    """How fast the API client lets one account's calls go (its rate limiter, read-only)."""
 
     @property
     def max_qps(self) -> float: ...  # the steady rate enforced
@@ -53,7 +53,7 @@ class Pace(Protocol):
 
 
 class ProgressSource(Protocol):
-    """What the poller needs from the API client: the answers, and the pace they come at."""
+    """What the poller needs from the API client: the answers, and the pace they come at (one account's)."""
 
     async def get_consumer_progress(
         self, region: str, instance_id: str, group: str
@@ -64,7 +64,7 @@ class ProgressSource(Protocol):
 
 
 class Poller:
-    """Polls a set of pairs and writes each result to the board."""
+    """Polls a set of pairs of one account and writes each result to the board (:class:`Fleet`: one per account)."""
 
     def __init__(
         self,
@@ -81,11 +81,14 @@ class Poller:
         schedule: Mode = "uniform",
         max_interval: float = 600.0,
         threshold: Threshold | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         """``board`` receives the results (a new one when not given); ``discovering``: the pairs are not
         known until discovery has listed them once (:meth:`set_pairs`), so not ready before. ``schedule``,
-        ``max_interval`` and ``threshold`` (a pair's lag_seconds alert threshold) set the schedule's policy."""
+        ``max_interval`` and ``threshold`` (a pair's lag_seconds alert threshold) set the schedule's policy.
+        ``source`` is ``account``'s caller: its pace is that account's budget, which the schedule plans on."""
         self._source = source
+        self._account = account
         self._pace = source.pace
         self._analyzer = analyzer or Analyzer()
         self._pairs: list[Pair] = list(dict.fromkeys(pairs))
@@ -212,11 +215,10 @@ class Poller:
             self._stretch_logged = None
         elif self._stretch_logged != len(self._pairs):  # once per stretch, again only if the pairs change
             self._stretch_logged = len(self._pairs)
-            log.warning(
-                "poll interval stretched by the API rate limit",
-                extra={"pairs": len(self._pairs), "max_qps": self._max_qps, "current_qps": self._pace.current_qps,
-                       "interval_s": self._interval, "effective_interval_s": round(effective, 1)},
-            )
+            fields: dict[str, object] = {"account": self._account} if self._account != DEFAULT_ACCOUNT else {}
+            fields.update(pairs=len(self._pairs), max_qps=self._max_qps, current_qps=self._pace.current_qps,
+                          interval_s=self._interval, effective_interval_s=round(effective, 1))
+            log.warning("poll interval stretched by the API rate limit", extra=fields)
         return effective / len(self._pairs)
 
     async def poll_once(self) -> Snapshot:
@@ -249,9 +251,8 @@ class Poller:
         tracker = self._cycles.setdefault(cycle, [self._monotonic(), 0.0, 0.0])
         tracker[1] += 1
         try:
-            # Each pair is polled with its account's credentials and budget (one lane of the client per account).
-            source = self._source.account(pair.account) if isinstance(self._source, AccountRouter) else self._source
-            progress, _request_id = await source.get_consumer_progress(pair.region, pair.instance_id, pair.group)
+            progress, _request_id = await self._source.get_consumer_progress(pair.region, pair.instance_id,
+                                                                              pair.group)
         except ApiError as exc:
             self._failed(pair, PollError(exc.code, exc.message, exc.kind, exc.request_id))
         except Exception as exc:  # noqa: BLE001 - a bug must fail this pair, not the exporter
@@ -309,4 +310,5 @@ class Poller:
     def _describe(self) -> None:
         self._board.describe(cycle_duration=self._cycle_duration, effective_interval=self.effective_interval,
                              discovering=self._discovering, interval=self._interval,
-                             schedule=self._schedule.view(self._monotonic(), self._rate()))
+                             schedule=self._schedule.view(self._monotonic(), self._rate()), account=self._account,
+                             pairs=len(self._pairs))

@@ -66,6 +66,16 @@ class PriorityView:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountSchedule:
+    """One account's part of the poll schedule: each account's budget schedules its own pairs."""
+
+    account: str
+    pairs: int
+    effective_interval: float | None
+    cycle_duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every pair's state at one moment; ``version`` grows with every swap."""
 
@@ -76,6 +86,8 @@ class Snapshot:
     discovering: bool = False  # the first discovery listing has not finished yet
     interval: float | None = None  # the configured poll.interval, which a config reload can change
     schedule: tuple[PriorityView, ...] = ()  # the poll schedule's priority classes (pairs, interval, longest wait)
+    # With several accounts, each one's schedule (the figures above combine them); empty with one.
+    accounts: tuple[AccountSchedule, ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -125,6 +137,7 @@ class Board:
         self._removed: dict[Pair, int] = {}  # pair -> version it went at, for the reader of changes
         self._version = 0
         self._figures = Snapshot(interval=interval, effective_interval=effective_interval, discovering=discovering)
+        self._parts: dict[str, Snapshot] = {}  # account -> the figures its poller described
         self._snapshot: Snapshot | None = None
         self._listeners: list[Callable[[], None]] = []
 
@@ -175,10 +188,17 @@ class Board:
         self._notify()
 
     def describe(self, *, cycle_duration: float | None, effective_interval: float | None, discovering: bool,
-                 interval: float | None, schedule: tuple[PriorityView, ...] = ()) -> None:
-        """Write the schedule's figures (shown with the pairs in every snapshot)."""
-        figures = replace(self._figures, cycle_duration=cycle_duration, effective_interval=effective_interval,
-                          discovering=discovering, interval=interval, schedule=schedule)
+                 interval: float | None, schedule: tuple[PriorityView, ...] = (), account: str = "",
+                 pairs: int = 0) -> None:
+        """Write the schedule's figures of ``account``'s poller (shown with the pairs in every snapshot).
+
+        With one poller its figures are the board's; with several (one per account) they combine: the longest
+        effective interval and cycle, each priority class's pairs summed with its longest interval and wait.
+        """
+        self._parts[account] = Snapshot(cycle_duration=cycle_duration, effective_interval=effective_interval,
+                                        discovering=discovering, interval=interval, schedule=schedule,
+                                        accounts=(AccountSchedule(account, pairs, effective_interval, cycle_duration),))
+        figures = _combined(self._figures, list(self._parts.values()))
         if figures != self._figures:
             self._figures = figures
             self._version += 1
@@ -202,3 +222,31 @@ class Board:
     def _notify(self) -> None:
         for listener in self._listeners:
             listener()
+
+
+def _longest(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def _combined(figures: Snapshot, parts: list[Snapshot]) -> Snapshot:
+    """The board's figures from each poller's: one poller's as they are, several combined (docs/scaling.md)."""
+    if len(parts) == 1:
+        only = parts[0]
+        return replace(figures, cycle_duration=only.cycle_duration, effective_interval=only.effective_interval,
+                       discovering=only.discovering, interval=only.interval, schedule=only.schedule, accounts=())
+    views: dict[str, list[PriorityView]] = {}
+    for part in parts:
+        for view in part.schedule:
+            views.setdefault(view.priority, []).append(view)
+    schedule = tuple(
+        PriorityView(priority, sum(v.pairs for v in same),
+                     _longest(v.interval for v in same if v.pairs) if any(v.pairs for v in same)
+                     else _longest(v.interval for v in same),
+                     _longest(v.oldest for v in same))
+        for priority, same in views.items())
+    return replace(figures, cycle_duration=_longest(p.cycle_duration for p in parts),
+                   effective_interval=_longest(p.effective_interval for p in parts),
+                   discovering=any(p.discovering for p in parts), interval=_longest(p.interval for p in parts),
+                   schedule=schedule, accounts=tuple(a for p in sorted(parts, key=lambda p: p.accounts[0].account)
+                                                     for a in p.accounts))

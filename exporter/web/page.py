@@ -222,6 +222,29 @@ td.spark{padding-top:.15em;padding-bottom:0;color:var(--warn)}svg.spark{display:
 """
 
 
+def _accounts_table(snapshot: Snapshot, options: PageContext) -> str:
+    """The accounts, their credential sources and, with several, each one's schedule (its budget schedules its
+    own pairs): pairs, effective interval and last cycle."""
+    if not options.accounts:
+        return ""
+    esc = html.escape
+    scheduled = {a.account: a for a in snapshot.accounts}
+    head = "<th>Pairs</th><th>Effective interval</th><th>Last cycle</th>" if scheduled else ""
+
+    def schedule_cells(name: str) -> str:
+        figures = scheduled.get(name)
+        if not scheduled:
+            return ""
+        if figures is None:
+            return "<td>-</td><td>-</td><td>-</td>"
+        return (f"<td>{figures.pairs:,}</td><td>{duration(figures.effective_interval)}</td>"
+                f"<td>{duration(figures.cycle_duration)}</td>")
+    cells = "".join(f"<tr><td>{esc(name)}</td><td>{esc(source)}</td>{schedule_cells(name)}</tr>"
+                    for name, source in options.accounts)
+    return (f"<h2>Accounts</h2>\n<table id=\"accounts\"><thead><tr><th>Account</th><th>Credentials</th>"
+            f"{head}</tr></thead><tbody>{cells}</tbody></table>\n")
+
+
 def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -> str:
     """The whole page for one snapshot."""
     now = time.time() if now is None else now
@@ -265,10 +288,8 @@ def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -
     accounts = ""
     if len(options.accounts) == 1 and options.accounts[0][0] == "default":
         facts.append(f"credentials <b>{esc(options.accounts[0][1])}</b>")
-    elif options.accounts:
-        cells = "".join(f"<tr><td>{esc(name)}</td><td>{esc(source)}</td></tr>" for name, source in options.accounts)
-        accounts = (f"<h2>Accounts</h2>\n<table id=\"accounts\"><thead><tr><th>Account</th><th>Credentials</th>"
-                    f"</tr></thead><tbody>{cells}</tbody></table>\n")
+    else:
+        accounts = _accounts_table(snapshot, options)
     banners = []
     if options.demo:
         banners.append("<p class='banner' id='demo'><strong>Demo mode:</strong> all data is simulated by the "
@@ -293,6 +314,16 @@ def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -
 {"".join(rows)}</tbody></table>
 {accounts}</body></html>
 """
+
+
+def _account(name: str, source: str, snapshot: Snapshot) -> dict[str, Any]:
+    """An account's name and credential source; with several accounts, its own schedule's figures too."""
+    entry: dict[str, Any] = {"name": name, "credentials": source}
+    for figures in snapshot.accounts:
+        if figures.account == name:
+            entry.update(pairs=figures.pairs, effective_poll_interval_seconds=figures.effective_interval,
+                         cycle_duration_seconds=figures.cycle_duration)
+    return entry
 
 
 def as_json(snapshot: Snapshot, options: PageContext, now: float | None = None) -> dict[str, Any]:
@@ -322,7 +353,7 @@ def as_json(snapshot: Snapshot, options: PageContext, now: float | None = None) 
                       "max_wait_seconds": v.oldest} for v in snapshot.schedule],
         "discovering": snapshot.discovering,
         "counts": dict(snapshot.count_by_status()),
-        "accounts": [{"name": name, "credentials": source} for name, source in options.accounts],
+        "accounts": [_account(name, source, snapshot) for name, source in options.accounts],
         "targets": [target(s) for s in ordered],
         "worst_groups": [group(s) for s in worst_groups(ordered, options.top_groups)],
     }

@@ -10,6 +10,7 @@ per second while staging, in the same seconds, stays at its 1.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -153,7 +154,8 @@ async def test_each_target_is_polled_with_its_own_accounts_keys_and_budget(world
     assert busiest_second([r.at for r in overlap if r.account == "prod"]) == 3
     assert busiest_second([r.at for r in overlap if r.account == "staging"]) == 1
     assert busiest_second([r.at for r in polls if r.account == "staging"]) == 1
-    assert sum(1 for r in polls if r.account == "staging") == 6
+    # staging's 6 groups in its first pass, at its own pace (its own schedule then starts its next round)
+    assert {r.params["ConsumerId"] for r in polls if r.account == "staging"} == set(GROUPS[STAG])
 
     # The self-metrics count by account, the STS exchange under the account it serves.
     def count(account: str, action: str) -> float:
@@ -216,3 +218,50 @@ targets: [{{instance_id: {PROD}, account: prod, groups: [p0]}}]
                               env=clean_env(), capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2 and "api.endpoint (file " in done.stderr, done.stderr
         assert pasted not in done.stderr + done.stdout and pasted[:12] not in done.stderr + done.stdout
+
+
+async def test_each_accounts_budget_schedules_its_own_pairs(world: World, tmp_path: Path) -> None:
+    """prod: 9 groups at 1 request a second (rate-bound, a round takes over 9 s); staging: 2 groups at the same
+    1 a second, poll.interval 3 s. Staging's pairs are polled every 3 s while prod's round runs at prod's pace,
+    and neither account's limiter is ever exceeded. (One schedule over both, paced on their sum and held back
+    by prod's queue, polled staging's groups once a round.)"""
+    port = free_port()
+    path = config(world, tmp_path, port)
+    text = path.read_text().replace("max_qps: 3}", "max_qps: 1}").replace(", s2, s3, s4, s5]", "]")
+    text = "\n".join(line for line in text.splitlines() if "account: analytics" not in line)
+    path.write_text(text + "\npoll: {interval: 3s, schedule: uniform}\n")
+    settings = load_settings({}, {}, path)
+    plan = entry._plan(settings)
+    assert [a.name for a in plan.all_accounts] == ["prod", "staging"]
+    summary = app.summary_lines(settings, plan)
+    assert any(line.startswith("  prod: ") and line.endswith("9 listed pairs, a round takes 9s on its budget")
+               for line in summary), summary
+    assert any(line.startswith("  staging: ") and line.endswith("2 listed pairs, each polled every 3s")
+               for line in summary), summary
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.serve(settings, plan, stop))
+    try:
+        await asyncio.sleep(13.5)
+        metrics = await get(port, "/metrics")
+        status = json.loads(await get(port, "/?format=json"))
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 5) == 0
+
+    polls = [r for r in world.sim.requests if r.action == "GetConsumerProgress"]
+    for group in ("s0", "s1"):
+        times = sorted(r.at for r in polls if r.account == "staging" and r.params["ConsumerId"] == group)
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert len(times) >= 4, times  # at 0 (about), 3, 6, 9, 12 s: every poll.interval
+        assert max(gaps[1:]) <= 3.6, gaps  # the first pass is paced at the limiter's rate, then every 3 s
+    prod = [r.at for r in polls if r.account == "prod"]
+    assert {r.params["ConsumerId"] for r in polls if r.account == "prod"} == set(GROUPS[PROD])
+    assert len(prod) >= 12  # prod spends its whole budget meanwhile, one a second
+    assert busiest_second(prod) == 1
+    assert busiest_second([r.at for r in polls if r.account == "staging"]) == 1
+    # The label-less gauge is the longest over accounts (prod's rate-bound round); the status page shows each.
+    assert samples.value(metrics, "alikafka_exporter_effective_poll_interval_seconds") > 9
+    schedules = {a["name"]: a for a in status["accounts"]}
+    assert schedules["staging"]["pairs"] == 2 and schedules["staging"]["effective_poll_interval_seconds"] == 3
+    assert schedules["prod"]["pairs"] == 9 and schedules["prod"]["effective_poll_interval_seconds"] > 9

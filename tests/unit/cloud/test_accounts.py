@@ -150,14 +150,15 @@ async def test_one_client_signs_each_accounts_calls_with_its_own_keys_and_budget
     assert client.limiter("prod") is prod_limiter and client.limiter("staging") is staging_limiter
 
 
-def test_the_schedule_reads_the_accounts_paces_added_up() -> None:
-    """One account: the pace is its limiter; several: their enforced rates and their queues added up."""
+def test_each_accounts_caller_paces_on_its_own_limiter() -> None:
+    """Each account's schedule reads its own budget: the lane's limiter, never the accounts' rates added up."""
     prod, staging = RateLimiter(3), RateLimiter(1.5)
     client = AlikafkaClient(api_settings("http://127.0.0.1:1/"), static("prod"), prod, ApiStats(), account="prod")
     assert client.pace is prod
     client.add_account("staging", static("staging"), staging, 1)
-    pace = client.pace
-    assert (pace.max_qps, pace.current_qps, pace.waiting) == (4.0, 4.0, 0)
+    assert client.pace is prod
+    assert client.account("prod").pace is prod and client.account("staging").pace is staging
+    assert (client.account("staging").pace.max_qps, client.account("staging").pace.waiting) == (1.0, 0)
 
 
 # --- STS AssumeRole --------------------------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from html.parser import HTMLParser
 from types import MappingProxyType
 
 import pytest
 
 from exporter.polling.analysis import Insight
-from exporter.polling.snapshot import PairState, PollError, Snapshot
+from exporter.polling.snapshot import AccountSchedule, PairState, PollError, Snapshot
 from exporter.targets.pair import Pair
 from exporter.web.page import PageContext, as_json, duration, render, utc
 from tests.support.fakes import progress
@@ -226,3 +227,18 @@ def test_each_accounts_credential_source_is_shown_escaped() -> None:
     assert data["accounts"] == [{"name": "default", "credentials": many[0][1]},
                                 {"name": "prod", "credentials": many[1][1]}]
     assert {t["account"] for t in data["targets"]} == {"default"}
+
+
+def test_each_accounts_schedule_is_shown_with_several_accounts() -> None:
+    """Each account's budget schedules its own pairs: its pairs, effective interval and last cycle, in the table
+    and in the JSON; the header's figures are the longest (the board combined them)."""
+    snap = replace(fleet(), effective_interval=700.0, interval=60.0,
+                   accounts=(AccountSchedule("prod", 2000, 700.0, 690.0), AccountSchedule("staging", 100, 60.0, 34.0)))
+    many = (("prod", "files (/p)"), ("staging", "files (/s)"))
+    page = Tables(render(snap, PageContext(accounts=many), now=NOW))
+    assert page.body_rows("accounts") == [["prod", "files (/p)", "2,000", "11m 40s", "11m 30s"],
+                                          ["staging", "files (/s)", "100", "1m 0s", "34s"]]
+    data = as_json(snap, PageContext(accounts=many), now=NOW)
+    assert data["accounts"][1] == {"name": "staging", "credentials": "files (/s)", "pairs": 100,
+                                   "effective_poll_interval_seconds": 60.0, "cycle_duration_seconds": 34.0}
+    assert data["effective_poll_interval_seconds"] == 700.0
