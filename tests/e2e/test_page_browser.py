@@ -5,7 +5,9 @@ named like an XSS payload; the exporter polls those plus a group the simulator d
 fault makes the healthy group's polls fail once it has data. Chromium renders ``/`` and dumps the DOM
 after parsing, which is what a user sees: target rows, the failing and unknown groups' error codes, the worst groups in time-lag order, and the hostile name as text, not as a script
 element, under the page's strict content security policy (nothing it uses is blocked). Screenshots
-(light and dark scheme) are kept in the test's tmp dir for humans.
+(light and dark scheme) are kept in the test's tmp dir for humans. A second test runs ``--demo`` and checks
+each worst group's inline SVG sparkline (points inside the drawing, oldest left, its range as title and
+aria-label) and the ETA and margin columns, with nothing blocked by the policy.
 """
 
 from __future__ import annotations
