@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from exporter.cloud.models import ConsumerProgress
 from exporter.config.settings import LagSettings
+from exporter.polling.history import EMPTY, LagHistory, LagSeries
 from exporter.polling.lag import LagEstimator
 from exporter.polling.rates import GroupRates, RateTracker
 from exporter.polling.retention import Earliest, RetentionView, lost_messages, retention_margin
@@ -75,6 +76,7 @@ class Insight:
     lost: Mapping[tuple[str, int], float] = field(default_factory=TimeLags)  # lost messages, where earliest is known
     retention_margin: float | None = None
     earliest: Mapping[str, Earliest] = field(default_factory=lambda: _NO_TOPICS)  # the topics' earliest offsets
+    history: LagSeries = EMPTY  # the max time lag over the last hour, one point per 30 s at most (status page)
 
     @property
     def max_time_lag(self) -> float | None:
@@ -95,6 +97,7 @@ class Analyzer:
         self.estimator = LagEstimator(options)
         self.status = StatusTracker(options)
         self.rates = RateTracker()
+        self.history = LagHistory()
         self.retention = retention
 
     def observe(self, instance_id: str, group: str, progress: ConsumerProgress, at: float) -> Insight:
@@ -125,19 +128,22 @@ class Analyzer:
         # A lower bound says neither that a group is caught up nor how long until its messages go.
         measured = None if bounded else time_lags
         rates = self.rates.observe(instance_id, group, progress, at, measured)
+        highest = time_lags.max()
+        history = self.history.observe((instance_id, group), at, highest)
         if self.retention is None:
-            return Insight(time_lags, status, rates)
+            return Insight(time_lags, status, rates, history=history)
         view = self.retention
         earliest = {t.topic: e for t in progress.topics if (e := view.earliest(instance_id, t.topic)) is not None}
         lost = lost_messages(progress, earliest.get)
-        margin = retention_margin(view.retention_seconds(instance_id), None if bounded else time_lags.max(),
+        margin = retention_margin(view.retention_seconds(instance_id), None if bounded else highest,
                                   any(lost.values()))
         return Insight(time_lags, status, rates, TimeLags((k, float(v)) for k, v in lost.items()), margin,
-                       MappingProxyType(earliest) if earliest else _NO_TOPICS)
+                       MappingProxyType(earliest) if earliest else _NO_TOPICS, history)
 
     def forget(self, instance_id: str, group: str) -> None:
-        """Drop a group's status window and rate series (its data went stale)."""
+        """Drop a group's status window, rate series and time-lag history (its data went stale)."""
         self.status.forget((instance_id, group))
+        self.history.forget((instance_id, group))
         self.rates.forget(instance_id, group)
 
 

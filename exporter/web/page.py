@@ -1,7 +1,7 @@
 """The status page at ``/``: what an operator opens first when a lag alert fires.
 
 It renders one immutable :class:`~exporter.polling.snapshot.Snapshot`, never the API, so it costs the same
-whether the cloud answers or not. It is one self-contained HTML document (inline CSS, no script, no
+whether the cloud answers or not. It is one self-contained HTML document (inline CSS and SVG, no script, no
 external asset) that works offline and under a strict content security policy; every outside value is
 escaped. Problems sort first, big fleets stay cheap (docs/status-page.md); :func:`as_json` is for scripts.
 """
@@ -102,6 +102,43 @@ def _members(state: PairState) -> int | None:
     return len(state.progress.member_ids) if state.progress is not None else None
 
 
+def _catch_up(state: PairState) -> float | None:
+    insight = state.insight
+    return insight.rates.catch_up if insight is not None and insight.rates is not None else None
+
+
+def _margin(state: PairState) -> float | None:
+    return state.insight.retention_margin if state.insight is not None else None
+
+
+def _history(state: PairState) -> tuple[tuple[float, float], ...]:
+    return state.insight.history.points() if state.insight is not None else ()
+
+
+SPARK_WIDTH, SPARK_HEIGHT, SPARK_SPAN = 120, 24, 3600.0  # pixels; the seconds of history drawn
+
+
+def sparkline(points: tuple[tuple[float, float], ...], now: float) -> str:
+    """An inline SVG line of (time, time lag) points over the hour before ``now``, with its range as the title;
+    ``-`` without points. Zero is the bottom edge, the highest value the top; no script, no external asset."""
+    shown = [(t, v) for t, v in points if now - SPARK_SPAN <= t <= now]
+    if not shown:
+        return "-"
+    low, high = min(v for _, v in shown), max(v for _, v in shown)
+    pad, width, height = 2.0, SPARK_WIDTH - 4.0, SPARK_HEIGHT - 4.0
+    scale = height / high if high > 0 else 0.0
+    coords = " ".join(f"{pad + width * (t - now + SPARK_SPAN) / SPARK_SPAN:.1f},{pad + height - v * scale:.1f}"
+                      for t, v in shown)
+    if len(shown) == 1:
+        coords = f"{coords} {coords}"  # a zero-length line: its round caps draw a dot
+    label = html.escape(f"time lag over the last hour: {duration(low)} to {duration(high)}, "
+                        f"latest {duration(shown[-1][1])}", quote=True)
+    return (f"<svg class='spark' role='img' aria-label='{label}' width='{SPARK_WIDTH}' height='{SPARK_HEIGHT}' "
+            f"viewBox='0 0 {SPARK_WIDTH} {SPARK_HEIGHT}'><title>{label}</title>"
+            f"<polyline points='{coords}' fill='none' stroke='currentColor' stroke-width='1.5' "
+            f"stroke-linejoin='round' stroke-linecap='round'/></svg>")
+
+
 def _order(state: PairState) -> tuple[int, str, str]:
     return _STATE_ORDER[state.status], state.pair.instance_id, state.pair.group
 
@@ -144,7 +181,7 @@ def _target_row(state: PairState, now: float) -> str:
             f"{_when(state.last_poll, now)}{_when(state.last_success, now)}<td class='err'>{error}</td></tr>")
 
 
-def _group_row(state: PairState) -> str:
+def _group_row(state: PairState, now: float) -> str:
     esc = html.escape
     status = esc(_group_status(state))
     lag, members = _lag(state), _members(state)
@@ -152,7 +189,9 @@ def _group_row(state: PairState) -> str:
             f"<td class='num'>{'-' if lag is None else f'{lag:,}'}</td>"
             f"<td class='num'>{duration(_time_lag(state))}</td>"
             f"<td><span class='pill g-{status}'>{status}</span></td>"
-            f"<td class='num'>{'-' if members is None else members}</td></tr>")
+            f"<td class='num'>{'-' if members is None else members}</td>"
+            f"<td class='num'>{duration(_catch_up(state))}</td><td class='num'>{duration(_margin(state))}</td>"
+            f"<td class='spark'>{sparkline(_history(state), now)}</td></tr>")
 
 
 _CSS = """
@@ -179,6 +218,7 @@ tr.t-failing,tr.t-stale{background:var(--badbg)}
 .s-ok,.g-ok{color:var(--ok)}.s-failing,.s-stale,.g-stalled,.g-stopped,.g-rewound{color:var(--bad)}
 .s-pending,.g-lagging,.g-unknown{color:var(--warn)}
 .more{color:var(--muted);font-style:italic}.count-bad{color:var(--bad)}
+td.spark{padding-top:.15em;padding-bottom:0;color:var(--warn)}svg.spark{display:block}
 """
 
 
@@ -221,7 +261,7 @@ def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -
     if not rows:
         rows.append("<tr><td colspan='7'>no targets yet</td></tr>")
     worst = worst_groups(snapshot.pairs.values(), options.top_groups)
-    lagging = [_group_row(s) for s in worst] or ["<tr><td colspan='6'>no group has lag</td></tr>"]
+    lagging = [_group_row(s, now) for s in worst] or ["<tr><td colspan='9'>no group has lag</td></tr>"]
 
     facts = [f"version <b>{esc(options.version)}</b>"]
     if options.started is not None:
@@ -266,7 +306,7 @@ def render(snapshot: Snapshot, options: PageContext, now: float | None = None) -
 {"".join(banners)}<ul class="facts">{"".join(f"<li>{f}</li>" for f in facts)}</ul>
 <h2>Worst groups by time lag</h2>
 <table id="worst"><thead><tr><th>Instance</th><th>Group</th><th>Lag (messages)</th><th>Time lag</th>
-<th>Status</th><th>Members</th></tr></thead><tbody>
+<th>Status</th><th>Members</th><th>Catch-up ETA</th><th>Retention margin</th><th>Last hour</th></tr></thead><tbody>
 {"".join(lagging)}</tbody></table>
 <h2>Targets</h2>
 <table id="targets"><thead><tr><th>Instance</th><th>Group</th><th>Region</th><th>State</th><th>Last poll</th>
@@ -299,7 +339,9 @@ def as_json(snapshot: Snapshot, options: PageContext, now: float | None = None) 
 
     def group(s: PairState) -> dict[str, Any]:
         return {"instance_id": s.pair.instance_id, "group": s.pair.group, "lag": _lag(s),
-                "time_lag_seconds": _time_lag(s), "status": _group_status(s), "members": _members(s)}
+                "time_lag_seconds": _time_lag(s), "status": _group_status(s), "members": _members(s),
+                "catch_up_seconds": _catch_up(s), "retention_margin_seconds": _margin(s),
+                "time_lag_history": [[t, v] for t, v in _history(s)]}
 
     return {
         "version": options.version, "demo": options.demo, "now": now,

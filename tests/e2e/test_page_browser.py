@@ -5,7 +5,9 @@ named like an XSS payload; the exporter polls those plus a group the simulator d
 fault makes the healthy group's polls fail once it has data. Chromium renders ``/`` and dumps the DOM
 after parsing, which is what a user sees: target rows, the failing and unknown groups' error codes, the worst groups in time-lag order, and the hostile name as text, not as a script
 element, under the page's strict content security policy (nothing it uses is blocked). Screenshots
-(light and dark scheme) are kept in the test's tmp dir for humans.
+(light and dark scheme) are kept in the test's tmp dir for humans. A second test runs ``--demo`` and checks
+each worst group's inline SVG sparkline (points inside the drawing, oldest left, its range as title and
+aria-label) and the ETA and margin columns, with nothing blocked by the policy.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +128,71 @@ def test_browser_shows_targets_errors_worst_groups_and_escapes(tmp_path: Path, c
     assert "page-secret-value-77" not in dom.stdout
     assert shot.exists() and shot.stat().st_size > 10_000
     assert dark.exists() and dark.read_bytes() != shot.read_bytes()  # prefers-color-scheme: dark restyles it
+
+
+class _Sparklines(HTMLParser):
+    """Each worst-group sparkline in a DOM: its aria-label, its title text and its polyline's points."""
+
+    def __init__(self, dom: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[dict[str, str]] = []
+        self._title = False
+        self.feed(dom)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "svg" and values.get("class") == "spark":
+            self.found.append({"label": values.get("aria-label", ""), "title": "", "points": ""})
+        elif tag == "polyline" and self.found:
+            self.found[-1]["points"] = values.get("points", "")
+        self._title = tag == "title" and bool(self.found)
+
+    def handle_endtag(self, tag: str) -> None:
+        self._title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._title:
+            self.found[-1]["title"] += data
+
+
+def test_browser_draws_the_worst_groups_sparklines_eta_and_margin_in_demo_mode(tmp_path: Path, chromium: str) -> None:
+    """``--demo``: after a few polls Chromium's DOM has an inline SVG sparkline per worst group with a
+    history, its points inside the drawing and its range as title, the ETA and margin columns filled,
+    and the page's content security policy blocks nothing."""
+    port = free_port()
+    env = clean_env(ALIKAFKA_EXPORTER_POLL__INTERVAL="2s", ALIKAFKA_EXPORTER_RETENTION__REFRESH="10s")
+    url = f"http://127.0.0.1:{port}/"
+
+    def drawn() -> dict[str, Any] | None:
+        status, body = http_get(url + "?format=json")
+        data = json.loads(body) if status == 200 else {}
+        worst = data.get("worst_groups", [])
+        long = [g for g in worst if len(g["time_lag_history"]) >= 3]
+        margins = [g for g in worst if g["retention_margin_seconds"] is not None]
+        return data if long and margins else None
+
+    with process(python_module("exporter", "--demo", "--web.listen-address", f"127.0.0.1:{port}"), env,
+                 tmp_path / "exporter.log"):
+        data = wait_for(drawn, 120, "worst groups with three points of history and a margin")
+        dom = _browser(chromium, tmp_path / "profile", "--enable-logging=stderr", "--v=0", "--dump-dom", url)
+        shot = tmp_path / "sparklines.png"
+        _browser(chromium, tmp_path / "profile", "--window-size=1400,900", f"--screenshot={shot}", url)
+
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Content Security Policy" not in dom.stderr, dom.stderr[-2000:]
+    assert "script" not in Tables(dom.stdout).tags
+    page = Tables(dom.stdout)
+    assert page.tables["worst"][0][6:] == ["Catch-up ETA", "Retention margin", "Last hour"]
+    rows = page.body_rows("worst")
+    assert any(row[7] != "-" for row in rows)  # a retention margin is shown
+    sparks = _Sparklines(dom.stdout).found
+    assert sparks, "no sparkline in the DOM"
+    assert all(s["label"].startswith("time lag over the last hour: ") and s["title"] == s["label"] for s in sparks)
+    longest = max(sparks, key=lambda s: len(s["points"].split()))
+    coords = [tuple(float(c) for c in point.split(",")) for point in longest["points"].split()]
+    assert len(coords) >= 3
+    assert all(0 <= x <= 120 and 0 <= y <= 24 for x, y in coords)
+    assert [x for x, _ in coords] == sorted(x for x, _ in coords)  # oldest to newest, left to right
+    assert len(sparks) == sum(1 for row in rows if row[8] != "-")  # one per row with a history, "-" elsewhere
+    assert any(g["time_lag_history"] for g in data["worst_groups"])
+    assert shot.exists() and shot.stat().st_size > 10_000
