@@ -266,8 +266,9 @@ def test_rate_and_eta_queries_fall_back_honestly() -> None:
             if not family:
                 continue
             found[family.group(1)] = found.get(family.group(1), 0) + 1
-            first, _, fallback = tgt["expr"].partition("\nor ")
+            primary, _, fallback = tgt["expr"].partition("\nor ")
             assert fallback, (panel["title"], tgt["expr"])
+            assert FROM_HISTORY.search(primary) and not FROM_HISTORY.search(fallback), panel["title"]
             if family.group(1) == "consumergroup_catch_up_seconds":
                 assert fallback.startswith("on() (") and fallback.endswith("* NaN)"), panel["title"]
                 if panel["type"] == "stat":
