@@ -53,7 +53,21 @@ def test_unit_tests_fail_on_a_broken_rule(promtool: str, tmp_path: Path) -> None
                       "(alikafka_consumergroup_lag_seconds_threshold)",
                       "group_left()\n          (\n            2 * max by (instance_id, group) "
                       "(alikafka_consumergroup_lag_seconds_threshold)"),  # the group's own threshold
-                     ("for: 15m", "for: 2m"), ('{status="stalled"}) == 1', '{status="stalled"}) == 0')):
+                     ("for: 15m", "for: 2m"), ('{status="stalled"}) == 1', '{status="stalled"}) == 0'),
+                     # retention and catch-up
+                     ("(alikafka_consumergroup_retention_margin_seconds) < 21600\n",
+                      "(alikafka_consumergroup_retention_margin_seconds) < 2160\n"),  # 6 hours
+                     ("            < on(instance_id, group)\n            min by",
+                      "            > on(instance_id, group)\n            min by"),  # left out only if the ETA is sooner
+                     ("lost_messages))[15m:1m])", "lost_messages))[3m:1m])"),  # losses of the last 15 minutes
+                     ("(\n            max without (instance, pod) (alikafka_consumergroup_lost_messages)\n",
+                      "(\n            0 * max without (instance, pod) (alikafka_consumergroup_lost_messages)\n"),
+                     ("group_lag))[30m:1m]) > 0", "group_lag))[30m:1m]) < 0"),  # the lag grows
+                     ("(alikafka_consumergroup_up[10m])", "(alikafka_consumergroup_up[1m])"),  # one failed poll
+                     ("\n          unless on(instance_id, group) max by (instance_id, group) "
+                      "(alikafka_consumergroup_catch_up_seconds)\n", "\n"),  # no ETA
+                     ('{status=~"stopped|stalled"}) == 1', '{status=~"stopped"}) == 1'),
+                     ("for: 30m", "for: 20m")):
         assert old in RULES.read_text()
         broken = tmp_path / "alerts.yaml"
         broken.write_text(RULES.read_text().replace(old, new, 1))
@@ -127,10 +141,16 @@ def test_prometheus_evaluates_every_rule_without_error(demo: DemoPrometheus) -> 
 
 @pytest.mark.e2e
 def test_demo_data_makes_the_right_alerts_pending(demo: DemoPrometheus) -> None:
-    """The demo's stopped group is caught at once; nothing says the running exporter is down or absent."""
+    """The demo's stopped group is caught at once, and so is its data loss on the full disk; nothing says
+    the running exporter is down or absent."""
     by_name = {rule["alert"]: rule["expr"] for rule in alert_rules()}
     stopped = demo.query(by_name["AlikafkaConsumerGroupStopped"])
     assert {r["metric"]["group"] for r in stopped} == {"email-sender"}
+    # email-sender loses messages on the demo's full disk: margin 0, no catch-up ETA (fraud-detector, stalled
+    # on the same instance, joins it a few minutes in); healthy groups have days of margin
+    losing = wait_for(lambda: demo.query(by_name["AlikafkaConsumerGroupWillLoseMessages"]) or None, 30,
+                      "email-sender's retention margin of 0")
+    assert "email-sender" in {r["metric"]["group"] for r in losing} <= {"email-sender", "fraud-detector"}
     # (not AlikafkaTargetFailing: the demo's simulator throttles at 3 requests a second, like the real API,
     # so a poll can fail now and then)
     for quiet in ("AlikafkaExporterDown", "AlikafkaExporterAbsent", "AlikafkaExporterConfigReloadFailed",

@@ -252,6 +252,36 @@ def test_queries_that_may_be_empty_fall_back_to_zero() -> None:
     assert found >= 6
 
 
+# families the exporter sends only after a minute of history, and only while the group drains (the ETA)
+FROM_HISTORY = re.compile(r"alikafka_(consumergroup_consume_rate|topic_produce_rate|consumergroup_catch_up_seconds)")
+
+
+def test_rate_and_eta_queries_fall_back_honestly() -> None:
+    """The rates fall back to the rate of the offsets (the same quantity, read by PromQL); the catch-up ETA
+    falls back to NaN, shown as "not shrinking", never to 0, which would say the group is caught up."""
+    found: dict[str, int] = {}
+    for panel in data_panels(BOARDS["consumer-group"]):
+        for tgt in panel["targets"]:
+            family = FROM_HISTORY.search(tgt["expr"])
+            if not family:
+                continue
+            found[family.group(1)] = found.get(family.group(1), 0) + 1
+            primary, _, fallback = tgt["expr"].partition("\nor ")
+            assert fallback, (panel["title"], tgt["expr"])
+            assert FROM_HISTORY.search(primary) and not FROM_HISTORY.search(fallback), panel["title"]
+            if family.group(1) == "consumergroup_catch_up_seconds":
+                assert fallback.startswith("on() (") and fallback.endswith("* NaN)"), panel["title"]
+                if panel["type"] == "stat":
+                    specials = [m["options"]["match"] for m in panel["fieldConfig"]["defaults"]["mappings"]
+                                if m["type"] == "special"]
+                    assert specials == ["nan"], panel["title"]
+                    # the latest value, NaN included: lastNotNull would show an ETA that no longer holds
+                    assert panel["options"]["reduceOptions"]["calcs"] == ["last"], panel["title"]
+            else:
+                assert fallback.startswith("sum by (topic) (max by (topic, partition) (rate(alikafka_"), panel["title"]
+    assert found == {"consumergroup_consume_rate": 1, "topic_produce_rate": 1, "consumergroup_catch_up_seconds": 2}
+
+
 # --- live: every expression against a real Prometheus scraping the demo ------------------------------
 
 @pytest.fixture(scope="module")
@@ -369,6 +399,38 @@ def test_the_demo_fills_the_boards(demo: DemoPrometheus) -> None:
     expr = substitute(rebalances["targets"][0]["expr"], {**cg_values, "group": "search-indexer-1"})
     wait_for(lambda: [r for r in demo.query(expr) if float(r["value"][1]) >= 1] or None, 30,
              "a rebalance of search-indexer-1")
+
+
+@pytest.mark.e2e
+def test_the_demo_fills_the_retention_and_catch_up_panels(demo: DemoPrometheus) -> None:
+    """The demo's email-sender loses messages on a full disk: the board counts them, in the stat and in the
+    partitions table; a healthy group has days of margin and, once the exporter has a minute of history, an
+    ETA of 0 (caught up) and the exporter's own rates in place of the offsets' rate."""
+    values, _ = resolve_variables(BOARDS["consumer-group"], demo)
+    board = {p["title"]: p for p in data_panels(BOARDS["consumer-group"])}
+
+    def query(title: str, group: str, ref: int = 0) -> list[dict[str, Any]]:
+        return demo.query(substitute(board[title]["targets"][ref]["expr"], {**values, "group": group}))
+
+    lost = wait_for(lambda: query("Lost messages", "email-sender") or None, 30, "email-sender's lost messages")
+    assert float(lost[0]["value"][1]) > 0
+    table = query("Partitions", "email-sender", 6)
+    assert table and all(float(r["value"][1]) > 0 for r in table)
+    assert float(query("Lost messages", "orders-consumer")[0]["value"][1]) == 0
+    assert 0 < float(query("Retention margin", "orders-consumer")[0]["value"][1]) <= 72 * 3600
+    assert float(query("Instance retention", "orders-consumer")[0]["value"][1]) == 72 * 3600
+
+    def caught_up() -> list[dict[str, Any]] | None:
+        result = query("Catch-up ETA", "orders-consumer")
+        return result if result and result[0]["value"][1] == "0" else None
+
+    first = query("Catch-up ETA", "orders-consumer")
+    assert first and first[0]["value"][1] in ("NaN", "0")  # NaN: "not shrinking" in the first minute
+    wait_for(caught_up, 120, "orders-consumer's catch-up ETA of 0 (a minute of history)")
+    consumed = query("Consume rate vs produce rate", "orders-consumer")
+    exported = demo.query('alikafka_consumergroup_consume_rate{group="orders-consumer"}')
+    assert {(r["metric"]["topic"], r["value"][1]) for r in consumed} == {
+        (r["metric"]["topic"], r["value"][1]) for r in exported}
 
 
 @pytest.mark.e2e
