@@ -217,7 +217,56 @@ class _Retrying(RefreshingProvider):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class RrsaProvider(_Retrying):
+class _StsRole(_Retrying):
+    """A role's credentials from STS: the request's form is the subclass's, sending and reading it are shared."""
+
+    def __init__(
+        self,
+        role_arn: str,
+        *,
+        sts_endpoint: str,
+        session_name: str,
+        duration_seconds: int,
+        timeout: float,
+        attempts: int,
+        refresh_margin: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        rng: random.Random | None,
+        transport: PlainTransport | None,
+    ) -> None:
+        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng,
+                         transport=transport)
+        self.role_arn = role_arn
+        self.sts_endpoint = sts_endpoint
+        self.session_name = session_name
+        self.duration_seconds = duration_seconds
+        self._timeout = timeout
+        self.assumed_role_arn: str | None = None
+
+    async def fetch(self) -> Credentials:
+        """Assume the role, retrying transient failures."""
+        return await self._with_retries(self._assume, self._attempts)
+
+    async def _assume(self) -> Credentials:
+        raise NotImplementedError
+
+    async def _exchange(self, action: str, form: Mapping[str, str], token: str, source: str) -> Credentials:
+        """Send ``form`` to STS as ``action`` and read the credentials; ``token`` is cut from any error."""
+        # A form body, not the query string: the token then stays out of URLs that proxies log.
+        answer = await _send(self._transport, PlainRequest(
+            action, "POST", self.sts_endpoint, headers={"Accept": "application/json"}, form=form,
+            timeout=self._timeout))
+        creds, self.assumed_role_arn = sts_credentials(answer.status, answer.body, f"STS {action} for {self.role_arn}",
+                                                       token)
+        log.info("credentials obtained", extra={"source": source, "role": self.role_arn,
+                                                "assumed_role": self.assumed_role_arn,
+                                                "expires_in_s": round(creds.expiration - self._clock(), 1)
+                                                if creds.expiration else None})
+        return creds
+
+
+class RrsaProvider(_StsRole):
     """RRSA on ACK: the pod's OIDC token (re-read at every refresh) exchanged at STS for a role's credentials."""
 
     def __init__(
@@ -237,16 +286,11 @@ class RrsaProvider(_Retrying):
         rng: random.Random | None = None,
         transport: PlainTransport | None = None,
     ) -> None:
-        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng,
-                         transport=transport)
-        self.role_arn = role_arn
+        super().__init__(role_arn, sts_endpoint=sts_endpoint, session_name=session_name,
+                         duration_seconds=duration_seconds, timeout=timeout, attempts=attempts,
+                         refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng, transport=transport)
         self.oidc_provider_arn = oidc_provider_arn
         self.token_file = token_file
-        self.sts_endpoint = sts_endpoint
-        self.session_name = session_name
-        self.duration_seconds = duration_seconds
-        self._timeout = timeout
-        self.assumed_role_arn: str | None = None
 
     @property
     def source(self) -> str:
@@ -267,11 +311,8 @@ class RrsaProvider(_Retrying):
             raise RemoteCredentialsError(f"OIDC token file {self.token_file} is empty")
         return token
 
-    async def fetch(self) -> Credentials:
-        """Assume the role with the token the file holds now."""
-        return await self._with_retries(self._assume, self._attempts)
-
     async def _assume(self) -> Credentials:
+        """Assume the role with the token the file holds now."""
         token = self._read_token()
         form = {
             "Action": "AssumeRoleWithOIDC", "Version": STS_VERSION, "Format": "JSON",
@@ -279,17 +320,7 @@ class RrsaProvider(_Retrying):
             "RoleArn": self.role_arn, "OIDCProviderArn": self.oidc_provider_arn, "OIDCToken": token,
             "RoleSessionName": self.session_name, "DurationSeconds": str(self.duration_seconds),
         }
-        # A form body, not the query string: the token then stays out of URLs that proxies log.
-        answer = await _send(self._transport, PlainRequest(
-            "AssumeRoleWithOIDC", "POST", self.sts_endpoint, headers={"Accept": "application/json"}, form=form,
-            timeout=self._timeout))
-        what = f"STS AssumeRoleWithOIDC for {self.role_arn}"
-        creds, self.assumed_role_arn = sts_credentials(answer.status, answer.body, what, token)
-        log.info("credentials obtained", extra={"source": "rrsa", "role": self.role_arn,
-                                                "assumed_role": self.assumed_role_arn,
-                                                "expires_in_s": round(creds.expiration - self._clock(), 1)
-                                                if creds.expiration else None})
-        return creds
+        return await self._exchange("AssumeRoleWithOIDC", form, token, "rrsa")
 
 
 class EcsRoleProvider(_Retrying):
@@ -395,7 +426,7 @@ class EcsRoleProvider(_Retrying):
         return creds
 
 
-class AssumeRoleProvider(_Retrying):
+class AssumeRoleProvider(_StsRole):
     """An account's ``role_arn``: STS ``AssumeRole`` signed with the credentials ``base`` (its chain) yields.
 
     The request is the RPC style of the public reference
@@ -422,26 +453,18 @@ class AssumeRoleProvider(_Retrying):
         rng: random.Random | None = None,
         transport: PlainTransport | None = None,
     ) -> None:
-        super().__init__(attempts=attempts, refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng,
-                         transport=transport)
+        super().__init__(role_arn, sts_endpoint=sts_endpoint, session_name=session_name,
+                         duration_seconds=duration_seconds, timeout=timeout, attempts=attempts,
+                         refresh_margin=refresh_margin, clock=clock, sleep=sleep, rng=rng, transport=transport)
         self.base = base
-        self.role_arn = role_arn
-        self.sts_endpoint = sts_endpoint
-        self.session_name = session_name
-        self.duration_seconds = duration_seconds
-        self._timeout = timeout
-        self.assumed_role_arn: str | None = None
 
     @property
     def source(self) -> str:
         """The role, the STS endpoint and the base chain's source (none of them secret)."""
         return f"assume role {self.role_arn} (STS {self.sts_endpoint}) with {self.base.source}"
 
-    async def fetch(self) -> Credentials:
-        """Assume the role with the base chain's current credentials."""
-        return await self._with_retries(self._assume, self._attempts)
-
     async def _assume(self) -> Credentials:
+        """Assume the role with the base chain's current credentials."""
         try:
             base = await self.base.get()
         except CredentialsError as exc:
@@ -457,16 +480,7 @@ class AssumeRoleProvider(_Retrying):
         if token:
             form["SecurityToken"] = token
         form["Signature"] = signing.v1_signature(base.access_key_secret.reveal(), "POST", form)
-        answer = await _send(self._transport, PlainRequest(
-            "AssumeRole", "POST", self.sts_endpoint, headers={"Accept": "application/json"}, form=form,
-            timeout=self._timeout))
-        what = f"STS AssumeRole for {self.role_arn}"
-        creds, self.assumed_role_arn = sts_credentials(answer.status, answer.body, what, token)
-        log.info("credentials obtained", extra={"source": "assume_role", "role": self.role_arn,
-                                                "assumed_role": self.assumed_role_arn,
-                                                "expires_in_s": round(creds.expiration - self._clock(), 1)
-                                                if creds.expiration else None})
-        return creds
+        return await self._exchange("AssumeRole", form, token, "assume_role")
 
 
 def sts_endpoint(options: CredentialsSettings, environ: Mapping[str, str]) -> str:
