@@ -164,30 +164,15 @@ class StsService:
             if name not in params:
                 raise GatewayError(400, "MissingParameter", f'The input parameter "{name}" that is mandatory for '
                                                             "processing this request is not supplied.")
-        session = params["RoleSessionName"]
-        if not _SESSION_NAME.fullmatch(session):
-            raise GatewayError(400, "InvalidParameter.RoleSessionName",
-                               "The parameter RoleSessionName is wrongly formed.")
+        session = _session_name(params)
         role = self.roles.get(params["RoleArn"])
         if role is None:
             raise GatewayError(404, "EntityNotExist.Role", f"The role not exists: {params['RoleArn'][:200]}.")
         if params["OIDCProviderArn"] != role.provider_arn:
             raise GatewayError(401, "AuthenticationFail.NoPermission", "No such OIDC Provider registered.")
-        try:
-            duration = int(params.get("DurationSeconds", "3600"))
-        except ValueError:
-            duration = -1
-        if not 900 <= duration <= role.max_session_duration:
-            raise GatewayError(400, "InvalidParameter.DurationSeconds",
-                               f"The Min/Max value of DurationSeconds is 15min/{role.max_session_duration // 60}min.")
+        duration = _duration(params, role.max_session_duration)
         claims = self._verify_token(params["OIDCToken"], role, now)
-        lifetime = float(duration) if self.session_lifetime is None else min(float(duration), self.session_lifetime)
-        expires = math.floor(now + lifetime)
-        key_id = "STS.NU" + secrets.token_hex(12)
-        secret = secrets.token_urlsafe(30)
-        token = "CAIS" + secrets.token_urlsafe(180)
-        self.sim.auth.keys[key_id] = KeyPair(secret, token, expires=float(expires))
-        self._forget_old_keys(now)
+        credentials = self._issue(now, duration)
         aud = claims.get("aud")
         return {
             "RequestId": new_request_id(),
@@ -197,8 +182,7 @@ class StsService:
                               "ExpirationTime": iso(float(claims["exp"])), "VerificationInfo": "Success"},
             "AssumedRoleUser": {"Arn": f"{role.role_arn}/{session}",
                                 "AssumedRoleId": f"{self._account}:{session}"},
-            "Credentials": {"AccessKeyId": key_id, "AccessKeySecret": secret, "SecurityToken": token,
-                            "Expiration": iso(expires)},
+            "Credentials": credentials,
         }
 
     def assume_role(self, method: str, path: str, query: Mapping[str, str], form: Mapping[str, str],
@@ -217,36 +201,30 @@ class StsService:
             if not params.get(name):
                 raise GatewayError(400, "MissingParameter", f'The input parameter "{name}" that is mandatory for '
                                                             "processing this request is not supplied.")
-        session = params["RoleSessionName"]
-        if not _SESSION_NAME.fullmatch(session):
-            raise GatewayError(400, "InvalidParameter.RoleSessionName",
-                               "The parameter RoleSessionName is wrongly formed.")
+        session = _session_name(params)
         role = self.assumable.get(params["RoleArn"])
         if role is None:
             raise GatewayError(404, "EntityNotExist.Role", f"The role not exists: {params['RoleArn'][:200]}.")
         if identity.access_key_id not in role.trusted_keys:
             raise GatewayError(403, "NoPermission",
                                "You are not authorized to do this action. You should be authorized by RAM.")
-        try:
-            duration = int(params.get("DurationSeconds", "3600"))
-        except ValueError:
-            duration = -1
-        if not 900 <= duration <= role.max_session_duration:
-            raise GatewayError(400, "InvalidParameter.DurationSeconds",
-                               f"The Min/Max value of DurationSeconds is 15min/{role.max_session_duration // 60}min.")
+        duration = _duration(params, role.max_session_duration)
+        return {
+            "RequestId": new_request_id(),
+            "AssumedRoleUser": {"Arn": f"{role.role_arn}/{session}", "AssumedRoleId": f"{self._account}:{session}"},
+            "Credentials": self._issue(now, duration, role.account),
+        }
+
+    def _issue(self, now: float, duration: int, account: str = "") -> dict[str, str]:
+        """New temporary keys the gateway accepts until they expire (``account``: whose instances they reach)."""
         lifetime = float(duration) if self.session_lifetime is None else min(float(duration), self.session_lifetime)
         expires = math.floor(now + lifetime)
         key_id = "STS.NU" + secrets.token_hex(12)
         secret = secrets.token_urlsafe(30)
         token = "CAIS" + secrets.token_urlsafe(180)
-        self.sim.auth.keys[key_id] = KeyPair(secret, token, expires=float(expires), account=role.account)
+        self.sim.auth.keys[key_id] = KeyPair(secret, token, expires=float(expires), account=account)
         self._forget_old_keys(now)
-        return {
-            "RequestId": new_request_id(),
-            "AssumedRoleUser": {"Arn": f"{role.role_arn}/{session}", "AssumedRoleId": f"{self._account}:{session}"},
-            "Credentials": {"AccessKeyId": key_id, "AccessKeySecret": secret, "SecurityToken": token,
-                            "Expiration": iso(expires)},
-        }
+        return {"AccessKeyId": key_id, "AccessKeySecret": secret, "SecurityToken": token, "Expiration": iso(expires)}
 
     def _forget_old_keys(self, now: float) -> None:
         keys = self.sim.auth.keys
@@ -343,3 +321,23 @@ def build_sts_app(sts: StsService) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     add_sts_routes(app, sts, "/")
     return app
+
+
+def _session_name(params: Mapping[str, str]) -> str:
+    """The request's RoleSessionName, refused as STS refuses a malformed one."""
+    session = params["RoleSessionName"]
+    if not _SESSION_NAME.fullmatch(session):
+        raise GatewayError(400, "InvalidParameter.RoleSessionName", "The parameter RoleSessionName is wrongly formed.")
+    return session
+
+
+def _duration(params: Mapping[str, str], longest: int) -> int:
+    """The request's DurationSeconds (default 3600), refused outside 15 minutes to the role's ``longest``."""
+    try:
+        duration = int(params.get("DurationSeconds", "3600"))
+    except ValueError:
+        duration = -1
+    if not 900 <= duration <= longest:
+        raise GatewayError(400, "InvalidParameter.DurationSeconds",
+                           f"The Min/Max value of DurationSeconds is 15min/{longest // 60}min.")
+    return duration
