@@ -38,6 +38,15 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def accepts(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port`` (a TCP connect, nothing sent: fine for a TLS port)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:

@@ -27,7 +27,7 @@ from exporter.web import webconfig
 from exporter.web.auth import BasicAuth
 from exporter.web.server import HttpLimits
 from exporter.web.throttle import TokenBucket
-from tests.support.procs import clean_env, free_port, process, prom_query, python_module, wait_for
+from tests.support.procs import accepts, clean_env, free_port, process, prom_query, python_module, wait_for
 from tests.support.tools import ROOT, find_tool
 from tests.support.webserve import Pki, hash_password, make_pki, serve, write_config
 
@@ -319,18 +319,20 @@ def test_prometheus_scrapes_the_exporter_over_tls_with_client_cert_and_basic_aut
         + job.format(name="good", pw="s3cret", **files) + job.format(name="wrong", pw="guess", **files))
     prom_cmd = [prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
                 f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{prom_port}"]
-    with process(exp_cmd, clean_env(), tmp_path / "exporter.log") as exporter, \
-            process(prom_cmd, clean_env(), tmp_path / "prometheus.log"):
-        def both_scraped() -> list[dict[str, Any]] | None:
-            result = prom_query(prom_port, "up")
-            return result if len(result) == 2 else None
+    with process(exp_cmd, clean_env(), tmp_path / "exporter.log") as exporter:
+        # Prometheus starts once the exporter listens: a first scrape before that would record good as up 0.
+        wait_for(lambda: accepts(exp_port) or None, 30, "the exporter to listen")
+        with process(prom_cmd, clean_env(), tmp_path / "prometheus.log"):
+            def both_scraped() -> list[dict[str, Any]] | None:
+                result = prom_query(prom_port, "up")
+                return result if len(result) == 2 else None
 
-        ups = wait_for(both_scraped, 30, "Prometheus to scrape both jobs")
-        assert {r["metric"]["job"]: r["value"][1] for r in ups} == {"good": "1", "wrong": "0"}
-        lag = prom_query(prom_port, 'count(alikafka_consumergroup_lag{job="good"})')
-        assert float(lag[0]["value"][1]) > 0
-        exporter.send_signal(signal.SIGTERM)
-        assert exporter.wait(timeout=10) == 0
+            ups = wait_for(both_scraped, 30, "Prometheus to scrape both jobs")
+            assert {r["metric"]["job"]: r["value"][1] for r in ups} == {"good": "1", "wrong": "0"}
+            lag = prom_query(prom_port, 'count(alikafka_consumergroup_lag{job="good"})')
+            assert float(lag[0]["value"][1]) > 0
+            exporter.send_signal(signal.SIGTERM)
+            assert exporter.wait(timeout=10) == 0
     log = (tmp_path / "exporter.log").read_text()
     assert "tls=true" in log and "basic_auth=true" in log
     assert "Traceback" not in log and "s3cret" not in log
